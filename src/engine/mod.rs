@@ -1,0 +1,242 @@
+//! The data plane: mio shards holding the connections under test, and the controller that
+//! starts them, merges their snapshots, prints live progress and builds the outcome.
+//!
+//! - [`shard`] — one OS thread per shard: mio `Poll`, slab of [`conn::Conn`], timer wheel,
+//!   scratch buffers; it evaluates its slice of the stage clock on its own.
+//! - [`conn`] — the compact per-connection struct and socket set-up (socket2,
+//!   `IP_BIND_ADDRESS_NO_PORT`, `TCP_NODELAY`, `SO_LINGER(0)` for reset closes).
+//! - [`ws`] — the client side of RFC 6455, sans I/O: request template, response check, frames.
+//! - [`jwt`] — per-connection JWT minting.
+//! - [`source`] / [`source_spec`] — the source-address pool and the parsing of its specs.
+//! - [`timer`] — the coarse timer wheel.
+//! - [`live`] — the interval line / self-updating view.
+//!
+//! No tokio here: the engine never awaits.
+
+pub mod conn;
+pub mod jwt;
+pub mod live;
+pub mod shard;
+pub mod source;
+pub mod source_spec;
+pub mod timer;
+pub mod ws;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::metrics::{Snapshot, rss_bytes};
+use crate::plan::{Plan, Slice};
+use crate::report::outcome::{RunOutcome, SourceOutcome};
+
+pub use live::LiveMode;
+
+/// Errors that stop the engine itself (not per-connection failures, which are counted).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot create the event loop (epoll): {0}")]
+    Poll(std::io::Error),
+    #[error(transparent)]
+    JwtKey(#[from] jwt::JwtKeyError),
+    #[error("cannot start engine thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the plan has no target")]
+    NoTarget,
+    #[error("engine shard {0} panicked")]
+    ShardPanicked(usize),
+}
+
+/// How to run a plan (beyond the plan itself).
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Set to stop the run early (Ctrl-C); shards then close everything and report.
+    pub stop: Arc<AtomicBool>,
+    pub live: LiveMode,
+    /// The plan's targets are the in-process embedded gateway.
+    pub embedded_gateway: bool,
+    /// This process's part of the plan (the whole plan unless split over processes/agents).
+    pub slice: Slice,
+    /// How often shards hand over snapshots (peak and memory sampling granularity).
+    pub snapshot_every: Duration,
+}
+
+impl RunOptions {
+    pub fn new(stop: Arc<AtomicBool>) -> Self {
+        RunOptions {
+            stop,
+            live: LiveMode::Quiet,
+            embedded_gateway: false,
+            slice: Slice::WHOLE,
+            snapshot_every: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Run `plan` to completion (or until `opts.stop`) and return what happened.
+pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
+    if plan.targets.is_empty() {
+        return Err(EngineError::NoTarget);
+    }
+    let plan = Arc::new(plan.clone());
+    let threads = plan.threads.max(1);
+    let rss_before = rss_bytes().unwrap_or(0);
+    let epoch = Instant::now();
+    // A short lead so every shard thread is up before the first stage starts.
+    let start = epoch + Duration::from_millis(20);
+    let started_at = SystemTime::now() + Duration::from_millis(20);
+    let (tx, rx) = mpsc::channel();
+    let mut handles = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let params = shard::ShardParams {
+            index: i,
+            plan: plan.clone(),
+            slice: opts.slice.sub(i, threads),
+            epoch,
+            start,
+            snapshot_every: opts.snapshot_every,
+            stop: opts.stop.clone(),
+            tx: tx.clone(),
+            conn_stride: threads as u64,
+            conn_offset: i as u64,
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("wsscale-shard-{i}"))
+            .spawn(move || shard::run_shard(params))
+            .map_err(EngineError::Thread)?;
+        handles.push(h);
+    }
+    drop(tx);
+
+    let mut agg = Aggregator::new(threads, plan.sources.len().max(1), rss_before);
+    let mut live = live::Live::new(opts.live, plan.interval, start);
+    let clock = crate::plan::StageClock::new(plan.stages.clone());
+    let mut finished = 0;
+    while finished < threads {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(r) => {
+                if r.last {
+                    finished += 1;
+                }
+                agg.add(r.shard, &r.snapshot);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        live.tick(&clock, &mut agg, plan.peak_connections(), false);
+    }
+    let duration = start.elapsed();
+    live.tick(&clock, &mut agg, plan.peak_connections(), true);
+    let mut first_err = None;
+    for (i, h) in handles.into_iter().enumerate() {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(_) => {
+                first_err.get_or_insert(EngineError::ShardPanicked(i));
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let labels = source::SourcePool::new(plan.sources.clone(), 1, 0).labels();
+    let per_source = labels
+        .into_iter()
+        .zip(agg.totals.per_source.iter())
+        .map(|(address, c)| SourceOutcome {
+            address,
+            established: c.established,
+            failed: c.failed,
+            addr_not_available: c.addr_not_available,
+        })
+        .collect();
+    Ok(RunOutcome {
+        started_at,
+        duration,
+        stages: plan.stages.clone(),
+        targets: plan.targets.iter().map(|t| t.url.clone()).collect(),
+        embedded_gateway: opts.embedded_gateway,
+        interrupted: opts.stop.load(std::sync::atomic::Ordering::Relaxed),
+        sources_exhausted: agg.sources_exhausted_seen,
+        threads,
+        peak_open: agg.peak_open,
+        rss_before_bytes: rss_before,
+        rss_peak_bytes: agg.rss_peak,
+        rss_at_peak_open_bytes: agg.rss_at_peak_open,
+        totals: agg.into_totals(),
+        per_source,
+    })
+}
+
+/// Merges shard snapshots: totals over the run, current gauges per shard, an interval view
+/// for live output, and peak tracking.
+pub struct Aggregator {
+    /// Counters and histograms summed over the run (gauges: see `current_gauges`).
+    pub totals: Snapshot,
+    /// Deltas since the last live line.
+    pub interval: Snapshot,
+    /// Latest gauges per shard.
+    gauges: Vec<crate::metrics::Gauges>,
+    pub peak_open: u64,
+    pub rss_peak: u64,
+    pub rss_at_peak_open: u64,
+    pub sources_exhausted_seen: bool,
+}
+
+impl Aggregator {
+    pub fn new(shards: usize, sources: usize, rss_before: u64) -> Self {
+        let mut totals = Snapshot::default();
+        totals
+            .per_source
+            .resize(sources, crate::metrics::SourceCounts::default());
+        Aggregator {
+            totals,
+            interval: Snapshot::default(),
+            gauges: vec![Default::default(); shards],
+            peak_open: 0,
+            rss_peak: rss_before,
+            rss_at_peak_open: rss_before,
+            sources_exhausted_seen: false,
+        }
+    }
+
+    /// Merge one shard snapshot.
+    pub fn add(&mut self, shard: usize, s: &Snapshot) {
+        let mut delta = s.clone();
+        delta.gauges = Default::default();
+        self.totals.merge(&delta);
+        self.interval.merge(&delta);
+        self.gauges[shard] = s.gauges.clone();
+        let g = self.current_gauges();
+        self.sources_exhausted_seen |= g.sources_exhausted;
+        let rss = rss_bytes().unwrap_or(0);
+        self.rss_peak = self.rss_peak.max(rss);
+        if g.open > self.peak_open {
+            self.peak_open = g.open;
+            self.rss_at_peak_open = rss;
+        }
+    }
+
+    /// Sum of the latest gauges of all shards.
+    pub fn current_gauges(&self) -> crate::metrics::Gauges {
+        let mut g = crate::metrics::Gauges::default();
+        for s in &self.gauges {
+            g.merge(s);
+        }
+        g
+    }
+
+    /// Take the interval view (resetting it).
+    pub fn take_interval(&mut self) -> Snapshot {
+        std::mem::take(&mut self.interval)
+    }
+
+    fn into_totals(mut self) -> Snapshot {
+        self.totals.gauges = self.current_gauges();
+        self.totals
+    }
+}

@@ -1,0 +1,181 @@
+//! One accepted socket: handshake (auth, capacity, subprotocol), then echo until the peer
+//! leaves or the gateway stops.
+//!
+//! A connection is one tokio task and nothing else: no channels, no per-message tasks. With
+//! `echo_delay` set, messages wait in a small per-connection FIFO (`VecDeque`, allocated only
+//! once a message arrives) and the task `select!`s between "next message due" and "read the
+//! next frame", so reading — and therefore answering pings and close frames — never waits
+//! behind a delayed echo. Since the delay is constant, the FIFO is ordered by due time. When
+//! [`MAX_PENDING_ECHOES`] messages are waiting, reading pauses (backpressure) until one is
+//! sent.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::Message;
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::http::{HeaderValue, StatusCode, header};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+
+use super::Shared;
+use super::stats::GatewayStats;
+
+/// A client that connects but never finishes its upgrade request is dropped after this.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// On shutdown, how long one connection may spend sending its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
+/// With `echo_delay`, at most this many messages wait per connection before reading pauses.
+pub(super) const MAX_PENDING_ECHOES: usize = 256;
+
+/// What the upgrade callback decided; read after the handshake to keep the counters exact.
+#[repr(u8)]
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Callback not reached (bad request, timeout, reset before the request was read).
+    NotDecided = 0,
+    /// Answered 401 or 503 (already counted).
+    Rejected = 1,
+    /// An `open` slot was taken and 101 is being sent.
+    Taken = 2,
+}
+
+/// Serve one accepted socket to the end. Never panics; every outcome lands in the counters.
+pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
+    // Latency tests measure the gateway, not Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let stats = &*shared.stats;
+
+    let slot = AtomicU8::new(Slot::NotDecided as u8);
+    let callback = |request: &Request, response: Response| {
+        let decision = shared.on_upgrade(request, response);
+        let state = if decision.is_ok() {
+            Slot::Taken
+        } else {
+            Slot::Rejected
+        };
+        slot.store(state as u8, Relaxed);
+        decision
+    };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(shared.ws_config));
+    let ws = tokio::select! {
+        result = timeout(HANDSHAKE_TIMEOUT, handshake) => result.ok().and_then(Result::ok),
+        _ = stop.changed() => None,
+    };
+    let Some(mut ws) = ws else {
+        match slot.load(Relaxed) {
+            s if s == Slot::Rejected as u8 => {}
+            s if s == Slot::Taken as u8 => {
+                // 101 could not be delivered: give the slot back.
+                stats.release_open();
+                GatewayStats::incr(&stats.handshake_failed);
+            }
+            _ => GatewayStats::incr(&stats.handshake_failed),
+        }
+        return;
+    };
+
+    GatewayStats::incr(&stats.upgraded);
+    let _open = OpenGuard(stats);
+
+    let stopping = tokio::select! {
+        () = echo(&mut ws, &shared) => false,
+        _ = stop.changed() => true,
+    };
+    if stopping {
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: "gateway shutting down".into(),
+        };
+        let _ = timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+    }
+}
+
+/// Marks an upgraded connection as ended, whichever way the task exits.
+struct OpenGuard<'a>(&'a GatewayStats);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.release_open();
+        GatewayStats::incr(&self.0.closed);
+    }
+}
+
+/// Echo text and binary messages until the connection ends. Pings are answered and close
+/// frames completed by tungstenite itself, as long as we keep reading.
+async fn echo(ws: &mut WebSocketStream<TcpStream>, shared: &Shared) {
+    if let Some(delay) = shared.echo_delay {
+        return delayed_echo(ws, &shared.stats, delay).await;
+    }
+    while let Some(Ok(message)) = ws.next().await {
+        if is_data(&message) {
+            if ws.send(message).await.is_err() {
+                return;
+            }
+            GatewayStats::incr(&shared.stats.messages_echoed);
+        }
+        // Ping/Pong: the pong is queued by tungstenite and flushed on the next read.
+        // Close: the reply is queued; the next read flushes it and ends the stream.
+    }
+}
+
+async fn delayed_echo(ws: &mut WebSocketStream<TcpStream>, stats: &GatewayStats, delay: Duration) {
+    let mut pending: VecDeque<(Instant, Message)> = VecDeque::new();
+    loop {
+        let next_due = pending.front().map(|(due, _)| *due);
+        tokio::select! {
+            biased;
+            () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                let Some((_, message)) = pending.pop_front() else { continue };
+                if ws.send(message).await.is_err() {
+                    return;
+                }
+                GatewayStats::incr(&stats.messages_echoed);
+            }
+            incoming = ws.next(), if pending.len() < MAX_PENDING_ECHOES => match incoming {
+                Some(Ok(message)) if is_data(&message) => {
+                    pending.push_back((Instant::now() + delay, message));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
+            else => return,
+        }
+    }
+}
+
+fn is_data(message: &Message) -> bool {
+    matches!(message, Message::Text(_) | Message::Binary(_))
+}
+
+/// A short plain-text HTTP error that closes the connection.
+pub(super) fn reject(status: StatusCode, body: &'static str) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(body.to_owned()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// The first protocol the client offers in `Sec-WebSocket-Protocol`, if any.
+pub(super) fn first_subprotocol(request: &Request) -> Option<HeaderValue> {
+    let offered = request.headers().get(header::SEC_WEBSOCKET_PROTOCOL)?;
+    let first = offered.to_str().ok()?.split(',').next()?.trim();
+    if first.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(first).ok()
+}

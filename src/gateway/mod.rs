@@ -1,0 +1,227 @@
+//! The embedded reference gateway: a WebSocket echo server on tokio + tokio-tungstenite.
+//!
+//! It is the default target of `wsscale run` (started in-process on `127.0.0.1:0`), the body
+//! of `wsscale serve`, and what the tests and benchmarks load. It belongs to the control
+//! plane: it never touches the engine's sockets.
+//!
+//! # What it does
+//!
+//! - Accepts an upgrade on any path (`/`, `/ws`, with a query).
+//! - Optional HS256 JWT check at upgrade time ([`GatewayConfig::jwt_secret`]): token from
+//!   `Authorization: Bearer …`, `?token=` or `?access_token=`; failure → HTTP 401, no upgrade.
+//! - Optional connection cap ([`GatewayConfig::max_connections`]): above it → HTTP 503.
+//! - Echoes back the first subprotocol the client offers, so clients that insist on one work.
+//! - Echoes text and binary messages as-is, optionally after [`GatewayConfig::echo_delay`]
+//!   (which never delays pongs or the close handshake, see `connection`).
+//! - Counts everything in [`GatewayStats`]; connection errors end that connection quietly.
+//!
+//! # Memory per connection
+//!
+//! The gateway has to hold tens of thousands of idle connections on a 2-core machine next to
+//! the load generator, so each connection is exactly one tokio task owning one
+//! `WebSocketStream<TcpStream>` — no channels, no per-message tasks, no per-connection
+//! allocation of our own. tungstenite's default 128 KiB read buffer would cost ~135 KiB per
+//! connection; we configure a 4 KiB read buffer and no write buffering (frames go straight
+//! to the socket), which brings a held connection to roughly 7 KiB of user space (read
+//! buffer + task + tokio-tungstenite's stream wrapper), on top of the kernel's ~4 KiB per TCP
+//! socket. Larger messages still work: the read buffer grows for a big frame, up to
+//! [`MAX_FRAME_SIZE`].
+//!
+//! # Lifecycle
+//!
+//! [`run`] serves an already-bound listener (callers bind, so tests use port 0) until its
+//! `shutdown` future resolves; then it stops accepting, asks every connection to send a
+//! best-effort close frame (1001 "going away") and waits at most [`SHUTDOWN_GRACE`] for them.
+//! [`GatewayHandle`] runs the same thing on its own runtime thread for synchronous callers,
+//! and [`serve_blocking`] is the `wsscale serve` command.
+
+mod auth;
+mod connection;
+mod handle;
+mod stats;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::http::{StatusCode, header};
+use tungstenite::protocol::WebSocketConfig;
+
+pub use auth::AuthError;
+pub use handle::{GatewayHandle, serve_blocking};
+pub use stats::{GatewayCounts, GatewayStats};
+
+use auth::Authenticator;
+
+/// Per-connection read buffer. Small on purpose: see the module docs.
+pub const READ_BUFFER_SIZE: usize = 4 * 1024;
+/// Largest accepted frame and message.
+pub const MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
+/// On shutdown, how long [`run`] waits for connections to send their close frames.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Listen backlog when `/proc/sys/net/core/somaxconn` is lower or unreadable (the kernel caps
+/// the value at `somaxconn` anyway).
+const MIN_BACKLOG: i32 = 4096;
+/// After `accept()` fails for lack of resources (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`),
+/// wait this long before trying again instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How the gateway behaves. `Default` is a plain echo server with no auth and no cap.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayConfig {
+    /// HS256 secret. When set, an upgrade without a valid token gets HTTP 401.
+    pub jwt_secret: Option<crate::plan::Secret>,
+    /// Above this many open WebSocket connections, new upgrades get HTTP 503.
+    pub max_connections: Option<usize>,
+    /// Delay each echo by this much (for latency-accuracy tests).
+    pub echo_delay: Option<Duration>,
+}
+
+/// State shared (read-only, apart from the atomics) by every connection task.
+struct Shared {
+    auth: Option<Authenticator>,
+    max_connections: Option<usize>,
+    echo_delay: Option<Duration>,
+    ws_config: WebSocketConfig,
+    stats: Arc<GatewayStats>,
+}
+
+impl Shared {
+    fn new(config: GatewayConfig, stats: Arc<GatewayStats>) -> Self {
+        Self {
+            auth: config.jwt_secret.as_ref().map(Authenticator::new),
+            max_connections: config.max_connections,
+            echo_delay: config.echo_delay.filter(|d| !d.is_zero()),
+            ws_config: ws_config(),
+            stats,
+        }
+    }
+
+    /// The upgrade callback: auth, then capacity (taking an `open` slot), then subprotocol.
+    fn on_upgrade(
+        &self,
+        request: &Request,
+        mut response: Response,
+    ) -> Result<Response, ErrorResponse> {
+        if let Some(auth) = &self.auth
+            && let Err(e) = auth.check(request)
+        {
+            GatewayStats::incr(&self.stats.rejected_auth);
+            let body = match e {
+                AuthError::Missing => "401 missing token\n",
+                AuthError::Invalid(_) => "401 invalid token\n",
+            };
+            return Err(connection::reject(StatusCode::UNAUTHORIZED, body));
+        }
+        if !self.stats.try_open(self.max_connections) {
+            GatewayStats::incr(&self.stats.rejected_full);
+            return Err(connection::reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 gateway full\n",
+            ));
+        }
+        if let Some(protocol) = connection::first_subprotocol(request) {
+            response
+                .headers_mut()
+                .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        Ok(response)
+    }
+}
+
+/// The WebSocket settings every gateway connection uses (see the module docs).
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+        .write_buffer_size(0)
+        .max_frame_size(Some(MAX_FRAME_SIZE))
+        .max_message_size(Some(MAX_FRAME_SIZE))
+}
+
+/// Serve on an already-bound listener until `shutdown` resolves.
+///
+/// Accept errors never end the loop: transient ones (`ECONNABORTED`, …) are skipped, resource
+/// exhaustion (`EMFILE`, …) backs off for 50 ms; both are counted in
+/// [`GatewayStats::accept_errors`]. On shutdown, connections get a best-effort close frame
+/// and at most [`SHUTDOWN_GRACE`] in total. Must be called inside a tokio runtime (it spawns
+/// one task per connection).
+pub async fn run(
+    listener: TcpListener,
+    config: GatewayConfig,
+    stats: Arc<GatewayStats>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let shared = Arc::new(Shared::new(config, stats));
+    // Every connection holds a receiver; a send tells them to close, and `closed()` resolves
+    // when the last one is gone.
+    let (stop_tx, stop_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    GatewayStats::incr(&shared.stats.accepted);
+                    tokio::spawn(connection::serve(stream, Arc::clone(&shared), stop_rx.clone()));
+                }
+                Err(e) => {
+                    GatewayStats::incr(&shared.stats.accept_errors);
+                    if is_resource_exhaustion(&e) {
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                        }
+                    }
+                }
+            },
+        }
+    }
+    drop(listener);
+    drop(stop_rx);
+    stop_tx.send_replace(());
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, stop_tx.closed()).await;
+    Ok(())
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Bind `addr` with `SO_REUSEADDR` + `SO_REUSEPORT` (so several `wsscale serve` processes can
+/// share one port and the kernel spreads connections over them), a backlog of
+/// `max(4096, somaxconn)`, non-blocking. Returns a std listener ready for
+/// `tokio::net::TcpListener::from_std`.
+pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    bind_listener(addr, true)
+}
+
+/// Bind a non-blocking listener with a large backlog; `SO_REUSEPORT` only when asked (an
+/// in-process gateway must not silently share a fixed port with another process).
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog())?;
+    Ok(socket.into())
+}
+
+fn backlog() -> i32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .map_or(MIN_BACKLOG, |somaxconn| somaxconn.max(MIN_BACKLOG))
+}

@@ -1,0 +1,119 @@
+//! Gateway counters: lock-free atomics shared by the accept loop and every connection task,
+//! read as a plain [`GatewayCounts`] snapshot.
+//!
+//! All updates use `Relaxed` ordering: each counter is independent, and a snapshot is a
+//! best-effort view (fields are read one after the other, so `open` may briefly disagree with
+//! `upgraded - closed` while connections come and go).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one gateway. Share it as `Arc<GatewayStats>`; read it with
+/// [`GatewayStats::snapshot`].
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    /// TCP connections accepted.
+    pub accepted: AtomicU64,
+    /// WebSocket handshakes completed (HTTP 101 sent).
+    pub upgraded: AtomicU64,
+    /// Upgrades refused with HTTP 401 (missing or invalid JWT).
+    pub rejected_auth: AtomicU64,
+    /// Upgrades refused with HTTP 503 (`max_connections` reached).
+    pub rejected_full: AtomicU64,
+    /// WebSocket connections currently open (a gauge, not a counter).
+    pub open: AtomicU64,
+    /// Text and binary messages echoed back.
+    pub messages_echoed: AtomicU64,
+    /// Upgraded connections that have ended (any reason: close, reset, protocol error,
+    /// shutdown).
+    pub closed: AtomicU64,
+    /// Accepted sockets that never became a WebSocket and were not rejected with 401/503:
+    /// not an upgrade request, malformed request, handshake timeout, reset mid-handshake.
+    pub handshake_failed: AtomicU64,
+    /// `accept()` failures (for example `EMFILE` when the gateway runs out of descriptors).
+    pub accept_errors: AtomicU64,
+}
+
+/// A point-in-time copy of [`GatewayStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatewayCounts {
+    /// TCP connections accepted.
+    pub accepted: u64,
+    /// WebSocket handshakes completed.
+    pub upgraded: u64,
+    /// Upgrades refused with HTTP 401.
+    pub rejected_auth: u64,
+    /// Upgrades refused with HTTP 503.
+    pub rejected_full: u64,
+    /// WebSocket connections open at the time of the snapshot.
+    pub open: u64,
+    /// Text and binary messages echoed back.
+    pub messages_echoed: u64,
+    /// Upgraded connections that have ended.
+    pub closed: u64,
+    /// Accepted sockets whose handshake failed for a reason other than 401/503.
+    pub handshake_failed: u64,
+    /// `accept()` failures.
+    pub accept_errors: u64,
+}
+
+impl GatewayStats {
+    /// Read every counter once.
+    pub fn snapshot(&self) -> GatewayCounts {
+        GatewayCounts {
+            accepted: self.accepted.load(Relaxed),
+            upgraded: self.upgraded.load(Relaxed),
+            rejected_auth: self.rejected_auth.load(Relaxed),
+            rejected_full: self.rejected_full.load(Relaxed),
+            open: self.open.load(Relaxed),
+            messages_echoed: self.messages_echoed.load(Relaxed),
+            closed: self.closed.load(Relaxed),
+            handshake_failed: self.handshake_failed.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
+        }
+    }
+
+    pub(super) fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Take one slot of `open`, refusing when `limit` slots are already taken. Returns whether
+    /// a slot was taken. Without a limit it always succeeds.
+    pub(super) fn try_open(&self, limit: Option<usize>) -> bool {
+        match limit {
+            None => {
+                self.open.fetch_add(1, Relaxed);
+                true
+            }
+            Some(limit) => {
+                let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+                self.open
+                    .fetch_update(Relaxed, Relaxed, |open| (open < limit).then_some(open + 1))
+                    .is_ok()
+            }
+        }
+    }
+
+    /// Give back a slot taken by [`GatewayStats::try_open`].
+    pub(super) fn release_open(&self) {
+        self.open.fetch_sub(1, Relaxed);
+    }
+}
+
+impl std::fmt::Display for GatewayCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "accepted {}, upgraded {}, open {}, closed {}, messages echoed {}, \
+             rejected 401 {}, rejected 503 {}, handshake failed {}, accept errors {}",
+            self.accepted,
+            self.upgraded,
+            self.open,
+            self.closed,
+            self.messages_echoed,
+            self.rejected_auth,
+            self.rejected_full,
+            self.handshake_failed,
+            self.accept_errors
+        )
+    }
+}

@@ -1,0 +1,320 @@
+//! Counters, histograms and the [`Snapshot`] every engine shard hands over each interval.
+//!
+//! Failures are data: a closed set of [`FailureKind`]s counted in fixed arrays (HTTP statuses
+//! and close codes in small sorted maps, since their value is the label). Strings exist only
+//! when a report is written. Histograms are HdrHistogram (microseconds, 3 significant
+//! digits): mergeable and of fixed size, never raw samples.
+//!
+//! The same [`Snapshot::merge`] adds up shards inside a process and, later, processes and
+//! agents: counters add, gauges add, histograms add. A shard's snapshot carries *deltas*
+//! since its previous snapshot for counters and histograms, and the current value for gauges.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+/// Why a connection attempt failed or an open connection ended unplanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FailureKind {
+    /// Host name did not resolve.
+    Dns,
+    /// TCP connect refused (RST to SYN).
+    Refused,
+    /// TCP connect did not complete within the connect timeout.
+    ConnectTimeout,
+    /// Connection reset by peer.
+    Reset,
+    /// `EADDRNOTAVAIL`: no free local port for this (source, destination).
+    AddrNotAvailable,
+    /// `EMFILE`/`ENFILE`: out of file descriptors.
+    TooManyFiles,
+    /// TLS failure (reserved for wss).
+    Tls,
+    /// The upgrade was answered with a non-101 status (the code is counted separately).
+    HttpStatus,
+    /// No complete upgrade response within the handshake timeout.
+    HandshakeTimeout,
+    /// Bad upgrade response, bad `Sec-WebSocket-Accept`, malformed or oversized frame.
+    Protocol,
+    /// The server closed the connection (close frame or EOF) before it was established.
+    ClosedByServer,
+    /// A ping was not answered in time (heartbeats).
+    PingTimeout,
+    /// Any other socket error.
+    Io,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 13] = [
+        FailureKind::Dns,
+        FailureKind::Refused,
+        FailureKind::ConnectTimeout,
+        FailureKind::Reset,
+        FailureKind::AddrNotAvailable,
+        FailureKind::TooManyFiles,
+        FailureKind::Tls,
+        FailureKind::HttpStatus,
+        FailureKind::HandshakeTimeout,
+        FailureKind::Protocol,
+        FailureKind::ClosedByServer,
+        FailureKind::PingTimeout,
+        FailureKind::Io,
+    ];
+
+    /// Stable label used in reports (`http_status` is refined to `http_status_<code>` there).
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::Dns => "dns",
+            FailureKind::Refused => "refused",
+            FailureKind::ConnectTimeout => "connect_timeout",
+            FailureKind::Reset => "reset",
+            FailureKind::AddrNotAvailable => "addr_not_available",
+            FailureKind::TooManyFiles => "too_many_files",
+            FailureKind::Tls => "tls",
+            FailureKind::HttpStatus => "http_status",
+            FailureKind::HandshakeTimeout => "handshake_timeout",
+            FailureKind::Protocol => "protocol",
+            FailureKind::ClosedByServer => "closed_by_server",
+            FailureKind::PingTimeout => "ping_timeout",
+            FailureKind::Io => "io",
+        }
+    }
+
+    /// Classify a socket error.
+    pub fn from_io(e: &std::io::Error) -> FailureKind {
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) => FailureKind::Refused,
+            Some(libc::ECONNRESET) | Some(libc::EPIPE) => FailureKind::Reset,
+            Some(libc::EADDRNOTAVAIL) => FailureKind::AddrNotAvailable,
+            Some(libc::EMFILE) | Some(libc::ENFILE) => FailureKind::TooManyFiles,
+            Some(libc::ETIMEDOUT) => FailureKind::ConnectTimeout,
+            _ => FailureKind::Io,
+        }
+    }
+}
+
+/// Why an established connection ended without the client asking for it (a "drop").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropReason {
+    /// The server sent a close frame with this code (1005 when it carried none).
+    CloseCode(u16),
+    /// Connection reset.
+    Reset,
+    /// EOF without a close frame.
+    Eof,
+    /// A protocol violation by the server (bad frame, oversized frame).
+    Protocol,
+    /// A ping or heartbeat was not answered in time.
+    PingTimeout,
+    /// Other socket error.
+    Io,
+}
+
+impl DropReason {
+    /// Stable label used in reports.
+    pub fn label(self) -> String {
+        match self {
+            DropReason::CloseCode(c) => format!("close_{c}"),
+            DropReason::Reset => "reset".into(),
+            DropReason::Eof => "eof".into(),
+            DropReason::Protocol => "protocol".into(),
+            DropReason::PingTimeout => "ping_timeout".into(),
+            DropReason::Io => "io".into(),
+        }
+    }
+}
+
+/// Monotonic event counts (a shard's snapshot carries the delta since its previous one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Connection attempts started (TCP connect issued or failed immediately).
+    pub attempted: u64,
+    /// WebSocket upgrades completed (101 with a valid accept key).
+    pub established: u64,
+    /// Attempts that never reached `established`.
+    pub failed: u64,
+    /// Established connections that ended without the client closing them.
+    pub dropped: u64,
+    /// Attempts that were re-opens of failed or dropped connections (`--reconnect`).
+    pub reconnects: u64,
+    /// Connections the client closed on purpose (ramp-down, end of run).
+    pub closed: u64,
+    /// Attempts the client cancelled before they were established (ramp-down or end of run
+    /// while connecting or handshaking). `attempted = established + failed + aborted +
+    /// pending`.
+    pub aborted: u64,
+    /// Failures by category, indexed by `FailureKind as usize`.
+    pub failures: [u64; FailureKind::ALL.len()],
+    /// Non-101 upgrade statuses by code.
+    pub http_status: BTreeMap<u16, u64>,
+    /// Drops by reason.
+    pub drops: BTreeMap<DropReason, u64>,
+    /// Bytes and frames in both directions (all frames, including control frames).
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_received: u64,
+    /// Pings received from the server and answered.
+    pub pings_answered: u64,
+}
+
+impl Counters {
+    pub fn fail(&mut self, kind: FailureKind) {
+        self.failed += 1;
+        self.failures[kind as usize] += 1;
+    }
+
+    pub fn failures_of(&self, kind: FailureKind) -> u64 {
+        self.failures[kind as usize]
+    }
+
+    pub fn drop_with(&mut self, reason: DropReason) {
+        self.dropped += 1;
+        *self.drops.entry(reason).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, o: &Counters) {
+        self.attempted += o.attempted;
+        self.established += o.established;
+        self.failed += o.failed;
+        self.dropped += o.dropped;
+        self.reconnects += o.reconnects;
+        self.closed += o.closed;
+        self.aborted += o.aborted;
+        for (a, b) in self.failures.iter_mut().zip(o.failures.iter()) {
+            *a += b;
+        }
+        for (k, v) in &o.http_status {
+            *self.http_status.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.drops {
+            *self.drops.entry(*k).or_default() += v;
+        }
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.frames_received += o.frames_received;
+        self.pings_answered += o.pings_answered;
+    }
+}
+
+/// Current values (not deltas).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Connections established and not yet closed.
+    pub open: u64,
+    /// Connections connecting or handshaking.
+    pub pending: u64,
+    /// Connections in the client's close handshake.
+    pub closing: u64,
+    /// True when every (source, destination) pair ran out of ports: no more connections
+    /// can be opened.
+    pub sources_exhausted: bool,
+}
+
+impl Gauges {
+    pub fn merge(&mut self, o: &Gauges) {
+        self.open += o.open;
+        self.pending += o.pending;
+        self.closing += o.closing;
+        self.sources_exhausted |= o.sources_exhausted;
+    }
+}
+
+/// Per source address accounting (index = position in the source pool).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceCounts {
+    pub established: u64,
+    pub failed: u64,
+    /// `EADDRNOTAVAIL` results (the pair was full).
+    pub addr_not_available: u64,
+}
+
+impl SourceCounts {
+    pub fn merge(&mut self, o: &SourceCounts) {
+        self.established += o.established;
+        self.failed += o.failed;
+        self.addr_not_available += o.addr_not_available;
+    }
+}
+
+/// Highest value a histogram records: one hour in microseconds.
+pub const HIST_MAX_US: u64 = 3_600_000_000;
+
+/// A latency histogram in microseconds, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// Record a duration in microseconds (clamped to the histogram range).
+pub fn record_us(h: &mut Histogram<u64>, us: u64) {
+    h.saturating_record(us.clamp(1, HIST_MAX_US));
+}
+
+/// The histograms every shard keeps.
+#[derive(Debug, Clone)]
+pub struct Histograms {
+    /// SYN to connected (µs).
+    pub tcp_connect: Histogram<u64>,
+    /// Upgrade request written to valid 101 parsed (µs).
+    pub ws_handshake: Histogram<u64>,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Histograms {
+            tcp_connect: new_histogram(),
+            ws_handshake: new_histogram(),
+        }
+    }
+}
+
+impl Histograms {
+    pub fn merge(&mut self, o: &Histograms) {
+        // Same bounds everywhere, so `add` cannot fail.
+        self.tcp_connect.add(&o.tcp_connect).expect("same bounds");
+        self.ws_handshake.add(&o.ws_handshake).expect("same bounds");
+    }
+
+    pub fn reset(&mut self) {
+        self.tcp_connect.reset();
+        self.ws_handshake.reset();
+    }
+}
+
+/// What a shard (or a process, or an agent) reports each interval.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub gauges: Gauges,
+    pub hist: Histograms,
+    /// Indexed like the source pool; empty when the kernel chooses the source.
+    pub per_source: Vec<SourceCounts>,
+}
+
+impl Snapshot {
+    /// Add `o` into `self`: counters, gauges, histograms and per-source counts all add.
+    pub fn merge(&mut self, o: &Snapshot) {
+        self.counters.merge(&o.counters);
+        self.gauges.merge(&o.gauges);
+        self.hist.merge(&o.hist);
+        if self.per_source.len() < o.per_source.len() {
+            self.per_source
+                .resize(o.per_source.len(), SourceCounts::default());
+        }
+        for (a, b) in self.per_source.iter_mut().zip(o.per_source.iter()) {
+            a.merge(b);
+        }
+    }
+}
+
+/// Resident set size of this process in bytes (`VmRSS` from `/proc/self/status`).
+pub fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_vm_rss(&s)
+}
+
+/// Parse the `VmRSS:` line of a `/proc/<pid>/status` text into bytes.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,230 @@
+//! The validated run plan: the only thing the engine sees.
+//!
+//! A [`Plan`] is built from a profile (TOML, see [`profile`]) and command-line flags
+//! (see `crate::cli`); every human unit ("100k", "30s", "10/s") is resolved by then. The
+//! engine never parses strings: it reads durations, counts and pre-resolved addresses.
+//!
+//! [`stages`] holds the stage model (k6-style `DUR:TARGET` list, linear ramps) and the
+//! arithmetic that turns "time since start" into "connections that should exist now",
+//! including the slice a shard, process or agent is responsible for.
+
+pub mod profile;
+pub mod stages;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use stages::{Slice, Stage, StageClock};
+
+use std::net::IpAddr;
+
+/// A secret string (token, JWT key). Its `Debug` and `Display` never show the value, so
+/// secrets cannot leak into logs, live output or reports.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// One WebSocket endpoint to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as the user wrote it (for the report).
+    pub url: String,
+    /// `Host` header value (`host[:port]`, port omitted when it is the scheme default).
+    pub host_header: String,
+    /// Request target: path plus `?query`, at least `/`.
+    pub path_and_query: String,
+    /// Resolved socket address the engine connects to.
+    pub addr: SocketAddr,
+    /// `wss://` (TLS, not yet supported by the engine: the seam is left in the state machine).
+    pub tls: bool,
+}
+
+/// Signing algorithm for per-connection JWTs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlg {
+    HS256,
+    RS256,
+    ES256,
+}
+
+/// Where a minted JWT goes in the upgrade request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtPlacement {
+    /// `Authorization: Bearer <jwt>`.
+    Header,
+    /// `?NAME=<jwt>` appended to the request target.
+    Query(String),
+}
+
+/// How the client authenticates its upgrade requests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    /// Static `Authorization: Bearer <token>`.
+    Bearer(Secret),
+    /// A JWT minted per connection.
+    Jwt {
+        alg: JwtAlg,
+        /// HS256: the shared secret; RS256/ES256: the PEM private key.
+        key: Secret,
+        /// Claims template (JSON object). Strings may contain `{conn}`; a string that is
+        /// exactly `"{now}"` or `"{now+N}"`/`"{now-N}"` becomes a number (Unix seconds).
+        claims: serde_json::Value,
+        placement: JwtPlacement,
+    },
+}
+
+/// How connections are closed at ramp-down and at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CloseMode {
+    /// WebSocket close handshake (close frame, wait for the server's close, then FIN).
+    #[default]
+    Graceful,
+    /// `SO_LINGER(0)`: the kernel sends RST at once, no TIME_WAIT on the client.
+    Reset,
+}
+
+/// Re-open policy for connections that failed or were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// First back-off delay.
+    pub initial: Duration,
+    /// Cap of the exponential back-off.
+    pub max: Duration,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything about the upgrade request that is the same for all connections.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HandshakeSpec {
+    pub origin: Option<String>,
+    /// Extra headers, `(name, value)`, in the order given.
+    pub headers: Vec<(String, String)>,
+    pub subprotocol: Option<String>,
+    pub auth: Auth,
+}
+
+/// The validated run plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Where the plan came from (profile path), for the report.
+    pub profile: Option<PathBuf>,
+    /// Targets, in round-robin order. Empty means "start the embedded gateway and target it";
+    /// the CLI fills that in before the engine starts.
+    pub targets: Vec<Target>,
+    /// The stage list (at least one stage; validated).
+    pub stages: Vec<Stage>,
+    /// Source addresses, resolved (ranges, CIDRs and interfaces expanded); empty means
+    /// "let the kernel choose".
+    pub sources: Vec<IpAddr>,
+    pub handshake: HandshakeSpec,
+    /// Engine threads (shards). Default: number of cores.
+    pub threads: usize,
+    /// Cap on connections in flight (connecting or handshaking), over all shards.
+    pub max_pending: usize,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+    /// How long a graceful close waits for the server's close frame before dropping.
+    pub close_timeout: Duration,
+    pub close_mode: CloseMode,
+    /// Largest frame payload accepted from the server.
+    pub max_frame: u64,
+    pub reconnect: Option<Reconnect>,
+    /// Live-output and snapshot interval.
+    pub interval: Duration,
+    /// Optional `SO_RCVBUF` / `SO_SNDBUF` for client sockets.
+    pub socket_rcvbuf: Option<usize>,
+    pub socket_sndbuf: Option<usize>,
+    /// JSON report path.
+    pub report_json: Option<PathBuf>,
+}
+
+impl Plan {
+    /// The largest number of connections any stage asks for.
+    pub fn peak_connections(&self) -> u64 {
+        self.stages.iter().map(|s| s.target).max().unwrap_or(0)
+    }
+
+    /// Total planned duration of all stages.
+    pub fn duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+}
+
+/// Defaults shared by the CLI and profiles.
+pub mod defaults {
+    use std::time::Duration;
+    pub const RAMP: Duration = Duration::from_secs(10);
+    pub const HOLD: Duration = Duration::from_secs(30);
+    pub const RAMP_DOWN: Duration = Duration::from_secs(5);
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const MAX_PENDING: usize = 1024;
+    pub const MAX_FRAME: u64 = 16 << 20;
+    pub const INTERVAL: Duration = Duration::from_secs(5);
+}
+
+impl Target {
+    /// A `ws://` target for a known socket address (tests, the embedded gateway).
+    pub fn ws(addr: SocketAddr, path_and_query: &str) -> Target {
+        let host_header = match addr {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
+        Target {
+            url: format!("ws://{host_header}{path_and_query}"),
+            host_header,
+            path_and_query: path_and_query.to_string(),
+            addr,
+            tls: false,
+        }
+    }
+}
+
+impl Plan {
+    /// A plan with every setting at its default, for `targets` and `stages`.
+    pub fn with_defaults(targets: Vec<Target>, stages: Vec<Stage>) -> Plan {
+        Plan {
+            profile: None,
+            targets,
+            stages,
+            sources: Vec::new(),
+            handshake: HandshakeSpec::default(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_pending: defaults::MAX_PENDING,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+            close_timeout: defaults::CLOSE_TIMEOUT,
+            close_mode: CloseMode::Graceful,
+            max_frame: defaults::MAX_FRAME,
+            reconnect: None,
+            interval: defaults::INTERVAL,
+            socket_rcvbuf: None,
+            socket_sndbuf: None,
+            report_json: None,
+        }
+    }
+}

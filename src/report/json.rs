@@ -1,0 +1,339 @@
+//! The JSON report, `schema_version` 1.
+//!
+//! The document is built from plain serde structs ([`JsonReport`] and friends) so that every
+//! field name is checked by the compiler, then turned into a [`serde_json::Value`] by
+//! [`to_json`]. The committed schema `schema/report-v1.json` describes exactly these fields
+//! (with `additionalProperties: false`), and `tests/report.rs` validates a report against it:
+//! adding, renaming or removing a field here fails that test until the schema, the field table
+//! in `docs/report-fields.md` and — for an incompatible change — [`SCHEMA_VERSION`] are
+//! updated too. Reports are a contract.
+//!
+//! Units are in the field names: `_s` seconds, `_ms` milliseconds, `_bytes` bytes. Latencies
+//! come from HdrHistograms in microseconds and are given in milliseconds rounded to three
+//! decimals (so no precision is lost).
+//!
+//! Failure and drop maps always contain every fixed category (with 0 when it did not occur),
+//! so consumers can read `connections.failures.refused` without checking for its presence.
+//! The `http_status` failure category is refined into one `http_status_<code>` entry per code
+//! seen; HTTP-status failures not attributed to a code (should not happen) appear as
+//! `http_status_other`, so the categories always sum to `connections.failed`. Drops carry one
+//! `close_<code>` entry per close code seen.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::metrics::{DropReason, FailureKind};
+
+use super::outcome::RunOutcome;
+
+/// Version of the JSON layout. Bump it (and add `schema/report-v<N>.json`) on any change that
+/// could break a consumer: a removed or renamed field, a changed type or unit.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Latency percentiles in milliseconds, read from an HdrHistogram recorded in microseconds.
+///
+/// Every value is rounded to three decimals (microsecond precision). An empty histogram gives
+/// `count == 0` and zeros everywhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Number of samples.
+    pub count: u64,
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub p9999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Percentiles of a histogram whose values are microseconds.
+    pub fn from_hist(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let q = |quantile: f64| us_to_ms(h.value_at_quantile(quantile) as f64);
+        Percentiles {
+            count: h.len(),
+            min: us_to_ms(h.min() as f64),
+            mean: us_to_ms(h.mean()),
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            p9999: q(0.9999),
+            max: us_to_ms(h.max() as f64),
+        }
+    }
+}
+
+/// Microseconds to milliseconds, rounded to three decimals.
+fn us_to_ms(us: f64) -> f64 {
+    us.round() / 1000.0
+}
+
+/// The whole report document.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonReport {
+    pub schema_version: u32,
+    /// `wsscale` version that wrote the report.
+    pub version: &'static str,
+    /// RFC 3339, UTC, millisecond precision.
+    pub started_at: String,
+    pub duration_s: f64,
+    pub interrupted: bool,
+    pub embedded_gateway: bool,
+    pub sources_exhausted: bool,
+    pub threads: usize,
+    pub targets: Vec<String>,
+    pub stages: Vec<JsonStage>,
+    pub connections: JsonConnections,
+    pub timings: JsonTimings,
+    pub traffic: JsonTraffic,
+    pub memory: JsonMemory,
+}
+
+/// One planned stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonStage {
+    pub duration_s: f64,
+    pub target: u64,
+}
+
+/// Connection counts, failures, drops and per-source accounting.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonConnections {
+    pub attempted: u64,
+    pub established: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub closed: u64,
+    pub reconnects: u64,
+    pub peak_open: u64,
+    pub open_at_end: u64,
+    /// established ÷ attempted, 0.0..=1.0 (1.0 when nothing was attempted).
+    pub success_rate: f64,
+    pub failures: BTreeMap<String, u64>,
+    pub drops: BTreeMap<String, u64>,
+    pub per_source: Vec<JsonSource>,
+}
+
+/// One source address.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonSource {
+    pub address: String,
+    pub established: u64,
+    pub failed: u64,
+    pub addr_not_available: u64,
+}
+
+/// Connect and handshake latencies.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonTimings {
+    pub tcp_connect_ms: Percentiles,
+    pub ws_handshake_ms: Percentiles,
+}
+
+/// Byte and frame counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonTraffic {
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub frames_received: u64,
+    pub pings_answered: u64,
+}
+
+/// Process memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonMemory {
+    pub rss_before_bytes: u64,
+    pub rss_peak_bytes: u64,
+    pub rss_at_peak_open_bytes: u64,
+    /// `null` when no connection was ever open.
+    pub bytes_per_connection: Option<f64>,
+    /// True when the gateway ran in this process, so the RSS figures include it.
+    pub includes_gateway: bool,
+}
+
+impl JsonReport {
+    /// Build the report document from a run's outcome.
+    pub fn from_outcome(o: &RunOutcome) -> JsonReport {
+        let c = &o.totals.counters;
+        JsonReport {
+            schema_version: SCHEMA_VERSION,
+            version: env!("CARGO_PKG_VERSION"),
+            started_at: rfc3339_utc(o.started_at),
+            duration_s: o.duration.as_secs_f64(),
+            interrupted: o.interrupted,
+            embedded_gateway: o.embedded_gateway,
+            sources_exhausted: o.sources_exhausted,
+            threads: o.threads,
+            targets: o.targets.iter().map(|t| redact_url(t)).collect(),
+            stages: o
+                .stages
+                .iter()
+                .map(|s| JsonStage {
+                    duration_s: s.duration.as_secs_f64(),
+                    target: s.target,
+                })
+                .collect(),
+            connections: JsonConnections {
+                attempted: c.attempted,
+                established: c.established,
+                failed: c.failed,
+                dropped: c.dropped,
+                closed: c.closed,
+                reconnects: c.reconnects,
+                peak_open: o.peak_open,
+                open_at_end: o.totals.gauges.open,
+                success_rate: o.success_rate(),
+                failures: failure_counts(o).into_iter().collect(),
+                drops: drop_counts(o).into_iter().collect(),
+                per_source: o
+                    .per_source
+                    .iter()
+                    .map(|s| JsonSource {
+                        address: s.address.clone(),
+                        established: s.established,
+                        failed: s.failed,
+                        addr_not_available: s.addr_not_available,
+                    })
+                    .collect(),
+            },
+            timings: JsonTimings {
+                tcp_connect_ms: Percentiles::from_hist(&o.totals.hist.tcp_connect),
+                ws_handshake_ms: Percentiles::from_hist(&o.totals.hist.ws_handshake),
+            },
+            traffic: JsonTraffic {
+                bytes_sent: c.bytes_sent,
+                bytes_received: c.bytes_received,
+                frames_received: c.frames_received,
+                pings_answered: c.pings_answered,
+            },
+            memory: JsonMemory {
+                rss_before_bytes: o.rss_before_bytes,
+                rss_peak_bytes: o.rss_peak_bytes,
+                rss_at_peak_open_bytes: o.rss_at_peak_open_bytes,
+                bytes_per_connection: o.bytes_per_connection(),
+                includes_gateway: o.embedded_gateway,
+            },
+        }
+    }
+}
+
+/// The JSON report (schema version 1) of a run.
+pub fn to_json(o: &RunOutcome) -> serde_json::Value {
+    serde_json::to_value(JsonReport::from_outcome(o)).expect("report structs serialize")
+}
+
+/// Failure categories with their counts, in [`FailureKind::ALL`] order, every fixed category
+/// included (0 too), `http_status` split into `http_status_<code>` (ascending code).
+pub(crate) fn failure_counts(o: &RunOutcome) -> Vec<(String, u64)> {
+    let c = &o.totals.counters;
+    let mut out = Vec::with_capacity(FailureKind::ALL.len() + c.http_status.len());
+    for kind in FailureKind::ALL {
+        if kind != FailureKind::HttpStatus {
+            out.push((kind.label().to_string(), c.failures_of(kind)));
+            continue;
+        }
+        let mut by_code = 0u64;
+        for (code, n) in &c.http_status {
+            out.push((format!("http_status_{code}"), *n));
+            by_code += n;
+        }
+        let other = c.failures_of(kind).saturating_sub(by_code);
+        if other > 0 {
+            out.push(("http_status_other".to_string(), other));
+        }
+    }
+    out
+}
+
+/// Drop reasons with their counts: every fixed reason (0 too) plus one `close_<code>` per
+/// close code seen.
+pub(crate) fn drop_counts(o: &RunOutcome) -> Vec<(String, u64)> {
+    let drops = &o.totals.counters.drops;
+    let mut out: Vec<(String, u64)> = drops
+        .iter()
+        .filter(|(r, _)| matches!(r, DropReason::CloseCode(_)))
+        .map(|(r, n)| (r.label(), *n))
+        .collect();
+    for reason in [
+        DropReason::Reset,
+        DropReason::Eof,
+        DropReason::Protocol,
+        DropReason::PingTimeout,
+        DropReason::Io,
+    ] {
+        out.push((reason.label(), drops.get(&reason).copied().unwrap_or(0)));
+    }
+    out
+}
+
+/// `started_at` as RFC 3339 in UTC with millisecond precision (`2025-01-31T12:00:00.123Z`).
+pub(crate) fn rfc3339_utc(t: std::time::SystemTime) -> String {
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    OffsetDateTime::from(t)
+        .format(&fmt)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
+}
+
+/// Hide a password in a URL's user info (`ws://user:secret@host/` → `ws://user:***@host/`) so
+/// credentials given in a target URL never reach a report. Everything else is kept as given.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let auth_start = scheme_end + 3;
+    let rest = &url[auth_start..];
+    let auth_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..auth_len];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_string();
+    };
+    format!(
+        "{}{}:***{}",
+        &url[..auth_start],
+        &userinfo[..colon],
+        &url[auth_start + at..]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_only_the_password() {
+        assert_eq!(redact_url("ws://a:b@h:1/x?t=1"), "ws://a:***@h:1/x?t=1");
+        assert_eq!(redact_url("ws://a@h/x"), "ws://a@h/x");
+        assert_eq!(redact_url("ws://h/x@y"), "ws://h/x@y");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn rounds_to_microseconds() {
+        assert_eq!(us_to_ms(1234.4), 1.234);
+        assert_eq!(us_to_ms(1234.6), 1.235);
+        assert_eq!(us_to_ms(0.0), 0.0);
+    }
+
+    #[test]
+    fn formats_utc_millis() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        assert_eq!(rfc3339_utc(t), "2023-11-14T22:13:20.123Z");
+    }
+}

@@ -1,0 +1,23 @@
+//! Reports: the end-of-run text summary and the versioned JSON report, written atomically.
+//!
+//! Input is a [`RunOutcome`] (filled in by the engine's controller); nothing here measures
+//! or merges. Modules:
+//!
+//! - [`outcome`] — [`RunOutcome`] / [`SourceOutcome`], the data a run hands over.
+//! - [`text`] — [`summary_text`], the aligned human summary.
+//! - [`json`] — [`to_json`], the JSON document (`schema_version` [`SCHEMA_VERSION`]), and
+//!   [`Percentiles`] (milliseconds from a microsecond HdrHistogram).
+//! - [`write`] — [`write_atomic`] (temp file + fsync + rename) and [`write_json`].
+//!
+//! Reports are a contract: the JSON layout is described by `schema/report-v1.json` and every
+//! field by `docs/report-fields.md`; `tests/report.rs` checks a report against both.
+
+pub mod json;
+pub mod outcome;
+pub mod text;
+pub mod write;
+
+pub use json::{Percentiles, SCHEMA_VERSION, to_json};
+pub use outcome::{RunOutcome, SourceOutcome};
+pub use text::summary_text;
+pub use write::{write_atomic, write_json};

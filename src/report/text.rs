@@ -1,0 +1,296 @@
+//! The human text summary printed at the end of a run.
+//!
+//! Plain aligned text, no colors, no terminal control: it must read the same in a terminal, a
+//! CI log and a pasted issue. Everything shown here is also in the JSON report (same numbers,
+//! same category labels), so a figure seen in a log can be found in the JSON by its name.
+//!
+//! Choices worth knowing:
+//! - The success rate is truncated, not rounded, to two decimals (computed from the integer
+//!   counts): 99 999 of 100 000 shows `99.99%`, never a misleading `100.00%`.
+//! - Failure categories and drop reasons list only non-zero entries, largest first; the JSON
+//!   lists every fixed category.
+//! - The per-source table shows the 20 source addresses with the most established
+//!   connections and sums up the rest on one line.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::json::{Percentiles, drop_counts, failure_counts, redact_url, rfc3339_utc};
+use super::outcome::RunOutcome;
+
+/// How many per-source rows the summary shows before summing up the rest.
+const MAX_SOURCE_ROWS: usize = 20;
+
+/// Width of the label column of `label value` lines.
+const LABEL: usize = 20;
+
+/// The line printed when every source address is out of local ports.
+pub const SOURCES_EXHAUSTED_LINE: &str = "All source addresses ran out of local ports for every target: no further connections could be opened. Add source addresses (--source-ip) or targets, or widen net.ipv4.ip_local_port_range.";
+
+/// The end-of-run text summary.
+pub fn summary_text(o: &RunOutcome) -> String {
+    let mut s = String::new();
+    header(&mut s, o);
+    connections(&mut s, o);
+    failures(&mut s, o);
+    drops(&mut s, o);
+    if o.sources_exhausted {
+        let _ = writeln!(s, "{SOURCES_EXHAUSTED_LINE}\n");
+    }
+    timings(&mut s, o);
+    traffic(&mut s, o);
+    memory(&mut s, o);
+    per_source(&mut s, o);
+    while s.ends_with("\n\n") {
+        s.pop();
+    }
+    s
+}
+
+fn kv(s: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(s, "  {label:<LABEL$}{value}");
+}
+
+fn header(s: &mut String, o: &RunOutcome) {
+    let _ = writeln!(s, "wsscale {} run summary", env!("CARGO_PKG_VERSION"));
+    let note = if o.embedded_gateway {
+        " (embedded gateway, in-process: memory figures include it)"
+    } else {
+        ""
+    };
+    match o.targets.as_slice() {
+        [] => kv(s, "target", format!("(none){note}")),
+        [one] => kv(s, "target", format!("{}{note}", redact_url(one))),
+        many => {
+            for (i, t) in many.iter().enumerate() {
+                let label = if i == 0 { "targets" } else { "" };
+                let n = if i + 1 == many.len() { note } else { "" };
+                kv(s, label, format!("{}{n}", redact_url(t)));
+            }
+        }
+    }
+    if o.stages.is_empty() {
+        kv(s, "stages", "(none)");
+    }
+    let mut prev = 0u64;
+    for (i, st) in o.stages.iter().enumerate() {
+        let what = if i > 0 && st.target == prev {
+            format!("hold {} for {}", st.target, fmt_duration(st.duration))
+        } else if st.duration.is_zero() {
+            format!("jump to {}", st.target)
+        } else {
+            format!("ramp to {} over {}", st.target, fmt_duration(st.duration))
+        };
+        let label = if i == 0 { "stages" } else { "" };
+        kv(s, label, format!("{}. {what}", i + 1));
+        prev = st.target;
+    }
+    kv(s, "threads", o.threads);
+    kv(s, "started", rfc3339_utc(o.started_at));
+    kv(s, "duration", fmt_duration(o.duration));
+    if o.interrupted {
+        kv(
+            s,
+            "INTERRUPTED",
+            "the run was cut short (Ctrl-C / SIGTERM); figures cover the run until then",
+        );
+    }
+    s.push('\n');
+}
+
+fn connections(s: &mut String, o: &RunOutcome) {
+    let c = &o.totals.counters;
+    let _ = writeln!(s, "Connections");
+    let num = |n: u64| format!("{n:>12}");
+    kv(s, "attempted", num(c.attempted));
+    kv(
+        s,
+        "established",
+        format!(
+            "{}  ({})",
+            num(c.established),
+            success_rate(c.established, c.attempted)
+        ),
+    );
+    kv(s, "failed", num(c.failed));
+    kv(s, "dropped", num(c.dropped));
+    kv(s, "closed", num(c.closed));
+    kv(s, "reconnects", num(c.reconnects));
+    kv(s, "peak open", num(o.peak_open));
+    kv(s, "open at end", num(o.totals.gauges.open));
+    s.push('\n');
+}
+
+/// `99.00% success`, truncated (not rounded) from the integer counts.
+fn success_rate(established: u64, attempted: u64) -> String {
+    if attempted == 0 {
+        return "no attempts".to_string();
+    }
+    let bp = (u128::from(established) * 10_000 / u128::from(attempted)) as u64;
+    format!("{}.{:02}% success", bp / 100, bp % 100)
+}
+
+/// Non-zero entries, largest count first, then by label.
+fn nonzero_sorted(mut v: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    v.retain(|(_, n)| *n > 0);
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+fn counted_section(s: &mut String, title: &str, rows: Vec<(String, u64)>) {
+    let _ = writeln!(s, "{title}");
+    let rows = nonzero_sorted(rows);
+    if rows.is_empty() {
+        let _ = writeln!(s, "  none");
+    }
+    for (label, n) in rows {
+        kv(s, &label, format!("{n:>12}"));
+    }
+    s.push('\n');
+}
+
+fn failures(s: &mut String, o: &RunOutcome) {
+    counted_section(s, "Failures by category", failure_counts(o));
+}
+
+fn drops(s: &mut String, o: &RunOutcome) {
+    counted_section(s, "Drops by reason", drop_counts(o));
+}
+
+fn timings(s: &mut String, o: &RunOutcome) {
+    let _ = writeln!(
+        s,
+        "{:<22}{:>10}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
+        "Timings (ms)", "samples", "min", "avg", "p50", "p95", "p99", "max"
+    );
+    for (label, h) in [
+        ("tcp connect", &o.totals.hist.tcp_connect),
+        ("ws handshake", &o.totals.hist.ws_handshake),
+    ] {
+        let p = Percentiles::from_hist(h);
+        if p.count == 0 {
+            let _ = writeln!(s, "  {label:<LABEL$}{:>10}   (no samples)", 0);
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "  {label:<LABEL$}{:>10}{:>11.3}{:>11.3}{:>11.3}{:>11.3}{:>11.3}{:>11.3}",
+            p.count, p.min, p.mean, p.p50, p.p95, p.p99, p.max
+        );
+    }
+    s.push('\n');
+}
+
+fn traffic(s: &mut String, o: &RunOutcome) {
+    let c = &o.totals.counters;
+    let _ = writeln!(s, "Traffic");
+    kv(s, "bytes sent", format!("{:>12}", c.bytes_sent));
+    kv(s, "bytes received", format!("{:>12}", c.bytes_received));
+    kv(s, "frames received", format!("{:>12}", c.frames_received));
+    kv(s, "pings answered", format!("{:>12}", c.pings_answered));
+    s.push('\n');
+}
+
+fn memory(s: &mut String, o: &RunOutcome) {
+    if o.embedded_gateway {
+        let _ = writeln!(s, "Memory (process RSS, includes the embedded gateway)");
+    } else {
+        let _ = writeln!(s, "Memory (process RSS)");
+    }
+    let mib = |b: u64| format!("{:>12.2} MiB  ({b} bytes)", b as f64 / (1024.0 * 1024.0));
+    kv(s, "RSS before", mib(o.rss_before_bytes));
+    kv(s, "RSS peak", mib(o.rss_peak_bytes));
+    kv(s, "RSS at peak open", mib(o.rss_at_peak_open_bytes));
+    match o.bytes_per_connection() {
+        Some(b) => kv(
+            s,
+            "per connection",
+            format!("{:>12.2} KiB  ({b:.0} bytes)", b / 1024.0),
+        ),
+        None => kv(s, "per connection", "n/a (no connection was open)"),
+    }
+    s.push('\n');
+}
+
+fn per_source(s: &mut String, o: &RunOutcome) {
+    if o.per_source.is_empty() {
+        return;
+    }
+    let mut rows: Vec<_> = o.per_source.iter().collect();
+    // Stable sort: ties keep the pool order.
+    rows.sort_by(|a, b| b.established.cmp(&a.established));
+    let (shown, rest) = rows.split_at(rows.len().min(MAX_SOURCE_ROWS));
+    let w = shown
+        .iter()
+        .map(|r| r.address.len())
+        .max()
+        .unwrap_or(0)
+        .max(LABEL - 2);
+    let _ = writeln!(s, "Per source address");
+    let _ = writeln!(
+        s,
+        "  {:<w$}  {:>12}{:>12}{:>20}",
+        "address", "established", "failed", "addr_not_available"
+    );
+    for r in shown {
+        let _ = writeln!(
+            s,
+            "  {:<w$}  {:>12}{:>12}{:>20}",
+            r.address, r.established, r.failed, r.addr_not_available
+        );
+    }
+    if !rest.is_empty() {
+        let sum = |f: fn(&&super::outcome::SourceOutcome) -> u64| rest.iter().map(f).sum::<u64>();
+        let _ = writeln!(
+            s,
+            "  … {} more (established {}, failed {}, addr_not_available {})",
+            rest.len(),
+            sum(|r| r.established),
+            sum(|r| r.failed),
+            sum(|r| r.addr_not_available)
+        );
+    }
+    s.push('\n');
+}
+
+/// `30s`, `1.5s`, `2m30s`, `1h0m5.250s`: whole units, milliseconds only when present.
+fn fmt_duration(d: Duration) -> String {
+    let ms_total = d.as_millis();
+    let ms = ms_total % 1000;
+    let secs_total = ms_total / 1000;
+    let (h, m, sec) = (secs_total / 3600, secs_total / 60 % 60, secs_total % 60);
+    let sec = if ms == 0 {
+        format!("{sec}s")
+    } else {
+        let frac = format!("{ms:03}");
+        format!("{sec}.{}s", frac.trim_end_matches('0'))
+    };
+    match (h, m) {
+        (0, 0) => sec,
+        (0, m) => format!("{m}m{sec}"),
+        (h, m) => format!("{h}h{m}m{sec}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(fmt_duration(Duration::from_millis(3_605_250)), "1h0m5.25s");
+        assert_eq!(fmt_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn success_rate_truncates() {
+        assert_eq!(success_rate(99_999, 100_000), "99.99% success");
+        assert_eq!(success_rate(29, 100), "29.00% success");
+        assert_eq!(success_rate(1, 3), "33.33% success");
+        assert_eq!(success_rate(5, 5), "100.00% success");
+        assert_eq!(success_rate(0, 0), "no attempts");
+    }
+}

@@ -1,0 +1,293 @@
+//! Engine runs against the in-process gateway (port 0) and against small hand-written
+//! misbehaving servers. Every count is checked exactly.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use wsscale::engine::{self, RunOptions};
+use wsscale::gateway::{GatewayConfig, GatewayHandle};
+use wsscale::metrics::{DropReason, FailureKind};
+use wsscale::plan::{Auth, CloseMode, JwtAlg, JwtPlacement, Plan, Secret, Stage, Target};
+use wsscale::report::outcome::RunOutcome;
+
+fn stage(ms: u64, target: u64) -> Stage {
+    Stage {
+        duration: Duration::from_millis(ms),
+        target,
+    }
+}
+
+fn plan_for(addr: SocketAddr, stages: Vec<Stage>) -> Plan {
+    let mut p = Plan::with_defaults(vec![Target::ws(addr, "/ws")], stages);
+    p.threads = 2;
+    p.connect_timeout = Duration::from_secs(5);
+    p.handshake_timeout = Duration::from_secs(5);
+    p
+}
+
+fn run(plan: &Plan) -> RunOutcome {
+    engine::run(plan, &RunOptions::new(Arc::new(AtomicBool::new(false)))).expect("engine run")
+}
+
+fn gateway(config: GatewayConfig) -> GatewayHandle {
+    GatewayHandle::start("127.0.0.1:0".parse().unwrap(), config, 1).expect("gateway")
+}
+
+#[test]
+fn a_few_hundred_connections_every_count_exact() {
+    let gw = gateway(GatewayConfig::default());
+    let plan = plan_for(
+        gw.local_addr(),
+        vec![stage(400, 300), stage(300, 300), stage(200, 0)],
+    );
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!(c.attempted, 300);
+    assert_eq!(c.established, 300);
+    assert_eq!(c.failed, 0);
+    assert_eq!(c.dropped, 0);
+    assert_eq!(c.aborted, 0);
+    assert_eq!(c.closed, 300, "graceful ramp-down closes every connection");
+    assert_eq!(o.peak_open, 300);
+    assert_eq!(o.totals.gauges.open, 0);
+    assert_eq!(o.totals.hist.tcp_connect.len(), 300);
+    assert_eq!(o.totals.hist.ws_handshake.len(), 300);
+    assert_eq!(o.per_source.len(), 1);
+    assert_eq!(o.per_source[0].address, "kernel");
+    assert_eq!(o.per_source[0].established, 300);
+    let g = gw.stats();
+    assert_eq!(g.upgraded, 300);
+}
+
+#[test]
+fn end_of_run_closes_what_is_still_open_with_reset() {
+    let gw = gateway(GatewayConfig::default());
+    let mut plan = plan_for(gw.local_addr(), vec![stage(200, 50), stage(200, 50)]);
+    plan.close_mode = CloseMode::Reset;
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!((c.attempted, c.established, c.closed), (50, 50, 50));
+    assert_eq!(c.dropped, 0);
+}
+
+#[test]
+fn spreads_over_source_addresses() {
+    let gw = gateway(GatewayConfig::default());
+    let mut plan = plan_for(gw.local_addr(), vec![stage(300, 200), stage(100, 200)]);
+    plan.sources = (2..=5)
+        .map(|i| format!("127.0.0.{i}").parse().unwrap())
+        .collect();
+    let o = run(&plan);
+    assert_eq!(o.totals.counters.established, 200);
+    let addrs: Vec<&str> = o.per_source.iter().map(|s| s.address.as_str()).collect();
+    assert_eq!(addrs, ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]);
+    for s in &o.per_source {
+        assert_eq!(s.established, 50, "round robin gives each address a quarter: {s:?}");
+        assert_eq!(s.failed, 0);
+    }
+}
+
+#[test]
+fn refused_port_is_counted_as_refused() {
+    // Bind then drop: nothing listens on that port any more.
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let plan = plan_for(addr, vec![stage(100, 20), stage(100, 20)]);
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!(c.attempted, 20, "failed slots are not retried without --reconnect");
+    assert_eq!(c.failed, 20);
+    assert_eq!(c.failures_of(FailureKind::Refused), 20);
+    assert_eq!(c.established, 0);
+}
+
+#[test]
+fn reconnect_retries_failed_slots() {
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut plan = plan_for(addr, vec![stage(50, 4), stage(600, 4)]);
+    plan.reconnect = Some(wsscale::plan::Reconnect {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(40),
+    });
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert!(c.reconnects > 0, "{c:?}");
+    assert_eq!(c.attempted, 4 + c.reconnects);
+    assert_eq!(c.failures_of(FailureKind::Refused), c.attempted);
+}
+
+/// A TCP server that accepts connections on its own thread and runs `f` on each.
+fn raw_server(f: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let f = Arc::new(f);
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let f = f.clone();
+            std::thread::spawn(move || f(s));
+        }
+    });
+    addr
+}
+
+/// Read an HTTP request head and return the Sec-WebSocket-Key.
+fn read_key(s: &mut std::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut b).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .map(|k| k.trim().to_string())
+}
+
+fn accept_101(s: &mut std::net::TcpStream) -> bool {
+    let Some(key) = read_key(s) else { return false };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    s.write_all(resp.as_bytes()).is_ok()
+}
+
+#[test]
+fn server_that_never_answers_the_upgrade_is_handshake_timeout() {
+    let addr = raw_server(|mut s| {
+        let _ = read_key(&mut s);
+        // Hold the socket open without answering until the client gives up.
+        let mut b = [0u8; 16];
+        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+    });
+    let mut plan = plan_for(addr, vec![stage(50, 5), stage(600, 5)]);
+    plan.handshake_timeout = Duration::from_millis(200);
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!(c.attempted, 5);
+    assert_eq!(c.failures_of(FailureKind::HandshakeTimeout), 5);
+    assert_eq!(c.established, 0);
+}
+
+#[test]
+fn malformed_frame_is_counted_as_protocol() {
+    let addr = raw_server(|mut s| {
+        if accept_101(&mut s) {
+            // Opcode 0x3 is reserved: a protocol violation.
+            let _ = s.write_all(&[0x83, 0x00]);
+            let mut b = [0u8; 16];
+            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        }
+    });
+    let plan = plan_for(addr, vec![stage(50, 3), stage(300, 3)]);
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!(c.established, 3);
+    assert_eq!(c.dropped, 3);
+    assert_eq!(c.drops.get(&DropReason::Protocol), Some(&3));
+}
+
+#[test]
+fn oversized_frame_is_counted_as_protocol() {
+    let addr = raw_server(|mut s| {
+        if accept_101(&mut s) {
+            // A 1 KiB binary frame header against a 100-byte --max-frame.
+            let _ = s.write_all(&[0x82, 126, 0x04, 0x00]);
+            let mut b = [0u8; 16];
+            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        }
+    });
+    let mut plan = plan_for(addr, vec![stage(50, 2), stage(300, 2)]);
+    plan.max_frame = 100;
+    let o = run(&plan);
+    assert_eq!(o.totals.counters.drops.get(&DropReason::Protocol), Some(&2));
+}
+
+#[test]
+fn server_close_during_hold_is_a_drop_with_its_code_and_pings_are_answered() {
+    let addr = raw_server(|mut s| {
+        if accept_101(&mut s) {
+            // A ping, then a close with code 1001 (going away).
+            let _ = s.write_all(&[0x89, 0x02, b'h', b'i']);
+            let _ = s.write_all(&[0x88, 0x02, 0x03, 0xE9]);
+            let mut b = [0u8; 64];
+            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        }
+    });
+    let plan = plan_for(addr, vec![stage(50, 4), stage(400, 4)]);
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!(c.established, 4);
+    assert_eq!(c.pings_answered, 4);
+    assert_eq!(c.drops.get(&DropReason::CloseCode(1001)), Some(&4));
+    assert_eq!(c.dropped, 4);
+}
+
+#[test]
+fn jwt_accepted_and_bad_secret_is_http_401() {
+    let secret = Secret("gateway-secret".into());
+    let gw = gateway(GatewayConfig {
+        jwt_secret: Some(secret.clone()),
+        ..Default::default()
+    });
+    let claims = serde_json::json!({"sub":"user-{conn}","exp":"{now+3600}"});
+    for (placement, key, expect_ok) in [
+        (JwtPlacement::Header, secret.clone(), true),
+        (JwtPlacement::Query("token".into()), secret.clone(), true),
+        (JwtPlacement::Header, Secret("wrong".into()), false),
+    ] {
+        let mut plan = plan_for(gw.local_addr(), vec![stage(100, 10), stage(100, 10)]);
+        plan.handshake.auth = Auth::Jwt {
+            alg: JwtAlg::HS256,
+            key,
+            claims: claims.clone(),
+            placement: placement.clone(),
+        };
+        let o = run(&plan);
+        let c = &o.totals.counters;
+        if expect_ok {
+            assert_eq!(c.established, 10, "{placement:?}");
+        } else {
+            assert_eq!(c.established, 0);
+            assert_eq!(c.failures_of(FailureKind::HttpStatus), 10);
+            assert_eq!(c.http_status.get(&401), Some(&10));
+        }
+    }
+}
+
+#[test]
+fn several_targets_round_robin() {
+    let a = gateway(GatewayConfig::default());
+    let b = gateway(GatewayConfig::default());
+    let mut plan = plan_for(a.local_addr(), vec![stage(200, 100), stage(100, 100)]);
+    plan.targets.push(Target::ws(b.local_addr(), "/"));
+    let o = run(&plan);
+    assert_eq!(o.totals.counters.established, 100);
+    assert_eq!(a.stats().upgraded, 50);
+    assert_eq!(b.stats().upgraded, 50);
+}
+
+#[test]
+fn stop_flag_ends_the_run_and_closes_everything() {
+    let gw = gateway(GatewayConfig::default());
+    let plan = plan_for(gw.local_addr(), vec![stage(100, 20), stage(60_000, 20)]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RunOptions::new(stop.clone());
+    let t = std::thread::spawn(move || engine::run(&plan, &opts).unwrap());
+    // Wait until the gateway has seen every upgrade, then interrupt.
+    while gw.stats().upgraded < 20 {
+        std::thread::yield_now();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let o = t.join().unwrap();
+    assert!(o.interrupted);
+    assert_eq!(o.totals.counters.established, 20);
+    assert_eq!(o.totals.counters.closed, 20);
+    assert!(o.duration < Duration::from_secs(30));
+}
