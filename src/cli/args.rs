@@ -1,1 +1,342 @@
-//! args
+//! clap definitions for the `wsscale` command line.
+//!
+//! `RunArgs` keeps every setting as an `Option` (or an empty `Vec`): `None` means "not given
+//! on the command line", so that [`crate::plan::build::build_plan`] can tell a flag apart from
+//! a profile value and a default (flags override the profile, the profile overrides
+//! defaults). Defaults are therefore written into the help text rather than into clap.
+//!
+//! Values with human units are parsed here by the [`units`] parsers, so a bad
+//! value is reported by clap with the flag name before anything else happens. Secrets are
+//! held as [`Secret`] from the start, so `{:?}` of the arguments never shows them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cli::units;
+use crate::plan::build::parse_header;
+use crate::plan::error::PlanError;
+use crate::plan::profile::{parse_claims, parse_close, parse_jwt_alg, parse_jwt_in};
+use crate::plan::{CloseMode, JwtAlg, JwtPlacement, Secret, Stage};
+
+const ABOUT: &str = "How many WebSocket connections can your gateway hold, how fast can they \
+arrive, and what happens to heartbeats and latency while they are held?";
+
+const LONG_ABOUT: &str = "\
+How many WebSocket connections can your gateway hold, how fast can they arrive, and what
+happens to heartbeats and latency while they are held?
+
+Examples:
+  wsscale run profiles/quick.toml                     100 connections against the embedded gateway
+  wsscale run -c 10k --ramp 1m --target ws://10.0.0.5:8080/ws
+  wsscale serve --listen 0.0.0.0:8080                 run the reference gateway";
+
+/// `wsscale`: WebSocket connection load tester.
+#[derive(Debug, Parser)]
+#[command(name = "wsscale", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const RUN_ABOUT: &str = "Ramp up to N connections, hold them, ramp down, and report";
+
+const RUN_LONG: &str = "\
+Ramp up to N connections, hold them, ramp down, and report connection success,
+connect/handshake times and failures.
+
+Settings come from an optional TOML profile (PROFILE); flags override it. Without --target,
+the embedded reference gateway is started and loaded.
+
+Units: counts 18000, 18k, 1.5k, 1M; durations 500ms, 10s, 1m30s; sizes 1024, 64k (=64000),
+64KiB (=65536), 16MiB.
+
+Examples:
+  wsscale run profiles/quick.toml
+      100 connections, 10s ramp, 30s hold, against the embedded gateway
+  wsscale run -c 18k --ramp 6s --hold 30s --source-ip 127.0.0.2-127.0.0.5 --target ws://127.0.0.1:8080/ws
+      hold 18,000 connections, spreading them over four loopback source addresses
+  wsscale run --stage 1m:10k --stage 5m:10k --stage 30s:0 --target wss://gw.example.com/ws --token \"$TOKEN\"
+      k6-style stages with a bearer token";
+
+const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
+
+const SERVE_LONG: &str = "\
+Run the embedded reference gateway: a WebSocket echo server built to hold tens of thousands
+of connections with small buffers. It is what `wsscale run` targets when no --target is given.
+
+Examples:
+  wsscale serve
+      listen on 127.0.0.1:8080 and echo every message
+  wsscale serve --listen 0.0.0.0:9000 --jwt-secret-file ./secret --max-connections 50k
+      require an HS256 JWT (Authorization header or ?token=), cap at 50,000 connections
+  wsscale serve --echo-delay 20ms
+      add 20 ms before each echo, to see it in the run's latency figures";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    #[command(about = RUN_ABOUT, long_about = RUN_LONG)]
+    Run(RunArgs),
+    #[command(about = SERVE_ABOUT, long_about = SERVE_LONG)]
+    Serve(ServeArgs),
+}
+
+fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret(s.to_string()))
+}
+
+fn close_mode(s: &str) -> Result<CloseMode, String> {
+    parse_close(s)
+}
+
+fn jwt_alg(s: &str) -> Result<JwtAlg, String> {
+    parse_jwt_alg(s)
+}
+
+fn jwt_in(s: &str) -> Result<JwtPlacement, String> {
+    parse_jwt_in(s)
+}
+
+fn claims(s: &str) -> Result<serde_json::Value, String> {
+    parse_claims(s)
+}
+
+/// Arguments of `wsscale run`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// TOML profile to start from (e.g. profiles/quick.toml); flags override its values.
+    #[arg(value_name = "PROFILE")]
+    pub profile: Option<PathBuf>,
+
+    // ---- load shape ----
+    /// WebSocket URL to load (ws://host[:port]/path?query; wss:// is parsed but TLS is not yet
+    /// supported by the engine). Repeat for several targets, used round-robin. [default: start
+    /// the embedded gateway and target it]
+    #[arg(long = "target", value_name = "URL", help_heading = "Load")]
+    pub targets: Vec<String>,
+
+    /// Connections to hold (18000, 18k, 1.5k, 1M). Replaces the profile's load shape.
+    #[arg(short = 'c', long, value_name = "N", value_parser = units::parse_count, help_heading = "Load")]
+    pub connections: Option<u64>,
+
+    /// Time to ramp from 0 to N connections (e.g. 10s, 1m) [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Load")]
+    pub ramp: Option<Duration>,
+
+    /// Time to hold N connections [default: 30s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Load")]
+    pub hold: Option<Duration>,
+
+    /// Time to ramp from N back to 0 [default: 5s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Load")]
+    pub ramp_down: Option<Duration>,
+
+    /// k6-style stage DUR:TARGET, repeatable, e.g. --stage 1m:10k --stage 5m:10k --stage 30s:0.
+    /// Each stage moves linearly from the previous target to its own. Replaces the profile's
+    /// load shape; cannot be combined with -c/--ramp/--hold/--ramp-down.
+    #[arg(
+        long = "stage",
+        value_name = "DUR:TARGET",
+        value_parser = units::parse_stage,
+        conflicts_with_all = ["connections", "ramp", "hold", "ramp_down"],
+        help_heading = "Load"
+    )]
+    pub stages: Vec<Stage>,
+
+    // ---- engine ----
+    /// Engine threads (one shard each) [default: number of CPU cores]
+    #[arg(long, value_name = "N", value_parser = units::parse_count, help_heading = "Engine")]
+    pub threads: Option<u64>,
+
+    /// Maximum connections in flight (connecting or handshaking), over all threads
+    /// [default: 1024]
+    #[arg(long, value_name = "N", value_parser = units::parse_count, help_heading = "Engine")]
+    pub max_pending: Option<u64>,
+
+    /// Source address(es) to bind client sockets to, repeatable: an address (127.0.0.2), a
+    /// range (127.0.0.2-127.0.0.5), a CIDR (10.0.1.0/24) or an interface (iface:eth0). Each source IP gives about one
+    /// port range of connections per target. [default: let the kernel choose]
+    #[arg(long = "source-ip", value_name = "SPEC", help_heading = "Engine")]
+    pub source_ips: Vec<String>,
+
+    /// TCP connect timeout [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Engine")]
+    pub connect_timeout: Option<Duration>,
+
+    /// WebSocket upgrade (HTTP 101) timeout, from the end of the TCP connect [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Engine")]
+    pub handshake_timeout: Option<Duration>,
+
+    /// How long a graceful close waits for the server's close frame [default: 2s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Engine")]
+    pub close_timeout: Option<Duration>,
+
+    /// How connections are closed: graceful (close handshake) or reset (RST at once, no
+    /// TIME_WAIT on the client) [default: graceful]
+    #[arg(long, value_name = "reset|graceful", value_parser = close_mode, help_heading = "Engine")]
+    pub close: Option<CloseMode>,
+
+    /// Largest frame payload accepted from the server (1024, 64k, 16MiB; k/M = 1000,
+    /// KiB/MiB = 1024) [default: 16MiB]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size, help_heading = "Engine")]
+    pub max_frame: Option<u64>,
+
+    /// Re-open connections that failed or were dropped, with exponential back-off
+    #[arg(long, help_heading = "Engine")]
+    pub reconnect: bool,
+
+    /// Do not re-open connections (overrides `reconnect` in a profile)
+    #[arg(long, conflicts_with_all = ["reconnect", "reconnect_initial", "reconnect_max"], help_heading = "Engine")]
+    pub no_reconnect: bool,
+
+    /// First reconnect back-off delay; implies --reconnect [default: 500ms]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Engine")]
+    pub reconnect_initial: Option<Duration>,
+
+    /// Cap of the reconnect back-off; implies --reconnect [default: 30s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Engine")]
+    pub reconnect_max: Option<Duration>,
+
+    /// SO_RCVBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size, help_heading = "Engine")]
+    pub rcvbuf: Option<u64>,
+
+    /// SO_SNDBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size, help_heading = "Engine")]
+    pub sndbuf: Option<u64>,
+
+    // ---- handshake ----
+    /// Origin header of the upgrade request [default: none]
+    #[arg(long, value_name = "ORIGIN", help_heading = "Handshake")]
+    pub origin: Option<String>,
+
+    /// Extra request header 'Name: value', repeatable. 'Host: name' replaces the Host header
+    /// of every target.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header, help_heading = "Handshake")]
+    pub headers: Vec<(String, String)>,
+
+    /// Sec-WebSocket-Protocol to request (e.g. chat, or "v2.chat, chat") [default: none]
+    #[arg(long, value_name = "PROTOCOL", help_heading = "Handshake")]
+    pub subprotocol: Option<String>,
+
+    /// Static bearer token: sends 'Authorization: Bearer TOKEN'. Also read from WSSCALE_TOKEN.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WSSCALE_TOKEN",
+        hide_env_values = true,
+        value_parser = secret,
+        conflicts_with_all = ["jwt_secret", "jwt_secret_file", "jwt_key_file", "jwt_alg", "jwt_claims", "jwt_in"],
+        help_heading = "Handshake"
+    )]
+    pub token: Option<Secret>,
+
+    /// Mint an HS256 JWT per connection with this shared secret. Also read from
+    /// WSSCALE_JWT_SECRET; prefer --jwt-secret-file on shared machines.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "WSSCALE_JWT_SECRET",
+        hide_env_values = true,
+        value_parser = secret,
+        conflicts_with_all = ["jwt_secret_file", "jwt_key_file"],
+        help_heading = "Handshake"
+    )]
+    pub jwt_secret: Option<Secret>,
+
+    /// Like --jwt-secret, read from a file (a trailing newline is ignored)
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "jwt_key_file",
+        help_heading = "Handshake"
+    )]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// Mint RS256/ES256 JWTs with this PEM private key (PKCS#1, SEC1 or PKCS#8)
+    #[arg(long, value_name = "PEM", help_heading = "Handshake")]
+    pub jwt_key_file: Option<PathBuf>,
+
+    /// JWT signing algorithm: HS256, RS256 or ES256 [default: HS256 with a secret; with
+    /// --jwt-key-file, detected from the key]
+    #[arg(long, value_name = "ALG", value_parser = jwt_alg, help_heading = "Handshake")]
+    pub jwt_alg: Option<JwtAlg>,
+
+    /// JWT claims template, a JSON object. Strings may contain {conn} (connection number);
+    /// "{now}" / "{now+N}" become Unix seconds [default: {"sub":"user-{conn}","exp":"{now+3600}"}]
+    #[arg(long, value_name = "JSON", value_parser = claims, help_heading = "Handshake")]
+    pub jwt_claims: Option<serde_json::Value>,
+
+    /// Where the JWT goes: header (Authorization: Bearer) or query:NAME (?NAME=jwt)
+    /// [default: header]
+    #[arg(long, value_name = "header|query:NAME", value_parser = jwt_in, help_heading = "Handshake")]
+    pub jwt_in: Option<JwtPlacement>,
+
+    // ---- output ----
+    /// Live progress and snapshot interval [default: 5s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Output")]
+    pub interval: Option<Duration>,
+
+    /// Write the JSON report to FILE (atomically, also on Ctrl-C) [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report_json: Option<PathBuf>,
+}
+
+/// Arguments of `wsscale serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Require an HS256 JWT signed with this secret (Authorization: Bearer, or ?token=).
+    /// Also read from WSSCALE_JWT_SECRET. [default: no auth]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "WSSCALE_JWT_SECRET",
+        hide_env_values = true,
+        value_parser = secret,
+        conflicts_with = "jwt_secret_file"
+    )]
+    pub jwt_secret: Option<Secret>,
+
+    /// Like --jwt-secret, read from a file (a trailing newline is ignored)
+    #[arg(long, value_name = "FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// Refuse connections beyond this many (18000, 18k, 1M) [default: no limit]
+    #[arg(long, value_name = "N", value_parser = units::parse_count)]
+    pub max_connections: Option<u64>,
+
+    /// Delay before echoing each message (e.g. 20ms) [default: 0]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration)]
+    pub echo_delay: Option<Duration>,
+
+    /// Runtime worker threads; 0 = number of CPU cores
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl ServeArgs {
+    /// The JWT secret, from --jwt-secret or --jwt-secret-file (one trailing newline
+    /// trimmed). An empty secret is an error.
+    pub fn secret(&self) -> Result<Option<Secret>, PlanError> {
+        let (secret, origin) = match (&self.jwt_secret, &self.jwt_secret_file) {
+            (Some(s), _) => (s.clone(), "--jwt-secret"),
+            (None, Some(path)) => (
+                crate::plan::build::read_secret_file(path)?,
+                "--jwt-secret-file",
+            ),
+            (None, None) => return Ok(None),
+        };
+        if secret.0.is_empty() {
+            return Err(crate::plan::error::Origin::Flag(origin).invalid(
+                "the JWT secret is empty; give a non-empty secret, or leave the flag out to disable auth",
+            ));
+        }
+        Ok(Some(secret))
+    }
+}

@@ -225,11 +225,7 @@ pub fn parse_stage(s: &str) -> Result<Stage, UnitError> {
 pub fn parse_rate(s: &str) -> Result<f64, UnitError> {
     let t = s.trim();
     let Some((num, per)) = t.split_once('/') else {
-        return Err(err(
-            s,
-            RATE,
-            Some("missing \"/\" and a time unit".into()),
-        ));
+        return Err(err(s, RATE, Some("missing \"/\" and a time unit".into())));
     };
     let num = num.trim();
     let n: f64 = match num.parse::<f64>() {
@@ -248,7 +244,13 @@ pub fn parse_rate(s: &str) -> Result<f64, UnitError> {
     } else {
         humantime::parse_duration(per)
     }
-    .map_err(|_| err(s, RATE, Some(format!("{per:?} is not a time unit or duration"))))?;
+    .map_err(|_| {
+        err(
+            s,
+            RATE,
+            Some(format!("{per:?} is not a time unit or duration")),
+        )
+    })?;
     if per_dur.is_zero() {
         return Err(err(s, RATE, Some("the period is zero".into())));
     }
@@ -264,6 +266,9 @@ mod tests {
         let e = parse_duration("10 seconds").unwrap_err();
         let m = e.to_string();
         assert!(m.starts_with(r#""10 seconds" is not a duration"#), "{m}");
-        assert!(m.ends_with(r#"(expected e.g. "10s", "1m30s", "500ms")"#), "{m}");
+        assert!(
+            m.ends_with(r#"(expected e.g. "10s", "1m30s", "500ms")"#),
+            "{m}"
+        );
     }
 }

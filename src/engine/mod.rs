@@ -164,6 +164,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
         sources_exhausted: agg.sources_exhausted_seen,
         threads,
         peak_open: agg.peak_open,
+        peak_reached_after: agg.peak_at.saturating_duration_since(start),
         rss_before_bytes: rss_before,
         rss_peak_bytes: agg.rss_peak,
         rss_at_peak_open_bytes: agg.rss_at_peak_open,
@@ -182,6 +183,8 @@ pub struct Aggregator {
     /// Latest gauges per shard.
     gauges: Vec<crate::metrics::Gauges>,
     pub peak_open: u64,
+    /// When `peak_open` was first reached.
+    pub peak_at: Instant,
     pub rss_peak: u64,
     pub rss_at_peak_open: u64,
     pub sources_exhausted_seen: bool,
@@ -198,6 +201,7 @@ impl Aggregator {
             interval: Snapshot::default(),
             gauges: vec![Default::default(); shards],
             peak_open: 0,
+            peak_at: Instant::now(),
             rss_peak: rss_before,
             rss_at_peak_open: rss_before,
             sources_exhausted_seen: false,
@@ -217,6 +221,7 @@ impl Aggregator {
         self.rss_peak = self.rss_peak.max(rss);
         if g.open > self.peak_open {
             self.peak_open = g.open;
+            self.peak_at = Instant::now();
             self.rss_at_peak_open = rss;
         }
     }

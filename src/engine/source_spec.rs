@@ -317,7 +317,7 @@ fn parse_addr(spec: &str, text: &str) -> Result<IpAddr, SourceError> {
         .unwrap_or(text);
     bare.parse::<IpAddr>().map_err(|err| {
         let reason = if bare.contains('%') {
-            "scoped addresses (with %zone) are not supported; use a global address".to_owned()
+            "a %zone suffix is not supported; use a global or unique-local address".to_owned()
         } else if bare.contains(':') && bare.chars().filter(|c| *c == ':').count() == 1 {
             "a port is not part of a source address; the kernel picks the port".to_owned()
         } else {

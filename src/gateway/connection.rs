@@ -54,6 +54,10 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watc
     let stats = &*shared.stats;
 
     let slot = AtomicU8::new(Slot::NotDecided as u8);
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error type is fixed by tungstenite's Callback trait"
+    )]
     let callback = |request: &Request, response: Response| {
         let decision = shared.on_upgrade(request, response);
         let state = if decision.is_ok() {
@@ -117,10 +121,11 @@ async fn echo(ws: &mut WebSocketStream<TcpStream>, shared: &Shared) {
     }
     while let Some(Ok(message)) = ws.next().await {
         if is_data(&message) {
+            // Counted before sending, so a client that has received its echo sees the count.
+            GatewayStats::incr(&shared.stats.messages_echoed);
             if ws.send(message).await.is_err() {
                 return;
             }
-            GatewayStats::incr(&shared.stats.messages_echoed);
         }
         // Ping/Pong: the pong is queued by tungstenite and flushed on the next read.
         // Close: the reply is queued; the next read flushes it and ends the stream.
@@ -135,10 +140,10 @@ async fn delayed_echo(ws: &mut WebSocketStream<TcpStream>, stats: &GatewayStats,
             biased;
             () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
                 let Some((_, message)) = pending.pop_front() else { continue };
+                GatewayStats::incr(&stats.messages_echoed);
                 if ws.send(message).await.is_err() {
                     return;
                 }
-                GatewayStats::incr(&stats.messages_echoed);
             }
             incoming = ws.next(), if pending.len() < MAX_PENDING_ECHOES => match incoming {
                 Some(Ok(message)) if is_data(&message) => {

@@ -104,6 +104,10 @@ impl Shared {
     }
 
     /// The upgrade callback: auth, then capacity (taking an `open` slot), then subprotocol.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error type is fixed by tungstenite's Callback trait"
+    )]
     fn on_upgrade(
         &self,
         request: &Request,

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct GatewayStats {
     /// TCP connections accepted.
     pub accepted: AtomicU64,
-    /// WebSocket handshakes completed (HTTP 101 sent).
+    /// WebSocket handshakes completed (HTTP 101 sent). Counted just after the 101 is
+    /// written; `open` is taken just before, when the upgrade is accepted.
     pub upgraded: AtomicU64,
     /// Upgrades refused with HTTP 401 (missing or invalid JWT).
     pub rejected_auth: AtomicU64,
@@ -21,7 +22,8 @@ pub struct GatewayStats {
     pub rejected_full: AtomicU64,
     /// WebSocket connections currently open (a gauge, not a counter).
     pub open: AtomicU64,
-    /// Text and binary messages echoed back.
+    /// Text and binary messages echoed back (counted when handed to the socket, so a
+    /// client that has received an echo always sees it counted).
     pub messages_echoed: AtomicU64,
     /// Upgraded connections that have ended (any reason: close, reset, protocol error,
     /// shutdown).

@@ -90,11 +90,8 @@ pub enum PlanError {
     )]
     Resolve { url: String, reason: String },
     /// A `--source-ip` / `source_ips` entry was rejected by the source-address parser.
-    #[error(
-        "{}invalid value for {}: {spec:?}: {error} (expected e.g. \"127.0.0.2\", \"127.0.0.2-127.0.0.5\", \"10.0.1.0/24\")",
-        origin.prefix(),
-        origin.name()
-    )]
+    /// The error's own message names the spec and lists the valid forms.
+    #[error("{}invalid value for {}: {error}", origin.prefix(), origin.name())]
     Sources {
         origin: Origin,
         spec: String,

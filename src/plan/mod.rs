@@ -8,8 +8,12 @@
 //! arithmetic that turns "time since start" into "connections that should exist now",
 //! including the slice a shard, process or agent is responsible for.
 
+pub mod build;
+pub mod error;
 pub mod profile;
 pub mod stages;
+
+pub use error::PlanError;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -118,6 +118,11 @@ pub struct JsonConnections {
     pub closed: u64,
     pub reconnects: u64,
     pub peak_open: u64,
+    /// Seconds from the start of the first stage until `peak_open` was first reached.
+    pub peak_reached_after_s: f64,
+    /// `peak_open ÷ peak_reached_after_s`: the achieved ramp rate (connections per second);
+    /// `None` (null) when no connection was open.
+    pub peak_ramp_rate_per_s: Option<f64>,
     pub open_at_end: u64,
     /// established ÷ attempted, 0.0..=1.0 (1.0 when nothing was attempted).
     pub success_rate: f64,
@@ -193,6 +198,8 @@ impl JsonReport {
                 closed: c.closed,
                 reconnects: c.reconnects,
                 peak_open: o.peak_open,
+                peak_reached_after_s: o.peak_reached_after.as_secs_f64(),
+                peak_ramp_rate_per_s: peak_ramp_rate(o),
                 open_at_end: o.totals.gauges.open,
                 success_rate: o.success_rate(),
                 failures: failure_counts(o).into_iter().collect(),
@@ -232,6 +239,12 @@ impl JsonReport {
 /// The JSON report (schema version 1) of a run.
 pub fn to_json(o: &RunOutcome) -> serde_json::Value {
     serde_json::to_value(JsonReport::from_outcome(o)).expect("report structs serialize")
+}
+
+/// Connections per second achieved up to the peak: `peak_open ÷ peak_reached_after`.
+pub(crate) fn peak_ramp_rate(o: &RunOutcome) -> Option<f64> {
+    let secs = o.peak_reached_after.as_secs_f64();
+    (o.peak_open > 0 && secs > 0.0).then(|| o.peak_open as f64 / secs)
 }
 
 /// Failure categories with their counts, in [`FailureKind::ALL`] order, every fixed category

@@ -43,6 +43,9 @@ pub struct RunOutcome {
     pub totals: Snapshot,
     /// Highest number of simultaneously open connections seen.
     pub peak_open: u64,
+    /// Time from the start of the first stage until `peak_open` was first reached
+    /// (`peak_open ÷ this` is the achieved ramp rate when the ramp is faster than the engine).
+    pub peak_reached_after: Duration,
     /// RSS before the first connection was opened.
     pub rss_before_bytes: u64,
     /// Highest RSS sampled during the run.

@@ -15,7 +15,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::json::{Percentiles, drop_counts, failure_counts, redact_url, rfc3339_utc};
+use super::json::{
+    Percentiles, drop_counts, failure_counts, peak_ramp_rate, redact_url, rfc3339_utc,
+};
 use super::outcome::RunOutcome;
 
 /// How many per-source rows the summary shows before summing up the rest.
@@ -116,7 +118,18 @@ fn connections(s: &mut String, o: &RunOutcome) {
     kv(s, "dropped", num(c.dropped));
     kv(s, "closed", num(c.closed));
     kv(s, "reconnects", num(c.reconnects));
-    kv(s, "peak open", num(o.peak_open));
+    match peak_ramp_rate(o) {
+        Some(rate) => kv(
+            s,
+            "peak open",
+            format!(
+                "{}  (reached after {}, {rate:.1} conn/s)",
+                num(o.peak_open),
+                fmt_duration(o.peak_reached_after)
+            ),
+        ),
+        None => kv(s, "peak open", num(o.peak_open)),
+    }
     kv(s, "open at end", num(o.totals.gauges.open));
     s.push('\n');
 }

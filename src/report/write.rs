@@ -28,13 +28,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         _ => PathBuf::from("."),
     };
 
-    let (tmp_path, mut file) = create_temp(&dir, &file_name.to_string_lossy())?;
-    let result = (|| {
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp_path, path)
-    })();
+    let (tmp_path, file) = create_temp(&dir, &file_name.to_string_lossy())?;
+    let result = fill_and_rename(file, bytes, &tmp_path, path);
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp_path);
         return Err(e);
@@ -45,6 +40,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Write and sync the temporary file, close it, and rename it over the destination.
+fn fill_and_rename(mut file: File, bytes: &[u8], tmp: &Path, dest: &Path) -> io::Result<()> {
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(tmp, dest)
 }
 
 /// Create a new, uniquely named temporary file `.<name>.<random>.tmp` in `dir`.

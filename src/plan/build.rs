@@ -1,0 +1,800 @@
+//! [`build_plan`]: profile + flags + defaults → validated [`Plan`].
+//!
+//! Precedence is flag > profile > default, value by value, with three exceptions that keep
+//! the load shape unambiguous:
+//!
+//! - `--stage` replaces the profile's `[[stages]]` *and* its `connections/ramp/hold/ramp_down`;
+//!   `-c N` does the same (then `--ramp/--hold/--ramp-down` fall back to the profile's simple
+//!   shape, then to the defaults). `--ramp` etc. without `-c` adjust a profile's
+//!   `connections` shape, and are an error against a profile with `[[stages]]`.
+//! - Any credential flag (`--token`, `--jwt-secret`, `--jwt-secret-file`, `--jwt-key-file`)
+//!   replaces the profile's whole `[auth]` table.
+//! - `--target` and `--source-ip` replace the profile's lists instead of adding to them.
+//!
+//! `-c N` with `--ramp R --hold H --ramp-down D` becomes `[R:N, H:N, D:0]`. A zero-length stage
+//! is dropped when it changes nothing: a zero hold, or a zero ramp-down at the very end (the
+//! run closes everything when it ends anyway). A zero-length *ramp* is kept — in
+//! [`StageClock`](super::StageClock) a zero-length stage is an instant jump, and dropping it
+//! would turn the following hold into a ramp from 0. At least one stage always remains.
+//!
+//! Validation happens here, before any socket is opened: URLs are parsed and resolved
+//! (IPv4 preferred), source-address specs expanded, header syntax checked, JWT keys parsed.
+//! Errors name the flag or the profile's `file:line:col` (see [`PlanError`]).
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::{Origin, PlanError};
+use super::profile::{Located, Profile};
+use super::{
+    Auth, HandshakeSpec, JwtAlg, JwtPlacement, Plan, Reconnect, Secret, Stage, Target, defaults,
+};
+use crate::cli::args::RunArgs;
+use crate::engine::source_spec::parse_sources;
+
+/// The largest stage target accepted (connection ids are 32-bit in a process).
+pub const MAX_CONNECTIONS: u64 = u32::MAX as u64;
+
+/// Smallest `max_frame`: a control frame may carry 125 bytes.
+pub const MIN_MAX_FRAME: u64 = 125;
+
+/// Loads the profile named in `args` (if any), applies the flags and defaults, validates,
+/// and resolves target host names.
+pub fn build_plan(args: &RunArgs) -> Result<Plan, PlanError> {
+    let profile = args.profile.as_deref().map(Profile::load).transpose()?;
+    build_plan_with(args, profile.as_ref())
+}
+
+/// Like [`build_plan`], with an already parsed profile (`args.profile` is ignored).
+pub fn build_plan_with(args: &RunArgs, profile: Option<&Profile>) -> Result<Plan, PlanError> {
+    let empty = Profile::default();
+    let p = profile.unwrap_or(&empty);
+
+    let stages = stages(args, p)?;
+
+    let mut targets = Vec::new();
+    if args.targets.is_empty() {
+        for t in &p.targets {
+            targets.push(parse_target(&t.value, &t.origin)?);
+        }
+    } else {
+        for t in &args.targets {
+            targets.push(parse_target(t, &Origin::Flag("--target"))?);
+        }
+    }
+
+    let sources = sources(args, p)?;
+    check_families(&targets, &sources)?;
+
+    let (handshake, host_override) = handshake(args, p)?;
+    if let Some(host) = host_override {
+        for t in &mut targets {
+            t.host_header = host.clone();
+        }
+    }
+
+    let threads = match pick(args.threads, "--threads", &p.threads) {
+        Some(l) => at_least(l, 1, "use at least 1 engine thread")?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let max_pending = match pick(args.max_pending, "--max-pending", &p.max_pending) {
+        Some(l) => at_least(l, 1, "allow at least 1 connection in flight, e.g. 1024")?,
+        None => defaults::MAX_PENDING,
+    };
+    let connect_timeout = timeout(
+        pick(
+            args.connect_timeout,
+            "--connect-timeout",
+            &p.connect_timeout,
+        ),
+        defaults::CONNECT_TIMEOUT,
+    )?;
+    let handshake_timeout = timeout(
+        pick(
+            args.handshake_timeout,
+            "--handshake-timeout",
+            &p.handshake_timeout,
+        ),
+        defaults::HANDSHAKE_TIMEOUT,
+    )?;
+    let close_timeout = timeout(
+        pick(args.close_timeout, "--close-timeout", &p.close_timeout),
+        defaults::CLOSE_TIMEOUT,
+    )?;
+    let interval = timeout(
+        pick(args.interval, "--interval", &p.interval),
+        defaults::INTERVAL,
+    )?;
+    let close_mode = pick(args.close, "--close", &p.close)
+        .map(|l| l.value)
+        .unwrap_or_default();
+
+    let max_frame = match pick(args.max_frame, "--max-frame", &p.max_frame) {
+        Some(l) if l.value < MIN_MAX_FRAME => {
+            return Err(l.origin.invalid(format!(
+                "{} bytes is too small; control frames carry up to {MIN_MAX_FRAME} bytes (use e.g. 64KiB or 16MiB)",
+                l.value
+            )));
+        }
+        Some(l) => l.value,
+        None => defaults::MAX_FRAME,
+    };
+
+    let reconnect = reconnect(args, p)?;
+    let socket_rcvbuf = sockbuf(pick(args.rcvbuf, "--rcvbuf", &p.rcvbuf))?;
+    let socket_sndbuf = sockbuf(pick(args.sndbuf, "--sndbuf", &p.sndbuf))?;
+    let report_json = args
+        .report_json
+        .clone()
+        .or_else(|| p.report_json.as_ref().map(|l| l.value.clone()));
+
+    Ok(Plan {
+        profile: profile.map(|p| p.path.clone()),
+        targets,
+        stages,
+        sources,
+        handshake,
+        threads,
+        max_pending,
+        connect_timeout,
+        handshake_timeout,
+        close_timeout,
+        close_mode,
+        max_frame,
+        reconnect,
+        interval,
+        socket_rcvbuf,
+        socket_sndbuf,
+        report_json,
+    })
+}
+
+/// The flag value if given, else the profile's.
+fn pick<T: Clone>(
+    cli: Option<T>,
+    flag: &'static str,
+    prof: &Option<Located<T>>,
+) -> Option<Located<T>> {
+    cli.map(|v| Located::flag(v, flag)).or_else(|| prof.clone())
+}
+
+fn at_least(l: Located<u64>, min: u64, fix: &str) -> Result<usize, PlanError> {
+    if l.value < min {
+        return Err(l.origin.invalid(format!("{} is too small; {fix}", l.value)));
+    }
+    usize::try_from(l.value).map_err(|_| l.origin.invalid(format!("{} is too large", l.value)))
+}
+
+fn timeout(l: Option<Located<Duration>>, default: Duration) -> Result<Duration, PlanError> {
+    match l {
+        Some(l) if l.value.is_zero() => Err(l.origin.invalid(format!(
+            "must be longer than 0 (e.g. \"{}\")",
+            humantime::format_duration(default)
+        ))),
+        Some(l) => Ok(l.value),
+        None => Ok(default),
+    }
+}
+
+fn sockbuf(l: Option<Located<u64>>) -> Result<Option<usize>, PlanError> {
+    let Some(l) = l else { return Ok(None) };
+    if l.value == 0 || l.value > i32::MAX as u64 {
+        return Err(l.origin.invalid(format!(
+            "{} bytes is out of range; give 1 byte to 2GiB, e.g. 4KiB (the kernel doubles it and enforces its own minimum)",
+            l.value
+        )));
+    }
+    Ok(Some(l.value as usize))
+}
+
+// ---------------------------------------------------------------------------------------
+// Load shape.
+
+fn stages(args: &RunArgs, p: &Profile) -> Result<Vec<Stage>, PlanError> {
+    let (list, origin) = if !args.stages.is_empty() {
+        (args.stages.clone(), Origin::Flag("--stage"))
+    } else if let Some(n) = args.connections {
+        (simple_shape(n, args, p), Origin::Flag("--connections"))
+    } else if let Some(ps) = &p.stages {
+        let flag = [
+            (args.ramp.is_some(), "--ramp"),
+            (args.hold.is_some(), "--hold"),
+            (args.ramp_down.is_some(), "--ramp-down"),
+        ]
+        .into_iter()
+        .find_map(|(given, f)| given.then_some(f));
+        if let Some(flag) = flag {
+            return Err(PlanError::Conflict {
+                first: flag.to_string(),
+                second: format!("the [[stages]] of {}", ps.origin),
+                hint: "also give -c N to replace the profile's stages, or edit the stages".into(),
+            });
+        }
+        (ps.value.clone(), ps.origin.clone())
+    } else if let Some(n) = &p.connections {
+        (simple_shape(n.value, args, p), n.origin.clone())
+    } else {
+        return Err(PlanError::NoLoad);
+    };
+
+    if list.is_empty() {
+        return Err(origin.invalid("no stages; give at least one, e.g. --stage 1m:10k"));
+    }
+    if let Some(s) = list.iter().find(|s| s.target > MAX_CONNECTIONS) {
+        return Err(origin.invalid(format!(
+            "a target of {} connections is more than one run can address ({MAX_CONNECTIONS}); \
+             split the load over processes or agents",
+            s.target
+        )));
+    }
+    if list.iter().all(|s| s.target == 0) {
+        return Err(origin.invalid(
+            "every stage target is 0, so no connection would open; give a target above 0, e.g. -c 100",
+        ));
+    }
+    Ok(list)
+}
+
+/// `[ramp:N, hold:N, ramp_down:0]`, see the module docs for which zero-length stages drop.
+fn simple_shape(n: u64, args: &RunArgs, p: &Profile) -> Vec<Stage> {
+    let get = |cli: Option<Duration>, prof: &Option<Located<Duration>>, default| {
+        cli.or_else(|| prof.as_ref().map(|l| l.value))
+            .unwrap_or(default)
+    };
+    let ramp = get(args.ramp, &p.ramp, defaults::RAMP);
+    let hold = get(args.hold, &p.hold, defaults::HOLD);
+    let ramp_down = get(args.ramp_down, &p.ramp_down, defaults::RAMP_DOWN);
+    shape(n, ramp, hold, ramp_down)
+}
+
+/// The stage list for `n` connections with a ramp, hold and ramp-down (public for tests and
+/// for callers that build plans programmatically).
+pub fn shape(n: u64, ramp: Duration, hold: Duration, ramp_down: Duration) -> Vec<Stage> {
+    let all = [
+        Stage {
+            duration: ramp,
+            target: n,
+        },
+        Stage {
+            duration: hold,
+            target: n,
+        },
+        Stage {
+            duration: ramp_down,
+            target: 0,
+        },
+    ];
+    let mut out: Vec<Stage> = Vec::with_capacity(3);
+    let mut level = 0;
+    for (i, s) in all.iter().enumerate() {
+        let last = i + 1 == all.len();
+        let noop = s.duration.is_zero() && (s.target == level || last);
+        if !noop {
+            out.push(*s);
+        }
+        level = s.target;
+    }
+    if out.is_empty() {
+        out.push(all[1]);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Targets and sources.
+
+/// Parses and resolves one `ws://` / `wss://` URL. `origin` names the flag or profile key.
+pub fn parse_target(s: &str, origin: &Origin) -> Result<Target, PlanError> {
+    const EXAMPLE: &str =
+        "(expected e.g. \"ws://127.0.0.1:8080/ws\" or \"wss://gw.example.com/socket?room=1\")";
+    let bad = |reason: String| {
+        origin.invalid(format!(
+            "{s:?} is not a usable WebSocket URL: {reason} {EXAMPLE}"
+        ))
+    };
+    let url = url::Url::parse(s.trim()).map_err(|e| bad(e.to_string()))?;
+    let tls = match url.scheme() {
+        "ws" => false,
+        "wss" => true,
+        "http" => return Err(bad("the scheme is http; use ws://".into())),
+        "https" => return Err(bad("the scheme is https; use wss://".into())),
+        other => {
+            return Err(bad(format!(
+                "unsupported scheme {other:?}; use ws:// or wss://"
+            )));
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "user info in the URL is not sent; remove it and use -H 'Authorization: ...' or --token".into(),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(bad(
+            "WebSocket URLs cannot have a #fragment; remove it".into()
+        ));
+    }
+    let host = url
+        .host()
+        .ok_or_else(|| bad("the host is missing".into()))?;
+    let host_str = url.host_str().unwrap_or_default().to_string();
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let host_header = match url.port() {
+        Some(p) => format!("{host_str}:{p}"),
+        None => host_str.clone(),
+    };
+    let mut path_and_query = url.path().to_string();
+    if path_and_query.is_empty() {
+        path_and_query.push('/');
+    }
+    if let Some(q) = url.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(q);
+    }
+    let addr = match host {
+        url::Host::Ipv4(ip) => SocketAddr::new(IpAddr::V4(ip), port),
+        url::Host::Ipv6(ip) => SocketAddr::new(IpAddr::V6(ip), port),
+        url::Host::Domain(d) => resolve(d, port).map_err(|reason| PlanError::Resolve {
+            url: s.to_string(),
+            reason,
+        })?,
+    };
+    Ok(Target {
+        url: s.to_string(),
+        host_header,
+        path_and_query,
+        addr,
+        tls,
+    })
+}
+
+/// First address of `host:port`, IPv4 preferred.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| "the name has no addresses".to_string())
+}
+
+fn sources(args: &RunArgs, p: &Profile) -> Result<Vec<IpAddr>, PlanError> {
+    let specs: Vec<Located<String>> = if args.source_ips.is_empty() {
+        p.source_ips.clone()
+    } else {
+        args.source_ips
+            .iter()
+            .map(|s| Located::flag(s.clone(), "--source-ip"))
+            .collect()
+    };
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<String> = specs.iter().map(|l| l.value.clone()).collect();
+    match parse_sources(&all) {
+        Ok(v) => Ok(v),
+        Err(whole) => {
+            // Point at the entry that fails on its own, if one does.
+            for l in &specs {
+                if let Err(error) = parse_sources(std::slice::from_ref(&l.value)) {
+                    return Err(PlanError::Sources {
+                        origin: l.origin.clone(),
+                        spec: l.value.clone(),
+                        error,
+                    });
+                }
+            }
+            Err(PlanError::Sources {
+                origin: specs[0].origin.clone(),
+                spec: all.join(", "),
+                error: whole,
+            })
+        }
+    }
+}
+
+/// Every target needs a source address of its family, and a non-loopback target a
+/// non-loopback source, or every connect would fail.
+fn check_families(targets: &[Target], sources: &[IpAddr]) -> Result<(), PlanError> {
+    if sources.is_empty() {
+        return Ok(());
+    }
+    for t in targets {
+        let same_family = sources.iter().filter(|s| s.is_ipv4() == t.addr.is_ipv4());
+        if !t.addr.ip().is_loopback()
+            && same_family.clone().count() > 0
+            && same_family.clone().all(|s| s.is_loopback())
+        {
+            return Err(PlanError::Conflict {
+                first: format!("target {} ({})", t.url, t.addr.ip()),
+                second: "loopback source addresses (--source-ip/source_ips)".into(),
+                hint: "a loopback source cannot reach another host; give this host's own addresses, e.g. --source-ip iface:eth0".into(),
+            });
+        }
+        if !sources.iter().any(|s| s.is_ipv4() == t.addr.is_ipv4()) {
+            let fam = if t.addr.is_ipv4() { "IPv4" } else { "IPv6" };
+            return Err(PlanError::Conflict {
+                first: format!("target {} ({})", t.url, t.addr.ip()),
+                second: "--source-ip/source_ips".into(),
+                hint: format!(
+                    "no source address is {fam}; add an {fam} source address or drop the source list"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Handshake.
+
+/// Parses `Name: value`. Used as a clap value parser and for profile `headers`.
+/// Messages never repeat the header value (it may hold a credential).
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    const EXAMPLE: &str = "expected 'Name: value', e.g. 'X-Client: wsscale'";
+    let Some((name, value)) = s.split_once(':') else {
+        return Err(format!("the header has no ':' ({EXAMPLE})"));
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("the header name is empty ({EXAMPLE})"));
+    }
+    if let Some(c) = name.chars().find(|&c| !is_tchar(c)) {
+        return Err(format!(
+            "header name {name:?} contains {c:?}, which is not allowed in a header name ({EXAMPLE})"
+        ));
+    }
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(format!(
+            "the value of header {name:?} contains a line break or NUL; headers are one line ({EXAMPLE})"
+        ));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn one_line(l: &Located<String>, what: &str) -> Result<String, PlanError> {
+    let v = l.value.trim();
+    if v.is_empty() {
+        return Err(l
+            .origin
+            .invalid(format!("the {what} is empty; give a value or leave it out")));
+    }
+    if v.contains(['\r', '\n', '\0']) {
+        return Err(l
+            .origin
+            .invalid(format!("the {what} contains a line break or NUL")));
+    }
+    Ok(v.to_string())
+}
+
+/// The handshake spec, and a `Host` override taken from the headers.
+fn handshake(args: &RunArgs, p: &Profile) -> Result<(HandshakeSpec, Option<String>), PlanError> {
+    let origin = match pick(args.origin.clone(), "--origin", &p.origin) {
+        Some(l) => Some(one_line(&l, "origin")?),
+        None => None,
+    };
+    let subprotocol = match pick(args.subprotocol.clone(), "--subprotocol", &p.subprotocol) {
+        Some(l) => Some(one_line(&l, "subprotocol")?),
+        None => None,
+    };
+    let auth = auth(args, p)?;
+
+    let raw: Vec<Located<(String, String)>> = if args.headers.is_empty() {
+        p.headers
+            .iter()
+            .map(|l| {
+                parse_header(&l.value)
+                    .map(|h| Located::new(h, l.origin.clone()))
+                    .map_err(|m| l.origin.invalid(m))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        args.headers
+            .iter()
+            .map(|h| Located::flag(h.clone(), "--header"))
+            .collect()
+    };
+    let mut headers = Vec::new();
+    let mut host = None;
+    for l in raw {
+        let (name, value) = l.value;
+        match name.to_ascii_lowercase().as_str() {
+            "host" => host = Some(value),
+            "upgrade"
+            | "connection"
+            | "sec-websocket-key"
+            | "sec-websocket-version"
+            | "sec-websocket-accept" => {
+                return Err(l.origin.invalid(format!(
+                    "{name} is set by wsscale for the WebSocket upgrade; remove this header"
+                )));
+            }
+            "sec-websocket-protocol" => {
+                return Err(l.origin.invalid(
+                    "use --subprotocol (or 'subprotocol' in a profile) instead of a Sec-WebSocket-Protocol header",
+                ));
+            }
+            "origin" => {
+                return Err(l.origin.invalid(
+                    "use --origin (or 'origin' in a profile) instead of an Origin header",
+                ));
+            }
+            "authorization" if auth != Auth::None => {
+                return Err(PlanError::Conflict {
+                    first: format!("the Authorization header of {}", l.origin),
+                    second: "--token/--jwt-* (or [auth] in the profile)".into(),
+                    hint: "give the credential one way only".into(),
+                });
+            }
+            _ => headers.push((name, value)),
+        }
+    }
+    Ok((
+        HandshakeSpec {
+            origin,
+            headers,
+            subprotocol,
+            auth,
+        },
+        host,
+    ))
+}
+
+/// The default JWT claims template.
+pub fn default_claims() -> serde_json::Value {
+    serde_json::json!({"sub": "user-{conn}", "exp": "{now+3600}"})
+}
+
+/// Reads a secret file, trimming one trailing newline (`\n` or `\r\n`).
+pub fn read_secret_file(path: &Path) -> Result<Secret, PlanError> {
+    let mut s = std::fs::read_to_string(path).map_err(|error| PlanError::Read {
+        what: "secret file",
+        path: path.to_path_buf(),
+        error,
+    })?;
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    Ok(Secret(s))
+}
+
+/// The credentials, from the flags if any is given, else from the profile.
+struct Creds {
+    token: Option<Located<Secret>>,
+    secret: Option<Located<Secret>>,
+    secret_file: Option<Located<PathBuf>>,
+    key_file: Option<Located<PathBuf>>,
+    alg: Option<Located<JwtAlg>>,
+    claims: Option<Located<serde_json::Value>>,
+    placement: Option<Located<JwtPlacement>>,
+}
+
+fn creds(args: &RunArgs, p: &Profile) -> Creds {
+    let from_cli = args.token.is_some()
+        || args.jwt_secret.is_some()
+        || args.jwt_secret_file.is_some()
+        || args.jwt_key_file.is_some();
+    if from_cli {
+        Creds {
+            token: flag(&args.token, "--token"),
+            secret: flag(&args.jwt_secret, "--jwt-secret"),
+            secret_file: flag(&args.jwt_secret_file, "--jwt-secret-file"),
+            key_file: flag(&args.jwt_key_file, "--jwt-key-file"),
+            alg: flag(&args.jwt_alg, "--jwt-alg"),
+            claims: flag(&args.jwt_claims, "--jwt-claims"),
+            placement: flag(&args.jwt_in, "--jwt-in"),
+        }
+    } else {
+        let a = &p.auth;
+        Creds {
+            token: a.token.clone(),
+            secret: a.jwt_secret.clone(),
+            secret_file: a.jwt_secret_file.clone(),
+            key_file: a.jwt_key_file.clone(),
+            alg: pick(args.jwt_alg, "--jwt-alg", &a.jwt_alg),
+            claims: pick(args.jwt_claims.clone(), "--jwt-claims", &a.jwt_claims),
+            placement: pick(args.jwt_in.clone(), "--jwt-in", &a.jwt_in),
+        }
+    }
+}
+
+fn flag<T: Clone>(v: &Option<T>, f: &'static str) -> Option<Located<T>> {
+    v.clone().map(|v| Located::flag(v, f))
+}
+
+fn auth(args: &RunArgs, p: &Profile) -> Result<Auth, PlanError> {
+    let c = creds(args, p);
+
+    // At most one credential.
+    let given: Vec<&Origin> = [
+        c.token.as_ref().map(|l| &l.origin),
+        c.secret.as_ref().map(|l| &l.origin),
+        c.secret_file.as_ref().map(|l| &l.origin),
+        c.key_file.as_ref().map(|l| &l.origin),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let [first, second, ..] = given.as_slice() {
+        return Err(PlanError::Conflict {
+            first: first.to_string(),
+            second: second.to_string(),
+            hint: "give one credential: a token, a JWT secret, a JWT secret file or a JWT key file"
+                .into(),
+        });
+    }
+
+    // The first JWT-only setting given, if any.
+    let jwt_opt: Option<Origin> = [
+        c.alg.as_ref().map(|l| &l.origin),
+        c.claims.as_ref().map(|l| &l.origin),
+        c.placement.as_ref().map(|l| &l.origin),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .cloned();
+
+    if let Some(token) = c.token {
+        if let Some(o) = jwt_opt {
+            return Err(PlanError::Conflict {
+                first: token.origin.to_string(),
+                second: o.to_string(),
+                hint:
+                    "a static token is sent as is; JWT settings apply only with a JWT secret or key"
+                        .into(),
+            });
+        }
+        if token.value.0.is_empty() || token.value.0.contains(['\r', '\n', '\0']) {
+            return Err(token.origin.invalid(
+                "the token is empty or contains a line break or NUL; give the bare token",
+            ));
+        }
+        return Ok(Auth::Bearer(token.value));
+    }
+
+    let claims = c.claims.map_or_else(default_claims, |l| l.value);
+    let placement = c.placement.map_or(JwtPlacement::Header, |l| l.value);
+
+    let (alg, key) = if let Some(l) = c.secret.or(c
+        .secret_file
+        .map(|f| read_secret_file(&f.value).map(|s| Located::new(s, f.origin)))
+        .transpose()?)
+    {
+        if let Some(a) = &c.alg
+            && a.value != JwtAlg::HS256
+        {
+            return Err(PlanError::Conflict {
+                first: format!("{} ({:?})", a.origin, a.value),
+                second: l.origin.to_string(),
+                hint:
+                    "RS256/ES256 sign with a private key: use --jwt-key-file (or auth.jwt_key_file)"
+                        .into(),
+            });
+        }
+        if l.value.0.is_empty() {
+            return Err(l
+                .origin
+                .invalid("the JWT secret is empty; give a non-empty secret"));
+        }
+        (JwtAlg::HS256, l.value)
+    } else if let Some(f) = c.key_file {
+        let pem = std::fs::read_to_string(&f.value).map_err(|error| PlanError::Read {
+            what: "JWT key file",
+            path: f.value.clone(),
+            error,
+        })?;
+        let bytes = pem.as_bytes();
+        let file = f.value.display();
+        let alg = match c.alg.as_ref().map(|a| a.value) {
+            Some(JwtAlg::HS256) => {
+                return Err(f.origin.invalid(
+                    "HS256 signs with a shared secret, not a key file: use --jwt-secret-file (or auth.jwt_secret_file), or --jwt-alg RS256/ES256",
+                ));
+            }
+            Some(JwtAlg::RS256) => {
+                jsonwebtoken::EncodingKey::from_rsa_pem(bytes).map_err(|_| {
+                    f.origin.invalid(format!(
+                        "{file} is not an RSA private key in PEM format (PKCS#1 or PKCS#8); create one with `openssl genrsa -out key.pem 2048`"
+                    ))
+                })?;
+                JwtAlg::RS256
+            }
+            Some(JwtAlg::ES256) => {
+                jsonwebtoken::EncodingKey::from_ec_pem(bytes).map_err(|_| {
+                    f.origin.invalid(format!(
+                        "{file} is not a P-256 EC private key in PEM format (SEC1 or PKCS#8); create one with `openssl ecparam -name prime256v1 -genkey -noout -out key.pem`"
+                    ))
+                })?;
+                JwtAlg::ES256
+            }
+            None => {
+                if jsonwebtoken::EncodingKey::from_rsa_pem(bytes).is_ok() {
+                    JwtAlg::RS256
+                } else if jsonwebtoken::EncodingKey::from_ec_pem(bytes).is_ok() {
+                    JwtAlg::ES256
+                } else {
+                    return Err(f.origin.invalid(format!(
+                        "{file} is neither an RSA nor an EC private key in PEM format; give a PEM private key, or use --jwt-secret-file for HS256"
+                    )));
+                }
+            }
+        };
+        (alg, Secret(pem))
+    } else {
+        if let Some(o) = jwt_opt {
+            return Err(o.invalid(
+                "JWT settings need a key: add --jwt-secret, --jwt-secret-file or --jwt-key-file (or auth.jwt_* in the profile)",
+            ));
+        }
+        return Ok(Auth::None);
+    };
+
+    Ok(Auth::Jwt {
+        alg,
+        key,
+        claims,
+        placement,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Reconnect.
+
+fn reconnect(args: &RunArgs, p: &Profile) -> Result<Option<Reconnect>, PlanError> {
+    if args.no_reconnect {
+        return Ok(None);
+    }
+    let from_profile = p.reconnect.as_ref().and_then(|l| l.value);
+    let on_cli = args.reconnect || args.reconnect_initial.is_some() || args.reconnect_max.is_some();
+    let Some(mut r) = (if on_cli {
+        Some(from_profile.unwrap_or_default())
+    } else {
+        from_profile
+    }) else {
+        return Ok(None);
+    };
+    let origin = |flag: &'static str, has: bool| {
+        if has {
+            Origin::Flag(flag)
+        } else {
+            p.reconnect
+                .as_ref()
+                .map_or(Origin::Flag(flag), |l| l.origin.clone())
+        }
+    };
+    if let Some(d) = args.reconnect_initial {
+        r.initial = d;
+    }
+    if let Some(d) = args.reconnect_max {
+        r.max = d;
+    }
+    if r.initial.is_zero() {
+        return Err(
+            origin("--reconnect-initial", args.reconnect_initial.is_some())
+                .invalid("the first back-off delay must be longer than 0, e.g. 500ms"),
+        );
+    }
+    if r.initial > r.max {
+        return Err(origin("--reconnect-max", args.reconnect_max.is_some()).invalid(format!(
+            "the back-off cap ({}) is shorter than the first delay ({}); raise the cap or lower the first delay",
+            humantime::format_duration(r.max),
+            humantime::format_duration(r.initial)
+        )));
+    }
+    Ok(Some(r))
+}

@@ -1,0 +1,544 @@
+//! Report contract tests: the JSON report validates against the committed schema
+//! (`schema/report-v1.json`), every field is documented in `docs/report-fields.md`, values are
+//! exact, the text summary carries the key lines, and files are written atomically.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use wsscale::metrics::{DropReason, FailureKind, Snapshot, new_histogram, record_us};
+use wsscale::plan::Stage;
+use wsscale::report::{
+    Percentiles, RunOutcome, SourceOutcome, summary_text, to_json, write_atomic, write_json,
+};
+
+const SCHEMA: &str = include_str!("../schema/report-v1.json");
+const FIELDS_DOC: &str = include_str!("../docs/report-fields.md");
+
+const MIB: u64 = 1024 * 1024;
+
+/// A run with failures, drops, two source addresses and real histograms.
+fn sample() -> RunOutcome {
+    let mut totals = Snapshot::default();
+    let c = &mut totals.counters;
+    c.attempted = 1000;
+    c.established = 990;
+    c.reconnects = 3;
+    c.closed = 985;
+    for _ in 0..7 {
+        c.fail(FailureKind::HttpStatus);
+    }
+    c.http_status.insert(401, 7);
+    for _ in 0..3 {
+        c.fail(FailureKind::Refused);
+    }
+    c.drop_with(DropReason::CloseCode(1001));
+    c.drop_with(DropReason::CloseCode(1001));
+    c.drop_with(DropReason::Reset);
+    c.bytes_sent = 123_456;
+    c.bytes_received = 654_321;
+    c.frames_received = 4242;
+    c.pings_answered = 17;
+    totals.gauges.open = 2;
+    for us in 1000..=100_000u64 {
+        record_us(&mut totals.hist.tcp_connect, us);
+    }
+    for us in [250u64, 500, 750] {
+        record_us(&mut totals.hist.ws_handshake, us);
+    }
+    RunOutcome {
+        started_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        duration: Duration::from_millis(50_250),
+        stages: vec![
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 1000,
+            },
+            Stage {
+                duration: Duration::from_secs(30),
+                target: 1000,
+            },
+            Stage {
+                duration: Duration::from_secs(10),
+                target: 0,
+            },
+        ],
+        targets: vec!["ws://127.0.0.1:9000/ws".to_string()],
+        embedded_gateway: false,
+        interrupted: false,
+        sources_exhausted: false,
+        threads: 2,
+        totals,
+        peak_open: 1000,
+        peak_reached_after: Duration::from_millis(12_500),
+        rss_before_bytes: 10 * MIB,
+        rss_peak_bytes: 13 * MIB,
+        rss_at_peak_open_bytes: 10 * MIB + 1000 * 1500,
+        per_source: vec![
+            SourceOutcome {
+                address: "127.0.0.2".into(),
+                established: 500,
+                failed: 4,
+                addr_not_available: 0,
+            },
+            SourceOutcome {
+                address: "127.0.0.3".into(),
+                established: 490,
+                failed: 6,
+                addr_not_available: 2,
+            },
+        ],
+    }
+}
+
+fn validator() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(SCHEMA).expect("schema is JSON");
+    jsonschema::meta::validate(&schema).expect("schema is a valid JSON Schema");
+    jsonschema::draft202012::new(&schema).expect("schema compiles")
+}
+
+fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn json_validates_against_committed_schema() {
+    let v = validator();
+    let mut empty = sample();
+    empty.totals = Snapshot::default();
+    empty.peak_open = 0;
+    empty.per_source.clear();
+    empty.stages.clear();
+    empty.embedded_gateway = true;
+    empty.interrupted = true;
+    empty.sources_exhausted = true;
+    for o in [sample(), empty] {
+        let doc = to_json(&o);
+        let errs = errors(&v, &doc);
+        assert!(errs.is_empty(), "report does not match schema: {errs:#?}");
+    }
+}
+
+#[test]
+fn schema_rejects_missing_extra_and_mistyped_fields() {
+    let v = validator();
+    let good = to_json(&sample());
+    assert!(v.is_valid(&good));
+
+    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "missing top-level memory",
+            Box::new(|d| {
+                d.as_object_mut().unwrap().remove("memory");
+            }),
+        ),
+        (
+            "missing connections.attempted",
+            Box::new(|d| {
+                d["connections"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("attempted");
+            }),
+        ),
+        (
+            "missing timings.tcp_connect_ms.p99",
+            Box::new(|d| {
+                d["timings"]["tcp_connect_ms"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("p99");
+            }),
+        ),
+        (
+            "missing memory.bytes_per_connection",
+            Box::new(|d| {
+                d["memory"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("bytes_per_connection");
+            }),
+        ),
+        (
+            "missing fixed failure category",
+            Box::new(|d| {
+                d["connections"]["failures"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("refused");
+            }),
+        ),
+        (
+            "unknown top-level field",
+            Box::new(|d| d["surprise"] = json!(1)),
+        ),
+        (
+            "unknown connections field",
+            Box::new(|d| d["connections"]["surprise"] = json!(1)),
+        ),
+        (
+            "unknown failure category",
+            Box::new(|d| d["connections"]["failures"]["http_status"] = json!(1)),
+        ),
+        (
+            "wrong schema_version",
+            Box::new(|d| d["schema_version"] = json!(2)),
+        ),
+        (
+            "string count",
+            Box::new(|d| d["connections"]["established"] = json!("990")),
+        ),
+        (
+            "negative percentile",
+            Box::new(|d| d["timings"]["ws_handshake_ms"]["p50"] = json!(-1.0)),
+        ),
+    ];
+    for (what, mutate) in mutations {
+        let mut doc = good.clone();
+        mutate(&mut doc);
+        assert!(!v.is_valid(&doc), "schema accepted a report with {what}");
+    }
+}
+
+#[test]
+fn json_values_are_exact() {
+    let doc = to_json(&sample());
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(doc["started_at"], "2023-11-14T22:13:20.123Z");
+    assert_eq!(doc["duration_s"], 50.25);
+    assert_eq!(doc["threads"], 2);
+    assert_eq!(doc["targets"], json!(["ws://127.0.0.1:9000/ws"]));
+    assert_eq!(
+        doc["stages"],
+        json!([
+            {"duration_s": 10.0, "target": 1000},
+            {"duration_s": 30.0, "target": 1000},
+            {"duration_s": 10.0, "target": 0}
+        ])
+    );
+
+    let c = &doc["connections"];
+    assert_eq!(c["attempted"], 1000);
+    assert_eq!(c["established"], 990);
+    assert_eq!(c["failed"], 10);
+    assert_eq!(c["dropped"], 3);
+    assert_eq!(c["closed"], 985);
+    assert_eq!(c["reconnects"], 3);
+    assert_eq!(c["peak_open"], 1000);
+    assert_eq!(c["peak_reached_after_s"], 12.5);
+    assert_eq!(c["peak_ramp_rate_per_s"], 80.0);
+    assert_eq!(c["open_at_end"], 2);
+    assert_eq!(c["success_rate"], 0.99);
+    assert_eq!(c["failures"]["http_status_401"], 7);
+    assert_eq!(c["failures"]["refused"], 3);
+    assert_eq!(c["failures"]["dns"], 0);
+    assert!(c["failures"].get("http_status").is_none());
+    let failure_sum: u64 = c["failures"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(failure_sum, 10, "failure categories sum to failed");
+    assert_eq!(c["drops"]["close_1001"], 2);
+    assert_eq!(c["drops"]["reset"], 1);
+    assert_eq!(c["drops"]["eof"], 0);
+    assert_eq!(
+        c["per_source"][1],
+        json!({"address": "127.0.0.3", "established": 490, "failed": 6, "addr_not_available": 2})
+    );
+
+    let t = &doc["traffic"];
+    assert_eq!(t["bytes_sent"], 123_456);
+    assert_eq!(t["bytes_received"], 654_321);
+    assert_eq!(t["frames_received"], 4242);
+    assert_eq!(t["pings_answered"], 17);
+
+    let m = &doc["memory"];
+    assert_eq!(m["rss_before_bytes"], 10 * MIB);
+    assert_eq!(m["rss_peak_bytes"], 13 * MIB);
+    assert_eq!(m["rss_at_peak_open_bytes"], 10 * MIB + 1_500_000);
+    // (10 MiB + 1000 × 1500 − 10 MiB) ÷ 1000
+    assert_eq!(m["bytes_per_connection"], 1500.0);
+    assert_eq!(m["includes_gateway"], false);
+}
+
+#[test]
+fn percentiles_match_recorded_values() {
+    let doc = to_json(&sample());
+    let p = &doc["timings"]["tcp_connect_ms"];
+    assert_eq!(p["count"], 99_001);
+    // HdrHistogram with 3 significant digits: a value is reported within 0.1 % of its bucket.
+    let close = |field: &str, expected_ms: f64| {
+        let got = p[field].as_f64().unwrap();
+        assert!(
+            (got - expected_ms).abs() <= expected_ms * 0.001 + 0.001,
+            "{field}: got {got} ms, expected about {expected_ms} ms"
+        );
+    };
+    close("min", 1.0);
+    close("mean", 50.5);
+    close("p50", 50.5);
+    close("p90", 90.1);
+    close("p99", 99.01);
+    close("max", 100.0);
+    for f in [
+        "min", "mean", "p50", "p90", "p95", "p99", "p999", "p9999", "max",
+    ] {
+        let v = p[f].as_f64().unwrap();
+        assert_eq!(
+            v,
+            (v * 1000.0).round() / 1000.0,
+            "{f} has at most 3 decimals"
+        );
+    }
+
+    let h = &doc["timings"]["ws_handshake_ms"];
+    assert_eq!(h["count"], 3);
+    assert_eq!(h["min"], 0.25);
+    assert_eq!(h["p50"], 0.5);
+    assert_eq!(h["max"], 0.75);
+}
+
+#[test]
+fn empty_histogram_gives_zero_count_and_zeros() {
+    let p = Percentiles::from_hist(&new_histogram());
+    assert_eq!(p.count, 0);
+    assert_eq!(p, Percentiles::default());
+    let mut o = sample();
+    o.totals.hist.ws_handshake = new_histogram();
+    let doc = to_json(&o);
+    assert_eq!(
+        doc["timings"]["ws_handshake_ms"],
+        json!({"count": 0, "min": 0.0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0,
+               "p99": 0.0, "p999": 0.0, "p9999": 0.0, "max": 0.0})
+    );
+}
+
+#[test]
+fn bytes_per_connection_is_null_without_connections() {
+    let mut o = sample();
+    o.peak_open = 0;
+    let doc = to_json(&o);
+    assert!(doc["memory"]["bytes_per_connection"].is_null());
+    assert!(doc["connections"]["peak_ramp_rate_per_s"].is_null());
+    assert!(validator().is_valid(&doc));
+    assert!(summary_text(&o).contains("n/a (no connection was open)"));
+}
+
+#[test]
+fn unattributed_http_status_failures_keep_the_sum() {
+    let mut o = sample();
+    o.totals.counters.fail(FailureKind::HttpStatus); // no code recorded
+    let doc = to_json(&o);
+    assert_eq!(doc["connections"]["failures"]["http_status_401"], 7);
+    assert_eq!(doc["connections"]["failures"]["http_status_other"], 1);
+    assert!(validator().is_valid(&doc));
+}
+
+#[test]
+fn password_in_target_url_is_redacted() {
+    let mut o = sample();
+    o.targets = vec!["ws://bob:hunter2@gw.example:443/ws".into()];
+    let doc = to_json(&o);
+    assert_eq!(doc["targets"][0], "ws://bob:***@gw.example:443/ws");
+    let text = summary_text(&o);
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// Collect the documented dotted path of every field in `v`.
+fn field_paths(prefix: &str, v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                let key = if prefix == "connections.failures" && k.starts_with("http_status_") {
+                    if k == "http_status_other" {
+                        k.clone()
+                    } else {
+                        "http_status_<code>".to_string()
+                    }
+                } else if prefix == "connections.drops" && k.starts_with("close_") {
+                    "close_<code>".to_string()
+                } else {
+                    k.clone()
+                };
+                let path = if prefix.is_empty() {
+                    key
+                } else if prefix.starts_with("timings.") {
+                    format!("timings.*.{key}")
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                out.push(path.clone());
+                field_paths(&path, child, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                field_paths(&format!("{prefix}[]"), item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_field_is_documented() {
+    let mut o = sample();
+    o.totals.counters.fail(FailureKind::HttpStatus); // also produce http_status_other
+    let mut paths = Vec::new();
+    field_paths("", &to_json(&o), &mut paths);
+    paths.sort();
+    paths.dedup();
+    let missing: Vec<_> = paths
+        .iter()
+        .filter(|p| !FIELDS_DOC.contains(&format!("| `{p}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fields missing from docs/report-fields.md: {missing:?}"
+    );
+}
+
+#[test]
+fn text_summary_has_key_lines() {
+    let text = summary_text(&sample());
+    for needle in [
+        "wsscale ",
+        "ws://127.0.0.1:9000/ws",
+        "ramp to 1000 over 10s",
+        "hold 1000 for 30s",
+        "ramp to 0 over 10s",
+        "threads",
+        "2023-11-14T22:13:20.123Z",
+        "50.25s",
+        "(99.00% success)",
+        "Failures by category",
+        "http_status_401",
+        "refused",
+        "Drops by reason",
+        "close_1001",
+        "tcp connect",
+        "ws handshake",
+        "1.46 KiB  (1500 bytes)",
+        "127.0.0.3",
+    ] {
+        assert!(text.contains(needle), "summary lacks {needle:?}:\n{text}");
+    }
+    // Only non-zero categories, largest first.
+    assert!(!text.contains("dns"), "{text}");
+    let pos = |s: &str| text.find(s).unwrap();
+    assert!(pos("http_status_401") < pos("refused"), "{text}");
+    assert!(!text.contains("INTERRUPTED"));
+    assert!(!text.contains("embedded gateway"));
+    assert!(!text.contains("ran out of local ports"));
+
+    let line = |label: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} line:\n{text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(line("attempted"), "attempted 1000");
+    assert_eq!(line("established"), "established 990 (99.00% success)");
+    assert_eq!(line("failed"), "failed 10");
+    assert_eq!(
+        line("peak open"),
+        "peak open 1000 (reached after 12.5s, 80.0 conn/s)"
+    );
+    assert_eq!(line("http_status_401"), "http_status_401 7");
+}
+
+#[test]
+fn text_summary_flags_interrupted_embedded_and_exhausted_runs() {
+    let mut o = sample();
+    o.interrupted = true;
+    o.embedded_gateway = true;
+    o.sources_exhausted = true;
+    let text = summary_text(&o);
+    assert!(text.contains("INTERRUPTED"), "{text}");
+    assert!(
+        text.contains("(embedded gateway, in-process: memory figures include it)"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l
+            == "All source addresses ran out of local ports for every target: no further \
+                connections could be opened. Add source addresses (--source-ip) or targets, \
+                or widen net.ipv4.ip_local_port_range."),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_summary_caps_the_source_table() {
+    let mut o = sample();
+    o.per_source = (0..25u64)
+        .map(|i| SourceOutcome {
+            address: format!("10.0.0.{i}"),
+            established: i,
+            failed: 1,
+            addr_not_available: 0,
+        })
+        .collect();
+    let text = summary_text(&o);
+    // The top 20 by established are 10.0.0.5 ..= 10.0.0.24; the 5 smallest are summed up.
+    assert!(text.contains("10.0.0.24 "), "{text}");
+    assert!(text.contains("10.0.0.5 "), "{text}");
+    assert!(!text.contains("10.0.0.4 "), "{text}");
+    assert!(
+        text.contains("… 5 more (established 10, failed 5, addr_not_available 0)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_summary_of_an_empty_run() {
+    let mut o = sample();
+    o.totals = Snapshot::default();
+    o.peak_open = 0;
+    let text = summary_text(&o);
+    assert!(text.contains("no attempts"), "{text}");
+    assert!(text.contains("(no samples)"), "{text}");
+}
+
+#[test]
+fn write_atomic_replaces_and_leaves_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    write_atomic(&path, b"first").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"first");
+    write_atomic(&path, b"second, longer").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec!["report.json".to_string()]);
+}
+
+#[test]
+fn write_atomic_fails_cleanly_into_a_missing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing").join("report.json");
+    assert!(write_atomic(&path, b"x").is_err());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn write_json_output_reparses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.json");
+    let o = sample();
+    write_json(&path, &o).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with("}\n"));
+    assert!(text.starts_with("{\n  \"schema_version\": 1,"), "{text}");
+    let back: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, to_json(&o));
+    assert!(validator().is_valid(&back));
+}
