@@ -85,7 +85,10 @@ fn spreads_over_source_addresses() {
     let addrs: Vec<&str> = o.per_source.iter().map(|s| s.address.as_str()).collect();
     assert_eq!(addrs, ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]);
     for s in &o.per_source {
-        assert_eq!(s.established, 50, "round robin gives each address a quarter: {s:?}");
+        assert_eq!(
+            s.established, 50,
+            "round robin gives each address a quarter: {s:?}"
+        );
         assert_eq!(s.failed, 0);
     }
 }
@@ -93,11 +96,17 @@ fn spreads_over_source_addresses() {
 #[test]
 fn refused_port_is_counted_as_refused() {
     // Bind then drop: nothing listens on that port any more.
-    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let plan = plan_for(addr, vec![stage(100, 20), stage(100, 20)]);
     let o = run(&plan);
     let c = &o.totals.counters;
-    assert_eq!(c.attempted, 20, "failed slots are not retried without --reconnect");
+    assert_eq!(
+        c.attempted, 20,
+        "failed slots are not retried without --reconnect"
+    );
     assert_eq!(c.failed, 20);
     assert_eq!(c.failures_of(FailureKind::Refused), 20);
     assert_eq!(c.established, 0);
@@ -105,7 +114,10 @@ fn refused_port_is_counted_as_refused() {
 
 #[test]
 fn reconnect_retries_failed_slots() {
-    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut plan = plan_for(addr, vec![stage(50, 4), stage(600, 4)]);
     plan.reconnect = Some(wsscale::plan::Reconnect {
         initial: Duration::from_millis(20),

@@ -120,79 +120,97 @@ fn json_validates_against_committed_schema() {
     }
 }
 
+/// A named change that must make a valid report invalid.
+type Mutation = (&'static str, fn(&mut Value));
+
+/// Every object in the schema is closed and requires every property it declares.
+fn assert_closed_and_required(path: &str, schema: &Value) {
+    match schema {
+        Value::Object(m) => {
+            if let Some(Value::Object(props)) = m.get("properties") {
+                assert_eq!(
+                    m.get("additionalProperties"),
+                    Some(&Value::Bool(false)),
+                    "{path} is not closed"
+                );
+                let mut required: Vec<&str> = m["required"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{path} has no required list"))
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                let mut declared: Vec<&str> = props.keys().map(String::as_str).collect();
+                required.sort_unstable();
+                declared.sort_unstable();
+                assert_eq!(required, declared, "{path}: required != properties");
+            }
+            for (k, v) in m {
+                assert_closed_and_required(&format!("{path}/{k}"), v);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                assert_closed_and_required(&format!("{path}/{i}"), v);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schema_objects_are_closed_and_fully_required() {
+    let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+    assert_closed_and_required("#", &schema);
+}
+
 #[test]
 fn schema_rejects_missing_extra_and_mistyped_fields() {
     let v = validator();
     let good = to_json(&sample());
     assert!(v.is_valid(&good));
 
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        (
-            "missing top-level memory",
-            Box::new(|d| {
-                d.as_object_mut().unwrap().remove("memory");
-            }),
-        ),
-        (
-            "missing connections.attempted",
-            Box::new(|d| {
-                d["connections"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("attempted");
-            }),
-        ),
-        (
-            "missing timings.tcp_connect_ms.p99",
-            Box::new(|d| {
-                d["timings"]["tcp_connect_ms"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("p99");
-            }),
-        ),
-        (
-            "missing memory.bytes_per_connection",
-            Box::new(|d| {
-                d["memory"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("bytes_per_connection");
-            }),
-        ),
-        (
-            "missing fixed failure category",
-            Box::new(|d| {
-                d["connections"]["failures"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("refused");
-            }),
-        ),
-        (
-            "unknown top-level field",
-            Box::new(|d| d["surprise"] = json!(1)),
-        ),
-        (
-            "unknown connections field",
-            Box::new(|d| d["connections"]["surprise"] = json!(1)),
-        ),
-        (
-            "unknown failure category",
-            Box::new(|d| d["connections"]["failures"]["http_status"] = json!(1)),
-        ),
-        (
-            "wrong schema_version",
-            Box::new(|d| d["schema_version"] = json!(2)),
-        ),
-        (
-            "string count",
-            Box::new(|d| d["connections"]["established"] = json!("990")),
-        ),
-        (
-            "negative percentile",
-            Box::new(|d| d["timings"]["ws_handshake_ms"]["p50"] = json!(-1.0)),
-        ),
+    let mutations: Vec<Mutation> = vec![
+        ("missing top-level memory", |d| {
+            d.as_object_mut().unwrap().remove("memory");
+        }),
+        ("missing connections.attempted", |d| {
+            d["connections"]
+                .as_object_mut()
+                .unwrap()
+                .remove("attempted");
+        }),
+        ("missing timings.tcp_connect_ms.p99", |d| {
+            d["timings"]["tcp_connect_ms"]
+                .as_object_mut()
+                .unwrap()
+                .remove("p99");
+        }),
+        ("missing memory.bytes_per_connection", |d| {
+            d["memory"]
+                .as_object_mut()
+                .unwrap()
+                .remove("bytes_per_connection");
+        }),
+        ("missing fixed failure category", |d| {
+            d["connections"]["failures"]
+                .as_object_mut()
+                .unwrap()
+                .remove("refused");
+        }),
+        ("unknown top-level field", |d| d["surprise"] = json!(1)),
+        ("unknown connections field", |d| {
+            d["connections"]["surprise"] = json!(1)
+        }),
+        ("unknown failure category", |d| {
+            d["connections"]["failures"]["http_status"] = json!(1)
+        }),
+        ("wrong schema_version", |d| d["schema_version"] = json!(2)),
+        ("string count", |d| {
+            d["connections"]["established"] = json!("990")
+        }),
+        ("negative percentile", |d| {
+            d["timings"]["ws_handshake_ms"]["p50"] = json!(-1.0)
+        }),
     ];
     for (what, mutate) in mutations {
         let mut doc = good.clone();

@@ -29,9 +29,12 @@ How many WebSocket connections can your gateway hold, how fast can they arrive, 
 happens to heartbeats and latency while they are held?
 
 Examples:
-  wsscale run profiles/quick.toml                     100 connections against the embedded gateway
+  wsscale run profiles/quick.toml
+      100 connections against the embedded gateway
   wsscale run -c 10k --ramp 1m --target ws://10.0.0.5:8080/ws
-  wsscale serve --listen 0.0.0.0:8080                 run the reference gateway";
+      ramp to 10,000 connections over a minute against your gateway
+  wsscale serve --listen 0.0.0.0:8080
+      run the reference gateway for other machines to load";
 
 /// `wsscale`: WebSocket connection load tester.
 #[derive(Debug, Parser)]
@@ -56,10 +59,12 @@ Units: counts 18000, 18k, 1.5k, 1M; durations 500ms, 10s, 1m30s; sizes 1024, 64k
 Examples:
   wsscale run profiles/quick.toml
       100 connections, 10s ramp, 30s hold, against the embedded gateway
-  wsscale run -c 18k --ramp 6s --hold 30s --source-ip 127.0.0.2-127.0.0.5 --target ws://127.0.0.1:8080/ws
-      hold 18,000 connections, spreading them over four loopback source addresses
-  wsscale run --stage 1m:10k --stage 5m:10k --stage 30s:0 --target wss://gw.example.com/ws --token \"$TOKEN\"
-      k6-style stages with a bearer token";
+  wsscale run -c 18k --ramp 6s --source-ip 127.0.0.2-127.0.0.5 \\
+      --target ws://127.0.0.1:8080/ws
+      hold 18,000 connections from four loopback source addresses
+  wsscale run --stage 1m:10k --stage 5m:10k --stage 30s:0 \\
+      --target ws://10.0.0.5:8080/ws --jwt-secret-file ./secret
+      k6-style stages, each connection with its own HS256 JWT";
 
 const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
 
@@ -75,6 +80,9 @@ Examples:
   wsscale serve --echo-delay 20ms
       add 20 ms before each echo, to see it in the run's latency figures";
 
+/// `RunArgs` is much larger than `ServeArgs`; the value is parsed once, so boxing it would
+/// only make matching clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     #[command(about = RUN_ABOUT, long_about = RUN_LONG)]
@@ -117,7 +125,9 @@ pub struct RunArgs {
     #[arg(long = "target", value_name = "URL", help_heading = "Load")]
     pub targets: Vec<String>,
 
-    /// Connections to hold (18000, 18k, 1.5k, 1M). Replaces the profile's load shape.
+    /// Connections to hold (18000, 18k, 1.5k, 1M); shaped by --ramp/--hold/--ramp-down.
+    /// Replaces the profile's load shape. [default: none; -c, --stage or a profile must give
+    /// the load]
     #[arg(short = 'c', long, value_name = "N", value_parser = units::parse_count, help_heading = "Load")]
     pub connections: Option<u64>,
 
@@ -221,25 +231,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "PROTOCOL", help_heading = "Handshake")]
     pub subprotocol: Option<String>,
 
-    /// Static bearer token: sends 'Authorization: Bearer TOKEN'. Also read from WSSCALE_TOKEN.
+    /// Static bearer token: sends 'Authorization: Bearer TOKEN'.
     #[arg(
         long,
         value_name = "TOKEN",
-        env = "WSSCALE_TOKEN",
-        hide_env_values = true,
         value_parser = secret,
         conflicts_with_all = ["jwt_secret", "jwt_secret_file", "jwt_key_file", "jwt_alg", "jwt_claims", "jwt_in"],
         help_heading = "Handshake"
     )]
     pub token: Option<Secret>,
 
-    /// Mint an HS256 JWT per connection with this shared secret. Also read from
-    /// WSSCALE_JWT_SECRET; prefer --jwt-secret-file on shared machines.
+    /// Mint an HS256 JWT per connection with this shared secret (visible in `ps`: prefer
+    /// --jwt-secret-file on shared machines)
     #[arg(
         long,
         value_name = "SECRET",
-        env = "WSSCALE_JWT_SECRET",
-        hide_env_values = true,
         value_parser = secret,
         conflicts_with_all = ["jwt_secret_file", "jwt_key_file"],
         help_heading = "Handshake"
@@ -255,7 +261,8 @@ pub struct RunArgs {
     )]
     pub jwt_secret_file: Option<PathBuf>,
 
-    /// Mint RS256/ES256 JWTs with this PEM private key (PKCS#1, SEC1 or PKCS#8)
+    /// Mint RS256/ES256 JWTs with this PEM private key (RSA: PKCS#1 or PKCS#8; EC P-256:
+    /// PKCS#8)
     #[arg(long, value_name = "PEM", help_heading = "Handshake")]
     pub jwt_key_file: Option<PathBuf>,
 
@@ -292,12 +299,10 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 
     /// Require an HS256 JWT signed with this secret (Authorization: Bearer, or ?token=).
-    /// Also read from WSSCALE_JWT_SECRET. [default: no auth]
+    /// [default: no auth]
     #[arg(
         long,
         value_name = "SECRET",
-        env = "WSSCALE_JWT_SECRET",
-        hide_env_values = true,
         value_parser = secret,
         conflicts_with = "jwt_secret_file"
     )]

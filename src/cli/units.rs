@@ -10,7 +10,7 @@
 //!
 //! Every parser returns a [`UnitError`] whose message names the input, what is wrong with it
 //! and an example of valid input, e.g.
-//! `"10 seconds" is not a duration (expected e.g. "10s", "1m30s", "500ms")`.
+//! `"ten" is not a duration: … (expected e.g. "10s", "1m30s", "500ms")`.
 //! Parsers never go through `f64` for counts and sizes, so `1.5k` is exactly 1500 and
 //! `1.2345k` is rejected rather than rounded.
 
@@ -263,9 +263,9 @@ mod tests {
 
     #[test]
     fn message_shape() {
-        let e = parse_duration("10 seconds").unwrap_err();
+        let e = parse_duration("10 parsecs").unwrap_err();
         let m = e.to_string();
-        assert!(m.starts_with(r#""10 seconds" is not a duration"#), "{m}");
+        assert!(m.starts_with(r#""10 parsecs" is not a duration"#), "{m}");
         assert!(
             m.ends_with(r#"(expected e.g. "10s", "1m30s", "500ms")"#),
             "{m}"

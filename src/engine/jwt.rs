@@ -32,10 +32,7 @@ impl JwtMinter {
             return Ok(None);
         };
         let (algorithm, key) = match alg {
-            JwtAlg::HS256 => (
-                Algorithm::HS256,
-                EncodingKey::from_secret(key.0.as_bytes()),
-            ),
+            JwtAlg::HS256 => (Algorithm::HS256, EncodingKey::from_secret(key.0.as_bytes())),
             JwtAlg::RS256 => (
                 Algorithm::RS256,
                 EncodingKey::from_rsa_pem(key.0.as_bytes())
@@ -57,7 +54,8 @@ impl JwtMinter {
     /// A token for connection number `conn` at Unix time `now`.
     pub fn mint(&self, conn: u64, now: i64) -> Result<String, JwtKeyError> {
         let claims = render(&self.claims, conn, now);
-        jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(|e| JwtKeyError(e.to_string()))
+        jsonwebtoken::encode(&self.header, &claims, &self.key)
+            .map_err(|e| JwtKeyError(e.to_string()))
     }
 }
 

@@ -66,9 +66,18 @@ impl Live {
         while self.next <= now {
             self.next += self.interval;
         }
-        let span = now.saturating_duration_since(self.last).as_secs_f64().max(1e-3);
+        let span = now
+            .saturating_duration_since(self.last)
+            .as_secs_f64()
+            .max(1e-3);
         self.last = now;
-        let line = render(clock, agg, now.saturating_duration_since(self.start), span, peak);
+        let line = render(
+            clock,
+            agg,
+            now.saturating_duration_since(self.start),
+            span,
+            peak,
+        );
         let mut err = std::io::stderr().lock();
         // Progress output is best effort: a closed stderr must not stop the run.
         let _ = match self.mode {
@@ -97,7 +106,13 @@ pub fn stage_label(clock: &StageClock, elapsed: Duration) -> String {
     }
 }
 
-fn render(clock: &StageClock, agg: &mut Aggregator, elapsed: Duration, span: f64, peak: u64) -> String {
+fn render(
+    clock: &StageClock,
+    agg: &mut Aggregator,
+    elapsed: Duration,
+    span: f64,
+    peak: u64,
+) -> String {
     let iv = agg.take_interval();
     let g = agg.current_gauges();
     let target = clock.target_at(elapsed).floor() as u64;
@@ -119,7 +134,11 @@ fn render(clock: &StageClock, agg: &mut Aggregator, elapsed: Duration, span: f64
         .filter(|k| t.failures_of(**k) > 0 && **k != FailureKind::HttpStatus)
         .map(|k| format!("{} {}", k.label(), t.failures_of(*k)))
         .collect();
-    cats.extend(t.http_status.iter().map(|(c, n)| format!("http_status_{c} {n}")));
+    cats.extend(
+        t.http_status
+            .iter()
+            .map(|(c, n)| format!("http_status_{c} {n}")),
+    );
     if !cats.is_empty() {
         line.push_str(&format!(" ({})", cats.join(", ")));
     }

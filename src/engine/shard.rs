@@ -27,12 +27,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::EngineError;
 use super::conn::{Conn, OpenError, SocketOpts, State, set_reset_on_close, start_connect};
 use super::jwt::JwtMinter;
 use super::source::SourcePool;
 use super::timer::TimerWheel;
 use super::ws::{self, FrameKind, FrameParse, RequestTemplate, UpgradeResponse};
-use super::EngineError;
 use crate::metrics::{DropReason, FailureKind, Snapshot, SourceCounts, record_us};
 use crate::plan::{Auth, CloseMode, JwtPlacement, Plan, Slice, StageClock};
 
@@ -234,14 +234,17 @@ impl Shard {
             if finishing && self.conns.is_empty() {
                 break;
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(1))) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(EngineError::Poll(e));
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(1)))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(EngineError::Poll(e));
             }
             for ev in events.iter() {
                 let key = ev.token().0;
-                self.on_event(key, ev.is_readable() || ev.is_read_closed() || ev.is_error());
+                self.on_event(
+                    key,
+                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                );
             }
             self.expire_timers();
             if Instant::now() >= next_snapshot {
@@ -470,7 +473,12 @@ impl Shard {
                 self.closing += 1;
                 let mask = self.rng.u32(..).to_ne_bytes();
                 self.out.clear();
-                ws::write_client_frame(&mut self.out, ws::opcode::CLOSE, &1000u16.to_be_bytes(), mask);
+                ws::write_client_frame(
+                    &mut self.out,
+                    ws::opcode::CLOSE,
+                    &1000u16.to_be_bytes(),
+                    mask,
+                );
                 let c = &mut self.conns[key];
                 c.state = State::Closing;
                 let id = c.id;
@@ -519,7 +527,9 @@ impl Shard {
     fn end_by_peer(&mut self, key: usize, err: Option<&io::Error>) {
         let state = self.conns[key].state;
         let how = match state {
-            State::Connecting => End::Failed(err.map_or(FailureKind::Refused, FailureKind::from_io)),
+            State::Connecting => {
+                End::Failed(err.map_or(FailureKind::Refused, FailureKind::from_io))
+            }
             State::Handshaking => End::Failed(match err {
                 None => FailureKind::ClosedByServer,
                 Some(e) => FailureKind::from_io(e),
@@ -565,7 +575,10 @@ impl Shard {
         }
         let now = self.now_us();
         let conn = &mut self.conns[key];
-        record_us(&mut self.snap.hist.tcp_connect, now.saturating_sub(conn.mark_us));
+        record_us(
+            &mut self.snap.hist.tcp_connect,
+            now.saturating_sub(conn.mark_us),
+        );
         conn.mark_us = now;
         conn.state = State::Handshaking;
         let (id, target) = (conn.id, conn.target as usize);
@@ -654,10 +667,7 @@ impl Shard {
 
     fn read_ready(&mut self, key: usize) {
         let mut scratch = std::mem::take(&mut self.scratch);
-        loop {
-            let Some(conn) = self.conns.get_mut(key) else {
-                break;
-            };
+        while let Some(conn) = self.conns.get_mut(key) {
             match (&conn.sock).read(&mut scratch) {
                 Ok(0) => {
                     self.end_by_peer(key, None);
@@ -721,7 +731,10 @@ impl Shard {
                 UpgradeResponse::Accepted { consumed } => {
                     let now = self.now_us();
                     let conn = &mut self.conns[key];
-                    record_us(&mut self.snap.hist.ws_handshake, now.saturating_sub(conn.mark_us));
+                    record_us(
+                        &mut self.snap.hist.ws_handshake,
+                        now.saturating_sub(conn.mark_us),
+                    );
                     conn.state = State::Open;
                     self.pending -= 1;
                     self.open += 1;
@@ -792,7 +805,11 @@ impl Shard {
                 // Echo the close (RFC 6455 §5.5.1); the connection ends either way.
                 let mask = self.rng.u32(..).to_ne_bytes();
                 self.out.clear();
-                let echo: &[u8] = if payload.len() >= 2 { &payload[..2] } else { &[] };
+                let echo: &[u8] = if payload.len() >= 2 {
+                    &payload[..2]
+                } else {
+                    &[]
+                };
                 ws::write_client_frame(&mut self.out, ws::opcode::CLOSE, echo, mask);
                 if self.send_out(key) {
                     self.end(key, End::Dropped(DropReason::CloseCode(code)));

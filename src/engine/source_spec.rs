@@ -8,12 +8,12 @@
 //! | single address           | `127.0.0.2`, `::1`, `[::1]`   | that address                       |
 //! | inclusive range          | `10.0.0.10-10.0.0.60`         | every address from start to end    |
 //! | CIDR prefix              | `10.0.0.0/28`, `fd00::/120`   | the prefix's usable host addresses |
-//! | interface                | `iface:eth0`                  | the interface's IPv4/IPv6 addresses|
+//! | interface                | `iface:eth0`                  | its IPv4/IPv6 addresses            |
 //!
 //! Rules, and why:
 //!
 //! - **IPv4 CIDR** prefixes shorter than /31 drop the network and broadcast addresses (they
-//!   cannot be bound as a source of a TCP connection); /31 (RFC 3021 point-to-point) and /32
+//!   are not host addresses on a broadcast subnet); /31 (RFC 3021 point-to-point) and /32
 //!   keep all their addresses. **IPv6 CIDR** keeps every address of the prefix: IPv6 has no
 //!   broadcast address, and the all-zero "subnet-router anycast" address is rarely assigned
 //!   to a host anyway — [`check_bindable`] tells which addresses the host owns.

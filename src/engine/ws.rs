@@ -75,10 +75,7 @@ pub fn request_template(
         head.extend_from_slice(&fixed);
     }
     head.extend_from_slice(b"Sec-WebSocket-Key: ");
-    RequestTemplate {
-        head,
-        query_split,
-    }
+    RequestTemplate { head, query_split }
 }
 
 impl RequestTemplate {
@@ -344,7 +341,10 @@ mod tests {
         let mut out = Vec::new();
         t.write(&connection_key(1, 1), Some("JWT"), &mut out);
         let s = String::from_utf8(out).unwrap();
-        assert!(s.starts_with("GET /ws?a=1&token=JWT HTTP/1.1\r\nHost: "), "{s}");
+        assert!(
+            s.starts_with("GET /ws?a=1&token=JWT HTTP/1.1\r\nHost: "),
+            "{s}"
+        );
         let t = request_template(&target(), &HandshakeSpec::default(), None, None);
         let mut out = Vec::new();
         t.write(&connection_key(1, 1), Some("JWT"), &mut out);
@@ -375,7 +375,10 @@ mod tests {
             UpgradeResponse::Partial
         );
         assert_eq!(
-            parse_upgrade_response(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", &k1),
+            parse_upgrade_response(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+                &k1
+            ),
             UpgradeResponse::Status(401)
         );
     }

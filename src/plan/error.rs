@@ -95,7 +95,7 @@ pub enum PlanError {
     Sources {
         origin: Origin,
         spec: String,
-        error: SourceError,
+        error: Box<SourceError>,
     },
     /// Two settings that cannot be combined.
     #[error("{first} cannot be combined with {second}: {hint}")]

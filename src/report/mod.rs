@@ -7,7 +7,7 @@
 //! - [`text`] — [`summary_text`], the aligned human summary.
 //! - [`json`] — [`to_json`], the JSON document (`schema_version` [`SCHEMA_VERSION`]), and
 //!   [`Percentiles`] (milliseconds from a microsecond HdrHistogram).
-//! - [`write`] — [`write_atomic`] (temp file + fsync + rename) and [`write_json`].
+//! - [`write`](mod@write) — [`write_atomic`] (temp file + fsync + rename) and [`write_json`].
 //!
 //! Reports are a contract: the JSON layout is described by `schema/report-v1.json` and every
 //! field by `docs/report-fields.md`; `tests/report.rs` checks a report against both.

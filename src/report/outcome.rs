@@ -62,7 +62,9 @@ impl RunOutcome {
         if self.peak_open == 0 {
             return None;
         }
-        let grown = self.rss_at_peak_open_bytes.saturating_sub(self.rss_before_bytes);
+        let grown = self
+            .rss_at_peak_open_bytes
+            .saturating_sub(self.rss_before_bytes);
         Some(grown as f64 / self.peak_open as f64)
     }
 

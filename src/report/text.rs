@@ -231,7 +231,7 @@ fn per_source(s: &mut String, o: &RunOutcome) {
     }
     let mut rows: Vec<_> = o.per_source.iter().collect();
     // Stable sort: ties keep the pool order.
-    rows.sort_by(|a, b| b.established.cmp(&a.established));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.established));
     let (shown, rest) = rows.split_at(rows.len().min(MAX_SOURCE_ROWS));
     let w = shown
         .iter()
