@@ -24,7 +24,31 @@ use crate::system;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Run `plan`; returns the process exit code.
-pub fn run_plan(mut plan: Plan) -> anyhow::Result<i32> {
+pub fn run_plan(plan: Plan) -> anyhow::Result<i32> {
+    let stop = install_signals()?;
+    let (plan, outcome) = run_to_outcome(plan, stop)?;
+    finish(&plan, &outcome)
+}
+
+/// Install SIGINT/SIGTERM handling: the first signal sets the returned flag (the run stops,
+/// closes everything and still writes its report); a second one exits at once.
+pub fn install_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, EXIT_INTERRUPTED, stop.clone())
+            .context("cannot install signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    Ok(stop)
+}
+
+/// Check limits, start the embedded gateway if no target was given, probe targets, run the
+/// engine. Returns the plan as run (with the embedded gateway's target filled in) and the
+/// outcome.
+pub fn run_to_outcome(
+    mut plan: Plan,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(Plan, RunOutcome)> {
     let limits = system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
     let peak = plan.peak_connections();
     let embedded = plan.targets.is_empty();
@@ -51,19 +75,11 @@ pub fn run_plan(mut plan: Plan) -> anyhow::Result<i32> {
         None
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being handled exits at once.
-        signal_hook::flag::register_conditional_shutdown(sig, EXIT_INTERRUPTED, stop.clone())
-            .context("cannot install signal handler")?;
-        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
-    }
-
     let mut opts = RunOptions::new(stop);
     opts.live = LiveMode::detect();
     opts.embedded_gateway = embedded;
     let outcome = engine::run(&plan, &opts).context("the engine failed")?;
-    finish(&plan, &outcome)
+    Ok((plan, outcome))
 }
 
 /// Print the summary, write the JSON report, pick the exit code.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::metrics::FailureKind;
 use crate::plan::StageClock;
+use crate::report::outcome::IntervalRow;
 
 use super::Aggregator;
 
@@ -44,6 +45,7 @@ pub struct Live {
     start: Instant,
     next: Instant,
     last: Instant,
+    rows: Vec<IntervalRow>,
 }
 
 impl Live {
@@ -54,13 +56,19 @@ impl Live {
             start,
             next: start + interval,
             last: start,
+            rows: Vec::new(),
         }
+    }
+
+    /// The time series collected so far.
+    pub fn into_rows(self) -> Vec<IntervalRow> {
+        self.rows
     }
 
     /// Print a line if an interval has passed (or `final_`).
     pub fn tick(&mut self, clock: &StageClock, agg: &mut Aggregator, peak: u64, final_: bool) {
         let now = Instant::now();
-        if self.mode == LiveMode::Quiet || (!final_ && now < self.next) {
+        if !final_ && now < self.next {
             return;
         }
         while self.next <= now {
@@ -71,13 +79,17 @@ impl Live {
             .as_secs_f64()
             .max(1e-3);
         self.last = now;
-        let line = render(
+        let (line, row) = render(
             clock,
             agg,
             now.saturating_duration_since(self.start),
             span,
             peak,
         );
+        self.rows.push(row);
+        if self.mode == LiveMode::Quiet {
+            return;
+        }
         let mut err = std::io::stderr().lock();
         // Progress output is best effort: a closed stderr must not stop the run.
         let _ = match self.mode {
@@ -112,8 +124,27 @@ fn render(
     elapsed: Duration,
     span: f64,
     peak: u64,
-) -> String {
+) -> (String, IntervalRow) {
     let iv = agg.take_interval();
+    let q = |h: &hdrhistogram::Histogram<u64>, p: f64| {
+        if h.is_empty() {
+            0.0
+        } else {
+            h.value_at_quantile(p) as f64 / 1000.0
+        }
+    };
+    let mh = &iv.hist.message_rtt;
+    let row = IntervalRow {
+        t_s: elapsed.as_secs_f64(),
+        open: agg.current_gauges().open,
+        connect_rate: iv.counters.established as f64 / span,
+        failures: iv.counters.failed,
+        dropped: iv.counters.dropped,
+        msgs_sent_per_s: iv.counters.messages_sent as f64 / span,
+        msgs_received_per_s: iv.counters.messages_received as f64 / span,
+        message_p50_ms: q(mh, 0.5),
+        message_p99_ms: q(mh, 0.99),
+    };
     let g = agg.current_gauges();
     let target = clock.target_at(elapsed).floor() as u64;
     let rate = iv.counters.established as f64 / span;
@@ -145,6 +176,21 @@ fn render(
     if t.dropped > 0 {
         line.push_str(&format!(" | dropped {}", t.dropped));
     }
+    if iv.counters.messages_sent > 0 || iv.counters.messages_received > 0 {
+        line.push_str(&format!(
+            " | msgs {:.0}/s out {:.0}/s in",
+            row.msgs_sent_per_s, row.msgs_received_per_s
+        ));
+        if !mh.is_empty() {
+            line.push_str(&format!(
+                " rtt p50 {:.2}ms p99 {:.2}ms",
+                row.message_p50_ms, row.message_p99_ms
+            ));
+        }
+    }
+    if t.messages_lost > 0 {
+        line.push_str(&format!(" | lost {}", t.messages_lost));
+    }
     let h = &iv.hist.ws_handshake;
     if !h.is_empty() {
         line.push_str(&format!(
@@ -156,5 +202,5 @@ fn render(
     if g.sources_exhausted {
         line.push_str(" | SOURCE PORTS EXHAUSTED: no more connections can be opened");
     }
-    line
+    (line, row)
 }

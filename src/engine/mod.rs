@@ -170,6 +170,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
         rss_at_peak_open_bytes: agg.rss_at_peak_open,
         totals: agg.into_totals(),
         per_source,
+        timeseries: live.into_rows(),
+        thresholds: Vec::new(),
+        aborted_by_threshold: false,
     })
 }
 

@@ -155,6 +155,25 @@ pub struct Counters {
     pub frames_received: u64,
     /// Pings received from the server and answered.
     pub pings_answered: u64,
+    /// Timed messages sent (`--message-rate`).
+    pub messages_sent: u64,
+    /// Echoes of our timed messages received (each closes one latency sample).
+    pub messages_received: u64,
+    /// Timed messages whose echo did not arrive within `--message-timeout`, or that were
+    /// still outstanding when their connection ended.
+    pub messages_lost: u64,
+    /// Payload bytes of timed messages sent / of data frames received.
+    pub message_bytes_sent: u64,
+    pub message_bytes_received: u64,
+    /// Data frames received that were not echoes of our timed messages (server push,
+    /// heartbeat replies, first-message replies).
+    pub other_messages_received: u64,
+    /// WebSocket pings sent / pongs that answered them.
+    pub pings_sent: u64,
+    pub pongs_received: u64,
+    /// Application heartbeats sent / expected replies received.
+    pub heartbeats_sent: u64,
+    pub heartbeat_replies: u64,
 }
 
 impl Counters {
@@ -193,6 +212,16 @@ impl Counters {
         self.bytes_received += o.bytes_received;
         self.frames_received += o.frames_received;
         self.pings_answered += o.pings_answered;
+        self.messages_sent += o.messages_sent;
+        self.messages_received += o.messages_received;
+        self.messages_lost += o.messages_lost;
+        self.message_bytes_sent += o.message_bytes_sent;
+        self.message_bytes_received += o.message_bytes_received;
+        self.other_messages_received += o.other_messages_received;
+        self.pings_sent += o.pings_sent;
+        self.pongs_received += o.pongs_received;
+        self.heartbeats_sent += o.heartbeats_sent;
+        self.heartbeat_replies += o.heartbeat_replies;
     }
 }
 
@@ -256,6 +285,15 @@ pub struct Histograms {
     pub tcp_connect: Histogram<u64>,
     /// Upgrade request written to valid 101 parsed (µs).
     pub ws_handshake: Histogram<u64>,
+    /// Echo receive time − *intended* send time of timed messages (µs).
+    pub message_rtt: Histogram<u64>,
+    /// Pong receive time − intended ping time (µs).
+    pub ping_rtt: Histogram<u64>,
+    /// Expected heartbeat reply time − intended heartbeat time (µs).
+    pub heartbeat_rtt: Histogram<u64>,
+    /// How late each scheduled send (message, ping, heartbeat) actually went out (µs):
+    /// actual send time − intended send time.
+    pub schedule_lag: Histogram<u64>,
 }
 
 impl Default for Histograms {
@@ -263,6 +301,10 @@ impl Default for Histograms {
         Histograms {
             tcp_connect: new_histogram(),
             ws_handshake: new_histogram(),
+            message_rtt: new_histogram(),
+            ping_rtt: new_histogram(),
+            heartbeat_rtt: new_histogram(),
+            schedule_lag: new_histogram(),
         }
     }
 }
@@ -272,11 +314,22 @@ impl Histograms {
         // Same bounds everywhere, so `add` cannot fail.
         self.tcp_connect.add(&o.tcp_connect).expect("same bounds");
         self.ws_handshake.add(&o.ws_handshake).expect("same bounds");
+        self.message_rtt.add(&o.message_rtt).expect("same bounds");
+        self.ping_rtt.add(&o.ping_rtt).expect("same bounds");
+        self.heartbeat_rtt.add(&o.heartbeat_rtt).expect("same bounds");
+        self.schedule_lag.add(&o.schedule_lag).expect("same bounds");
     }
 
-    pub fn reset(&mut self) {
-        self.tcp_connect.reset();
-        self.ws_handshake.reset();
+    /// Every histogram with its report name (`message_rtt` → `message_rtt_ms` in JSON).
+    pub fn named(&self) -> [(&'static str, &Histogram<u64>); 6] {
+        [
+            ("tcp_connect", &self.tcp_connect),
+            ("ws_handshake", &self.ws_handshake),
+            ("message_rtt", &self.message_rtt),
+            ("ping_rtt", &self.ping_rtt),
+            ("heartbeat_rtt", &self.heartbeat_rtt),
+            ("schedule_lag", &self.schedule_lag),
+        ]
     }
 }
 

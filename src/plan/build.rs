@@ -148,6 +148,10 @@ pub fn build_plan_with(args: &RunArgs, profile: Option<&Profile>) -> Result<Plan
         socket_rcvbuf,
         socket_sndbuf,
         report_json,
+        report_csv: None,
+        traffic: Default::default(),
+        thresholds: Vec::new(),
+        abort_on_fail: false,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod build;
 pub mod error;
 pub mod profile;
 pub mod stages;
+pub mod threshold;
 
 pub use error::PlanError;
 
@@ -163,6 +164,63 @@ pub struct Plan {
     pub socket_sndbuf: Option<usize>,
     /// JSON report path.
     pub report_json: Option<PathBuf>,
+    /// CSV time-series path.
+    pub report_csv: Option<PathBuf>,
+    /// What every held connection sends and expects (heartbeats, messages).
+    pub traffic: Traffic,
+    /// Pass/fail conditions evaluated against the final report.
+    pub thresholds: Vec<threshold::Threshold>,
+    /// Stop the run as soon as a threshold can no longer be met.
+    pub abort_on_fail: bool,
+}
+
+/// WebSocket ping heartbeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingSpec {
+    /// Time between pings of one connection (each connection gets a random phase).
+    pub interval: Duration,
+    /// A ping not answered within this closes the connection as `ping_timeout`.
+    pub timeout: Duration,
+}
+
+/// Application-level heartbeats: a message sent on a schedule, optionally with an expected
+/// reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatSpec {
+    /// Payload sent as a text frame (escapes already resolved).
+    pub text: Vec<u8>,
+    pub interval: Duration,
+    /// The reply that answers a heartbeat: matched as a byte substring of any data frame.
+    pub expect: Option<Vec<u8>>,
+    /// An expected reply not seen within this closes the connection as `ping_timeout`.
+    pub timeout: Duration,
+}
+
+/// Timed messages with echo latency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageSpec {
+    /// Messages per second per connection (`10/s` → 10.0, `1/10s` → 0.1).
+    pub rate: f64,
+    /// Payload size in bytes (the template is padded or the binary payload filled to it; it
+    /// is never smaller than the latency marker).
+    pub size: usize,
+    /// Text template with `{conn}`, `{seq}`, `{ts}`; `None` sends binary payloads.
+    pub text: Option<String>,
+    /// An echo not received within this counts the message as lost.
+    pub timeout: Duration,
+}
+
+/// Traffic on held connections. All `None`: connections are held silently.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Traffic {
+    pub ping: Option<PingSpec>,
+    pub heartbeat: Option<HeartbeatSpec>,
+    /// Sent once right after the upgrade.
+    pub first_message: Option<Vec<u8>>,
+    /// The connection counts as established only when a data frame containing these bytes
+    /// arrives (after `first_message`).
+    pub first_message_expect: Option<Vec<u8>>,
+    pub message: Option<MessageSpec>,
 }
 
 impl Plan {
@@ -229,6 +287,10 @@ impl Plan {
             socket_rcvbuf: None,
             socket_sndbuf: None,
             report_json: None,
+            report_csv: None,
+            traffic: Traffic::default(),
+            thresholds: Vec::new(),
+            abort_on_fail: false,
         }
     }
 }

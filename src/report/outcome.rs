@@ -18,6 +18,38 @@ pub struct SourceOutcome {
     pub addr_not_available: u64,
 }
 
+/// One row of the time series: what happened during one live-output interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntervalRow {
+    /// End of the interval, seconds since the start of the first stage.
+    pub t_s: f64,
+    /// Open connections at the end of the interval.
+    pub open: u64,
+    /// Connections established per second during the interval.
+    pub connect_rate: f64,
+    /// Failures during the interval.
+    pub failures: u64,
+    /// Drops during the interval.
+    pub dropped: u64,
+    /// Timed messages sent / echoes received per second during the interval.
+    pub msgs_sent_per_s: f64,
+    pub msgs_received_per_s: f64,
+    /// Message round trip p50 / p99 during the interval (ms; 0 when no samples).
+    pub message_p50_ms: f64,
+    pub message_p99_ms: f64,
+}
+
+/// A threshold with its measured value and verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdOutcome {
+    /// The expression as written (`message_rtt_ms.p99<200`).
+    pub expr: String,
+    pub metric: String,
+    /// The measured value (`None` when the metric had no data, which fails the threshold).
+    pub measured: Option<f64>,
+    pub passed: bool,
+}
+
 /// The result of a run.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -54,6 +86,12 @@ pub struct RunOutcome {
     pub rss_at_peak_open_bytes: u64,
     /// Per source address; one `"kernel"` row when no source addresses were given.
     pub per_source: Vec<SourceOutcome>,
+    /// One row per live-output interval.
+    pub timeseries: Vec<IntervalRow>,
+    /// Threshold verdicts (filled in after the run; empty when none were given).
+    pub thresholds: Vec<ThresholdOutcome>,
+    /// True when the run was stopped early because a threshold could no longer be met.
+    pub aborted_by_threshold: bool,
 }
 
 impl RunOutcome {
