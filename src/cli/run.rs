@@ -45,10 +45,7 @@ pub fn install_signals() -> anyhow::Result<Arc<AtomicBool>> {
 /// Check limits, start the embedded gateway if no target was given, probe targets, run the
 /// engine. Returns the plan as run (with the embedded gateway's target filled in) and the
 /// outcome.
-pub fn run_to_outcome(
-    mut plan: Plan,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<(Plan, RunOutcome)> {
+pub fn run_to_outcome(mut plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<(Plan, RunOutcome)> {
     let limits = system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
     let peak = plan.peak_connections();
     let embedded = plan.targets.is_empty();

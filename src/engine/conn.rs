@@ -22,6 +22,9 @@ pub enum State {
     Connecting,
     /// Upgrade request sent (or being sent), waiting for the 101.
     Handshaking,
+    /// Upgraded; the first message was sent and its expected reply has not arrived yet
+    /// (`--first-message-expect`). Still counts as pending.
+    AwaitingReply,
     /// Upgraded and held.
     Open,
     /// The client sent a close frame and waits for the server's close (or the timeout).
@@ -55,6 +58,14 @@ pub struct Conn {
     pub state: State,
     /// Re-open attempt number (0 for a first attempt).
     pub attempt: u8,
+    /// Next timed-message sequence number to send.
+    pub seq_next: u32,
+    /// Oldest timed-message sequence not yet echoed (or declared lost).
+    pub seq_acked: u32,
+    /// Intended time (ms since the shard epoch) of the newest answered ping.
+    pub pong_ms: u32,
+    /// `k + 1` of the outstanding heartbeat whose reply is awaited; 0 when none.
+    pub hb_pending: u32,
 }
 
 impl Conn {

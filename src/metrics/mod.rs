@@ -316,7 +316,9 @@ impl Histograms {
         self.ws_handshake.add(&o.ws_handshake).expect("same bounds");
         self.message_rtt.add(&o.message_rtt).expect("same bounds");
         self.ping_rtt.add(&o.ping_rtt).expect("same bounds");
-        self.heartbeat_rtt.add(&o.heartbeat_rtt).expect("same bounds");
+        self.heartbeat_rtt
+            .add(&o.heartbeat_rtt)
+            .expect("same bounds");
         self.schedule_lag.add(&o.schedule_lag).expect("same bounds");
     }
 

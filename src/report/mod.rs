@@ -8,16 +8,23 @@
 //! - [`json`] — [`to_json`], the JSON document (`schema_version` [`SCHEMA_VERSION`]), and
 //!   [`Percentiles`] (milliseconds from a microsecond HdrHistogram).
 //! - [`write`](mod@write) — [`write_atomic`] (temp file + fsync + rename) and [`write_json`].
+//! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
+//! - [`thresholds`] — threshold verdicts ([`thresholds::evaluate`]) and the early "already
+//!   lost" check for `--abort-on-fail` ([`thresholds::cannot_be_met`]).
 //!
 //! Reports are a contract: the JSON layout is described by `schema/report-v1.json` and every
 //! field by `docs/report-fields.md`; `tests/report.rs` checks a report against both.
 
+pub mod csv;
 pub mod json;
 pub mod outcome;
 pub mod text;
+pub mod thresholds;
 pub mod write;
 
+pub use csv::write_csv;
+
 pub use json::{Percentiles, SCHEMA_VERSION, to_json};
-pub use outcome::{RunOutcome, SourceOutcome};
+pub use outcome::{IntervalRow, RunOutcome, SourceOutcome, ThresholdOutcome};
 pub use text::summary_text;
 pub use write::{write_atomic, write_json};

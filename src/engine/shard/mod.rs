@@ -28,6 +28,8 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::EngineError;
+
+mod traffic;
 use super::conn::{Conn, OpenError, SocketOpts, State, set_reset_on_close, start_connect};
 use super::jwt::JwtMinter;
 use super::source::SourcePool;
@@ -75,6 +77,16 @@ enum TimerKind {
     HandshakeTimeout,
     CloseTimeout,
     Reconnect(u8),
+    /// Send the timed messages that are due.
+    SendMessage,
+    /// Send ping number `k`.
+    SendPing(u32),
+    /// Send heartbeat number `k`.
+    SendHeartbeat(u32),
+    /// The ping intended at this ms (since the epoch) must have been answered by now.
+    PingTimeout(u32),
+    /// Heartbeat `k` must have been answered by now.
+    HeartbeatTimeout(u32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +118,10 @@ struct Shard {
     expired: Vec<TimerEntry>,
     scratch: Vec<u8>,
     out: Vec<u8>,
+    /// Message payload scratch.
+    payload: Vec<u8>,
+    /// Parsed `--message-text` (empty: binary payloads).
+    msg_template: Vec<traffic::Part>,
     templates: Vec<RequestTemplate>,
     minter: Option<JwtMinter>,
     sources: SourcePool,
@@ -167,6 +183,14 @@ impl Shard {
             expired: Vec::new(),
             scratch: vec![0; SCRATCH],
             out: Vec::with_capacity(4096),
+            payload: Vec::with_capacity(1024),
+            msg_template: plan
+                .traffic
+                .message
+                .as_ref()
+                .and_then(|m| m.text.as_deref())
+                .map(traffic::parse_template)
+                .unwrap_or_default(),
             templates,
             minter,
             next_target: p.index % plan.targets.len().max(1),
@@ -328,6 +352,10 @@ impl Shard {
                         target: target as u16,
                         state: State::Connecting,
                         attempt,
+                        seq_next: 0,
+                        seq_acked: 0,
+                        pong_ms: 0,
+                        hb_pending: 0,
                     });
                     self.count_attempt(attempt);
                     self.pending += 1;
@@ -449,7 +477,7 @@ impl Shard {
                         self.start_close(key);
                         n -= 1;
                     }
-                    (State::Connecting | State::Handshaking, false) => {
+                    (State::Connecting | State::Handshaking | State::AwaitingReply, false) => {
                         self.pending -= 1;
                         self.end(key, End::Aborted);
                         n -= 1;
@@ -501,6 +529,9 @@ impl Shard {
     /// `open`/`pending` where a slot was released on purpose (Closed from Open via
     /// `start_close`, Aborted); for failures and drops this does the gauge work.
     fn end(&mut self, key: usize, how: End) {
+        if matches!(how, End::Dropped(_)) {
+            self.count_outstanding_lost(key);
+        }
         let conn = self.conns.remove(key);
         match how {
             End::Failed(kind) => {
@@ -530,7 +561,7 @@ impl Shard {
             State::Connecting => {
                 End::Failed(err.map_or(FailureKind::Refused, FailureKind::from_io))
             }
-            State::Handshaking => End::Failed(match err {
+            State::Handshaking | State::AwaitingReply => End::Failed(match err {
                 None => FailureKind::ClosedByServer,
                 Some(e) => FailureKind::from_io(e),
             }),
@@ -735,12 +766,10 @@ impl Shard {
                         &mut self.snap.hist.ws_handshake,
                         now.saturating_sub(conn.mark_us),
                     );
-                    conn.state = State::Open;
-                    self.pending -= 1;
-                    self.open += 1;
-                    self.snap.counters.established += 1;
-                    self.snap.per_source[conn.source as usize].established += 1;
                     pos = consumed;
+                    if !self.after_upgrade(key) {
+                        return (pos, false);
+                    }
                 }
                 UpgradeResponse::Status(code) => {
                     *self.snap.counters.http_status.entry(code).or_default() += 1;
@@ -758,10 +787,10 @@ impl Shard {
             let frame = match ws::parse_frame_header(&buf[pos..], max_frame) {
                 FrameParse::Partial => break,
                 FrameParse::Violation(_) => {
-                    let how = if self.conns[key].state == State::Closing {
-                        End::Closed
-                    } else {
-                        End::Dropped(DropReason::Protocol)
+                    let how = match self.conns[key].state {
+                        State::Closing => End::Closed,
+                        State::Open => End::Dropped(DropReason::Protocol),
+                        _ => End::Failed(FailureKind::Protocol),
                     };
                     self.end(key, how);
                     return (pos, false);
@@ -785,9 +814,15 @@ impl Shard {
     /// Handle one complete server frame. Returns false if the connection ended.
     fn on_frame(&mut self, key: usize, kind: FrameKind, payload: &[u8]) -> bool {
         match kind {
-            FrameKind::Text | FrameKind::Binary | FrameKind::Continuation | FrameKind::Pong => true,
+            FrameKind::Text | FrameKind::Binary | FrameKind::Continuation => {
+                self.on_data(key, payload)
+            }
+            FrameKind::Pong => {
+                self.on_pong(key, payload);
+                true
+            }
             FrameKind::Ping => {
-                if self.conns[key].state != State::Open {
+                if !matches!(self.conns[key].state, State::Open | State::AwaitingReply) {
                     return true;
                 }
                 let mask = self.rng.u32(..).to_ne_bytes();
@@ -797,9 +832,16 @@ impl Shard {
                 self.send_out(key)
             }
             FrameKind::Close => {
-                if self.conns[key].state == State::Closing {
-                    self.end(key, End::Closed);
-                    return false;
+                match self.conns[key].state {
+                    State::Closing => {
+                        self.end(key, End::Closed);
+                        return false;
+                    }
+                    State::AwaitingReply => {
+                        self.end(key, End::Failed(FailureKind::ClosedByServer));
+                        return false;
+                    }
+                    _ => {}
                 }
                 let code = ws::close_code(payload);
                 // Echo the close (RFC 6455 §5.5.1); the connection ends either way.
@@ -846,10 +888,20 @@ impl Shard {
                 (TimerKind::ConnectTimeout, State::Connecting) => {
                     self.end(key, End::Failed(FailureKind::ConnectTimeout))
                 }
-                (TimerKind::HandshakeTimeout, State::Handshaking) => {
+                (TimerKind::HandshakeTimeout, State::Handshaking | State::AwaitingReply) => {
                     self.end(key, End::Failed(FailureKind::HandshakeTimeout))
                 }
                 (TimerKind::CloseTimeout, State::Closing) => self.end(key, End::Closed),
+                (
+                    kind @ (TimerKind::SendMessage
+                    | TimerKind::SendPing(_)
+                    | TimerKind::SendHeartbeat(_)
+                    | TimerKind::PingTimeout(_)
+                    | TimerKind::HeartbeatTimeout(_)),
+                    State::Open,
+                ) => {
+                    self.on_traffic_timer(key, kind);
+                }
                 _ => {}
             }
         }

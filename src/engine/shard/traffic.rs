@@ -1,0 +1,535 @@
+//! Traffic on held connections: WebSocket pings, application heartbeats, the first message,
+//! and timed messages with echo latency — without coordinated omission.
+//!
+//! Every periodic send has an *intended* time derived from its schedule, never from when it
+//! happened to go out: `intended(k) = open_time + phase + k × period`, where `phase` is a
+//! per-connection pseudo-random offset in `[0, period)` (so 100K connections do not fire on the
+//! same tick). Nothing about the schedule is stored per connection except counters:
+//!
+//! - messages: `seq_next` (next sequence to send) and `seq_acked` (oldest sequence not yet
+//!   echoed). The payload carries a 32-byte ASCII marker `~<14 hex intended µs><8 hex conn
+//!   id><8 hex seq>~`; the echo's latency is `receive time − intended time`, so a stalled
+//!   gateway or a generator that fell behind shows up as latency, not as fewer samples, and
+//!   `schedule_lag` records how late each send actually went out. Echoes arrive in order on a
+//!   connection, so a sequence skipped by a later echo is lost; a sequence outstanding past
+//!   `--message-timeout` is lost; sequences outstanding when the server drops the
+//!   connection are lost (not when the client closes it on purpose).
+//! - pings: the payload is the intended send time (8 bytes, µs); the pong carries it back.
+//!   `pong_ms` remembers the newest answered ping so a timeout entry can tell whether its
+//!   ping was answered.
+//! - heartbeats: `hb_pending` is `k + 1` of the outstanding heartbeat (0: none); the expected
+//!   reply is matched as a byte substring of any data frame, text or binary.
+
+use std::io::Write as _;
+
+use memchr::memmem;
+
+use super::{End, Shard, TICK_US, TimerEntry, TimerKind};
+use crate::engine::conn::State;
+use crate::engine::ws;
+use crate::metrics::{DropReason, record_us};
+
+/// Length of the latency marker in a message payload.
+pub const MARKER_LEN: usize = 32;
+/// Most overdue messages sent in one burst when the generator fell behind.
+const CATCH_UP_BURST: u32 = 64;
+
+/// Write the marker for (intended µs, conn id, seq) into `out`.
+pub fn write_marker(out: &mut Vec<u8>, intended_us: u64, id: u32, seq: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'~');
+    for shift in (0..14).rev() {
+        out.push(HEX[((intended_us >> (shift * 4)) & 0xf) as usize]);
+    }
+    for v in [id, seq] {
+        for shift in (0..8).rev() {
+            out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
+        }
+    }
+    out.push(b'~');
+}
+
+/// Find and decode a marker in `payload`: (intended µs, conn id, seq).
+pub fn find_marker(payload: &[u8]) -> Option<(u64, u32, u32)> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'~', &payload[from..]) {
+        let at = from + i;
+        if let Some(m) = payload.get(at..at + MARKER_LEN)
+            && m[MARKER_LEN - 1] == b'~'
+            && let Some(v) = decode_marker(&m[1..MARKER_LEN - 1])
+        {
+            return Some(v);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+fn decode_marker(hex: &[u8]) -> Option<(u64, u32, u32)> {
+    let num = |s: &[u8]| -> Option<u64> {
+        let mut v = 0u64;
+        for &c in s {
+            let d = (c as char).to_digit(16)?;
+            v = (v << 4) | d as u64;
+        }
+        Some(v)
+    };
+    Some((
+        num(&hex[..14])?,
+        num(&hex[14..22])? as u32,
+        num(&hex[22..30])? as u32,
+    ))
+}
+
+/// A message text template split into parts once per shard.
+#[derive(Debug, Clone)]
+pub enum Part {
+    Lit(Vec<u8>),
+    Conn,
+    Seq,
+    Ts,
+    Marker,
+}
+
+/// Split a template on `{conn}`, `{seq}`, `{ts}`, `{marker}`; append a marker part when the
+/// template has none (the echo must be recognisable).
+pub fn parse_template(t: &str) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mut rest = t;
+    let mut lit = String::new();
+    while !rest.is_empty() {
+        let found = [
+            ("{conn}", Part::Conn),
+            ("{seq}", Part::Seq),
+            ("{ts}", Part::Ts),
+            ("{marker}", Part::Marker),
+        ]
+        .into_iter()
+        .find(|(p, _)| rest.starts_with(p));
+        match found {
+            Some((p, part)) => {
+                if !lit.is_empty() {
+                    parts.push(Part::Lit(std::mem::take(&mut lit).into_bytes()));
+                }
+                parts.push(part);
+                rest = &rest[p.len()..];
+            }
+            None => {
+                let c = rest.chars().next().expect("non-empty");
+                lit.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    if !lit.is_empty() {
+        parts.push(Part::Lit(lit.into_bytes()));
+    }
+    if !parts.iter().any(|p| matches!(p, Part::Marker)) {
+        parts.push(Part::Marker);
+    }
+    parts
+}
+
+/// Per-connection phase in `[0, period_us)` from the connection id and a salt.
+fn phase(seed: u64, id: u32, salt: u64, period_us: u64) -> u64 {
+    let mut x = seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)) % period_us.max(1)
+}
+
+const SALT_MSG: u64 = 1;
+const SALT_PING: u64 = 2;
+const SALT_HB: u64 = 3;
+
+impl Shard {
+    fn msg_period_us(&self) -> Option<u64> {
+        self.p
+            .plan
+            .traffic
+            .message
+            .as_ref()
+            .map(|m| ((1e6 / m.rate) as u64).max(1))
+    }
+
+    /// Intended send time of message `seq` of connection `key`.
+    fn msg_intended(&self, key: usize, seq: u32) -> u64 {
+        let c = &self.conns[key];
+        let period = self.msg_period_us().unwrap_or(1);
+        c.mark_us + phase(self.seed, c.id, SALT_MSG, period) + seq as u64 * period
+    }
+
+    fn schedule(&mut self, key: usize, at_us: u64, kind: TimerKind) {
+        let id = self.conns[key].id;
+        self.wheel.insert(
+            at_us.div_ceil(TICK_US),
+            TimerEntry {
+                key: key as u32,
+                id,
+                kind,
+            },
+        );
+    }
+
+    /// The upgrade succeeded: send the first message, or start the held-connection schedules.
+    /// Returns false if the connection ended.
+    pub(super) fn after_upgrade(&mut self, key: usize) -> bool {
+        let plan = self.p.plan.clone();
+        if let Some(first) = &plan.traffic.first_message {
+            self.frame_out(ws::opcode::TEXT, first);
+            if !self.send_out(key) {
+                return false;
+            }
+            if self.p.plan.traffic.first_message_expect.is_some() {
+                self.conns[key].state = State::AwaitingReply;
+                return true;
+            }
+        }
+        self.established(key);
+        true
+    }
+
+    /// Count the connection as established and start its schedules.
+    pub(super) fn established(&mut self, key: usize) {
+        let now = self.now_us();
+        let c = &mut self.conns[key];
+        c.state = State::Open;
+        c.mark_us = now;
+        let (id, source) = (c.id, c.source as usize);
+        self.pending -= 1;
+        self.open += 1;
+        self.snap.counters.established += 1;
+        self.snap.per_source[source].established += 1;
+        let plan = self.p.plan.clone();
+        let t = &plan.traffic;
+        if let Some(period) = self.msg_period_us() {
+            let at = now + phase(self.seed, id, SALT_MSG, period);
+            self.schedule(key, at, TimerKind::SendMessage);
+        }
+        if let Some(p) = &t.ping {
+            let period = p.interval.as_micros() as u64;
+            let at = now + phase(self.seed, id, SALT_PING, period);
+            self.schedule(key, at, TimerKind::SendPing(0));
+        }
+        if let Some(h) = &t.heartbeat {
+            let period = h.interval.as_micros() as u64;
+            let at = now + phase(self.seed, id, SALT_HB, period);
+            self.schedule(key, at, TimerKind::SendHeartbeat(0));
+        }
+    }
+
+    /// Frame `payload` as a masked client frame into `self.out`.
+    fn frame_out(&mut self, opcode: u8, payload: &[u8]) {
+        let mask = self.rng.u32(..).to_ne_bytes();
+        self.out.clear();
+        ws::write_client_frame(&mut self.out, opcode, payload, mask);
+    }
+
+    /// A traffic timer fired for an open connection. Returns false if it ended.
+    pub(super) fn on_traffic_timer(&mut self, key: usize, kind: TimerKind) -> bool {
+        match kind {
+            TimerKind::SendMessage => self.send_due_messages(key),
+            TimerKind::SendPing(k) => self.send_ping(key, k),
+            TimerKind::SendHeartbeat(k) => self.send_heartbeat(key, k),
+            TimerKind::PingTimeout(intended_ms) => {
+                if self.conns[key].pong_ms < intended_ms {
+                    self.count_timeout_drop(key);
+                    return false;
+                }
+                true
+            }
+            TimerKind::HeartbeatTimeout(k) => {
+                if self.conns[key].hb_pending == k + 1 {
+                    self.count_timeout_drop(key);
+                    return false;
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    fn count_timeout_drop(&mut self, key: usize) {
+        self.end(key, End::Dropped(DropReason::PingTimeout));
+    }
+
+    fn send_due_messages(&mut self, key: usize) -> bool {
+        let plan = self.p.plan.clone();
+        let Some(spec) = &plan.traffic.message else {
+            return true;
+        };
+        let now = self.now_us();
+        let timeout = spec.timeout.as_micros() as u64;
+        // Expire what is overdue: outstanding past the timeout is lost.
+        loop {
+            let c = &self.conns[key];
+            if c.seq_acked >= c.seq_next {
+                break;
+            }
+            let seq = c.seq_acked;
+            if self.msg_intended(key, seq) + timeout > now {
+                break;
+            }
+            self.conns[key].seq_acked += 1;
+            self.snap.counters.messages_lost += 1;
+        }
+        let mut burst = 0;
+        loop {
+            let seq = self.conns[key].seq_next;
+            let intended = self.msg_intended(key, seq);
+            if intended > now || burst >= CATCH_UP_BURST {
+                self.schedule(key, intended.max(now + TICK_US), TimerKind::SendMessage);
+                return true;
+            }
+            self.build_message(key, seq, intended, spec);
+            let payload = std::mem::take(&mut self.payload);
+            let opcode = if spec.text.is_some() {
+                ws::opcode::TEXT
+            } else {
+                ws::opcode::BINARY
+            };
+            self.frame_out(opcode, &payload);
+            let len = payload.len() as u64;
+            self.payload = payload;
+            record_us(
+                &mut self.snap.hist.schedule_lag,
+                now.saturating_sub(intended),
+            );
+            self.snap.counters.messages_sent += 1;
+            self.snap.counters.message_bytes_sent += len;
+            self.conns[key].seq_next += 1;
+            if !self.send_out(key) {
+                return false;
+            }
+            burst += 1;
+        }
+    }
+
+    /// Render message `seq` into `self.payload`.
+    fn build_message(
+        &mut self,
+        key: usize,
+        seq: u32,
+        intended: u64,
+        spec: &crate::plan::MessageSpec,
+    ) {
+        let id = self.conns[key].id;
+        let mut p = std::mem::take(&mut self.payload);
+        p.clear();
+        if self.msg_template.is_empty() {
+            write_marker(&mut p, intended, id, seq);
+            let fill = spec.size.saturating_sub(p.len());
+            p.extend(std::iter::repeat_n(b'x', fill));
+        } else {
+            let conn_no = id as u64 * self.p.conn_stride + self.p.conn_offset;
+            let unix_ms = self.unix_ms_at(intended);
+            for part in &self.msg_template {
+                match part {
+                    Part::Lit(b) => p.extend_from_slice(b),
+                    // Writing into a Vec cannot fail.
+                    Part::Conn => drop(write!(p, "{conn_no}")),
+                    Part::Seq => drop(write!(p, "{seq}")),
+                    Part::Ts => drop(write!(p, "{unix_ms}")),
+                    Part::Marker => write_marker(&mut p, intended, id, seq),
+                }
+            }
+            let fill = spec.size.saturating_sub(p.len());
+            p.extend(std::iter::repeat_n(b' ', fill));
+        }
+        self.payload = p;
+    }
+
+    fn send_ping(&mut self, key: usize, k: u32) -> bool {
+        let plan = self.p.plan.clone();
+        let Some(spec) = &plan.traffic.ping else {
+            return true;
+        };
+        let now = self.now_us();
+        let c = &self.conns[key];
+        let period = spec.interval.as_micros() as u64;
+        let intended = c.mark_us + phase(self.seed, c.id, SALT_PING, period) + k as u64 * period;
+        self.frame_out(ws::opcode::PING, &intended.to_be_bytes());
+        record_us(
+            &mut self.snap.hist.schedule_lag,
+            now.saturating_sub(intended),
+        );
+        self.snap.counters.pings_sent += 1;
+        if !self.send_out(key) {
+            return false;
+        }
+        let timeout = spec.timeout.as_micros() as u64;
+        let intended_ms = (intended / 1000) as u32;
+        self.schedule(key, intended + timeout, TimerKind::PingTimeout(intended_ms));
+        // Next ping: the next scheduled slot after now (skipped slots are not sent late in a
+        // burst; a late ping's lag is in schedule_lag and its RTT).
+        let mut next = k + 1;
+        while c_intended(self, key, SALT_PING, period, next) <= now {
+            next += 1;
+        }
+        let at = c_intended(self, key, SALT_PING, period, next);
+        self.schedule(key, at, TimerKind::SendPing(next));
+        true
+    }
+
+    fn send_heartbeat(&mut self, key: usize, k: u32) -> bool {
+        let plan = self.p.plan.clone();
+        let Some(spec) = &plan.traffic.heartbeat else {
+            return true;
+        };
+        let now = self.now_us();
+        let period = spec.interval.as_micros() as u64;
+        let intended = c_intended(self, key, SALT_HB, period, k);
+        self.frame_out(ws::opcode::TEXT, &spec.text);
+        record_us(
+            &mut self.snap.hist.schedule_lag,
+            now.saturating_sub(intended),
+        );
+        self.snap.counters.heartbeats_sent += 1;
+        if !self.send_out(key) {
+            return false;
+        }
+        if spec.expect.is_some() {
+            self.conns[key].hb_pending = k + 1;
+            let timeout = spec.timeout.as_micros() as u64;
+            self.schedule(key, intended + timeout, TimerKind::HeartbeatTimeout(k));
+        }
+        let mut next = k + 1;
+        while c_intended(self, key, SALT_HB, period, next) <= now {
+            next += 1;
+        }
+        let at = c_intended(self, key, SALT_HB, period, next);
+        self.schedule(key, at, TimerKind::SendHeartbeat(next));
+        true
+    }
+
+    /// A pong arrived.
+    pub(super) fn on_pong(&mut self, key: usize, payload: &[u8]) {
+        let Ok(bytes) = <[u8; 8]>::try_from(payload) else {
+            return;
+        };
+        let intended = u64::from_be_bytes(bytes);
+        let now = self.now_us();
+        if intended > now {
+            return; // not one of ours
+        }
+        record_us(&mut self.snap.hist.ping_rtt, now - intended);
+        self.snap.counters.pongs_received += 1;
+        let c = &mut self.conns[key];
+        c.pong_ms = c.pong_ms.max((intended / 1000) as u32);
+    }
+
+    /// A complete text or binary frame arrived. Returns false if the connection ended.
+    pub(super) fn on_data(&mut self, key: usize, payload: &[u8]) -> bool {
+        let now = self.now_us();
+        self.snap.counters.message_bytes_received += payload.len() as u64;
+        let state = self.conns[key].state;
+        if state == State::AwaitingReply {
+            let expect = self.p.plan.traffic.first_message_expect.as_deref();
+            if expect.is_some_and(|e| memmem::find(payload, e).is_some()) {
+                self.snap.counters.other_messages_received += 1;
+                self.established(key);
+            }
+            return true;
+        }
+        let mut ours = false;
+        if self.p.plan.traffic.message.is_some()
+            && let Some((intended, id, seq)) = find_marker(payload)
+        {
+            let c = &mut self.conns[key];
+            if id == c.id && seq < c.seq_next && seq >= c.seq_acked {
+                // Sequences before this one that never came back are lost (echoes are ordered).
+                self.snap.counters.messages_lost += (seq - c.seq_acked) as u64;
+                c.seq_acked = seq + 1;
+                record_us(
+                    &mut self.snap.hist.message_rtt,
+                    now.saturating_sub(intended),
+                );
+                self.snap.counters.messages_received += 1;
+                ours = true;
+            }
+        }
+        if let Some(h) = &self.p.plan.traffic.heartbeat
+            && let Some(expect) = &h.expect
+        {
+            let pending = self.conns[key].hb_pending;
+            if pending > 0 && memmem::find(payload, expect).is_some() {
+                let period = h.interval.as_micros() as u64;
+                let intended = c_intended(self, key, SALT_HB, period, pending - 1);
+                record_us(
+                    &mut self.snap.hist.heartbeat_rtt,
+                    now.saturating_sub(intended),
+                );
+                self.snap.counters.heartbeat_replies += 1;
+                self.conns[key].hb_pending = 0;
+                ours = true;
+            }
+        }
+        if !ours {
+            self.snap.counters.other_messages_received += 1;
+        }
+        true
+    }
+
+    /// Messages still outstanding on a connection the server dropped are lost.
+    pub(super) fn count_outstanding_lost(&mut self, key: usize) {
+        let c = &self.conns[key];
+        self.snap.counters.messages_lost += (c.seq_next - c.seq_acked) as u64;
+    }
+
+    fn unix_ms_at(&self, at_us: u64) -> u64 {
+        let delta = self.now_us() as i64 - at_us as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        (now - delta / 1000).max(0) as u64
+    }
+}
+
+/// Intended time of slot `k` of a periodic schedule of connection `key`.
+fn c_intended(s: &Shard, key: usize, salt: u64, period: u64, k: u32) -> u64 {
+    let c = &s.conns[key];
+    c.mark_us + phase(s.seed, c.id, salt, period) + k as u64 * period
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_round_trips_inside_other_bytes() {
+        let mut p = b"{\"x\":\"~~\",\"m\":\"".to_vec();
+        write_marker(&mut p, 123_456_789_012, 0xdead_beef, 42);
+        p.extend_from_slice(b"\"}");
+        assert_eq!(find_marker(&p), Some((123_456_789_012, 0xdead_beef, 42)));
+        let mut only = Vec::new();
+        write_marker(&mut only, 1, 2, 3);
+        assert_eq!(only.len(), MARKER_LEN);
+        assert_eq!(find_marker(b"no marker ~ here"), None);
+    }
+
+    #[test]
+    fn template_parts() {
+        let parts = parse_template("{\"c\":{conn},\"s\":{seq},\"t\":{ts}}");
+        assert!(matches!(parts.last(), Some(Part::Marker)));
+        assert_eq!(parts.iter().filter(|p| matches!(p, Part::Conn)).count(), 1);
+        let parts = parse_template("a{marker}b");
+        assert_eq!(
+            parts.iter().filter(|p| matches!(p, Part::Marker)).count(),
+            1
+        );
+    }
+
+    #[test]
+    fn phases_spread_over_the_period() {
+        let period = 1_000_000;
+        let mut buckets = [0u32; 10];
+        for id in 0..10_000u32 {
+            let ph = phase(7, id, SALT_MSG, period);
+            assert!(ph < period);
+            buckets[(ph * 10 / period) as usize] += 1;
+        }
+        for b in buckets {
+            assert!((800..1200).contains(&b), "{buckets:?}");
+        }
+    }
+}

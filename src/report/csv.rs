@@ -1,0 +1,72 @@
+//! The time series as CSV (`--report-csv FILE`): one header line, then one row per
+//! live-output interval, the same rows as the JSON report's `timeseries[]`.
+//!
+//! Columns (units in the names, as in the JSON): `t_s` (end of the interval, seconds since the
+//! start of the first stage), `open`, `connect_rate` (connections established per second),
+//! `failures`, `dropped`, `msgs_sent_per_s`, `msgs_received_per_s`, `message_p50_ms`,
+//! `message_p99_ms` (0 when the interval had no message sample). Numbers only, no quoting
+//! needed; `\n` line ends; written atomically like every report.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use super::outcome::IntervalRow;
+use super::write::write_atomic;
+
+/// The header line (without the line end).
+pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms";
+
+/// The CSV text: header plus one line per row.
+pub fn to_csv(rows: &[IntervalRow]) -> String {
+    let mut s = String::with_capacity(CSV_HEADER.len() + 1 + rows.len() * 64);
+    s.push_str(CSV_HEADER);
+    s.push('\n');
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{}",
+            num(r.t_s),
+            r.open,
+            num(r.connect_rate),
+            r.failures,
+            r.dropped,
+            num(r.msgs_sent_per_s),
+            num(r.msgs_received_per_s),
+            num(r.message_p50_ms),
+            num(r.message_p99_ms)
+        );
+    }
+    s
+}
+
+/// Write the time series to `path` atomically.
+pub fn write_csv(path: &Path, rows: &[IntervalRow]) -> io::Result<()> {
+    write_atomic(path, to_csv(rows).as_bytes())
+}
+
+/// Three decimals, trailing zeros trimmed (`1.5`, `2`, `0.125`); never `NaN`/`inf` text.
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "0".to_string();
+    }
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_compact() {
+        assert_eq!(num(1.5), "1.5");
+        assert_eq!(num(2.0), "2");
+        assert_eq!(num(0.1254), "0.125");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(-0.0001), "0");
+        assert_eq!(num(f64::NAN), "0");
+        assert_eq!(num(100.0), "100");
+    }
+}
