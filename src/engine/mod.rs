@@ -60,6 +60,13 @@ pub struct RunOptions {
     pub slice: Slice,
     /// How often shards hand over snapshots (peak and memory sampling granularity).
     pub snapshot_every: Duration,
+    /// When the first stage starts (default: 20 ms after `run` is called). Agents of a
+    /// distributed run get a common start instant from their coordinator.
+    pub start_at: Option<Instant>,
+    /// Receives this process's merged snapshot (deltas since the previous one, current
+    /// gauges) every `snapshot_every`, and a final one with `true` — how an agent streams to
+    /// its coordinator.
+    pub observer: Option<mpsc::Sender<(Snapshot, bool)>>,
 }
 
 impl RunOptions {
@@ -70,6 +77,8 @@ impl RunOptions {
             embedded_gateway: false,
             slice: Slice::WHOLE,
             snapshot_every: Duration::from_millis(200),
+            start_at: None,
+            observer: None,
         }
     }
 }
@@ -84,8 +93,11 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     let rss_before = rss_bytes().unwrap_or(0);
     let epoch = Instant::now();
     // A short lead so every shard thread is up before the first stage starts.
-    let start = epoch + Duration::from_millis(20);
-    let started_at = SystemTime::now() + Duration::from_millis(20);
+    let start = opts
+        .start_at
+        .unwrap_or(epoch + Duration::from_millis(20))
+        .max(epoch);
+    let started_at = SystemTime::now() + (start - epoch);
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(threads);
     for i in 0..threads {
@@ -113,8 +125,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     let mut live = live::Live::new(opts.live, plan.interval, start);
     let clock = crate::plan::StageClock::new(plan.stages.clone());
     let mut finished = 0;
+    let mut next_forward = Instant::now() + opts.snapshot_every;
     while finished < threads {
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(r) => {
                 if r.last {
                     finished += 1;
@@ -124,10 +137,20 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(obs) = &opts.observer
+            && Instant::now() >= next_forward
+        {
+            next_forward += opts.snapshot_every;
+            // A gone observer (coordinator link down) is handled by its owner via `stop`.
+            let _ = obs.send((agg.take_outbox(), false));
+        }
         live.tick(&clock, &mut agg, plan.peak_connections(), false);
     }
     let duration = start.elapsed();
     live.tick(&clock, &mut agg, plan.peak_connections(), true);
+    if let Some(obs) = &opts.observer {
+        let _ = obs.send((agg.take_outbox(), true));
+    }
     let mut first_err = None;
     for (i, h) in handles.into_iter().enumerate() {
         match h.join() {
@@ -143,6 +166,42 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     if let Some(e) = first_err {
         return Err(e);
     }
+    Ok(build_outcome(
+        &plan,
+        agg,
+        live.into_rows(),
+        OutcomeMeta {
+            started_at,
+            start,
+            duration,
+            embedded_gateway: opts.embedded_gateway,
+            interrupted: opts.stop.load(std::sync::atomic::Ordering::Relaxed),
+            threads,
+            rss_before_bytes: rss_before,
+        },
+    ))
+}
+
+/// What `build_outcome` needs besides the plan and the aggregate.
+#[derive(Debug, Clone, Copy)]
+pub struct OutcomeMeta {
+    pub started_at: SystemTime,
+    /// The monotonic instant the first stage started.
+    pub start: Instant,
+    pub duration: Duration,
+    pub embedded_gateway: bool,
+    pub interrupted: bool,
+    pub threads: usize,
+    pub rss_before_bytes: u64,
+}
+
+/// Turn an aggregate (of shards, processes or agents) into a [`RunOutcome`].
+pub fn build_outcome(
+    plan: &Plan,
+    agg: Aggregator,
+    timeseries: Vec<crate::report::outcome::IntervalRow>,
+    meta: OutcomeMeta,
+) -> RunOutcome {
     let labels = source::SourcePool::new(plan.sources.clone(), 1, 0).labels();
     let per_source = labels
         .into_iter()
@@ -154,26 +213,26 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             addr_not_available: c.addr_not_available,
         })
         .collect();
-    Ok(RunOutcome {
-        started_at,
-        duration,
+    RunOutcome {
+        started_at: meta.started_at,
+        duration: meta.duration,
         stages: plan.stages.clone(),
         targets: plan.targets.iter().map(|t| t.url.clone()).collect(),
-        embedded_gateway: opts.embedded_gateway,
-        interrupted: opts.stop.load(std::sync::atomic::Ordering::Relaxed),
+        embedded_gateway: meta.embedded_gateway,
+        interrupted: meta.interrupted,
         sources_exhausted: agg.sources_exhausted_seen,
-        threads,
+        threads: meta.threads,
         peak_open: agg.peak_open,
-        peak_reached_after: agg.peak_at.saturating_duration_since(start),
-        rss_before_bytes: rss_before,
+        peak_reached_after: agg.peak_at.saturating_duration_since(meta.start),
+        rss_before_bytes: meta.rss_before_bytes,
         rss_peak_bytes: agg.rss_peak,
         rss_at_peak_open_bytes: agg.rss_at_peak_open,
         totals: agg.into_totals(),
         per_source,
-        timeseries: live.into_rows(),
+        timeseries,
         thresholds: Vec::new(),
         aborted_by_threshold: false,
-    })
+    }
 }
 
 /// Merges shard snapshots: totals over the run, current gauges per shard, an interval view
@@ -183,6 +242,8 @@ pub struct Aggregator {
     pub totals: Snapshot,
     /// Deltas since the last live line.
     pub interval: Snapshot,
+    /// Deltas since the last `take_outbox` (what an agent forwards).
+    outbox: Snapshot,
     /// Latest gauges per shard.
     gauges: Vec<crate::metrics::Gauges>,
     pub peak_open: u64,
@@ -202,6 +263,7 @@ impl Aggregator {
         Aggregator {
             totals,
             interval: Snapshot::default(),
+            outbox: Snapshot::default(),
             gauges: vec![Default::default(); shards],
             peak_open: 0,
             peak_at: Instant::now(),
@@ -217,6 +279,10 @@ impl Aggregator {
         delta.gauges = Default::default();
         self.totals.merge(&delta);
         self.interval.merge(&delta);
+        self.outbox.merge(&delta);
+        if shard >= self.gauges.len() {
+            self.gauges.resize(shard + 1, Default::default());
+        }
         self.gauges[shard] = s.gauges.clone();
         let g = self.current_gauges();
         self.sources_exhausted_seen |= g.sources_exhausted;
@@ -238,12 +304,20 @@ impl Aggregator {
         g
     }
 
+    /// Take the deltas since the previous call, with the current gauges.
+    pub fn take_outbox(&mut self) -> Snapshot {
+        let mut s = std::mem::take(&mut self.outbox);
+        s.gauges = self.current_gauges();
+        s
+    }
+
     /// Take the interval view (resetting it).
     pub fn take_interval(&mut self) -> Snapshot {
         std::mem::take(&mut self.interval)
     }
 
-    fn into_totals(mut self) -> Snapshot {
+    /// The totals with the current gauges.
+    pub fn into_totals(mut self) -> Snapshot {
         self.totals.gauges = self.current_gauges();
         self.totals
     }

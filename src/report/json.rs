@@ -90,6 +90,8 @@ pub struct JsonReport {
     pub started_at: String,
     pub duration_s: f64,
     pub interrupted: bool,
+    /// True when `--abort-on-fail` stopped the run because a threshold could no longer be met.
+    pub aborted_by_threshold: bool,
     pub embedded_gateway: bool,
     pub sources_exhausted: bool,
     pub threads: usize,
@@ -97,8 +99,14 @@ pub struct JsonReport {
     pub stages: Vec<JsonStage>,
     pub connections: JsonConnections,
     pub timings: JsonTimings,
+    pub messages: JsonMessages,
+    pub heartbeats: JsonHeartbeats,
     pub traffic: JsonTraffic,
     pub memory: JsonMemory,
+    /// One row per live-output interval.
+    pub timeseries: Vec<JsonInterval>,
+    /// Threshold verdicts, in the order given (profile first, then `--threshold`).
+    pub thresholds: Vec<JsonThreshold>,
 }
 
 /// One planned stage.
@@ -140,11 +148,68 @@ pub struct JsonSource {
     pub addr_not_available: u64,
 }
 
-/// Connect and handshake latencies.
+/// Latencies: connection set-up, and traffic on held connections.
 #[derive(Debug, Clone, Serialize)]
 pub struct JsonTimings {
     pub tcp_connect_ms: Percentiles,
     pub ws_handshake_ms: Percentiles,
+    /// Echo receive time − intended send time of timed messages.
+    pub message_rtt_ms: Percentiles,
+    /// Pong receive time − intended ping time.
+    pub ping_rtt_ms: Percentiles,
+    /// Expected heartbeat reply time − intended heartbeat time.
+    pub heartbeat_rtt_ms: Percentiles,
+    /// Actual − intended send time of every scheduled send (message, ping, heartbeat).
+    pub schedule_lag_ms: Percentiles,
+}
+
+/// Timed messages (`--message-rate`) and other data frames received.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonMessages {
+    pub sent: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// lost ÷ sent; `None` (null) when nothing was sent.
+    pub lost_rate: Option<f64>,
+    /// Payload bytes of timed messages sent.
+    pub bytes_sent: u64,
+    /// Payload bytes of data frames received.
+    pub bytes_received: u64,
+    /// Data frames received that were not echoes of timed messages.
+    pub other_received: u64,
+}
+
+/// WebSocket pings and application heartbeats sent by the client, and their answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonHeartbeats {
+    pub pings_sent: u64,
+    pub pongs_received: u64,
+    pub heartbeats_sent: u64,
+    pub heartbeat_replies: u64,
+}
+
+/// One row of the time series.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonInterval {
+    pub t_s: f64,
+    pub open: u64,
+    pub connect_rate: f64,
+    pub failures: u64,
+    pub dropped: u64,
+    pub msgs_sent_per_s: f64,
+    pub msgs_received_per_s: f64,
+    pub message_p50_ms: f64,
+    pub message_p99_ms: f64,
+}
+
+/// One threshold and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonThreshold {
+    pub expr: String,
+    pub metric: String,
+    /// `None` (null) when the metric had no data (the threshold then failed).
+    pub measured: Option<f64>,
+    pub passed: bool,
 }
 
 /// Byte and frame counts.
@@ -178,6 +243,7 @@ impl JsonReport {
             started_at: rfc3339_utc(o.started_at),
             duration_s: o.duration.as_secs_f64(),
             interrupted: o.interrupted,
+            aborted_by_threshold: o.aborted_by_threshold,
             embedded_gateway: o.embedded_gateway,
             sources_exhausted: o.sources_exhausted,
             threads: o.threads,
@@ -218,6 +284,25 @@ impl JsonReport {
             timings: JsonTimings {
                 tcp_connect_ms: Percentiles::from_hist(&o.totals.hist.tcp_connect),
                 ws_handshake_ms: Percentiles::from_hist(&o.totals.hist.ws_handshake),
+                message_rtt_ms: Percentiles::from_hist(&o.totals.hist.message_rtt),
+                ping_rtt_ms: Percentiles::from_hist(&o.totals.hist.ping_rtt),
+                heartbeat_rtt_ms: Percentiles::from_hist(&o.totals.hist.heartbeat_rtt),
+                schedule_lag_ms: Percentiles::from_hist(&o.totals.hist.schedule_lag),
+            },
+            messages: JsonMessages {
+                sent: c.messages_sent,
+                received: c.messages_received,
+                lost: c.messages_lost,
+                lost_rate: lost_rate(o),
+                bytes_sent: c.message_bytes_sent,
+                bytes_received: c.message_bytes_received,
+                other_received: c.other_messages_received,
+            },
+            heartbeats: JsonHeartbeats {
+                pings_sent: c.pings_sent,
+                pongs_received: c.pongs_received,
+                heartbeats_sent: c.heartbeats_sent,
+                heartbeat_replies: c.heartbeat_replies,
             },
             traffic: JsonTraffic {
                 bytes_sent: c.bytes_sent,
@@ -232,6 +317,31 @@ impl JsonReport {
                 bytes_per_connection: o.bytes_per_connection(),
                 includes_gateway: o.embedded_gateway,
             },
+            timeseries: o
+                .timeseries
+                .iter()
+                .map(|r| JsonInterval {
+                    t_s: finite(r.t_s),
+                    open: r.open,
+                    connect_rate: finite(r.connect_rate),
+                    failures: r.failures,
+                    dropped: r.dropped,
+                    msgs_sent_per_s: finite(r.msgs_sent_per_s),
+                    msgs_received_per_s: finite(r.msgs_received_per_s),
+                    message_p50_ms: finite(r.message_p50_ms),
+                    message_p99_ms: finite(r.message_p99_ms),
+                })
+                .collect(),
+            thresholds: o
+                .thresholds
+                .iter()
+                .map(|t| JsonThreshold {
+                    expr: t.expr.clone(),
+                    metric: t.metric.clone(),
+                    measured: t.measured.filter(|v| v.is_finite()),
+                    passed: t.passed,
+                })
+                .collect(),
         }
     }
 }
@@ -239,6 +349,17 @@ impl JsonReport {
 /// The JSON report (schema version 1) of a run.
 pub fn to_json(o: &RunOutcome) -> serde_json::Value {
     serde_json::to_value(JsonReport::from_outcome(o)).expect("report structs serialize")
+}
+
+/// `messages_lost ÷ messages_sent`; `None` when nothing was sent.
+pub(crate) fn lost_rate(o: &RunOutcome) -> Option<f64> {
+    let c = &o.totals.counters;
+    (c.messages_sent > 0).then(|| c.messages_lost as f64 / c.messages_sent as f64)
+}
+
+/// JSON has no NaN or infinity: such a value (never expected) becomes 0.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
 }
 
 /// Connections per second achieved up to the peak: `peak_open ÷ peak_reached_after`.
