@@ -127,7 +127,8 @@ fn reconnect_retries_failed_slots() {
     let c = &o.totals.counters;
     assert!(c.reconnects > 0, "{c:?}");
     assert_eq!(c.attempted, 4 + c.reconnects);
-    assert_eq!(c.failures_of(FailureKind::Refused), c.attempted);
+    // A reconnect still connecting when the run ends is aborted, not failed.
+    assert_eq!(c.failures_of(FailureKind::Refused) + c.aborted, c.attempted);
 }
 
 /// A TCP server that accepts connections on its own thread and runs `f` on each.
@@ -302,4 +303,22 @@ fn stop_flag_ends_the_run_and_closes_everything() {
     assert_eq!(o.totals.counters.established, 20);
     assert_eq!(o.totals.counters.closed, 20);
     assert!(o.duration < Duration::from_secs(30));
+}
+
+#[test]
+fn abort_on_fail_stops_when_a_threshold_is_lost() {
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut plan = plan_for(addr, vec![stage(2000, 50), stage(60_000, 50)]);
+    plan.thresholds = vec![wsscale::plan::threshold::parse("failed<3").unwrap()];
+    plan.abort_on_fail = true;
+    let o = run(&plan);
+    assert!(o.aborted_by_threshold);
+    assert!(!o.interrupted, "an abort is not an interruption");
+    let c = &o.totals.counters;
+    assert!(c.failed >= 3);
+    assert!(
+        c.attempted < 50,
+        "the run stopped before the ramp finished: {}",
+        c.attempted
+    );
 }

@@ -19,6 +19,7 @@ use crate::cli::units;
 use crate::plan::build::parse_header;
 use crate::plan::error::PlanError;
 use crate::plan::profile::{parse_claims, parse_close, parse_jwt_alg, parse_jwt_in};
+use crate::plan::threshold::{self, Threshold, ThresholdError};
 use crate::plan::{CloseMode, JwtAlg, JwtPlacement, Secret, Stage};
 
 const ABOUT: &str = "How many WebSocket connections can your gateway hold, how fast can they \
@@ -54,7 +55,10 @@ Settings come from an optional TOML profile (PROFILE); flags override it. Withou
 the embedded reference gateway is started and loaded.
 
 Units: counts 18000, 18k, 1.5k, 1M; durations 500ms, 10s, 1m30s; sizes 1024, 64k (=64000),
-64KiB (=65536), 16MiB.
+64KiB (=65536), 16MiB; rates 10/s, 0.5/s, 1/10s, 600/m.
+
+Exit codes: 0 completed and every threshold passed, 1 could not run, 2 usage error,
+99 a threshold failed, 130 interrupted (the report is still written).
 
 Examples:
   wsscale run profiles/quick.toml
@@ -64,7 +68,12 @@ Examples:
       hold 18,000 connections from four loopback source addresses
   wsscale run --stage 1m:10k --stage 5m:10k --stage 30s:0 \\
       --target ws://10.0.0.5:8080/ws --jwt-secret-file ./secret
-      k6-style stages, each connection with its own HS256 JWT";
+      k6-style stages, each connection with its own HS256 JWT
+  wsscale run -c 1k --message-rate 1/5s --ping-interval 30s \\
+      --threshold 'connect_success_rate>=0.99' --threshold 'message_rtt_ms.p99<200'
+      timed echo messages and pings on every held connection; exit 99 if a threshold fails
+  wsscale run profiles/progressive.toml --report-json steps.json
+      quick, then medium, then stress, with a cool-down between them";
 
 const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
 
@@ -109,6 +118,18 @@ fn jwt_in(s: &str) -> Result<JwtPlacement, String> {
 
 fn claims(s: &str) -> Result<serde_json::Value, String> {
     parse_claims(s)
+}
+
+/// A rate (`10/s`, `1/10s`), or a bare `0` (off).
+fn rate(s: &str) -> Result<f64, units::UnitError> {
+    if s.trim().bytes().all(|b| b == b'0') && !s.trim().is_empty() {
+        return Ok(0.0);
+    }
+    units::parse_rate(s)
+}
+
+fn threshold(s: &str) -> Result<Threshold, ThresholdError> {
+    threshold::parse(s)
 }
 
 /// Arguments of `wsscale run`.
@@ -281,6 +302,80 @@ pub struct RunArgs {
     #[arg(long, value_name = "header|query:NAME", value_parser = jwt_in, help_heading = "Handshake")]
     pub jwt_in: Option<JwtPlacement>,
 
+    // ---- traffic on held connections ----
+    /// Send a WebSocket ping every DUR on each connection (each with its own random phase);
+    /// the pong's round trip goes into ping_rtt. 0 disables pings set by a profile
+    /// [default: no pings]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Traffic")]
+    pub ping_interval: Option<Duration>,
+
+    /// A ping not answered within DUR closes the connection as ping_timeout (a drop)
+    /// [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Traffic")]
+    pub ping_timeout: Option<Duration>,
+
+    /// Application heartbeat sent as a text frame every --heartbeat-interval, e.g.
+    /// '{"type":"ping"}'. Escapes \r \n \t \\ are resolved [default: none]
+    #[arg(long, value_name = "TEXT", help_heading = "Traffic")]
+    pub heartbeat_text: Option<String>,
+
+    /// Time between heartbeats of one connection [default: 30s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Traffic")]
+    pub heartbeat_interval: Option<Duration>,
+
+    /// The reply that answers a heartbeat, matched as bytes anywhere in any data frame (text
+    /// or binary); its round trip goes into heartbeat_rtt. Escapes as for --heartbeat-text
+    /// [default: no reply expected]
+    #[arg(long, value_name = "TEXT", help_heading = "Traffic")]
+    pub heartbeat_expect: Option<String>,
+
+    /// An expected heartbeat reply not seen within DUR closes the connection as
+    /// ping_timeout [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Traffic")]
+    pub heartbeat_timeout: Option<Duration>,
+
+    /// Sent once right after the upgrade (a subscribe or login frame): TEXT (escapes \r \n
+    /// \t \\ \@ resolved) or @FILE (sent as is) [default: none]
+    #[arg(long, value_name = "TEXT|@FILE", help_heading = "Traffic")]
+    pub first_message: Option<String>,
+
+    /// Count a connection as established only once a data frame containing TEXT arrived
+    /// (the reply to --first-message, or the server's greeting) [default: at the 101]
+    #[arg(long, value_name = "TEXT", help_heading = "Traffic")]
+    pub first_message_expect: Option<String>,
+
+    /// Timed messages per connection: 10/s, 0.5/s, 1/10s, 600/m. Each is echoed by the
+    /// gateway; round trip = echo received − intended send time (no coordinated omission).
+    /// 0 disables messages set by a profile [default: no messages]
+    #[arg(long, value_name = "RATE", value_parser = rate, help_heading = "Traffic")]
+    pub message_rate: Option<f64>,
+
+    /// Payload size of a timed message, at least 32 bytes (the latency marker) [default: 64]
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size, help_heading = "Traffic")]
+    pub message_size: Option<u64>,
+
+    /// Text payload template with {conn}, {seq}, {ts} (Unix ms) and optionally {marker}
+    /// (where the latency marker goes; appended otherwise), padded to --message-size
+    /// [default: binary payloads]
+    #[arg(long, value_name = "TEMPLATE", help_heading = "Traffic")]
+    pub message_text: Option<String>,
+
+    /// A message not echoed within DUR counts as lost [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Traffic")]
+    pub message_timeout: Option<Duration>,
+
+    // ---- thresholds ----
+    /// Pass/fail condition METRIC OP VALUE, repeatable, added to the profile's [thresholds]:
+    /// e.g. 'connect_success_rate>=0.95', 'handshake_ms.p95<5000', 'message_rtt_ms.p99<200',
+    /// 'dropped==0', 'messages.lost_rate<0.01'. A failed threshold makes the exit code 99
+    #[arg(long = "threshold", value_name = "EXPR", value_parser = threshold, help_heading = "Thresholds")]
+    pub thresholds: Vec<Threshold>,
+
+    /// Stop the run as soon as a threshold can no longer be met (e.g. dropped==0 after the
+    /// first drop); percentiles never stop a run early
+    #[arg(long, help_heading = "Thresholds")]
+    pub abort_on_fail: bool,
+
     // ---- output ----
     /// Live progress and snapshot interval [default: 5s]
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Output")]
@@ -289,6 +384,11 @@ pub struct RunArgs {
     /// Write the JSON report to FILE (atomically, also on Ctrl-C) [default: none]
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report_json: Option<PathBuf>,
+
+    /// Write the time series (one row per interval: open, connect rate, failures, msgs/s,
+    /// message p50/p99) to FILE as CSV [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report_csv: Option<PathBuf>,
 }
 
 /// Arguments of `wsscale serve`.

@@ -125,6 +125,8 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     let mut live = live::Live::new(opts.live, plan.interval, start);
     let clock = crate::plan::StageClock::new(plan.stages.clone());
     let mut finished = 0;
+    // Set when --abort-on-fail stopped the run (then it is not an interruption).
+    let mut aborted = false;
     let mut next_forward = Instant::now() + opts.snapshot_every;
     while finished < threads {
         match rx.recv_timeout(Duration::from_millis(50)) {
@@ -133,6 +135,19 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
                     finished += 1;
                 }
                 agg.add(r.shard, &r.snapshot);
+                if plan.abort_on_fail
+                    && !aborted
+                    && plan.thresholds.iter().any(|t| {
+                        crate::report::thresholds::cannot_be_met(
+                            t,
+                            &agg.totals,
+                            plan.peak_connections(),
+                        )
+                    })
+                {
+                    aborted = true;
+                    opts.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -166,7 +181,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     if let Some(e) = first_err {
         return Err(e);
     }
-    Ok(build_outcome(
+    let mut outcome = build_outcome(
         &plan,
         agg,
         live.into_rows(),
@@ -175,11 +190,13 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             start,
             duration,
             embedded_gateway: opts.embedded_gateway,
-            interrupted: opts.stop.load(std::sync::atomic::Ordering::Relaxed),
+            interrupted: !aborted && opts.stop.load(std::sync::atomic::Ordering::Relaxed),
             threads,
             rss_before_bytes: rss_before,
         },
-    ))
+    );
+    outcome.aborted_by_threshold = aborted;
+    Ok(outcome)
 }
 
 /// What `build_outcome` needs besides the plan and the aggregate.

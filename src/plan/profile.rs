@@ -15,8 +15,13 @@
 //! [`Profile`], and one line in [`Profile::parse`] using the `count`/`duration`/`size`/
 //! `string` helpers; then merge it with its flag in `build.rs`.
 //!
-//! Relative paths in a profile (`report_json`, `jwt_key_file`, `jwt_secret_file`) are
-//! resolved against the profile's directory, so a profile can be run from anywhere.
+//! Relative paths in a profile (`report_json`, `report_csv`, `jwt_key_file`,
+//! `jwt_secret_file`, `first_message = "@file"`, `steps`) are resolved against the profile's
+//! directory, so a profile can be run from anywhere.
+//!
+//! The keys for traffic, thresholds and progressive steps (and their raw shapes) are in the
+//! `traffic` submodule. A profile with `steps` is a *progressive* profile: it may only
+//! have the keys in [`PROGRESSIVE_KEYS`], everything else belongs in the step profiles.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -27,11 +32,15 @@ use serde::de::{self, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
 mod locate;
+mod traffic;
 
 pub use locate::line_col;
 use locate::toml_error;
+pub use traffic::{MessageSource, PROGRESSIVE_KEYS};
+use traffic::{RawThresholds, foreign_key_error};
 
 use super::error::{Origin, PlanError};
+use super::threshold::Threshold;
 use super::{CloseMode, JwtAlg, JwtPlacement, Reconnect, Secret, Stage};
 use crate::cli::units::{self, UnitError};
 
@@ -86,7 +95,35 @@ pub struct Profile {
     pub sndbuf: Option<Located<u64>>,
     /// Resolved against the profile's directory.
     pub report_json: Option<Located<PathBuf>>,
+    /// Resolved against the profile's directory.
+    pub report_csv: Option<Located<PathBuf>>,
     pub auth: ProfileAuth,
+    // ---- traffic on held connections ----
+    pub ping_interval: Option<Located<Duration>>,
+    pub ping_timeout: Option<Located<Duration>>,
+    /// Escapes not yet resolved.
+    pub heartbeat_text: Option<Located<String>>,
+    pub heartbeat_interval: Option<Located<Duration>>,
+    pub heartbeat_expect: Option<Located<String>>,
+    pub heartbeat_timeout: Option<Located<Duration>>,
+    /// `@file` resolved against the profile's directory.
+    pub first_message: Option<Located<MessageSource>>,
+    pub first_message_expect: Option<Located<String>>,
+    /// Messages per second per connection (0: off).
+    pub message_rate: Option<Located<f64>>,
+    pub message_size: Option<Located<u64>>,
+    pub message_text: Option<Located<String>>,
+    pub message_timeout: Option<Located<Duration>>,
+    // ---- thresholds ----
+    /// `[thresholds]`, in document order.
+    pub thresholds: Vec<Located<Threshold>>,
+    pub abort_on_fail: Option<Located<bool>>,
+    // ---- progressive profiles ----
+    /// Step profiles (resolved against the profile's directory); a profile with steps has
+    /// no other keys than [`PROGRESSIVE_KEYS`].
+    pub steps: Option<Located<Vec<Located<PathBuf>>>>,
+    pub cool_down: Option<Located<Duration>>,
+    pub continue_on_fail: Option<Located<bool>>,
 }
 
 /// The `[auth]` table. Paths are resolved against the profile's directory.
@@ -137,7 +174,25 @@ struct RawProfile {
     rcvbuf: Option<Spanned<Value>>,
     sndbuf: Option<Spanned<Value>>,
     report_json: Option<Spanned<String>>,
+    report_csv: Option<Spanned<String>>,
     auth: Option<RawAuth>,
+    ping_interval: Option<Spanned<Value>>,
+    ping_timeout: Option<Spanned<Value>>,
+    heartbeat_text: Option<Spanned<String>>,
+    heartbeat_interval: Option<Spanned<Value>>,
+    heartbeat_expect: Option<Spanned<String>>,
+    heartbeat_timeout: Option<Spanned<Value>>,
+    first_message: Option<Spanned<String>>,
+    first_message_expect: Option<Spanned<String>>,
+    message_rate: Option<Spanned<Value>>,
+    message_size: Option<Spanned<Value>>,
+    message_text: Option<Spanned<String>>,
+    message_timeout: Option<Spanned<Value>>,
+    thresholds: Option<RawThresholds>,
+    abort_on_fail: Option<Spanned<bool>>,
+    steps: Option<Spanned<Vec<Spanned<String>>>>,
+    cool_down: Option<Spanned<Value>>,
+    continue_on_fail: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -463,8 +518,40 @@ impl Profile {
             rcvbuf: cx.size(&raw.rcvbuf, "rcvbuf")?,
             sndbuf: cx.size(&raw.sndbuf, "sndbuf")?,
             report_json: cx.path(&raw.report_json, "report_json"),
+            report_csv: cx.path(&raw.report_csv, "report_csv"),
             auth: cx.auth(&raw.auth)?,
+            ping_interval: cx.duration(&raw.ping_interval, "ping_interval")?,
+            ping_timeout: cx.duration(&raw.ping_timeout, "ping_timeout")?,
+            heartbeat_text: cx.string(&raw.heartbeat_text, "heartbeat_text"),
+            heartbeat_interval: cx.duration(&raw.heartbeat_interval, "heartbeat_interval")?,
+            heartbeat_expect: cx.string(&raw.heartbeat_expect, "heartbeat_expect"),
+            heartbeat_timeout: cx.duration(&raw.heartbeat_timeout, "heartbeat_timeout")?,
+            first_message: cx.message_source(&raw.first_message, "first_message"),
+            first_message_expect: cx.string(&raw.first_message_expect, "first_message_expect"),
+            message_rate: cx.rate(&raw.message_rate, "message_rate")?,
+            message_size: cx.size(&raw.message_size, "message_size")?,
+            message_text: cx.string(&raw.message_text, "message_text"),
+            message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
+            thresholds: cx.thresholds(&raw.thresholds)?,
+            abort_on_fail: cx.boolean(&raw.abort_on_fail, "abort_on_fail"),
+            steps: cx.steps(&raw.steps)?,
+            cool_down: cx.duration(&raw.cool_down, "cool_down")?,
+            continue_on_fail: cx.boolean(&raw.continue_on_fail, "continue_on_fail"),
         };
+
+        if p.steps.is_some() {
+            if let Some(e) = foreign_key_error(path, text) {
+                return Err(e);
+            }
+        } else if let Some(l) = &p.cool_down {
+            return Err(l.origin.invalid(
+                "'cool_down' only applies to a profile with 'steps' (a progressive profile); remove it or add steps",
+            ));
+        } else if let Some(l) = &p.continue_on_fail {
+            return Err(l.origin.invalid(
+                "'continue_on_fail' only applies to a profile with 'steps' (a progressive profile); remove it or add steps",
+            ));
+        }
 
         if let Some(stages) = &p.stages {
             let simple = [

@@ -11,6 +11,11 @@
 //!   lists every fixed category.
 //! - The per-source table shows the 20 source addresses with the most established
 //!   connections and sums up the rest on one line.
+//! - Timing rows for traffic (message, ping, heartbeat round trips, schedule lag) appear only
+//!   when that traffic was configured (something was sent); connect and handshake always.
+//!   The Messages and Heartbeats sections likewise appear only when there was such traffic.
+//! - Thresholds come last, where a CI log's reader looks first: one line per threshold with
+//!   ✓/✗, the expression and the measured value (`n/a` when the metric had no data).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -40,9 +45,12 @@ pub fn summary_text(o: &RunOutcome) -> String {
         let _ = writeln!(s, "{SOURCES_EXHAUSTED_LINE}\n");
     }
     timings(&mut s, o);
+    messages(&mut s, o);
+    heartbeats(&mut s, o);
     traffic(&mut s, o);
     memory(&mut s, o);
     per_source(&mut s, o);
+    thresholds(&mut s, o);
     while s.ends_with("\n\n") {
         s.pop();
     }
@@ -95,6 +103,13 @@ fn header(s: &mut String, o: &RunOutcome) {
             s,
             "INTERRUPTED",
             "the run was cut short (Ctrl-C / SIGTERM); figures cover the run until then",
+        );
+    }
+    if o.aborted_by_threshold {
+        kv(
+            s,
+            "ABORTED",
+            "a threshold could no longer be met (--abort-on-fail); figures cover the run until then",
         );
     }
     s.push('\n');
@@ -173,25 +188,145 @@ fn drops(s: &mut String, o: &RunOutcome) {
 fn timings(s: &mut String, o: &RunOutcome) {
     let _ = writeln!(
         s,
-        "{:<22}{:>10}{:>11}{:>11}{:>11}{:>11}{:>11}{:>11}",
-        "Timings (ms)", "samples", "min", "avg", "p50", "p95", "p99", "max"
+        "{:<22}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "Timings (ms)",
+        "samples",
+        "min",
+        "avg",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "p99.9",
+        "p99.99",
+        "max"
     );
-    for (label, h) in [
-        ("tcp connect", &o.totals.hist.tcp_connect),
-        ("ws handshake", &o.totals.hist.ws_handshake),
+    let c = &o.totals.counters;
+    let h = &o.totals.hist;
+    let any_scheduled = c.messages_sent + c.pings_sent + c.heartbeats_sent > 0;
+    for (label, hist, show) in [
+        ("tcp connect", &h.tcp_connect, true),
+        ("ws handshake", &h.ws_handshake, true),
+        ("message rtt", &h.message_rtt, c.messages_sent > 0),
+        ("ping rtt", &h.ping_rtt, c.pings_sent > 0),
+        ("heartbeat rtt", &h.heartbeat_rtt, c.heartbeats_sent > 0),
+        ("schedule lag", &h.schedule_lag, any_scheduled),
     ] {
-        let p = Percentiles::from_hist(h);
+        let p = Percentiles::from_hist(hist);
+        if !show && p.count == 0 {
+            continue;
+        }
         if p.count == 0 {
-            let _ = writeln!(s, "  {label:<LABEL$}{:>10}   (no samples)", 0);
+            let _ = writeln!(s, "  {label:<LABEL$}{:>9}   (no samples)", 0);
             continue;
         }
         let _ = writeln!(
             s,
-            "  {label:<LABEL$}{:>10}{:>11.3}{:>11.3}{:>11.3}{:>11.3}{:>11.3}{:>11.3}",
-            p.count, p.min, p.mean, p.p50, p.p95, p.p99, p.max
+            "  {label:<LABEL$}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
+            p.count, p.min, p.mean, p.p50, p.p90, p.p95, p.p99, p.p999, p.p9999, p.max
         );
     }
     s.push('\n');
+}
+
+fn messages(s: &mut String, o: &RunOutcome) {
+    let c = &o.totals.counters;
+    if c.messages_sent == 0 && c.other_messages_received == 0 && c.message_bytes_received == 0 {
+        return;
+    }
+    let secs = o.duration.as_secs_f64();
+    let per_s = |n: u64| {
+        if secs > 0.0 {
+            format!("  ({:.1}/s over the run)", n as f64 / secs)
+        } else {
+            String::new()
+        }
+    };
+    let _ = writeln!(s, "Messages");
+    kv(s, "sent", format!("{:>12}{}", c.messages_sent, per_s(c.messages_sent)));
+    kv(
+        s,
+        "received (echoes)",
+        format!("{:>12}{}", c.messages_received, per_s(c.messages_received)),
+    );
+    let lost = match super::json::lost_rate(o) {
+        Some(r) => format!("{:>12}  ({} of sent)", c.messages_lost, percent(r)),
+        None => format!("{:>12}", c.messages_lost),
+    };
+    kv(s, "lost", lost);
+    kv(s, "other received", format!("{:>12}", c.other_messages_received));
+    kv(s, "payload bytes sent", format!("{:>12}", c.message_bytes_sent));
+    kv(s, "payload bytes recv", format!("{:>12}", c.message_bytes_received));
+    s.push('\n');
+}
+
+fn heartbeats(s: &mut String, o: &RunOutcome) {
+    let c = &o.totals.counters;
+    if c.pings_sent == 0 && c.heartbeats_sent == 0 {
+        return;
+    }
+    let _ = writeln!(s, "Heartbeats");
+    if c.pings_sent > 0 {
+        kv(s, "pings sent", format!("{:>12}", c.pings_sent));
+        kv(s, "pongs received", format!("{:>12}", c.pongs_received));
+    }
+    if c.heartbeats_sent > 0 {
+        kv(s, "heartbeats sent", format!("{:>12}", c.heartbeats_sent));
+        kv(s, "heartbeat replies", format!("{:>12}", c.heartbeat_replies));
+    }
+    s.push('\n');
+}
+
+fn thresholds(s: &mut String, o: &RunOutcome) {
+    if o.thresholds.is_empty() {
+        return;
+    }
+    let failed = o.thresholds.iter().filter(|t| !t.passed).count();
+    if failed == 0 {
+        let _ = writeln!(s, "Thresholds (all {} passed)", o.thresholds.len());
+    } else {
+        let _ = writeln!(
+            s,
+            "Thresholds ({failed} of {} FAILED)",
+            o.thresholds.len()
+        );
+    }
+    let w = o
+        .thresholds
+        .iter()
+        .map(|t| t.expr.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(LABEL - 4);
+    for t in &o.thresholds {
+        let mark = if t.passed { "✓" } else { "✗" };
+        let measured = match t.measured {
+            Some(v) => format!("measured {}", fmt_measured(&t.metric, v)),
+            None => "measured n/a (no data)".to_string(),
+        };
+        let _ = writeln!(s, "  {mark} {:<w$}  {measured}", t.expr);
+    }
+    s.push('\n');
+}
+
+/// A measured value: up to three decimals, trimmed; rates also as a percentage.
+fn fmt_measured(metric: &str, v: f64) -> String {
+    let mut out = format!("{v:.3}");
+    if out.contains('.') {
+        let t = out.trim_end_matches('0').trim_end_matches('.').len();
+        out.truncate(t);
+    }
+    if metric.ends_with("_rate") {
+        out.push_str(&format!(" ({})", percent(v)));
+    } else if metric.ends_with("_ms") || metric.contains("_ms.") {
+        out.push_str(" ms");
+    }
+    out
+}
+
+/// `0.995` → `99.50%`.
+fn percent(fraction: f64) -> String {
+    format!("{:.2}%", fraction * 100.0)
 }
 
 fn traffic(s: &mut String, o: &RunOutcome) {
@@ -305,5 +440,13 @@ mod tests {
         assert_eq!(success_rate(1, 3), "33.33% success");
         assert_eq!(success_rate(5, 5), "100.00% success");
         assert_eq!(success_rate(0, 0), "no attempts");
+    }
+
+    #[test]
+    fn measured_values() {
+        assert_eq!(fmt_measured("message_rtt_ms.p99", 1.25), "1.25 ms");
+        assert_eq!(fmt_measured("dropped", 3.0), "3");
+        assert_eq!(fmt_measured("connect_success_rate", 0.995), "0.995 (99.50%)");
+        assert_eq!(fmt_measured("memory.bytes_per_connection", 352.4567), "352.457");
     }
 }

@@ -128,3 +128,81 @@ pub fn ephemeral_port_count() -> io::Result<u64> {
     let (lo, hi) = local_port_range()?;
     Ok(u64::from(hi) - u64::from(lo) + 1)
 }
+
+/// A sysctl value with runs of whitespace (the kernel prints tabs) collapsed to one space:
+/// `"32768\t60999"` → `"32768 60999"`. Values are compared in this form.
+pub fn normalize_value(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The whitespace-separated non-negative integers of a sysctl value (`"4096\t131072\t6291456"`
+/// → `[4096, 131072, 6291456]`); `None` if any field is not one.
+pub fn parse_numbers(text: &str) -> Option<Vec<u64>> {
+    let values: Option<Vec<u64>> = text.split_whitespace().map(|f| f.parse().ok()).collect();
+    values.filter(|v| !v.is_empty())
+}
+
+/// One assignment of a sysctl.d file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfEntry {
+    /// 1-based line number, for messages.
+    pub line: usize,
+    /// Dotted sysctl name (validated).
+    pub key: String,
+    /// Value, whitespace-normalized.
+    pub value: String,
+    /// The line started with `-`: `sysctl --system` ignores a failure to set it.
+    pub ignore_failure: bool,
+}
+
+/// Parses a sysctl.d(5) file: `key = value` lines; `#` and `;` start comment lines; blank
+/// lines are skipped; a leading `-` means "ignore failures"; keys may use `/` instead of `.`
+/// as separator (then the whole key must use `/`). Errors name the line and say what a valid
+/// line looks like. A key set twice is an error (the file would silently depend on order).
+pub fn parse_sysctl_conf(text: &str) -> io::Result<Vec<ConfEntry>> {
+    let mut entries: Vec<ConfEntry> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line_no = index + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let bad = |why: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "line {line_no}: {why}; expected `key = value`, e.g. \
+                     `net.ipv4.ip_local_port_range = 1024 65535`"
+                ),
+            )
+        };
+        let (ignore_failure, line) = match line.strip_prefix('-') {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, line),
+        };
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{raw:?} has no '='")))?;
+        let key = key.trim();
+        let key = if key.contains('/') && !key.contains('.') {
+            key.replace('/', ".")
+        } else {
+            key.to_owned()
+        };
+        validate_sysctl_name(&key).map_err(|e| bad(e.to_string()))?;
+        let value = normalize_value(value);
+        if value.is_empty() {
+            return Err(bad(format!("{key} has an empty value")));
+        }
+        if let Some(first) = entries.iter().find(|e| e.key == key) {
+            return Err(bad(format!("{key} was already set on line {}", first.line)));
+        }
+        entries.push(ConfEntry {
+            line: line_no,
+            key,
+            value,
+            ignore_failure,
+        });
+    }
+    Ok(entries)
+}
