@@ -15,6 +15,47 @@
 //! since 1.29; `tcp_rmem`/`tcp_wmem` since 1.32); other namespaced ones (`somaxconn`,
 //! `tcp_tw_reuse`…) need the node's kubelet to list them in `--allowed-unsafe-sysctls`.
 
+/// Which side of a test this host plays: it decides which checks matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Opens the test connections (`wsscale run`, agents).
+    #[default]
+    Loadgen,
+    /// Accepts them (the gateway under test, or `wsscale serve`).
+    Gateway,
+}
+
+impl Role {
+    /// `"loadgen"` / `"gateway"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Loadgen => "loadgen",
+            Role::Gateway => "gateway",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "loadgen" | "load-generator" | "client" => Ok(Role::Loadgen),
+            "gateway" | "server" => Ok(Role::Gateway),
+            _ => Err(format!(
+                "unknown role {s:?}: use loadgen (this host opens the connections) or gateway \
+                 (this host accepts them)"
+            )),
+        }
+    }
+}
+
 /// Where a setting lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

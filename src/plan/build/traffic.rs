@@ -1,0 +1,336 @@
+//! Traffic on held connections (pings, heartbeats, first message, timed messages) and
+//! thresholds: flags and profile keys merged into [`Traffic`] and the plan's threshold list.
+//!
+//! Rules worth knowing:
+//!
+//! - A zero `--ping-interval`, `--heartbeat-interval` or `--message-rate` turns that traffic
+//!   off, so a flag can switch off what a profile turned on.
+//! - A setting that only refines a kind of traffic (`--ping-timeout`, `--heartbeat-expect`,
+//!   `--message-size`, …) without that traffic being on is an error naming both, rather than
+//!   silently ignored.
+//! - Heartbeat and first-message texts resolve the escapes `\r`, `\n`, `\t`, `\\` and `\@`
+//!   ([`unescape`]); `@FILE` sends a file's bytes as they are. Message templates are not
+//!   unescaped (a JSON template may hold `\"`).
+//! - `--message-size` is at least [`MIN_MESSAGE_SIZE`] (the engine's latency marker) and at
+//!   most the plan's `max_frame` (the echo must be accepted).
+//! - Thresholds: the profile's `[thresholds]` first, then every `--threshold`.
+
+use std::time::Duration;
+
+use super::super::error::{Origin, PlanError};
+use super::super::profile::{Located, MessageSource, Profile};
+use super::super::threshold::Threshold;
+use super::super::{HeartbeatSpec, MessageSpec, PingSpec, Traffic};
+use super::pick;
+use crate::cli::args::RunArgs;
+
+/// Default `--ping-timeout`, `--heartbeat-timeout` and `--message-timeout`.
+pub const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `--heartbeat-interval`.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+/// Default `--message-size`.
+pub const MESSAGE_SIZE: u64 = 64;
+/// Smallest `--message-size`: the engine's latency marker is 32 bytes.
+pub const MIN_MESSAGE_SIZE: u64 = 32;
+/// Highest `--message-rate` per connection.
+pub const MAX_MESSAGE_RATE: f64 = 100_000.0;
+
+/// Resolve `\r`, `\n`, `\t`, `\\` and `\@` (a literal `@`, so a text can start with one
+/// without naming a file). Any other escape, or a trailing `\`, is an error.
+pub fn unescape(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some('@') => out.push('@'),
+            Some(other) => {
+                return Err(format!(
+                    "unknown escape \"\\{other}\" in {s:?}; the escapes are \\r \\n \\t \\\\ and \\@ (write \\\\ for a backslash)"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{s:?} ends with a lone backslash; write \\\\ for a backslash"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A text setting, unescaped, as bytes; empty is an error.
+fn text(l: Located<String>) -> Result<Vec<u8>, PlanError> {
+    let t = unescape(&l.value).map_err(|m| l.origin.invalid(m))?;
+    if t.is_empty() {
+        return Err(l.origin.invalid("the text is empty; give some text or leave it out"));
+    }
+    Ok(t.into_bytes())
+}
+
+fn positive(l: Option<Located<Duration>>, default: Duration) -> Result<Duration, PlanError> {
+    match l {
+        Some(l) if l.value.is_zero() => Err(l.origin.invalid(format!(
+            "must be longer than 0 (e.g. \"{}\")",
+            humantime::format_duration(default)
+        ))),
+        Some(l) => Ok(l.value),
+        None => Ok(default),
+    }
+}
+
+/// "has no effect without …" for a refining setting given without the traffic it refines.
+fn orphan(origin: &Origin, needs: &str) -> PlanError {
+    origin.invalid(format!(
+        "has no effect without {needs}; add {needs} or remove this setting"
+    ))
+}
+
+/// "has no effect: … is off" for a flag that refines traffic a zero setting turned off.
+fn switched_off(origin: &Origin, what: &str, zero: &Origin) -> PlanError {
+    origin.invalid(format!(
+        "has no effect: {what} are off ({zero} is 0); remove one of them"
+    ))
+}
+
+/// The first of these settings that is set.
+fn first_set(list: [Option<Origin>; 3]) -> Option<Origin> {
+    list.into_iter().flatten().next()
+}
+
+fn origin_of<T>(l: &Option<Located<T>>) -> Option<Origin> {
+    l.as_ref().map(|l| l.origin.clone())
+}
+
+fn flag_origin<T>(v: &Option<T>, flag: &'static str) -> Option<Origin> {
+    v.as_ref().map(|_| Origin::Flag(flag))
+}
+
+/// A zero interval or rate: the traffic is switched off.
+fn zero_origin<T: PartialEq + Default>(l: &Option<Located<T>>) -> Option<Origin> {
+    l.as_ref()
+        .filter(|l| l.value == T::default())
+        .map(|l| l.origin.clone())
+}
+
+/// Merge the traffic flags and profile keys.
+pub(super) fn traffic(args: &RunArgs, p: &Profile, max_frame: u64) -> Result<Traffic, PlanError> {
+    Ok(Traffic {
+        ping: ping(args, p)?,
+        heartbeat: heartbeat(args, p)?,
+        first_message: first_message(args, p)?,
+        first_message_expect: pick(
+            args.first_message_expect.clone(),
+            "--first-message-expect",
+            &p.first_message_expect,
+        )
+        .map(text)
+        .transpose()?,
+        message: message(args, p, max_frame)?,
+    })
+}
+
+fn ping(args: &RunArgs, p: &Profile) -> Result<Option<PingSpec>, PlanError> {
+    let interval = pick(args.ping_interval, "--ping-interval", &p.ping_interval);
+    let timeout = pick(args.ping_timeout, "--ping-timeout", &p.ping_timeout);
+    if let Some(zero) = zero_origin(&interval) {
+        return match flag_origin(&args.ping_timeout, "--ping-timeout") {
+            Some(o) => Err(switched_off(&o, "pings", &zero)),
+            None => Ok(None),
+        };
+    }
+    let Some(interval) = interval else {
+        return match origin_of(&timeout) {
+            Some(o) => Err(orphan(&o, "--ping-interval / ping_interval")),
+            None => Ok(None),
+        };
+    };
+    Ok(Some(PingSpec {
+        interval: interval.value,
+        timeout: positive(timeout, TRAFFIC_TIMEOUT)?,
+    }))
+}
+
+fn heartbeat(args: &RunArgs, p: &Profile) -> Result<Option<HeartbeatSpec>, PlanError> {
+    let text_l = pick(args.heartbeat_text.clone(), "--heartbeat-text", &p.heartbeat_text);
+    let interval = pick(
+        args.heartbeat_interval,
+        "--heartbeat-interval",
+        &p.heartbeat_interval,
+    );
+    let expect = pick(
+        args.heartbeat_expect.clone(),
+        "--heartbeat-expect",
+        &p.heartbeat_expect,
+    );
+    let timeout = pick(
+        args.heartbeat_timeout,
+        "--heartbeat-timeout",
+        &p.heartbeat_timeout,
+    );
+    if let Some(zero) = zero_origin(&interval) {
+        let stray = first_set([
+            flag_origin(&args.heartbeat_text, "--heartbeat-text"),
+            flag_origin(&args.heartbeat_expect, "--heartbeat-expect"),
+            flag_origin(&args.heartbeat_timeout, "--heartbeat-timeout"),
+        ]);
+        return match stray {
+            Some(o) => Err(switched_off(&o, "heartbeats", &zero)),
+            None => Ok(None),
+        };
+    }
+    let Some(text_l) = text_l else {
+        let stray = first_set([origin_of(&interval), origin_of(&expect), origin_of(&timeout)]);
+        return match stray {
+            Some(o) => Err(orphan(&o, "--heartbeat-text / heartbeat_text")),
+            None => Ok(None),
+        };
+    };
+    Ok(Some(HeartbeatSpec {
+        text: text(text_l)?,
+        interval: interval.map_or(HEARTBEAT_INTERVAL, |l| l.value),
+        expect: expect.map(text).transpose()?,
+        timeout: positive(timeout, TRAFFIC_TIMEOUT)?,
+    }))
+}
+
+fn first_message(args: &RunArgs, p: &Profile) -> Result<Option<Vec<u8>>, PlanError> {
+    let l = match &args.first_message {
+        Some(s) => Some(Located::flag(MessageSource::parse(s, None), "--first-message")),
+        None => p.first_message.clone(),
+    };
+    let Some(l) = l else { return Ok(None) };
+    match l.value {
+        MessageSource::Text(t) => text(Located::new(t, l.origin)).map(Some),
+        MessageSource::File(path) => {
+            let bytes = std::fs::read(&path).map_err(|error| PlanError::Read {
+                what: "first message file",
+                path: path.clone(),
+                error,
+            })?;
+            if bytes.is_empty() {
+                return Err(l.origin.invalid(format!(
+                    "{} is empty; the first message needs some content",
+                    path.display()
+                )));
+            }
+            Ok(Some(bytes))
+        }
+    }
+}
+
+fn message(args: &RunArgs, p: &Profile, max_frame: u64) -> Result<Option<MessageSpec>, PlanError> {
+    let rate = pick(args.message_rate, "--message-rate", &p.message_rate);
+    let size = pick(args.message_size, "--message-size", &p.message_size);
+    let template = pick(args.message_text.clone(), "--message-text", &p.message_text);
+    let timeout = pick(args.message_timeout, "--message-timeout", &p.message_timeout);
+    if let Some(zero) = zero_origin(&rate) {
+        let stray = first_set([
+            flag_origin(&args.message_size, "--message-size"),
+            flag_origin(&args.message_text, "--message-text"),
+            flag_origin(&args.message_timeout, "--message-timeout"),
+        ]);
+        return match stray {
+            Some(o) => Err(switched_off(&o, "timed messages", &zero)),
+            None => Ok(None),
+        };
+    }
+    let Some(rate) = rate else {
+        let stray = first_set([origin_of(&size), origin_of(&template), origin_of(&timeout)]);
+        return match stray {
+            Some(o) => Err(orphan(&o, "--message-rate / message_rate")),
+            None => Ok(None),
+        };
+    };
+    if !rate.value.is_finite() || rate.value > MAX_MESSAGE_RATE {
+        return Err(rate.origin.invalid(format!(
+            "{} messages per second per connection is more than the engine can time ({MAX_MESSAGE_RATE}/s at most); \
+             use more connections for more throughput",
+            rate.value
+        )));
+    }
+    let size = match size {
+        Some(l) if l.value < MIN_MESSAGE_SIZE => {
+            return Err(l.origin.invalid(format!(
+                "{} bytes is too small; a timed message carries a {MIN_MESSAGE_SIZE}-byte latency marker, so give at least {MIN_MESSAGE_SIZE} (e.g. 64 or 1KiB)",
+                l.value
+            )));
+        }
+        Some(l) if l.value > max_frame => {
+            return Err(l.origin.invalid(format!(
+                "{} bytes is larger than the largest frame accepted from the server ({max_frame} bytes, --max-frame), so no echo could be received; \
+                 lower the size or raise --max-frame",
+                l.value
+            )));
+        }
+        Some(l) => l.value,
+        None => MESSAGE_SIZE,
+    };
+    let text = match template {
+        Some(l) if l.value.is_empty() => {
+            return Err(l
+                .origin
+                .invalid("the template is empty; give a template like \"{\\\"seq\\\":{seq}}\" or leave it out for binary payloads"));
+        }
+        Some(l) => Some(l.value),
+        None => None,
+    };
+    Ok(Some(MessageSpec {
+        rate: rate.value,
+        size: usize::try_from(size).unwrap_or(usize::MAX),
+        text,
+        timeout: positive(timeout, TRAFFIC_TIMEOUT)?,
+    }))
+}
+
+/// The profile's `[thresholds]`, then `--threshold`s.
+pub(super) fn thresholds(args: &RunArgs, p: &Profile) -> Vec<Threshold> {
+    p.thresholds
+        .iter()
+        .map(|l| l.value.clone())
+        .chain(args.thresholds.iter().cloned())
+        .collect()
+}
+
+/// `--abort-on-fail` / `abort_on_fail`; an error when there is nothing to check.
+pub(super) fn abort_on_fail(
+    args: &RunArgs,
+    p: &Profile,
+    thresholds: &[Threshold],
+) -> Result<bool, PlanError> {
+    let on = args.abort_on_fail || p.abort_on_fail.as_ref().is_some_and(|l| l.value);
+    if on && thresholds.is_empty() {
+        let origin = if args.abort_on_fail {
+            Origin::Flag("--abort-on-fail")
+        } else {
+            p.abort_on_fail
+                .as_ref()
+                .map_or(Origin::Flag("--abort-on-fail"), |l| l.origin.clone())
+        };
+        return Err(origin.invalid(
+            "there is no threshold to check; add --threshold EXPR (or [thresholds] in the profile), e.g. --threshold 'dropped==0'",
+        ));
+    }
+    Ok(on)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes() {
+        assert_eq!(unescape(r"a\r\nb\tc\\d\@").unwrap(), "a\r\nb\tc\\d@");
+        assert_eq!(unescape("plain").unwrap(), "plain");
+        let e = unescape(r"\x41").unwrap_err();
+        assert!(e.contains(r#"unknown escape "\x""#), "{e}");
+        assert!(unescape("end\\").unwrap_err().contains("lone backslash"));
+    }
+}
