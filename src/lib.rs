@@ -9,6 +9,8 @@
 //!   source-address pool, timer wheel, and the controller that runs the stage clock.
 //! - [`metrics`] — counters, failure categories, histograms, [`metrics::Snapshot`] and merge.
 //! - [`report`] — text summary and versioned JSON report, written atomically.
+//! - [`cluster`] — coordinator and agents (`wsscale coordinator`/`agent`, `--processes`):
+//!   typed control messages, plan splitting, exact merging of agent snapshots.
 //! - [`gateway`] — the embedded reference gateway (tokio + tokio-tungstenite).
 //! - [`system`] — rlimits, `/proc/sys` reads, process memory.
 //!
@@ -17,6 +19,7 @@
 //! socket.
 
 pub mod cli;
+pub mod cluster;
 pub mod engine;
 pub mod gateway;
 pub mod metrics;

@@ -7,7 +7,10 @@ use std::time::Duration;
 use clap::Parser;
 use wsscale::cli::args::{Cli, Command, RunArgs};
 use wsscale::cli::units::{parse_count, parse_duration, parse_rate, parse_size, parse_stage};
-use wsscale::plan::build::{build_plan, build_plan_with, parse_header, shape};
+use wsscale::plan::build::{
+    build_plan, build_plan_with, build_progressive, build_progressive_with, parse_header, shape,
+    unescape,
+};
 use wsscale::plan::profile::Profile;
 use wsscale::plan::{
     Auth, CloseMode, JwtAlg, JwtPlacement, Plan, PlanError, Slice, Stage, StageClock,
@@ -410,10 +413,20 @@ fn every_shipped_profile_builds() {
     let files = shipped_profiles();
     assert!(files.len() >= 5, "{files:?}");
     for f in &files {
-        let p = plan(&[f.to_str().unwrap()]).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        assert!(!p.stages.is_empty(), "{}", f.display());
-        assert!(p.targets.is_empty(), "{} names a target", f.display());
-        assert_eq!(p.profile.as_deref(), Some(f.as_path()));
+        let args = run_args(&[f.to_str().unwrap()]).unwrap();
+        let plans =
+            match build_progressive(&args).unwrap_or_else(|e| panic!("{}: {e}", f.display())) {
+                Some(prog) => prog.steps.into_iter().map(|s| s.plan).collect(),
+                None => {
+                    let p = build_plan(&args).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                    assert_eq!(p.profile.as_deref(), Some(f.as_path()));
+                    vec![p]
+                }
+            };
+        for p in plans {
+            assert!(!p.stages.is_empty(), "{}", f.display());
+            assert!(p.targets.is_empty(), "{} names a target", f.display());
+        }
         let text = std::fs::read_to_string(f).unwrap();
         assert!(
             text.starts_with('#'),
@@ -1333,6 +1346,14 @@ fn help_teaches() {
         "KiB",
         "--source-ip",
         "--jwt-in",
+        "--message-rate",
+        "--threshold",
+        "--abort-on-fail",
+        "--report-csv",
+        "--first-message <TEXT|@FILE>",
+        "1/10s",
+        "99 a threshold failed",
+        "profiles/progressive.toml",
     ] {
         assert!(run.contains(needle), "run --help lacks {needle:?}");
     }
@@ -1344,5 +1365,611 @@ fn help_teaches() {
     assert!(
         serve.contains("Examples:") && serve.contains("127.0.0.1:8080"),
         "{serve}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Traffic, thresholds, progressive profiles.
+
+#[test]
+fn traffic_defaults_off() {
+    let p = plan(&["-c", "10"]).unwrap();
+    assert_eq!(p.traffic, wsscale::plan::Traffic::default());
+    assert!(p.thresholds.is_empty());
+    assert!(!p.abort_on_fail);
+    assert_eq!(p.report_csv, None);
+}
+
+#[test]
+fn traffic_flags() {
+    let p = plan(&[
+        "-c",
+        "10",
+        "--ping-interval",
+        "15s",
+        "--heartbeat-text",
+        r#"{"type":"ping"}\n"#,
+        "--heartbeat-expect",
+        "pong",
+        "--first-message",
+        r"SUBSCRIBE\r\n\tx\\y",
+        "--first-message-expect",
+        "OK",
+        "--message-rate",
+        "1/10s",
+        "--message-size",
+        "1KiB",
+        "--message-text",
+        r#"{"conn":{conn},"seq":{seq},"ts":{ts}}"#,
+        "--report-csv",
+        "out.csv",
+    ])
+    .unwrap();
+    let t = &p.traffic;
+    let ping = t.ping.as_ref().unwrap();
+    assert_eq!((ping.interval, ping.timeout), (s(15), s(10)));
+    let hb = t.heartbeat.as_ref().unwrap();
+    assert_eq!(hb.text, b"{\"type\":\"ping\"}\n");
+    assert_eq!(hb.interval, s(30));
+    assert_eq!(hb.expect.as_deref(), Some(&b"pong"[..]));
+    assert_eq!(hb.timeout, s(10));
+    assert_eq!(
+        t.first_message.as_deref(),
+        Some(&b"SUBSCRIBE\r\n\tx\\y"[..])
+    );
+    assert_eq!(t.first_message_expect.as_deref(), Some(&b"OK"[..]));
+    let m = t.message.as_ref().unwrap();
+    assert!((m.rate - 0.1).abs() < 1e-12, "{}", m.rate);
+    assert_eq!(m.size, 1024);
+    assert_eq!(
+        m.text.as_deref(),
+        Some(r#"{"conn":{conn},"seq":{seq},"ts":{ts}}"#)
+    );
+    assert_eq!(m.timeout, s(10));
+    assert_eq!(p.report_csv, Some(PathBuf::from("out.csv")));
+
+    let p = plan(&[
+        "-c",
+        "10",
+        "--ping-interval",
+        "1s",
+        "--ping-timeout",
+        "500ms",
+        "--heartbeat-text",
+        "hb",
+        "--heartbeat-interval",
+        "5s",
+        "--heartbeat-timeout",
+        "2s",
+        "--message-rate",
+        "0.5/s",
+        "--message-timeout",
+        "3s",
+    ])
+    .unwrap();
+    assert_eq!(p.traffic.ping.as_ref().unwrap().timeout, ms(500));
+    let hb = p.traffic.heartbeat.as_ref().unwrap();
+    assert_eq!(
+        (hb.interval, hb.timeout, hb.expect.clone()),
+        (s(5), s(2), None)
+    );
+    let m = p.traffic.message.as_ref().unwrap();
+    assert_eq!(
+        (m.rate, m.size, m.text.clone(), m.timeout),
+        (0.5, 64, None, s(3))
+    );
+}
+
+#[test]
+fn message_rates() {
+    for (arg, per_s) in [
+        ("10/s", 10.0),
+        ("1/10s", 0.1),
+        ("0.5/s", 0.5),
+        ("600/m", 10.0),
+    ] {
+        let p = plan(&["-c", "1", "--message-rate", arg]).unwrap();
+        let got = p.traffic.message.unwrap().rate;
+        assert!((got - per_s).abs() < 1e-12, "{arg}: {got}");
+    }
+    let e = run_args(&["-c", "1", "--message-rate", "ten"]).unwrap_err();
+    assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+    assert!(e.to_string().contains("--message-rate"), "{e}");
+    let m = err_text(plan(&["-c", "1", "--message-rate", "1000000/s"]));
+    assert!(m.contains("invalid value for --message-rate"), "{m}");
+}
+
+#[test]
+fn message_size_bounds() {
+    let m = err_text(plan(&[
+        "-c",
+        "1",
+        "--message-rate",
+        "1/s",
+        "--message-size",
+        "31",
+    ]));
+    assert!(
+        m.starts_with("invalid value for --message-size: 31 bytes is too small"),
+        "{m}"
+    );
+    assert!(m.contains("at least 32"), "{m}");
+    plan(&["-c", "1", "--message-rate", "1/s", "--message-size", "32"]).unwrap();
+    let m = err_text(plan(&[
+        "-c",
+        "1",
+        "--message-rate",
+        "1/s",
+        "--message-size",
+        "2MiB",
+        "--max-frame",
+        "1MiB",
+    ]));
+    assert!(m.contains("--max-frame"), "{m}");
+    let m = err_text(plan_from_text(
+        "connections = 1\nmessage_rate = \"1/s\"\nmessage_size = 8\n",
+        &[],
+    ));
+    assert!(
+        m.starts_with(
+            "profiles/x.toml:3:16: invalid value for 'message_size': 8 bytes is too small"
+        ),
+        "{m}"
+    );
+}
+
+#[test]
+fn escapes() {
+    assert_eq!(unescape(r"a\r\nb").unwrap(), "a\r\nb");
+    assert_eq!(unescape(r"\t\\\@x").unwrap(), "\t\\@x");
+    let m = err_text(plan(&["-c", "1", "--heartbeat-text", r"bad\q"]));
+    assert!(
+        m.starts_with("invalid value for --heartbeat-text: unknown escape \"\\q\""),
+        "{m}"
+    );
+    assert!(m.contains(r"\r \n \t \\"), "{m}");
+    let m = err_text(plan(&["-c", "1", "--first-message", "trailing\\"]));
+    assert!(m.contains("lone backslash"), "{m}");
+    // `\@` sends a text that starts with '@' instead of naming a file.
+    let p = plan(&["-c", "1", "--first-message", r"\@all hello"]).unwrap();
+    assert_eq!(p.traffic.first_message.as_deref(), Some(&b"@all hello"[..]));
+    // Message templates are not unescaped (JSON may hold \").
+    let p = plan(&[
+        "-c",
+        "1",
+        "--message-rate",
+        "1/s",
+        "--message-text",
+        r#"{"a":"\"{seq}"}"#,
+    ])
+    .unwrap();
+    assert_eq!(
+        p.traffic.message.unwrap().text.as_deref(),
+        Some(r#"{"a":"\"{seq}"}"#)
+    );
+}
+
+#[test]
+fn first_message_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = temp_file(&dir, "login.json", "{\"op\":\"login\"}\\n raw\n");
+    let arg = format!("@{}", f.display());
+    let p = plan(&["-c", "1", "--first-message", &arg]).unwrap();
+    // A file is sent as it is: no escapes resolved.
+    assert_eq!(
+        p.traffic.first_message.as_deref(),
+        Some(&b"{\"op\":\"login\"}\\n raw\n"[..])
+    );
+    let m = err_text(plan(&["-c", "1", "--first-message", "@/does/not/exist"]));
+    assert!(
+        m.contains("cannot read first message file /does/not/exist"),
+        "{m}"
+    );
+    let empty = temp_file(&dir, "empty", "");
+    let m = err_text(plan(&[
+        "-c",
+        "1",
+        "--first-message",
+        &format!("@{}", empty.display()),
+    ]));
+    assert!(m.contains("is empty"), "{m}");
+
+    // In a profile, relative to the profile's directory.
+    let prof = temp_file(
+        &dir,
+        "p.toml",
+        "connections = 1\nfirst_message = \"@login.json\"\nfirst_message_expect = \"ok\\\\r\\\\n\"\n",
+    );
+    let p = plan(&[prof.to_str().unwrap()]).unwrap();
+    assert!(p.traffic.first_message.unwrap().starts_with(b"{\"op\""));
+    assert_eq!(
+        p.traffic.first_message_expect.as_deref(),
+        Some(&b"ok\r\n"[..])
+    );
+}
+
+#[test]
+fn refining_settings_need_their_traffic() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--ping-timeout", "1s"],
+            "invalid value for --ping-timeout: has no effect without --ping-interval",
+        ),
+        (
+            &["--heartbeat-expect", "x"],
+            "invalid value for --heartbeat-expect: has no effect without --heartbeat-text",
+        ),
+        (
+            &["--heartbeat-interval", "5s"],
+            "invalid value for --heartbeat-interval: has no effect without --heartbeat-text",
+        ),
+        (
+            &["--message-size", "64"],
+            "invalid value for --message-size: has no effect without --message-rate",
+        ),
+        (
+            &["--message-text", "x"],
+            "invalid value for --message-text: has no effect without --message-rate",
+        ),
+        (
+            &["--message-timeout", "1s"],
+            "invalid value for --message-timeout: has no effect without --message-rate",
+        ),
+        (
+            &["--ping-interval", "0", "--ping-timeout", "1s"],
+            "invalid value for --ping-timeout: has no effect: pings are off (--ping-interval is 0)",
+        ),
+        (
+            &["--message-rate", "0", "--message-size", "64"],
+            "invalid value for --message-size: has no effect: timed messages are off (--message-rate is 0)",
+        ),
+        (
+            &["--ping-interval", "1s", "--ping-timeout", "0"],
+            "invalid value for --ping-timeout: must be longer than 0",
+        ),
+        (
+            &["--heartbeat-text", ""],
+            "invalid value for --heartbeat-text: the text is empty",
+        ),
+        (
+            &["--abort-on-fail"],
+            "invalid value for --abort-on-fail: there is no threshold to check",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut argv = vec!["-c", "1"];
+        argv.extend_from_slice(flags);
+        let m = err_text(plan(&argv));
+        assert!(m.starts_with(needle), "{flags:?}: {m}");
+    }
+}
+
+#[test]
+fn zero_turns_profile_traffic_off() {
+    let text = "connections = 1\nping_interval = \"10s\"\nping_timeout = \"1s\"\nheartbeat_text = \"hb\"\n\
+                message_rate = \"1/s\"\nmessage_size = 128\n";
+    let p = plan_from_text(text, &[]).unwrap();
+    assert!(p.traffic.ping.is_some() && p.traffic.heartbeat.is_some());
+    assert_eq!(p.traffic.message.as_ref().unwrap().size, 128);
+    let p = plan_from_text(
+        text,
+        &[
+            "--ping-interval",
+            "0",
+            "--heartbeat-interval",
+            "0",
+            "--message-rate",
+            "0",
+        ],
+    )
+    .unwrap();
+    assert_eq!(p.traffic, wsscale::plan::Traffic::default());
+    // Flags still override the profile value by value.
+    let p = plan_from_text(text, &["--message-rate", "5/s", "--ping-timeout", "2s"]).unwrap();
+    assert_eq!(p.traffic.message.as_ref().unwrap().rate, 5.0);
+    assert_eq!(p.traffic.message.as_ref().unwrap().size, 128);
+    assert_eq!(p.traffic.ping.as_ref().unwrap().timeout, s(2));
+}
+
+#[test]
+fn traffic_profile_keys() {
+    let text = r#"
+connections = 10
+ping_interval = "20s"
+ping_timeout = "5s"
+heartbeat_text = "{\"op\":\"hb\"}\\n"
+heartbeat_interval = "15s"
+heartbeat_expect = "hb-ack"
+heartbeat_timeout = "3s"
+first_message = "LOGIN\\r\\n"
+first_message_expect = "WELCOME"
+message_rate = 2
+message_size = "256"
+message_text = "{seq}:{ts}"
+message_timeout = "4s"
+report_csv = "out/ts.csv"
+abort_on_fail = true
+
+[thresholds]
+connect_success_rate = ">=0.95"
+"message_rtt_ms.p99" = ["<200", ">0"]
+dropped = "== 0"
+"#;
+    let p = plan_from_text(text, &["--threshold", "failed<5"]).unwrap();
+    let t = &p.traffic;
+    assert_eq!(t.ping.as_ref().unwrap().interval, s(20));
+    assert_eq!(t.ping.as_ref().unwrap().timeout, s(5));
+    let hb = t.heartbeat.as_ref().unwrap();
+    assert_eq!(hb.text, b"{\"op\":\"hb\"}\n");
+    assert_eq!((hb.interval, hb.timeout), (s(15), s(3)));
+    assert_eq!(hb.expect.as_deref(), Some(&b"hb-ack"[..]));
+    assert_eq!(t.first_message.as_deref(), Some(&b"LOGIN\r\n"[..]));
+    assert_eq!(t.first_message_expect.as_deref(), Some(&b"WELCOME"[..]));
+    let m = t.message.as_ref().unwrap();
+    assert_eq!((m.rate, m.size, m.timeout), (2.0, 256, s(4)));
+    assert_eq!(m.text.as_deref(), Some("{seq}:{ts}"));
+    assert_eq!(p.report_csv, Some(PathBuf::from("profiles/out/ts.csv")));
+    assert!(p.abort_on_fail);
+    // Profile thresholds in document order, then the flags'.
+    let exprs: Vec<&str> = p.thresholds.iter().map(|t| t.expr.as_str()).collect();
+    assert_eq!(
+        exprs,
+        vec![
+            "connect_success_rate>=0.95",
+            "message_rtt_ms.p99<200",
+            "message_rtt_ms.p99>0",
+            "dropped== 0",
+            "failed<5"
+        ]
+    );
+    assert_eq!(p.thresholds[3].value, 0.0);
+    // A float rate and the CLI report path.
+    let p = plan_from_text(
+        "connections = 1\nmessage_rate = 0.25\n",
+        &["--report-csv", "x.csv"],
+    )
+    .unwrap();
+    assert_eq!(p.traffic.message.unwrap().rate, 0.25);
+    assert_eq!(p.report_csv, Some(PathBuf::from("x.csv")));
+}
+
+#[test]
+fn threshold_flag_errors() {
+    let e = run_args(&["-c", "1", "--threshold", "nosuch<1"]).unwrap_err();
+    assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+    let m = e.to_string();
+    assert!(m.contains("--threshold"), "{m}");
+    assert!(m.contains("unknown metric \"nosuch\""), "{m}");
+    assert!(
+        m.contains("connect_success_rate") && m.contains("message_rtt_ms"),
+        "{m}"
+    );
+    let e = run_args(&["-c", "1", "--threshold", "dropped=0"]).unwrap_err();
+    assert!(e.to_string().contains("write '=='"), "{e}");
+    let a = run_args(&[
+        "-c",
+        "1",
+        "--threshold",
+        "dropped==0",
+        "--threshold",
+        "failed < 3",
+    ])
+    .unwrap();
+    assert_eq!(a.thresholds.len(), 2);
+    assert_eq!(a.thresholds[1].metric, "failed");
+}
+
+#[test]
+fn threshold_profile_errors_are_located() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "connections = 1\n[thresholds]\nnosuch = \"<1\"\n",
+            "profiles/x.toml:3:10: invalid value for 'thresholds.nosuch': \"nosuch<1\": unknown metric \"nosuch\"",
+        ),
+        (
+            "connections = 1\n[thresholds]\ndropped = \"0\"\n",
+            "profiles/x.toml:3:11: invalid value for 'thresholds.dropped': \"0\" does not start with an operator",
+        ),
+        (
+            "connections = 1\n[thresholds]\ndropped = 0\n",
+            "profiles/x.toml:3:11: invalid value for 'thresholds.dropped': expected a condition string",
+        ),
+        (
+            "connections = 1\n[thresholds]\ndropped = [1]\n",
+            "profiles/x.toml:3:11: invalid value for 'thresholds.dropped': every entry of the list must be a string",
+        ),
+        (
+            "connections = 1\n[thresholds]\ndropped = \"<x\"\n",
+            "profiles/x.toml:3:11: invalid value for 'thresholds.dropped': \"dropped<x\": \"x\" is not a number",
+        ),
+        (
+            "connections = 1\nmessage_rate = \"fast\"\n",
+            "profiles/x.toml:2:16: invalid value for 'message_rate': \"fast\" is not a rate",
+        ),
+        (
+            "connections = 1\nheartbeat_expect = \"x\"\n",
+            "profiles/x.toml:2:20: invalid value for 'heartbeat_expect': has no effect without --heartbeat-text / heartbeat_text",
+        ),
+        (
+            "connections = 1\nheartbeat_text = \"a\\\\zb\"\n",
+            "profiles/x.toml:2:18: invalid value for 'heartbeat_text': unknown escape \"\\z\"",
+        ),
+        (
+            "connections = 1\nabort_on_fail = true\n",
+            "profiles/x.toml:2:17: invalid value for 'abort_on_fail': there is no threshold to check",
+        ),
+        (
+            "connections = 1\ncool_down = \"5s\"\n",
+            "profiles/x.toml:2:13: invalid value for 'cool_down': 'cool_down' only applies to a profile with 'steps'",
+        ),
+    ];
+    for (text, needle) in cases {
+        let m = err_text(plan_from_text(text, &[]));
+        assert!(
+            m.starts_with(needle),
+            "{text:?}:\n  {m}\n  expected {needle}"
+        );
+    }
+}
+
+#[test]
+fn shipped_profiles_have_message_cadence_and_thresholds() {
+    let cases: &[(&str, f64, &[&str])] = &[
+        (
+            "quick",
+            1.0 / 5.0,
+            &["connect_success_rate>=1.0", "message_rtt_ms.p99<5"],
+        ),
+        (
+            "medium",
+            1.0 / 10.0,
+            &["connect_success_rate>=0.99", "message_rtt_ms.p99<10"],
+        ),
+        (
+            "stress",
+            1.0 / 15.0,
+            &["connect_success_rate>=0.95", "message_rtt_ms.p99<20"],
+        ),
+    ];
+    for (name, rate, exprs) in cases {
+        let p = plan(&[&format!("profiles/{name}.toml")]).unwrap();
+        let m = p.traffic.message.as_ref().unwrap();
+        assert!((m.rate - rate).abs() < 1e-12, "{name}: {}", m.rate);
+        let got: Vec<&str> = p.thresholds.iter().map(|t| t.expr.as_str()).collect();
+        assert_eq!(got, *exprs, "{name}");
+    }
+    let p = plan(&["profiles/throughput.toml"]).unwrap();
+    assert_eq!(p.peak_connections(), 1000);
+    assert_eq!(p.stages[1], st(s(600), 1000));
+    let m = p.traffic.message.as_ref().unwrap();
+    assert_eq!((m.rate, m.size), (10.0, 1024));
+    // 1,000 connections × 10/s = 10,000 msg/s.
+    assert_eq!(p.peak_connections() as f64 * m.rate, 10_000.0);
+    assert!(!p.thresholds.is_empty());
+}
+
+#[test]
+fn progressive_profile() {
+    let args = run_args(&["profiles/progressive.toml", "--threshold", "dropped==0"]).unwrap();
+    let prog = build_progressive(&args)
+        .unwrap()
+        .expect("a progressive profile");
+    let names: Vec<&str> = prog.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["quick", "medium", "stress"]);
+    assert_eq!(prog.cool_down, s(30));
+    assert!(!prog.continue_on_fail);
+    assert_eq!(prog.steps[0].profile, PathBuf::from("profiles/quick.toml"));
+    assert_eq!(prog.steps[2].plan.peak_connections(), 5000);
+    // Flags apply to every step, after each step's own thresholds.
+    for step in &prog.steps {
+        assert_eq!(step.plan.thresholds.last().unwrap().expr, "dropped==0");
+        assert_eq!(step.plan.thresholds.len(), 3);
+        assert_eq!(step.plan.report_json, None);
+    }
+    // Not a plan of its own.
+    let m = err_text(build_plan(&args));
+    assert!(m.contains("progressive profile"), "{m}");
+    // An ordinary profile is not progressive.
+    let args = run_args(&["profiles/quick.toml"]).unwrap();
+    assert!(build_progressive(&args).unwrap().is_none());
+    assert!(
+        build_progressive(&run_args(&["-c", "1"]).unwrap())
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn progressive_reports_and_options() {
+    let dir = tempfile::tempdir().unwrap();
+    temp_file(
+        &dir,
+        "a.toml",
+        "connections = 1\nreport_json = \"own.json\"\n",
+    );
+    temp_file(&dir, "b.toml", "connections = 2\n");
+    let prog_path = temp_file(
+        &dir,
+        "prog.toml",
+        "description = \"two\"\nsteps = [\"a.toml\", \"b.toml\"]\ncontinue_on_fail = true\nreport_json = \"all.json\"\n",
+    );
+    let args = run_args(&[prog_path.to_str().unwrap(), "--report-csv", "ts.csv"]).unwrap();
+    let prog = build_progressive(&args).unwrap().unwrap();
+    assert_eq!(prog.cool_down, Duration::ZERO);
+    assert!(prog.continue_on_fail);
+    assert_eq!(prog.description.as_deref(), Some("two"));
+    assert_eq!(prog.report_json, Some(dir.path().join("all.json")));
+    assert_eq!(
+        prog.steps[0].plan.report_json, None,
+        "a step's own report_json is ignored"
+    );
+    assert_eq!(
+        prog.steps[0].plan.report_csv,
+        Some(PathBuf::from("ts-a.csv"))
+    );
+    assert_eq!(
+        prog.steps[1].plan.report_csv,
+        Some(PathBuf::from("ts-b.csv"))
+    );
+    assert_eq!(prog.steps[1].plan.peak_connections(), 2);
+}
+
+#[test]
+fn progressive_profile_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    temp_file(&dir, "a.toml", "connections = 1\n");
+    temp_file(&dir, "nested.toml", "steps = [\"a.toml\"]\n");
+    let prog = |text: &str| {
+        let p = temp_file(&dir, "prog.toml", text);
+        Profile::load(&p)
+    };
+
+    // Only the progressive keys.
+    let m = prog("steps = [\"a.toml\"]\nconnections = 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(m.ends_with("prog.toml:2:1: 'connections' cannot be set in a profile with 'steps'; a progressive profile only takes description, steps, cool_down, continue_on_fail, report_json, report_csv — put 'connections' in the step profiles, or pass it as a flag (flags apply to every step)") || m.contains("prog.toml:2:1: 'connections' cannot be set"), "{m}");
+    let m = prog("steps = [\"a.toml\"]\n[thresholds]\ndropped = \"==0\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains(":2:1: 'thresholds' cannot be set"), "{m}");
+    let m = prog("steps = []\n").unwrap_err().to_string();
+    assert!(m.contains("the step list is empty"), "{m}");
+
+    let build = |text: &str, argv: &[&str]| {
+        let p = prog(text).unwrap();
+        build_progressive_with(&run_args(argv).unwrap(), &p).map(|_| ())
+    };
+    let m = build("steps = [\"missing.toml\"]\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("invalid value for 'steps': cannot read step profile"),
+        "{m}"
+    );
+    assert!(m.contains("missing.toml"), "{m}");
+    let m = build("steps = [\"nested.toml\"]\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("steps cannot be nested"), "{m}");
+    let m = build("steps = [\"a.toml\"]\n", &["-c", "5"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.starts_with("--connections cannot be combined with the steps of"),
+        "{m}"
+    );
+    let m = build("steps = [\"a.toml\"]\n", &["--hold", "5s"])
+        .unwrap_err()
+        .to_string();
+    assert!(m.starts_with("--hold cannot be combined"), "{m}");
+    // A bad step is reported before anything runs.
+    temp_file(&dir, "bad.toml", "connections = 1\nmessage_size = 64\n");
+    let m = build("steps = [\"a.toml\", \"bad.toml\"]\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("bad.toml:2:16: invalid value for 'message_size'"),
+        "{m}"
     );
 }

@@ -1,14 +1,17 @@
 //! Report contract tests: the JSON report validates against the committed schema
 //! (`schema/report-v1.json`), every field is documented in `docs/report-fields.md`, values are
-//! exact, the text summary carries the key lines, and files are written atomically.
+//! exact, the text summary carries the key lines, files are written atomically, and the CSV
+//! time series has its header and one line per interval.
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use wsscale::metrics::{DropReason, FailureKind, Snapshot, new_histogram, record_us};
 use wsscale::plan::Stage;
+use wsscale::report::csv::{CSV_HEADER, to_csv};
 use wsscale::report::{
-    Percentiles, RunOutcome, SourceOutcome, summary_text, to_json, write_atomic, write_json,
+    IntervalRow, Percentiles, RunOutcome, SourceOutcome, ThresholdOutcome, steps_document,
+    summary_text, to_json, write_atomic, write_csv, write_json,
 };
 
 const SCHEMA: &str = include_str!("../schema/report-v1.json");
@@ -38,7 +41,23 @@ fn sample() -> RunOutcome {
     c.bytes_received = 654_321;
     c.frames_received = 4242;
     c.pings_answered = 17;
+    c.messages_sent = 2000;
+    c.messages_received = 1990;
+    c.messages_lost = 10;
+    c.message_bytes_sent = 128_000;
+    c.message_bytes_received = 127_400;
+    c.other_messages_received = 5;
+    c.pings_sent = 300;
+    c.pongs_received = 299;
+    c.heartbeats_sent = 40;
+    c.heartbeat_replies = 39;
     totals.gauges.open = 2;
+    for us in [800u64, 1200, 1500, 2500] {
+        record_us(&mut totals.hist.message_rtt, us);
+    }
+    record_us(&mut totals.hist.ping_rtt, 900);
+    record_us(&mut totals.hist.heartbeat_rtt, 1100);
+    record_us(&mut totals.hist.schedule_lag, 50);
     for us in 1000..=100_000u64 {
         record_us(&mut totals.hist.tcp_connect, us);
     }
@@ -87,6 +106,46 @@ fn sample() -> RunOutcome {
                 addr_not_available: 2,
             },
         ],
+        timeseries: vec![
+            IntervalRow {
+                t_s: 5.0,
+                open: 400,
+                connect_rate: 80.0,
+                failures: 3,
+                dropped: 0,
+                msgs_sent_per_s: 40.0,
+                msgs_received_per_s: 39.5,
+                message_p50_ms: 1.2,
+                message_p99_ms: 2.5,
+            },
+            IntervalRow {
+                t_s: 10.0,
+                open: 800,
+                connect_rate: 80.0,
+                failures: 7,
+                dropped: 1,
+                msgs_sent_per_s: 120.0,
+                msgs_received_per_s: 119.0,
+                message_p50_ms: 0.0,
+                message_p99_ms: 0.0,
+            },
+        ],
+        thresholds: vec![
+            ThresholdOutcome {
+                expr: "message_rtt_ms.p99<5".into(),
+                metric: "message_rtt_ms.p99".into(),
+                measured: Some(2.501),
+                passed: true,
+            },
+            ThresholdOutcome {
+                expr: "ping_rtt_ms.p50 < 1".into(),
+                metric: "ping_rtt_ms.p50".into(),
+                measured: None,
+                passed: false,
+            },
+        ],
+        aborted_by_threshold: false,
+        agents: Vec::new(),
     }
 }
 
@@ -110,6 +169,9 @@ fn json_validates_against_committed_schema() {
     empty.peak_open = 0;
     empty.per_source.clear();
     empty.stages.clear();
+    empty.timeseries.clear();
+    empty.thresholds.clear();
+    empty.aborted_by_threshold = true;
     empty.embedded_gateway = true;
     empty.interrupted = true;
     empty.sources_exhausted = true;
@@ -211,6 +273,30 @@ fn schema_rejects_missing_extra_and_mistyped_fields() {
         ("negative percentile", |d| {
             d["timings"]["ws_handshake_ms"]["p50"] = json!(-1.0)
         }),
+        ("missing timings.message_rtt_ms", |d| {
+            d["timings"]
+                .as_object_mut()
+                .unwrap()
+                .remove("message_rtt_ms");
+        }),
+        ("missing messages.lost", |d| {
+            d["messages"].as_object_mut().unwrap().remove("lost");
+        }),
+        ("lost_rate above 1", |d| {
+            d["messages"]["lost_rate"] = json!(1.5)
+        }),
+        ("unknown timeseries field", |d| {
+            d["timeseries"][0]["surprise"] = json!(1)
+        }),
+        ("threshold without verdict", |d| {
+            d["thresholds"][0].as_object_mut().unwrap().remove("passed");
+        }),
+        ("string measured", |d| {
+            d["thresholds"][0]["measured"] = json!("2")
+        }),
+        ("missing aborted_by_threshold", |d| {
+            d.as_object_mut().unwrap().remove("aborted_by_threshold");
+        }),
     ];
     for (what, mutate) in mutations {
         let mut doc = good.clone();
@@ -273,6 +359,38 @@ fn json_values_are_exact() {
     assert_eq!(t["bytes_received"], 654_321);
     assert_eq!(t["frames_received"], 4242);
     assert_eq!(t["pings_answered"], 17);
+
+    let msg = &doc["messages"];
+    assert_eq!(
+        *msg,
+        json!({"sent": 2000, "received": 1990, "lost": 10, "lost_rate": 0.005,
+               "bytes_sent": 128_000, "bytes_received": 127_400, "other_received": 5})
+    );
+    assert_eq!(
+        doc["heartbeats"],
+        json!({"pings_sent": 300, "pongs_received": 299, "heartbeats_sent": 40,
+               "heartbeat_replies": 39})
+    );
+    assert_eq!(doc["timings"]["message_rtt_ms"]["count"], 4);
+    assert_eq!(doc["timings"]["message_rtt_ms"]["min"], 0.8);
+    assert_eq!(doc["timings"]["ping_rtt_ms"]["p50"], 0.9);
+    assert_eq!(doc["timings"]["heartbeat_rtt_ms"]["max"], 1.1);
+    assert_eq!(doc["timings"]["schedule_lag_ms"]["count"], 1);
+    assert_eq!(doc["aborted_by_threshold"], false);
+    assert_eq!(
+        doc["timeseries"][0],
+        json!({"t_s": 5.0, "open": 400, "connect_rate": 80.0, "failures": 3, "dropped": 0,
+               "msgs_sent_per_s": 40.0, "msgs_received_per_s": 39.5,
+               "message_p50_ms": 1.2, "message_p99_ms": 2.5})
+    );
+    assert_eq!(doc["timeseries"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        doc["thresholds"],
+        json!([
+            {"expr": "message_rtt_ms.p99<5", "metric": "message_rtt_ms.p99", "measured": 2.501, "passed": true},
+            {"expr": "ping_rtt_ms.p50 < 1", "metric": "ping_rtt_ms.p50", "measured": null, "passed": false}
+        ])
+    );
 
     let m = &doc["memory"];
     assert_eq!(m["rss_before_bytes"], 10 * MIB);
@@ -559,4 +677,182 @@ fn write_json_output_reparses() {
     let back: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(back, to_json(&o));
     assert!(validator().is_valid(&back));
+}
+
+#[test]
+fn lost_rate_is_null_without_messages() {
+    let mut o = sample();
+    o.totals.counters.messages_sent = 0;
+    o.totals.counters.messages_lost = 0;
+    let doc = to_json(&o);
+    assert!(doc["messages"]["lost_rate"].is_null());
+    assert!(validator().is_valid(&doc));
+}
+
+#[test]
+fn text_summary_has_messages_heartbeats_timings_and_thresholds() {
+    let text = summary_text(&sample());
+    for needle in [
+        "Messages",
+        "received (echoes)",
+        "(0.50% of sent)",
+        "Heartbeats",
+        "pongs received",
+        "message rtt",
+        "ping rtt",
+        "heartbeat rtt",
+        "schedule lag",
+        "p99.9",
+        "p99.99",
+        "Thresholds (1 of 2 FAILED)",
+        "✓ message_rtt_ms.p99<5",
+        "measured 2.501 ms",
+        "✗ ping_rtt_ms.p50 < 1",
+        "measured n/a (no data)",
+    ] {
+        assert!(text.contains(needle), "summary lacks {needle:?}:\n{text}");
+    }
+    // Thresholds come last.
+    assert!(
+        text.trim_end().ends_with("measured n/a (no data)"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("lost"))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>().join(" "),
+        "lost 10 (0.50% of sent)"
+    );
+}
+
+#[test]
+fn text_summary_hides_traffic_that_was_not_configured() {
+    let mut o = sample();
+    let c = &mut o.totals.counters;
+    c.messages_sent = 0;
+    c.messages_received = 0;
+    c.messages_lost = 0;
+    c.message_bytes_sent = 0;
+    c.message_bytes_received = 0;
+    c.other_messages_received = 0;
+    c.pings_sent = 0;
+    c.pongs_received = 0;
+    c.heartbeats_sent = 0;
+    c.heartbeat_replies = 0;
+    o.totals.hist.message_rtt.reset();
+    o.totals.hist.ping_rtt.reset();
+    o.totals.hist.heartbeat_rtt.reset();
+    o.totals.hist.schedule_lag.reset();
+    o.thresholds.clear();
+    let text = summary_text(&o);
+    for absent in [
+        "Messages",
+        "Heartbeats",
+        "message rtt",
+        "ping rtt",
+        "schedule lag",
+        "Thresholds",
+    ] {
+        assert!(!text.contains(absent), "summary has {absent:?}:\n{text}");
+    }
+    assert!(text.contains("tcp connect"), "{text}");
+}
+
+#[test]
+fn text_summary_shows_lost_messages_without_samples() {
+    let mut o = sample();
+    o.totals.hist.message_rtt.reset();
+    o.totals.counters.messages_received = 0;
+    o.totals.counters.messages_lost = 2000;
+    let text = summary_text(&o);
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("message rtt"))
+        .unwrap_or_else(|| panic!("no message rtt row:\n{text}"));
+    assert!(row.contains("(no samples)"), "{row}");
+    assert!(text.contains("(100.00% of sent)"), "{text}");
+}
+
+#[test]
+fn text_summary_flags_an_aborted_run() {
+    let mut o = sample();
+    o.aborted_by_threshold = true;
+    let text = summary_text(&o);
+    assert!(text.contains("ABORTED"), "{text}");
+    assert!(text.contains("--abort-on-fail"), "{text}");
+}
+
+#[test]
+fn csv_has_header_and_one_line_per_interval() {
+    let o = sample();
+    let text = to_csv(&o.timeseries);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1 + o.timeseries.len(), "{text}");
+    assert_eq!(
+        lines[0],
+        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms"
+    );
+    assert_eq!(lines[0], CSV_HEADER);
+    assert_eq!(lines[1], "5,400,80,3,0,40,39.5,1.2,2.5");
+    assert_eq!(lines[2], "10,800,80,7,1,120,119,0,0");
+    let columns = CSV_HEADER.split(',').count();
+    assert!(lines.iter().all(|l| l.split(',').count() == columns));
+    // The same columns as the JSON rows.
+    let doc = to_json(&o);
+    let mut json_keys: Vec<&str> = doc["timeseries"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut csv_keys: Vec<&str> = CSV_HEADER.split(',').collect();
+    json_keys.sort_unstable();
+    csv_keys.sort_unstable();
+    assert_eq!(json_keys, csv_keys);
+}
+
+#[test]
+fn write_csv_writes_atomically_even_without_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ts.csv");
+    write_csv(&path, &sample().timeseries).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+    write_csv(&path, &[]).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!("{CSV_HEADER}\n")
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn progressive_document_wraps_valid_step_reports() {
+    let v = validator();
+    let mut second = sample();
+    second.interrupted = true;
+    let doc = steps_document(vec![to_json(&sample()), to_json(&second)]);
+    assert_eq!(doc["schema_version"], 1);
+    let steps = doc["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    for s in steps {
+        let errs = errors(&v, s);
+        assert!(
+            errs.is_empty(),
+            "step report does not match schema: {errs:#?}"
+        );
+    }
+    assert_eq!(steps[1]["interrupted"], true);
+    assert_eq!(doc.as_object().unwrap().len(), 2, "{doc}");
+    assert!(FIELDS_DOC.contains(r#"{ "schema_version": 1, "steps": ["#));
+}
+
+#[test]
+fn docs_mention_wire_bytes_and_exit_codes() {
+    assert!(FIELDS_DOC.contains("upgrade request"), "traffic.bytes_sent");
+    assert!(FIELDS_DOC.contains("`99`"));
+    for m in wsscale::plan::threshold::HISTOGRAMS {
+        assert!(FIELDS_DOC.contains(&format!("`{m}")), "{m} undocumented");
+    }
 }

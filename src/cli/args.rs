@@ -98,6 +98,16 @@ pub enum Command {
     Run(RunArgs),
     #[command(about = SERVE_ABOUT, long_about = SERVE_LONG)]
     Serve(ServeArgs),
+    #[command(about = PREFLIGHT_ABOUT, long_about = PREFLIGHT_LONG)]
+    Preflight(PreflightArgs),
+    #[command(about = TUNE_ABOUT, long_about = TUNE_LONG)]
+    Tune(TuneArgs),
+    #[command(about = crate::cli::cluster::COORDINATOR_ABOUT, long_about = crate::cli::cluster::COORDINATOR_LONG)]
+    Coordinator(crate::cli::cluster::CoordinatorArgs),
+    #[command(about = crate::cli::cluster::AGENT_ABOUT, long_about = crate::cli::cluster::AGENT_LONG)]
+    Agent(crate::cli::cluster::AgentArgs),
+    #[command(subcommand, about = crate::cli::cluster::REPORT_ABOUT)]
+    Report(crate::cli::cluster::ReportCommand),
 }
 
 fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
@@ -140,9 +150,9 @@ pub struct RunArgs {
     pub profile: Option<PathBuf>,
 
     // ---- load shape ----
-    /// WebSocket URL to load (ws://host[:port]/path?query; wss:// is parsed but TLS is not yet
-    /// supported by the engine). Repeat for several targets, used round-robin. [default: start
-    /// the embedded gateway and target it]
+    /// WebSocket URL to load (ws://host[:port]/path?query, or wss:// for TLS, see --tls-*).
+    /// Repeat for several targets, used round-robin. [default: start the embedded gateway and
+    /// target it]
     #[arg(long = "target", value_name = "URL", help_heading = "Load")]
     pub targets: Vec<String>,
 
@@ -302,6 +312,34 @@ pub struct RunArgs {
     #[arg(long, value_name = "header|query:NAME", value_parser = jwt_in, help_heading = "Handshake")]
     pub jwt_in: Option<JwtPlacement>,
 
+    // ---- TLS (wss:// targets) ----
+    /// Server name for SNI and certificate verification [default: the host of the URL]
+    #[arg(long, value_name = "NAME", help_heading = "TLS (wss://)")]
+    pub tls_sni: Option<String>,
+
+    /// Also trust the CA certificate(s) in this PEM file (repeatable; added to the built-in
+    /// Mozilla roots)
+    #[arg(long = "tls-ca", value_name = "FILE", help_heading = "TLS (wss://)")]
+    pub tls_ca: Vec<PathBuf>,
+
+    /// Do not verify the server certificate (test gateways with self-signed certificates,
+    /// e.g. `wsscale serve --tls-self-signed`). Flagged in the output and the report.
+    #[arg(long, conflicts_with = "tls_ca", help_heading = "TLS (wss://)")]
+    pub tls_insecure: bool,
+
+    /// Client certificate chain (PEM) for gateways that require mTLS; needs --tls-client-key
+    #[arg(long, value_name = "FILE", requires = "tls_client_key", help_heading = "TLS (wss://)")]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-client-cert
+    #[arg(long, value_name = "FILE", requires = "tls_client_cert", help_heading = "TLS (wss://)")]
+    pub tls_client_key: Option<PathBuf>,
+
+    /// Resume TLS sessions (TLS 1.3 tickets) on reconnects and later connections of a ramp,
+    /// instead of a full handshake for every connection [default: full handshakes]
+    #[arg(long, help_heading = "TLS (wss://)")]
+    pub tls_resume: bool,
+
     // ---- traffic on held connections ----
     /// Send a WebSocket ping every DUR on each connection (each with its own random phase);
     /// the pong's round trip goes into ping_rtt. 0 disables pings set by a profile
@@ -389,6 +427,28 @@ pub struct RunArgs {
     /// message p50/p99) to FILE as CSV [default: none]
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report_csv: Option<PathBuf>,
+
+    /// Run even when the preflight checks say the plan cannot work on this host (too few
+    /// file descriptors, ephemeral ports, memory...). `wsscale preflight` shows the checks.
+    #[arg(long, help_heading = "Output")]
+    pub skip_preflight: bool,
+
+    // ---- distribution (see `wsscale coordinator` for several hosts) ----
+    /// Run the load in N local processes (a coordinator in this process, N agent processes
+    /// over loopback): uses every core and goes past one process's descriptor limit. Without
+    /// --target, N `wsscale serve` processes are the gateway.
+    #[arg(long, value_name = "N", value_parser = units::parse_count, conflicts_with_all = ["shard", "start_at"], help_heading = "Distribution")]
+    pub processes: Option<u64>,
+
+    /// Run only shard I of N of the plan (1-based, e.g. 2/4), for your own orchestrator;
+    /// merge the shards' JSON reports with `wsscale report merge`. Combine with --start-at.
+    #[arg(long, value_name = "I/N", value_parser = crate::cli::cluster::parse_shard, help_heading = "Distribution")]
+    pub shard: Option<crate::cli::cluster::ShardSpec>,
+
+    /// Start the first stage at this UTC time (RFC 3339, e.g. 2025-06-01T12:00:00Z), so that
+    /// shards on several hosts run together
+    #[arg(long, value_name = "RFC3339", value_parser = crate::cli::cluster::parse_start_at, help_heading = "Distribution")]
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// Arguments of `wsscale serve`.
@@ -423,6 +483,30 @@ pub struct ServeArgs {
     /// Runtime worker threads; 0 = number of CPU cores
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+
+    /// Run N gateway processes on the one --listen port (SO_REUSEPORT; with port 0 the port is
+    /// picked first): uses every core and holds more connections than one process may
+    #[arg(long, value_name = "N")]
+    pub processes: Option<usize>,
+
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve wss:// with a certificate generated at start for localhost, 127.0.0.1, ::1 and
+    /// the listen address; its SHA-256 fingerprint is printed. Clients need --tls-insecure
+    /// (or --tls-ca with the PEM written by --tls-cert-out).
+    #[arg(long)]
+    pub tls_self_signed: bool,
+
+    /// With --tls-self-signed: also write the generated certificate (PEM) to FILE, for
+    /// clients' --tls-ca
+    #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
+    pub tls_cert_out: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -444,4 +528,100 @@ impl ServeArgs {
         }
         Ok(Some(secret))
     }
+}
+
+const PREFLIGHT_ABOUT: &str =
+    "Check that this host can carry a planned run, and print the exact fixes";
+
+const PREFLIGHT_LONG: &str = "\
+Check that this host can carry a planned run: file-descriptor limits, ephemeral ports and
+source addresses, conntrack, memory, TCP settings, and (for a load generator) that every target
+resolves, accepts TCP and completes one WebSocket upgrade with the plan's auth. Every finding
+shows what was found, what is needed and why, and the exact fix (sysctl -w, ulimit,
+LimitNOFILE=, docker --ulimit, a Kubernetes securityContext.sysctls snippet).
+
+Takes the same PROFILE and flags as `wsscale run`. Exit code: 0 when nothing fails, 2 when
+something fails (warnings alone do not fail).
+
+Examples:
+  wsscale preflight -c 100k
+      can this host hold 100,000 connections to the embedded gateway?
+  wsscale preflight profiles/hold-100k.toml --target ws://10.0.0.5:8080/ws --json
+      the same for a profile and a real gateway, as JSON
+  wsscale preflight --role gateway -c 1M
+      on the gateway host: can it accept 1,000,000 connections?";
+
+/// `--role` values.
+fn role(s: &str) -> Result<crate::system::Role, String> {
+    s.parse()
+}
+
+/// Arguments of `wsscale preflight`: the run's flags plus the host's role and JSON output.
+#[derive(Debug, Clone, Args)]
+pub struct PreflightArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// What this host does in the test: loadgen (opens the connections) or gateway (accepts
+    /// them)
+    #[arg(long, value_name = "loadgen|gateway", value_parser = role, default_value = "loadgen", help_heading = "Preflight")]
+    pub role: crate::system::Role,
+
+    /// Print the findings as JSON (schema/preflight-v1.json) instead of a table
+    #[arg(long, help_heading = "Preflight")]
+    pub json: bool,
+}
+
+const TUNE_ABOUT: &str = "Show, apply or revert the kernel settings for N connections";
+
+const TUNE_LONG: &str = "\
+Show the kernel settings (sysctls) a load generator or gateway needs for N connections next to
+this host's current values: only the lines that would change, unless --all. The values never
+lower a current setting that is already sufficient.
+
+--write PATH writes a sysctl.d file for this host. --apply writes the values to /proc/sys
+(root), after saving the current values of everything it changes to a backup file (default:
+./wsscale-sysctl-backup-ROLE-TIME.conf, printed); --revert FILE restores them. Settings that
+cannot be changed from here (node-wide ones inside a container or network namespace, a
+read-only /proc/sys) are reported, never silently skipped. Applying twice changes nothing.
+
+Examples:
+  wsscale tune --role loadgen -c 200k
+      what to change on this load generator for 200,000 connections
+  sudo wsscale tune --role gateway -c 1M --apply
+      apply the gateway settings for 1,000,000 connections (backup printed)
+  sudo wsscale tune --revert wsscale-sysctl-backup-gateway-20250101T120000Z.conf
+      restore the values saved by that --apply";
+
+/// Arguments of `wsscale tune`.
+#[derive(Debug, Clone, Args)]
+pub struct TuneArgs {
+    /// What this host does in the test: loadgen or gateway
+    #[arg(long, value_name = "loadgen|gateway", value_parser = role, default_value = "loadgen")]
+    pub role: crate::system::Role,
+
+    /// Connections to plan for (18000, 18k, 1M) [default: 1M, the class of sysctl/*.conf]
+    #[arg(short = 'c', long, value_name = "N", value_parser = units::parse_count)]
+    pub connections: Option<u64>,
+
+    /// List every setting, also those that already meet the recommendation
+    #[arg(long)]
+    pub all: bool,
+
+    /// Write a sysctl.d file with the recommended values for this host to PATH
+    #[arg(long, value_name = "PATH", conflicts_with = "revert")]
+    pub write: Option<PathBuf>,
+
+    /// Write the recommended values to /proc/sys (root), after saving the current ones
+    #[arg(long, conflicts_with = "revert")]
+    pub apply: bool,
+
+    /// With --apply: where to save the current values [default:
+    /// ./wsscale-sysctl-backup-ROLE-TIME.conf]; never overwritten
+    #[arg(long, value_name = "FILE", requires = "apply")]
+    pub backup: Option<PathBuf>,
+
+    /// Restore the values saved in FILE by --apply (any sysctl.d file works)
+    #[arg(long, value_name = "FILE")]
+    pub revert: Option<PathBuf>,
 }

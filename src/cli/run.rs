@@ -1,7 +1,9 @@
 //! The `wsscale run` command body: from a validated [`Plan`] to a report and an exit code.
 //!
-//! Steps: raise `RLIMIT_NOFILE` to the hard limit; refuse a plan that needs more sockets than
-//! this process may hold (with the arithmetic and what to do instead); start the embedded
+//! Steps: raise `RLIMIT_NOFILE` to the hard limit; run the preflight system checks
+//! ([`crate::system::preflight::check_system`]) and refuse a plan they fail — too many sockets
+//! for the fd limit, too few ephemeral ports, too little memory… — with their arithmetic and
+//! fixes, unless `--skip-preflight`; start the embedded
 //! gateway when no target was given; probe every target with one TCP connect so an
 //! unreachable gateway is an error (exit 1), not a run full of `refused`; install
 //! Ctrl-C/SIGTERM handling (first signal: stop, close everything, write the report; second
@@ -10,23 +12,24 @@
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
 use crate::engine::{self, LiveMode, RunOptions};
 use crate::gateway::{GatewayConfig, GatewayHandle};
-use crate::plan::{Plan, Target};
+use crate::plan::{Plan, Slice, Target};
 use crate::report::{self, RunOutcome};
 use crate::system;
 
 /// Exit code of an interrupted run (128 + SIGINT), after the report was written.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
-/// Run `plan`; returns the process exit code.
-pub fn run_plan(plan: Plan) -> anyhow::Result<i32> {
+/// Run `plan`; returns the process exit code. `skip_preflight` runs a plan the preflight
+/// checks refuse.
+pub fn run_plan(plan: Plan, skip_preflight: bool) -> anyhow::Result<i32> {
     let stop = install_signals()?;
-    let (plan, outcome) = run_to_outcome(plan, stop)?;
+    let (plan, outcome) = run_to_outcome(plan, stop, skip_preflight)?;
     finish(&plan, &outcome)
 }
 
@@ -42,20 +45,41 @@ pub fn install_signals() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// Check limits, start the embedded gateway if no target was given, probe targets, run the
-/// engine. Returns the plan as run (with the embedded gateway's target filled in) and the
+/// Raise the fd limit, run the preflight system checks (refusing a plan they fail, unless
+/// `skip_preflight`), start the embedded gateway if no target was given, probe targets, run
+/// the engine. Returns the plan as run (with the embedded gateway's target filled in) and the
 /// outcome.
-pub fn run_to_outcome(mut plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<(Plan, RunOutcome)> {
-    let limits = system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
-    let peak = plan.peak_connections();
+pub fn run_to_outcome(
+    plan: Plan,
+    stop: Arc<AtomicBool>,
+    skip_preflight: bool,
+) -> anyhow::Result<(Plan, RunOutcome)> {
+    run_part_to_outcome(plan, stop, skip_preflight, Slice::WHOLE, None)
+}
+
+/// [`run_to_outcome`] for one part of the plan (`--shard I/N`): the preflight checks apply to
+/// the part's share, and the first stage starts at `start_at` when given (`--start-at`).
+pub fn run_part_to_outcome(
+    mut plan: Plan,
+    stop: Arc<AtomicBool>,
+    skip_preflight: bool,
+    slice: Slice,
+    start_at: Option<Instant>,
+) -> anyhow::Result<(Plan, RunOutcome)> {
+    system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
     let embedded = plan.targets.is_empty();
-    let capacity = if embedded {
-        system::max_connections_for_fds_with_gateway(limits.soft)
-    } else {
-        system::max_connections_for_fds(limits.soft)
-    };
-    if peak > capacity {
-        bail!(fd_advice(peak, capacity, limits.hard, embedded));
+    if !skip_preflight {
+        let view = crate::cluster::slice_view(&plan, slice);
+        let checks = system::preflight::check_system(&view, system::Role::Loadgen);
+        if checks.failed() {
+            bail!(checks.refusal());
+        }
+        for w in checks.with_status(system::preflight::Status::Warn) {
+            eprintln!(
+                "preflight warning: {}: found {}, needed {} (details: wsscale preflight)",
+                w.name, w.found, w.needed
+            );
+        }
     }
 
     let _gateway = if embedded {
@@ -75,20 +99,36 @@ pub fn run_to_outcome(mut plan: Plan, stop: Arc<AtomicBool>) -> anyhow::Result<(
     let mut opts = RunOptions::new(stop);
     opts.live = LiveMode::detect();
     opts.embedded_gateway = embedded;
+    opts.slice = slice;
+    opts.start_at = start_at;
     let outcome = engine::run(&plan, &opts).context("the engine failed")?;
     Ok((plan, outcome))
 }
 
-/// Print the summary, write the JSON report, pick the exit code.
-fn finish(plan: &Plan, outcome: &RunOutcome) -> anyhow::Result<i32> {
+/// Exit code of a run in which at least one threshold failed (k6's convention).
+pub const EXIT_THRESHOLDS: i32 = 99;
+
+/// Evaluate the thresholds, print the summary, write the JSON and CSV reports, pick the exit
+/// code: 130 when interrupted (wins), 99 when a threshold failed, else 0.
+pub fn finish(plan: &Plan, outcome: &RunOutcome) -> anyhow::Result<i32> {
+    let mut outcome = outcome.clone();
+    outcome.thresholds = report::thresholds::evaluate(&plan.thresholds, &outcome);
+    let outcome = &outcome;
     print!("{}", report::summary_text(outcome));
     if let Some(path) = &plan.report_json {
         report::write_json(path, outcome)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
         eprintln!("JSON report written to {}", path.display());
     }
+    if let Some(path) = &plan.report_csv {
+        report::write_csv(path, &outcome.timeseries)
+            .with_context(|| format!("cannot write the CSV time series to {}", path.display()))?;
+        eprintln!("CSV time series written to {}", path.display());
+    }
     Ok(if outcome.interrupted {
         EXIT_INTERRUPTED
+    } else if outcome.thresholds.iter().any(|t| !t.passed) {
+        EXIT_THRESHOLDS
     } else {
         0
     })
@@ -114,31 +154,4 @@ fn probe_targets(plan: &Plan) -> anyhow::Result<()> {
         eprintln!("warning: target not reachable, its connections will fail: {f}");
     }
     Ok(())
-}
-
-/// The explanation when a plan needs more sockets than one process may hold.
-pub fn fd_advice(peak: u64, capacity: u64, hard: u64, embedded: bool) -> String {
-    let processes = peak.div_ceil(capacity.max(1));
-    let per = peak.div_ceil(processes.max(1));
-    let mut s = format!(
-        "the plan needs {peak} connections at its peak, but this process may hold at most {capacity}: \
-         RLIMIT_NOFILE hard limit is {hard} file descriptors"
-    );
-    if embedded {
-        s.push_str(
-            ", and with the embedded gateway every connection costs two descriptors (client and server side)",
-        );
-    }
-    s.push_str(&format!(
-        ".\nWhat to do:\n  - raise the hard limit where you can (`ulimit -Hn`, systemd `LimitNOFILE=`, \
-         `docker run --ulimit nofile=1048576:1048576`; needs CAP_SYS_RESOURCE and fs.nr_open ≥ the limit), or\n  \
-         - split the load over {processes} processes or hosts of about {per} connections each"
-    ));
-    if embedded {
-        s.push_str(
-            ",\n  - and run the gateway in its own process: `wsscale serve --listen 127.0.0.1:8080` \
-             plus `--target ws://127.0.0.1:8080/`",
-        );
-    }
-    s
 }

@@ -6,6 +6,9 @@
 //! read/write buffers ([`Bufs`]) exist only while a frame is split across reads or the kernel
 //! refused part of a write. Everything else (scratch buffers, the request template) is per
 //! shard.
+//!
+//! A `wss://` connection adds one pointer here and one boxed `rustls::ClientConnection`
+//! behind it, whose buffers are kept empty between events (see [`super::tls`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,12 +17,15 @@ use std::os::fd::AsRawFd;
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Connection life cycle. TLS will slot in between `Connecting` and `Handshaking`.
+/// Connection life cycle: `Connecting → [TlsHandshaking →] Handshaking → [AwaitingReply →]
+/// Open → Closing`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum State {
     /// TCP connect in progress.
     Connecting,
+    /// `wss://` only: TCP connected, TLS handshake in progress.
+    TlsHandshaking,
     /// Upgrade request sent (or being sent), waiting for the 101.
     Handshaking,
     /// Upgraded; the first message was sent and its expected reply has not arrived yet
@@ -46,6 +52,8 @@ pub struct Bufs {
 pub struct Conn {
     pub sock: TcpStream,
     pub bufs: Option<Box<Bufs>>,
+    /// The TLS session of a `wss://` connection (from TCP connect to the end).
+    pub tls: Option<Box<rustls::ClientConnection>>,
     /// µs since the shard epoch when the current phase began (connect start, then
     /// handshake start).
     pub mark_us: u64,

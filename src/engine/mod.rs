@@ -6,6 +6,7 @@
 //! - [`conn`] — the compact per-connection struct and socket set-up (socket2,
 //!   `IP_BIND_ADDRESS_NO_PORT`, `TCP_NODELAY`, `SO_LINGER(0)` for reset closes).
 //! - [`ws`] — the client side of RFC 6455, sans I/O: request template, response check, frames.
+//! - [`tls`] — client TLS for `wss://` (rustls, sans I/O; the memory design is in its docs).
 //! - [`jwt`] — per-connection JWT minting.
 //! - [`source`] / [`source_spec`] — the source-address pool and the parsing of its specs.
 //! - [`timer`] — the coarse timer wheel.
@@ -20,6 +21,7 @@ pub mod shard;
 pub mod source;
 pub mod source_spec;
 pub mod timer;
+pub mod tls;
 pub mod ws;
 
 use std::sync::Arc;
@@ -44,6 +46,8 @@ pub enum EngineError {
     Thread(std::io::Error),
     #[error("the plan has no target")]
     NoTarget,
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
     #[error("engine shard {0} panicked")]
     ShardPanicked(usize),
 }
@@ -90,6 +94,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     }
     let plan = Arc::new(plan.clone());
     let threads = plan.threads.max(1);
+    // Before the RSS baseline: the shared TLS set-up (root store, config) is not a
+    // per-connection cost.
+    let tls = tls::ClientTls::new(&plan.tls, &plan.targets)?;
     let rss_before = rss_bytes().unwrap_or(0);
     let epoch = Instant::now();
     // A short lead so every shard thread is up before the first stage starts.
@@ -112,6 +119,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             tx: tx.clone(),
             conn_stride: threads as u64,
             conn_offset: i as u64,
+            tls: tls.clone(),
         };
         let h = std::thread::Builder::new()
             .name(format!("wsscale-shard-{i}"))
@@ -249,6 +257,7 @@ pub fn build_outcome(
         timeseries,
         thresholds: Vec::new(),
         aborted_by_threshold: false,
+        agents: Vec::new(),
     }
 }
 
@@ -303,7 +312,13 @@ impl Aggregator {
         self.gauges[shard] = s.gauges.clone();
         let g = self.current_gauges();
         self.sources_exhausted_seen |= g.sources_exhausted;
-        let rss = rss_bytes().unwrap_or(0);
+        // Snapshots forwarded by other processes (agents) carry their own RSS; shards don't,
+        // and then this process is the one to measure.
+        let rss = if g.rss_bytes > 0 {
+            g.rss_bytes
+        } else {
+            rss_bytes().unwrap_or(0)
+        };
         self.rss_peak = self.rss_peak.max(rss);
         if g.open > self.peak_open {
             self.peak_open = g.open;
@@ -321,10 +336,13 @@ impl Aggregator {
         g
     }
 
-    /// Take the deltas since the previous call, with the current gauges.
+    /// Take the deltas since the previous call, with the current gauges (and this process's
+    /// RSS in `gauges.rss_bytes`).
     pub fn take_outbox(&mut self) -> Snapshot {
         let mut s = std::mem::take(&mut self.outbox);
         s.gauges = self.current_gauges();
+        // The receiver (a coordinator) needs this process's memory, not its own.
+        s.gauges.rss_bytes = rss_bytes().unwrap_or(0);
         s
     }
 

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -51,9 +52,48 @@ enum Slot {
 ///
 /// The handshake and the shutdown close run in boxed futures: their state (~1.3 KiB for the
 /// handshake) is needed only briefly, and inlined it would enlarge every held connection's
-/// task for its whole life. Boxed, a held connection's task stays well under 1 KiB.
+/// task for its whole life. Boxed, a held connection's task stays well under 1 KiB. A TLS
+/// connection runs boxed as a whole, so plain connections do not carry its larger state.
 pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
-    let Some(mut ws) = Box::pin(upgrade(stream, &shared, &mut stop)).await else {
+    // Latency tests measure the gateway, not Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    match shared.tls.clone() {
+        None => serve_ws(stream, &shared, &mut stop).await,
+        Some(acceptor) => Box::pin(serve_tls(acceptor, stream, &shared, &mut stop)).await,
+    }
+}
+
+/// TLS handshake (bounded by [`HANDSHAKE_TIMEOUT`] and by shutdown), then the WebSocket
+/// connection over it.
+async fn serve_tls(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    shared: &Shared,
+    stop: &mut watch::Receiver<()>,
+) {
+    let stats = &*shared.stats;
+    let accepted = tokio::select! {
+        result = timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => result.ok().and_then(Result::ok),
+        _ = stop.changed() => None,
+    };
+    let Some(tls) = accepted else {
+        GatewayStats::incr(&stats.tls_failed);
+        GatewayStats::incr(&stats.handshake_failed);
+        return;
+    };
+    GatewayStats::incr(&stats.tls_handshakes);
+    if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        GatewayStats::incr(&stats.tls_resumed);
+    }
+    serve_ws(tls, shared, stop).await
+}
+
+/// The WebSocket part of a connection, over TCP or TLS.
+async fn serve_ws<S>(stream: S, shared: &Shared, stop: &mut watch::Receiver<()>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(mut ws) = Box::pin(upgrade(stream, shared, stop)).await else {
         return;
     };
     let stats = &*shared.stats;
@@ -61,7 +101,7 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watc
     let _open = OpenGuard(stats);
 
     let stopping = tokio::select! {
-        () = echo(&mut ws, &shared) => false,
+        () = echo(&mut ws, shared) => false,
         _ = stop.changed() => true,
     };
     if stopping {
@@ -71,13 +111,14 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watc
 
 /// Run the server handshake (bounded by [`HANDSHAKE_TIMEOUT`] and by shutdown). On success
 /// the connection holds an `open` slot; on failure the counters are settled here.
-async fn upgrade(
-    stream: TcpStream,
+async fn upgrade<S>(
+    stream: S,
     shared: &Shared,
     stop: &mut watch::Receiver<()>,
-) -> Option<WebSocketStream<TcpStream>> {
-    // Latency tests measure the gateway, not Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
+) -> Option<WebSocketStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let stats = &*shared.stats;
     let slot = AtomicU8::new(Slot::NotDecided as u8);
     #[expect(
@@ -115,7 +156,7 @@ async fn upgrade(
 }
 
 /// Best-effort 1001 close frame on shutdown, bounded by [`CLOSE_TIMEOUT`].
-async fn close_going_away(ws: &mut WebSocketStream<TcpStream>) {
+async fn close_going_away<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) {
     let frame = CloseFrame {
         code: CloseCode::Away,
         reason: "gateway shutting down".into(),
@@ -135,7 +176,7 @@ impl Drop for OpenGuard<'_> {
 
 /// Echo text and binary messages until the connection ends. Pings are answered and close
 /// frames completed by tungstenite itself, as long as we keep reading.
-async fn echo(ws: &mut WebSocketStream<TcpStream>, shared: &Shared) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, shared: &Shared) {
     if let Some(delay) = shared.echo_delay {
         // Boxed so connections without a delay do not carry its state (queue, timer).
         return Box::pin(delayed_echo(ws, &shared.stats, delay)).await;
@@ -153,7 +194,11 @@ async fn echo(ws: &mut WebSocketStream<TcpStream>, shared: &Shared) {
     }
 }
 
-async fn delayed_echo(ws: &mut WebSocketStream<TcpStream>, stats: &GatewayStats, delay: Duration) {
+async fn delayed_echo<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    stats: &GatewayStats,
+    delay: Duration,
+) {
     let mut pending: VecDeque<(Instant, Message)> = VecDeque::new();
     loop {
         let next_due = pending.front().map(|(due, _)| *due);

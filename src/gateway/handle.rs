@@ -20,6 +20,7 @@ use super::{
 #[derive(Debug)]
 pub struct GatewayHandle {
     local_addr: SocketAddr,
+    tls: bool,
     stats: Arc<GatewayStats>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -41,6 +42,7 @@ impl GatewayHandle {
             let _context = runtime.enter();
             TcpListener::from_std(std_listener)?
         };
+        let tls = config.tls.is_some();
         let stats = Arc::new(GatewayStats::default());
         let (stop, stopped) = oneshot::channel::<()>();
         let thread_stats = Arc::clone(&stats);
@@ -57,6 +59,7 @@ impl GatewayHandle {
             })?;
         Ok(GatewayHandle {
             local_addr,
+            tls,
             stats,
             stop: Some(stop),
             thread: Some(thread),
@@ -68,14 +71,15 @@ impl GatewayHandle {
         self.local_addr
     }
 
-    /// `ws://IP:PORT/`; an unspecified bind address (`0.0.0.0`, `::`) becomes loopback.
+    /// `ws://IP:PORT/` (`wss://` when TLS is on); an unspecified bind address (`0.0.0.0`,
+    /// `::`) becomes loopback.
     pub fn url(&self) -> String {
-        let ip = match self.local_addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("ws://{}/", SocketAddr::new(ip, self.local_addr.port()))
+        url_for(self.local_addr, self.tls)
+    }
+
+    /// True when the gateway serves `wss://`.
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Current counters.
@@ -105,8 +109,18 @@ impl Drop for GatewayHandle {
     }
 }
 
+fn url_for(addr: SocketAddr, tls: bool) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let scheme = if tls { "wss" } else { "ws" };
+    format!("{scheme}://{}/", SocketAddr::new(ip, addr.port()))
+}
+
 /// The `wsscale serve` command: bind `addr` with [`bind_reuseport`], print
-/// `listening on ws://IP:PORT/` to stdout, serve until SIGINT or SIGTERM, print a one-line
+/// `listening on ws://IP:PORT/` (`wss://` with TLS) to stdout, serve until SIGINT or SIGTERM, print a one-line
 /// summary to stderr. `worker_threads` 0 means one per core.
 pub fn serve_blocking(
     addr: SocketAddr,
@@ -119,6 +133,7 @@ pub fn serve_blocking(
     };
     let runtime = build_runtime(workers)?;
     let stats = Arc::new(GatewayStats::default());
+    let tls = config.tls.is_some();
     runtime.block_on(async {
         let listener = TcpListener::from_std(bind_reuseport(addr)?)?;
         // Install the handlers before announcing the address, so a signal sent as soon as the
@@ -128,7 +143,8 @@ pub fn serve_blocking(
         let local = listener.local_addr()?;
         {
             let mut stdout = io::stdout().lock();
-            writeln!(stdout, "listening on ws://{local}/")?;
+            let scheme = if tls { "wss" } else { "ws" };
+            writeln!(stdout, "listening on {scheme}://{local}/")?;
             stdout.flush()?;
         }
         let shutdown = async {

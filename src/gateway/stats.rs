@@ -33,6 +33,13 @@ pub struct GatewayStats {
     pub handshake_failed: AtomicU64,
     /// `accept()` failures (for example `EMFILE` when the gateway runs out of descriptors).
     pub accept_errors: AtomicU64,
+    /// TLS handshakes completed (`wss://` gateways).
+    pub tls_handshakes: AtomicU64,
+    /// Of those, handshakes that resumed an earlier session (a ticket).
+    pub tls_resumed: AtomicU64,
+    /// Accepted sockets whose TLS handshake failed (bad certificate on either side, missing
+    /// client certificate, not TLS at all, timeout). Also counted in `handshake_failed`.
+    pub tls_failed: AtomicU64,
 }
 
 /// A point-in-time copy of [`GatewayStats`].
@@ -56,6 +63,12 @@ pub struct GatewayCounts {
     pub handshake_failed: u64,
     /// `accept()` failures.
     pub accept_errors: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that resumed a session.
+    pub tls_resumed: u64,
+    /// TLS handshakes that failed.
+    pub tls_failed: u64,
 }
 
 impl GatewayStats {
@@ -71,6 +84,9 @@ impl GatewayStats {
             closed: self.closed.load(Relaxed),
             handshake_failed: self.handshake_failed.load(Relaxed),
             accept_errors: self.accept_errors.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_resumed: self.tls_resumed.load(Relaxed),
+            tls_failed: self.tls_failed.load(Relaxed),
         }
     }
 
@@ -116,6 +132,14 @@ impl std::fmt::Display for GatewayCounts {
             self.rejected_full,
             self.handshake_failed,
             self.accept_errors
-        )
+        )?;
+        if self.tls_handshakes + self.tls_failed > 0 {
+            write!(
+                f,
+                ", tls handshakes {} (resumed {}), tls failed {}",
+                self.tls_handshakes, self.tls_resumed, self.tls_failed
+            )?;
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,11 @@
 //! The same [`Snapshot::merge`] adds up shards inside a process and, later, processes and
 //! agents: counters add, gauges add, histograms add. A shard's snapshot carries *deltas*
 //! since its previous snapshot for counters and histograms, and the current value for gauges.
+//!
+//! [`wire`] is the serializable form of a snapshot (counters by label, histograms as base64
+//! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
+
+pub mod wire;
 
 use std::collections::BTreeMap;
 
@@ -28,8 +33,18 @@ pub enum FailureKind {
     AddrNotAvailable,
     /// `EMFILE`/`ENFILE`: out of file descriptors.
     TooManyFiles,
-    /// TLS failure (reserved for wss).
+    /// Any other TLS failure: a malformed or undecryptable record, a handshake the server
+    /// abandoned without an alert, a protocol mismatch.
     Tls,
+    /// The server certificate was rejected: unknown issuer (wrong or missing CA), name
+    /// mismatch (SNI), expired, not yet valid, revoked, bad signature.
+    TlsCert,
+    /// The server sent a fatal TLS alert (its description is counted in
+    /// [`Counters::tls_alerts`]; e.g. `certificate_required` when an mTLS gateway gets no
+    /// client certificate).
+    TlsAlert,
+    /// The TLS handshake did not complete within the handshake timeout.
+    TlsHandshakeTimeout,
     /// The upgrade was answered with a non-101 status (the code is counted separately).
     HttpStatus,
     /// No complete upgrade response within the handshake timeout.
@@ -45,7 +60,7 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 13] = [
+    pub const ALL: [FailureKind; 16] = [
         FailureKind::Dns,
         FailureKind::Refused,
         FailureKind::ConnectTimeout,
@@ -53,6 +68,9 @@ impl FailureKind {
         FailureKind::AddrNotAvailable,
         FailureKind::TooManyFiles,
         FailureKind::Tls,
+        FailureKind::TlsCert,
+        FailureKind::TlsAlert,
+        FailureKind::TlsHandshakeTimeout,
         FailureKind::HttpStatus,
         FailureKind::HandshakeTimeout,
         FailureKind::Protocol,
@@ -61,7 +79,8 @@ impl FailureKind {
         FailureKind::Io,
     ];
 
-    /// Stable label used in reports (`http_status` is refined to `http_status_<code>` there).
+    /// Stable label used in reports (`http_status` is refined to `http_status_<code>` there,
+    /// `tls_alert` to `tls_alert_<name>`).
     pub fn label(self) -> &'static str {
         match self {
             FailureKind::Dns => "dns",
@@ -71,6 +90,9 @@ impl FailureKind {
             FailureKind::AddrNotAvailable => "addr_not_available",
             FailureKind::TooManyFiles => "too_many_files",
             FailureKind::Tls => "tls",
+            FailureKind::TlsCert => "tls_cert",
+            FailureKind::TlsAlert => "tls_alert",
+            FailureKind::TlsHandshakeTimeout => "tls_handshake_timeout",
             FailureKind::HttpStatus => "http_status",
             FailureKind::HandshakeTimeout => "handshake_timeout",
             FailureKind::Protocol => "protocol",
@@ -125,7 +147,8 @@ impl DropReason {
 }
 
 /// Monotonic event counts (a shard's snapshot carries the delta since its previous one).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Counters {
     /// Connection attempts started (TCP connect issued or failed immediately).
     pub attempted: u64,
@@ -144,10 +167,18 @@ pub struct Counters {
     /// pending`.
     pub aborted: u64,
     /// Failures by category, indexed by `FailureKind as usize`.
+    #[serde(with = "wire::failure_map")]
     pub failures: [u64; FailureKind::ALL.len()],
     /// Non-101 upgrade statuses by code.
     pub http_status: BTreeMap<u16, u64>,
+    /// Fatal TLS alerts received from the server, by alert description code (see
+    /// [`tls_alert_name`]).
+    pub tls_alerts: BTreeMap<u8, u64>,
+    /// TLS handshakes completed, and how many of them resumed an earlier session.
+    pub tls_handshakes: u64,
+    pub tls_resumed: u64,
     /// Drops by reason.
+    #[serde(with = "wire::drop_map")]
     pub drops: BTreeMap<DropReason, u64>,
     /// Bytes and frames in both directions (all frames, including control frames).
     pub bytes_sent: u64,
@@ -205,6 +236,11 @@ impl Counters {
         for (k, v) in &o.http_status {
             *self.http_status.entry(*k).or_default() += v;
         }
+        for (k, v) in &o.tls_alerts {
+            *self.tls_alerts.entry(*k).or_default() += v;
+        }
+        self.tls_handshakes += o.tls_handshakes;
+        self.tls_resumed += o.tls_resumed;
         for (k, v) in &o.drops {
             *self.drops.entry(*k).or_default() += v;
         }
@@ -226,7 +262,8 @@ impl Counters {
 }
 
 /// Current values (not deltas).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Gauges {
     /// Connections established and not yet closed.
     pub open: u64,
@@ -237,6 +274,10 @@ pub struct Gauges {
     /// True when every (source, destination) pair ran out of ports: no more connections
     /// can be opened.
     pub sources_exhausted: bool,
+    /// Resident set size of the process(es) behind this snapshot, in bytes; 0 from engine
+    /// shards (the controller samples its own process), set by a process that forwards its
+    /// snapshot to a coordinator, summed over agents by `merge`.
+    pub rss_bytes: u64,
 }
 
 impl Gauges {
@@ -245,11 +286,13 @@ impl Gauges {
         self.pending += o.pending;
         self.closing += o.closing;
         self.sources_exhausted |= o.sources_exhausted;
+        self.rss_bytes += o.rss_bytes;
     }
 }
 
 /// Per source address accounting (index = position in the source pool).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SourceCounts {
     pub established: u64,
     pub failed: u64,
@@ -283,6 +326,8 @@ pub fn record_us(h: &mut Histogram<u64>, us: u64) {
 pub struct Histograms {
     /// SYN to connected (µs).
     pub tcp_connect: Histogram<u64>,
+    /// TCP connected to TLS handshake complete (µs); `wss://` targets only.
+    pub tls_handshake: Histogram<u64>,
     /// Upgrade request written to valid 101 parsed (µs).
     pub ws_handshake: Histogram<u64>,
     /// Echo receive time − *intended* send time of timed messages (µs).
@@ -300,6 +345,7 @@ impl Default for Histograms {
     fn default() -> Self {
         Histograms {
             tcp_connect: new_histogram(),
+            tls_handshake: new_histogram(),
             ws_handshake: new_histogram(),
             message_rtt: new_histogram(),
             ping_rtt: new_histogram(),
@@ -313,6 +359,9 @@ impl Histograms {
     pub fn merge(&mut self, o: &Histograms) {
         // Same bounds everywhere, so `add` cannot fail.
         self.tcp_connect.add(&o.tcp_connect).expect("same bounds");
+        self.tls_handshake
+            .add(&o.tls_handshake)
+            .expect("same bounds");
         self.ws_handshake.add(&o.ws_handshake).expect("same bounds");
         self.message_rtt.add(&o.message_rtt).expect("same bounds");
         self.ping_rtt.add(&o.ping_rtt).expect("same bounds");
@@ -323,9 +372,10 @@ impl Histograms {
     }
 
     /// Every histogram with its report name (`message_rtt` → `message_rtt_ms` in JSON).
-    pub fn named(&self) -> [(&'static str, &Histogram<u64>); 6] {
+    pub fn named(&self) -> [(&'static str, &Histogram<u64>); 7] {
         [
             ("tcp_connect", &self.tcp_connect),
+            ("tls_handshake", &self.tls_handshake),
             ("ws_handshake", &self.ws_handshake),
             ("message_rtt", &self.message_rtt),
             ("ping_rtt", &self.ping_rtt),
@@ -333,6 +383,35 @@ impl Histograms {
             ("schedule_lag", &self.schedule_lag),
         ]
     }
+}
+
+/// The report name of a TLS alert description code: the RFC 8446 name in snake case
+/// (`certificate_required`, `handshake_failure`, `unknown_ca`), `unknown_<code>` for codes
+/// rustls does not name.
+pub fn tls_alert_name(code: u8) -> String {
+    match rustls::AlertDescription::from(code) {
+        rustls::AlertDescription::Unknown(c) => format!("unknown_{c}"),
+        known => snake_case(&format!("{known:?}")),
+    }
+}
+
+/// `UnknownPSKIdentity` → `unknown_psk_identity`: a word starts at an upper-case letter that
+/// follows a lower-case one, or that ends a run of capitals and is followed by lower case.
+fn snake_case(camel: &str) -> String {
+    let c: Vec<char> = camel.chars().collect();
+    let mut out = String::with_capacity(c.len() + 4);
+    for (i, &ch) in c.iter().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            let prev_lower = c[i - 1].is_ascii_lowercase();
+            let ends_acronym = c[i - 1].is_ascii_uppercase()
+                && c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev_lower || ends_acronym {
+                out.push('_');
+            }
+        }
+        out.push(ch.to_ascii_lowercase());
+    }
+    out
 }
 
 /// What a shard (or a process, or an agent) reports each interval.
@@ -372,4 +451,34 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_alert_names_are_snake_case() {
+        assert_eq!(tls_alert_name(0x74), "certificate_required");
+        assert_eq!(tls_alert_name(0x30), "unknown_ca");
+        assert_eq!(tls_alert_name(0x73), "unknown_psk_identity");
+        assert_eq!(tls_alert_name(0x28), "handshake_failure");
+        assert_eq!(tls_alert_name(0x2a), "bad_certificate");
+        assert_eq!(tls_alert_name(0xfe), "unknown_254");
+    }
+
+    #[test]
+    fn tls_counters_merge() {
+        let mut a = Counters::default();
+        a.tls_alerts.insert(0x74, 2);
+        a.tls_handshakes = 3;
+        let mut b = Counters::default();
+        b.tls_alerts.insert(0x74, 1);
+        b.tls_alerts.insert(0x30, 1);
+        b.tls_resumed = 1;
+        a.merge(&b);
+        assert_eq!(a.tls_alerts[&0x74], 3);
+        assert_eq!(a.tls_alerts[&0x30], 1);
+        assert_eq!((a.tls_handshakes, a.tls_resumed), (3, 1));
+    }
 }

@@ -17,6 +17,10 @@
 //! [`StageClock`](super::StageClock) a zero-length stage is an instant jump, and dropping it
 //! would turn the following hold into a ramp from 0. At least one stage always remains.
 //!
+//! Traffic (pings, heartbeats, first message, timed messages) and thresholds are merged in
+//! the `traffic` submodule; progressive profiles (`steps = [...]`) are built by
+//! [`build_progressive`], and [`build_plan`] refuses them (a sequence of runs is not one plan).
+//!
 //! Validation happens here, before any socket is opened: URLs are parsed and resolved
 //! (IPv4 preferred), source-address specs expanded, header syntax checked, JWT keys parsed.
 //! Errors name the flag or the profile's `file:line:col` (see [`PlanError`]).
@@ -25,8 +29,17 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 mod auth;
+mod progressive;
+mod tls;
+mod traffic;
 
 pub use auth::{default_claims, parse_header, read_secret_file};
+pub use progressive::{
+    Progressive, ProgressiveStep, build_progressive, build_progressive_with, step_path,
+};
+pub use traffic::{
+    HEARTBEAT_INTERVAL, MAX_MESSAGE_RATE, MESSAGE_SIZE, MIN_MESSAGE_SIZE, TRAFFIC_TIMEOUT, unescape,
+};
 
 use super::error::{Origin, PlanError};
 use super::profile::{Located, Profile};
@@ -51,6 +64,11 @@ pub fn build_plan(args: &RunArgs) -> Result<Plan, PlanError> {
 pub fn build_plan_with(args: &RunArgs, profile: Option<&Profile>) -> Result<Plan, PlanError> {
     let empty = Profile::default();
     let p = profile.unwrap_or(&empty);
+    if let Some(steps) = &p.steps {
+        return Err(steps.origin.invalid(
+            "this is a progressive profile (a sequence of runs, not one plan);              `wsscale run` runs it step by step, and programs build it with build_progressive",
+        ));
+    }
 
     let stages = stages(args, p)?;
 
@@ -129,6 +147,15 @@ pub fn build_plan_with(args: &RunArgs, profile: Option<&Profile>) -> Result<Plan
         .report_json
         .clone()
         .or_else(|| p.report_json.as_ref().map(|l| l.value.clone()));
+    let report_csv = args
+        .report_csv
+        .clone()
+        .or_else(|| p.report_csv.as_ref().map(|l| l.value.clone()));
+    let traffic = traffic::traffic(args, p, max_frame)?;
+    let thresholds = traffic::thresholds(args, p);
+    let abort_on_fail = traffic::abort_on_fail(args, p, &thresholds)?;
+
+    let tls = tls::tls(args, &targets)?;
 
     Ok(Plan {
         profile: profile.map(|p| p.path.clone()),
@@ -148,10 +175,11 @@ pub fn build_plan_with(args: &RunArgs, profile: Option<&Profile>) -> Result<Plan
         socket_rcvbuf,
         socket_sndbuf,
         report_json,
-        report_csv: None,
-        traffic: Default::default(),
-        thresholds: Vec::new(),
-        abort_on_fail: false,
+        report_csv,
+        traffic,
+        thresholds,
+        abort_on_fail,
+        tls,
     })
 }
 

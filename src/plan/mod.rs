@@ -53,7 +53,7 @@ pub struct Target {
     pub path_and_query: String,
     /// Resolved socket address the engine connects to.
     pub addr: SocketAddr,
-    /// `wss://` (TLS, not yet supported by the engine: the seam is left in the state machine).
+    /// `wss://`: TLS between TCP connect and the upgrade (settings in [`Plan::tls`]).
     pub tls: bool,
 }
 
@@ -172,6 +172,25 @@ pub struct Plan {
     pub thresholds: Vec<threshold::Threshold>,
     /// Stop the run as soon as a threshold can no longer be met.
     pub abort_on_fail: bool,
+    /// TLS settings for `wss://` targets (unused when every target is `ws://`).
+    pub tls: TlsSpec,
+}
+
+/// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSpec {
+    /// Server name sent as SNI and verified against the certificate; default: the URL host.
+    pub sni: Option<String>,
+    /// PEM files of extra trusted CA certificates (added to the built-in Mozilla roots).
+    pub ca_files: Vec<PathBuf>,
+    /// Do not verify the server certificate at all (test gateways with self-signed
+    /// certificates). Loudly flagged in the output and the report.
+    pub insecure: bool,
+    /// PEM client certificate chain and private key for mTLS gateways (both or neither).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Resume TLS sessions (tickets) on reconnects and later connections of a ramp.
+    pub resume: bool,
 }
 
 /// WebSocket ping heartbeats.
@@ -291,6 +310,7 @@ impl Plan {
             traffic: Traffic::default(),
             thresholds: Vec::new(),
             abort_on_fail: false,
+            tls: TlsSpec::default(),
         }
     }
 }

@@ -18,6 +18,10 @@
 //! seen; HTTP-status failures not attributed to a code (should not happen) appear as
 //! `http_status_other`, so the categories always sum to `connections.failed`. Drops carry one
 //! `close_<code>` entry per close code seen.
+//!
+//! Values that can be missing are `null`, never a made-up zero: `messages.lost_rate` when
+//! nothing was sent, `thresholds[].measured` when the metric had no data. A progressive run
+//! wraps one report per step in [`steps_document`].
 
 use std::collections::BTreeMap;
 
@@ -107,6 +111,11 @@ pub struct JsonReport {
     pub timeseries: Vec<JsonInterval>,
     /// Threshold verdicts, in the order given (profile first, then `--threshold`).
     pub thresholds: Vec<JsonThreshold>,
+    /// Every non-empty histogram, serialized (HdrHistogram V2 + DEFLATE, base64, µs), so
+    /// reports can be merged exactly (`wsscale report merge`).
+    pub histograms: BTreeMap<String, String>,
+    /// One entry per agent of a distributed run; empty otherwise.
+    pub agents: Vec<super::agents::JsonAgent>,
 }
 
 /// One planned stage.
@@ -342,6 +351,8 @@ impl JsonReport {
                     passed: t.passed,
                 })
                 .collect(),
+            histograms: super::agents::json_histograms(o),
+            agents: super::agents::json_agents(o),
         }
     }
 }
@@ -349,6 +360,12 @@ impl JsonReport {
 /// The JSON report (schema version 1) of a run.
 pub fn to_json(o: &RunOutcome) -> serde_json::Value {
     serde_json::to_value(JsonReport::from_outcome(o)).expect("report structs serialize")
+}
+
+/// The JSON document of a progressive run: `{ "schema_version": 1, "steps": [...] }`, each
+/// element a complete run report ([`to_json`]) in the order the steps ran.
+pub fn steps_document(reports: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({ "schema_version": SCHEMA_VERSION, "steps": reports })
 }
 
 /// `messages_lost ÷ messages_sent`; `None` when nothing was sent.

@@ -92,6 +92,31 @@ pub struct RunOutcome {
     pub thresholds: Vec<ThresholdOutcome>,
     /// True when the run was stopped early because a threshold could no longer be met.
     pub aborted_by_threshold: bool,
+    /// One entry per agent of a distributed run (`wsscale coordinator`, `run --processes`,
+    /// `report merge`); empty for a single-process run.
+    pub agents: Vec<AgentOutcome>,
+}
+
+/// One agent of a distributed run: who it was and what it did. The global figures are the
+/// exact merge of these.
+#[derive(Debug, Clone)]
+pub struct AgentOutcome {
+    /// 1-based position in the run.
+    pub id: usize,
+    /// `--name` (default `HOSTNAME:PID`; `process-N` for `--processes`; the file name for
+    /// `report merge`).
+    pub name: String,
+    pub host: String,
+    /// Source addresses it was given (empty: the kernel chose).
+    pub sources: Vec<String>,
+    /// Connections it was to hold at the plan's peak.
+    pub planned_connections: u64,
+    /// Highest number of connections it had open at once.
+    pub peak_open: u64,
+    /// `Some(reason)` when it was lost mid-run (its last snapshot is kept).
+    pub lost: Option<String>,
+    /// Its own counters and histograms over the run; gauges as last reported.
+    pub totals: Snapshot,
 }
 
 impl RunOutcome {

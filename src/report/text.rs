@@ -50,6 +50,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     traffic(&mut s, o);
     memory(&mut s, o);
     per_source(&mut s, o);
+    s.push_str(&super::agents::agents_text(o));
     thresholds(&mut s, o);
     while s.ends_with("\n\n") {
         s.pop();
@@ -243,7 +244,11 @@ fn messages(s: &mut String, o: &RunOutcome) {
         }
     };
     let _ = writeln!(s, "Messages");
-    kv(s, "sent", format!("{:>12}{}", c.messages_sent, per_s(c.messages_sent)));
+    kv(
+        s,
+        "sent",
+        format!("{:>12}{}", c.messages_sent, per_s(c.messages_sent)),
+    );
     kv(
         s,
         "received (echoes)",
@@ -254,9 +259,21 @@ fn messages(s: &mut String, o: &RunOutcome) {
         None => format!("{:>12}", c.messages_lost),
     };
     kv(s, "lost", lost);
-    kv(s, "other received", format!("{:>12}", c.other_messages_received));
-    kv(s, "payload bytes sent", format!("{:>12}", c.message_bytes_sent));
-    kv(s, "payload bytes recv", format!("{:>12}", c.message_bytes_received));
+    kv(
+        s,
+        "other received",
+        format!("{:>12}", c.other_messages_received),
+    );
+    kv(
+        s,
+        "payload bytes sent",
+        format!("{:>12}", c.message_bytes_sent),
+    );
+    kv(
+        s,
+        "payload bytes recv",
+        format!("{:>12}", c.message_bytes_received),
+    );
     s.push('\n');
 }
 
@@ -272,7 +289,11 @@ fn heartbeats(s: &mut String, o: &RunOutcome) {
     }
     if c.heartbeats_sent > 0 {
         kv(s, "heartbeats sent", format!("{:>12}", c.heartbeats_sent));
-        kv(s, "heartbeat replies", format!("{:>12}", c.heartbeat_replies));
+        kv(
+            s,
+            "heartbeat replies",
+            format!("{:>12}", c.heartbeat_replies),
+        );
     }
     s.push('\n');
 }
@@ -285,11 +306,7 @@ fn thresholds(s: &mut String, o: &RunOutcome) {
     if failed == 0 {
         let _ = writeln!(s, "Thresholds (all {} passed)", o.thresholds.len());
     } else {
-        let _ = writeln!(
-            s,
-            "Thresholds ({failed} of {} FAILED)",
-            o.thresholds.len()
-        );
+        let _ = writeln!(s, "Thresholds ({failed} of {} FAILED)", o.thresholds.len());
     }
     let w = o
         .thresholds
@@ -446,7 +463,13 @@ mod tests {
     fn measured_values() {
         assert_eq!(fmt_measured("message_rtt_ms.p99", 1.25), "1.25 ms");
         assert_eq!(fmt_measured("dropped", 3.0), "3");
-        assert_eq!(fmt_measured("connect_success_rate", 0.995), "0.995 (99.50%)");
-        assert_eq!(fmt_measured("memory.bytes_per_connection", 352.4567), "352.457");
+        assert_eq!(
+            fmt_measured("connect_success_rate", 0.995),
+            "0.995 (99.50%)"
+        );
+        assert_eq!(
+            fmt_measured("memory.bytes_per_connection", 352.4567),
+            "352.457"
+        );
     }
 }

@@ -51,9 +51,7 @@ pub fn has_capability(cap: u32) -> bool {
 
 /// Parses one `Key:   123 kB` line of `/proc/meminfo` into bytes.
 pub fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
-    let line = text
-        .lines()
-        .find(|l| l.split(':').next() == Some(key))?;
+    let line = text.lines().find(|l| l.split(':').next() == Some(key))?;
     let mut fields = line.split(':').nth(1)?.split_whitespace();
     let value: u64 = fields.next()?.parse().ok()?;
     match fields.next() {
@@ -98,7 +96,10 @@ pub fn cgroup_memory() -> Option<(u64, u64)> {
         let _id = parts.next()?;
         let controllers = parts.next()?;
         let path = parts.next()?;
-        controllers.split(',').any(|c| c == "memory").then_some(path)
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
     })?;
     let dir = format!("/sys/fs/cgroup/memory{}", path.trim_end_matches('/'));
     let limit = read(format!("{dir}/memory.limit_in_bytes"))?;
@@ -199,7 +200,8 @@ mod unit {
 
     #[test]
     fn meminfo_parsing() {
-        let text = "MemTotal:       32768000 kB\nMemAvailable:   23267048 kB\nHugePages_Total:       0\n";
+        let text =
+            "MemTotal:       32768000 kB\nMemAvailable:   23267048 kB\nHugePages_Total:       0\n";
         assert_eq!(parse_meminfo(text, "MemAvailable"), Some(23_267_048 * 1024));
         assert_eq!(parse_meminfo(text, "HugePages_Total"), Some(0));
         assert_eq!(parse_meminfo(text, "Mem"), None);
@@ -210,7 +212,10 @@ mod unit {
     fn kernel_versions() {
         assert_eq!(parse_kernel_version("6.18.44-fc-v669"), Some((6, 18)));
         assert_eq!(parse_kernel_version("4.2.0"), Some((4, 2)));
-        assert_eq!(parse_kernel_version("3.10.0-1160.el7.x86_64"), Some((3, 10)));
+        assert_eq!(
+            parse_kernel_version("3.10.0-1160.el7.x86_64"),
+            Some((3, 10))
+        );
         assert_eq!(parse_kernel_version("5.15"), Some((5, 15)));
         assert_eq!(parse_kernel_version("linux"), None);
         assert_eq!(parse_kernel_version("6"), None);
@@ -219,7 +224,10 @@ mod unit {
     #[test]
     fn cgroup_limits() {
         assert_eq!(parse_cgroup_limit("max\n", "123\n"), None);
-        assert_eq!(parse_cgroup_limit("9223372036854771712\n", "10592256"), None);
+        assert_eq!(
+            parse_cgroup_limit("9223372036854771712\n", "10592256"),
+            None
+        );
         assert_eq!(
             parse_cgroup_limit("4294967296\n", "1048576\n"),
             Some((4 << 30, 1 << 20))

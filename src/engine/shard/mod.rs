@@ -34,6 +34,7 @@ use super::conn::{Conn, OpenError, SocketOpts, State, set_reset_on_close, start_
 use super::jwt::JwtMinter;
 use super::source::SourcePool;
 use super::timer::TimerWheel;
+use super::tls::{self, ClientTls};
 use super::ws::{self, FrameKind, FrameParse, RequestTemplate, UpgradeResponse};
 use crate::metrics::{DropReason, FailureKind, Snapshot, SourceCounts, record_us};
 use crate::plan::{Auth, CloseMode, JwtPlacement, Plan, Slice, StageClock};
@@ -69,6 +70,8 @@ pub struct ShardParams {
     /// Global connection numbers (`{conn}` in JWT claims) are `id * conn_stride + conn_offset`.
     pub conn_stride: u64,
     pub conn_offset: u64,
+    /// Shared TLS client set-up; `Some` when a target is `wss://`.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +120,12 @@ struct Shard {
     wheel: TimerWheel<TimerEntry>,
     expired: Vec<TimerEntry>,
     scratch: Vec<u8>,
+    /// Plaintext to send (upgrade request, frames): what `send_out` writes.
     out: Vec<u8>,
+    /// TLS records to send (`wss://`): `out` encrypted, or handshake messages.
+    wire: Vec<u8>,
+    /// Plaintext decrypted from one read (`wss://`).
+    plain: Vec<u8>,
     /// Message payload scratch.
     payload: Vec<u8>,
     /// Parsed `--message-text` (empty: binary payloads).
@@ -183,6 +191,8 @@ impl Shard {
             expired: Vec::new(),
             scratch: vec![0; SCRATCH],
             out: Vec::with_capacity(4096),
+            wire: Vec::new(),
+            plain: Vec::new(),
             payload: Vec::with_capacity(1024),
             msg_template: plan
                 .traffic
@@ -346,6 +356,7 @@ impl Shard {
                     entry.insert(Conn {
                         sock,
                         bufs: None,
+                        tls: None,
                         mark_us: now,
                         id,
                         source: pick.index as u32,
@@ -477,7 +488,13 @@ impl Shard {
                         self.start_close(key);
                         n -= 1;
                     }
-                    (State::Connecting | State::Handshaking | State::AwaitingReply, false) => {
+                    (
+                        State::Connecting
+                        | State::TlsHandshaking
+                        | State::Handshaking
+                        | State::AwaitingReply,
+                        false,
+                    ) => {
                         self.pending -= 1;
                         self.end(key, End::Aborted);
                         n -= 1;
@@ -532,7 +549,10 @@ impl Shard {
         if matches!(how, End::Dropped(_)) {
             self.count_outstanding_lost(key);
         }
-        let conn = self.conns.remove(key);
+        let mut conn = self.conns.remove(key);
+        if matches!(how, End::Closed) && self.p.plan.close_mode == CloseMode::Graceful {
+            self.send_close_notify(&mut conn);
+        }
         match how {
             End::Failed(kind) => {
                 self.pending -= 1;
@@ -554,6 +574,19 @@ impl Shard {
         // Dropping `conn` closes the fd, which also removes it from the epoll set.
     }
 
+    /// Best effort `close_notify` before a `wss://` connection's socket is closed on purpose
+    /// (skipped when output is still queued: it would jump the queue).
+    fn send_close_notify(&mut self, conn: &mut Conn) {
+        if let Some(session) = conn.tls.as_deref_mut()
+            && conn.bufs.as_ref().is_none_or(|b| b.output.is_empty())
+        {
+            session.send_close_notify();
+            self.wire.clear();
+            tls::take_output(session, &mut self.wire);
+            let _ = (&conn.sock).write(&self.wire);
+        }
+    }
+
     /// End a connection because of an error or EOF seen in `state`.
     fn end_by_peer(&mut self, key: usize, err: Option<&io::Error>) {
         let state = self.conns[key].state;
@@ -561,6 +594,8 @@ impl Shard {
             State::Connecting => {
                 End::Failed(err.map_or(FailureKind::Refused, FailureKind::from_io))
             }
+            // The server gave up on the TLS handshake without an alert.
+            State::TlsHandshaking => End::Failed(err.map_or(FailureKind::Tls, FailureKind::from_io)),
             State::Handshaking | State::AwaitingReply => End::Failed(match err {
                 None => FailureKind::ClosedByServer,
                 Some(e) => FailureKind::from_io(e),
@@ -611,8 +646,8 @@ impl Shard {
             now.saturating_sub(conn.mark_us),
         );
         conn.mark_us = now;
-        conn.state = State::Handshaking;
         let (id, target) = (conn.id, conn.target as usize);
+        // One deadline for the TLS handshake and the upgrade together.
         self.wheel.insert(
             now / TICK_US + self.handshake_timeout_ticks,
             TimerEntry {
@@ -621,6 +656,50 @@ impl Shard {
                 kind: TimerKind::HandshakeTimeout,
             },
         );
+        match self.p.tls.as_ref().filter(|t| t.is_tls(target)) {
+            Some(tls) => match tls.connect(target) {
+                Ok(session) => {
+                    let conn = &mut self.conns[key];
+                    conn.tls = Some(session);
+                    conn.state = State::TlsHandshaking;
+                    // The ClientHello.
+                    self.send_tls_output(key);
+                }
+                Err(e) => self.end_by_tls(key, &e),
+            },
+            None => {
+                self.conns[key].state = State::Handshaking;
+                self.send_upgrade(key);
+            }
+        }
+    }
+
+    /// The TLS handshake of a `wss://` connection completed: record it and send the upgrade.
+    fn on_tls_established(&mut self, key: usize) -> bool {
+        let now = self.now_us();
+        let conn = &mut self.conns[key];
+        record_us(
+            &mut self.snap.hist.tls_handshake,
+            now.saturating_sub(conn.mark_us),
+        );
+        self.snap.counters.tls_handshakes += 1;
+        if conn
+            .tls
+            .as_ref()
+            .and_then(|t| t.handshake_kind())
+            .is_some_and(|k| k == rustls::HandshakeKind::Resumed)
+        {
+            self.snap.counters.tls_resumed += 1;
+        }
+        conn.mark_us = now;
+        conn.state = State::Handshaking;
+        self.send_upgrade(key)
+    }
+
+    /// Write the upgrade request (state `Handshaking`). Returns false if the connection ended.
+    fn send_upgrade(&mut self, key: usize) -> bool {
+        let conn = &self.conns[key];
+        let (id, target) = (conn.id, conn.target as usize);
         let wskey = ws::connection_key(self.seed, id as u64);
         let jwt = match &self.minter {
             Some(m) => {
@@ -632,44 +711,90 @@ impl Shard {
                     Ok(t) => Some(t),
                     // The key was validated when the minter was built; a failure here is a
                     // per-connection protocol failure rather than a crash.
-                    Err(_) => return self.end(key, End::Failed(FailureKind::Protocol)),
+                    Err(_) => {
+                        self.end(key, End::Failed(FailureKind::Protocol));
+                        return false;
+                    }
                 }
             }
             None => None,
         };
         self.out.clear();
         self.templates[target].write(&wskey, jwt.as_deref(), &mut self.out);
-        self.send_out(key);
+        self.send_out(key)
     }
 
-    /// Write `self.out` to the connection (queueing what the kernel does not take).
-    /// Returns false if the connection ended.
+    /// Send the plaintext in `self.out` (encrypted first on `wss://` connections), queueing
+    /// what the kernel does not take. Returns false if the connection ended.
     fn send_out(&mut self, key: usize) -> bool {
         let conn = &mut self.conns[key];
-        self.snap.counters.bytes_sent += self.out.len() as u64;
-        if !conn.idle_buffers() {
-            conn.bufs_mut().output.extend_from_slice(&self.out);
-            return true;
-        }
-        let mut written = 0;
-        while written < self.out.len() {
-            match (&conn.sock).write(&self.out[written..]) {
-                Ok(0) => break,
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.end_by_peer(key, Some(&e));
+        let result = match conn.tls.as_deref_mut() {
+            None => {
+                self.snap.counters.bytes_sent += self.out.len() as u64;
+                write_wire(conn, &self.out)
+            }
+            Some(session) => {
+                self.wire.clear();
+                if let Err(e) = tls::encrypt(session, &self.out, &mut self.wire) {
+                    self.end_by_tls(key, &e);
                     return false;
                 }
+                self.snap.counters.bytes_sent += self.wire.len() as u64;
+                write_wire(conn, &self.wire)
+            }
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.end_by_peer(key, Some(&e));
+                false
             }
         }
-        if written < self.out.len() {
-            conn.bufs_mut()
-                .output
-                .extend_from_slice(&self.out[written..]);
+    }
+
+    /// Send the TLS records rustls has queued (handshake messages, alerts, key-update
+    /// replies). Returns false if the connection ended.
+    fn send_tls_output(&mut self, key: usize) -> bool {
+        let conn = &mut self.conns[key];
+        let Some(session) = conn.tls.as_deref_mut() else {
+            return true;
+        };
+        if !session.wants_write() {
+            return true;
         }
-        true
+        self.wire.clear();
+        tls::take_output(session, &mut self.wire);
+        self.snap.counters.bytes_sent += self.wire.len() as u64;
+        match write_wire(conn, &self.wire) {
+            Ok(()) => true,
+            Err(e) => {
+                self.end_by_peer(key, Some(&e));
+                false
+            }
+        }
+    }
+
+    /// End a connection because of a TLS error: send the alert rustls queued (best effort,
+    /// so the server learns why), count the failure by category.
+    fn end_by_tls(&mut self, key: usize, e: &rustls::Error) {
+        let (kind, alert) = tls::classify(e);
+        let conn = &mut self.conns[key];
+        if let Some(session) = conn.tls.as_deref_mut() {
+            self.wire.clear();
+            tls::take_output(session, &mut self.wire);
+            let _ = write_wire(conn, &self.wire);
+        }
+        let how = match conn.state {
+            State::Open => End::Dropped(DropReason::Protocol),
+            State::Closing => End::Closed,
+            _ => {
+                if let Some(code) = alert {
+                    *self.snap.counters.tls_alerts.entry(code).or_default() += 1;
+                }
+                End::Failed(kind)
+            }
+        };
+        self.end(key, how);
     }
 
     /// Write queued output. Returns false if the connection ended.
@@ -706,7 +831,12 @@ impl Shard {
                 }
                 Ok(n) => {
                     self.snap.counters.bytes_received += n as u64;
-                    if !self.ingest(key, &scratch[..n]) {
+                    let alive = if conn.tls.is_some() {
+                        self.ingest_tls(key, &scratch[..n])
+                    } else {
+                        self.ingest(key, &scratch[..n])
+                    };
+                    if !alive {
                         break;
                     }
                 }
@@ -719,6 +849,43 @@ impl Shard {
             }
         }
         self.scratch = scratch;
+    }
+
+    /// Feed received TLS records to a `wss://` connection: decrypt into the shard's plaintext
+    /// scratch, send what rustls answers, move on from the TLS handshake, then hand the
+    /// plaintext to [`Self::ingest`]. Returns false if the connection ended.
+    fn ingest_tls(&mut self, key: usize, data: &[u8]) -> bool {
+        let mut plain = std::mem::take(&mut self.plain);
+        plain.clear();
+        let alive = self.ingest_tls_with(key, data, &mut plain);
+        // Keep the scratch, but not a huge one left by a burst of large frames.
+        if plain.capacity() > SCRATCH {
+            plain = Vec::new();
+        }
+        self.plain = plain;
+        alive
+    }
+
+    fn ingest_tls_with(&mut self, key: usize, data: &[u8], plain: &mut Vec<u8>) -> bool {
+        let Some(session) = self.conns[key].tls.as_deref_mut() else {
+            return self.ingest(key, data);
+        };
+        let result = tls::decrypt(session, data, plain);
+        let handshake_done = !session.is_handshaking();
+        if let Err(e) = result {
+            self.end_by_tls(key, &e);
+            return false;
+        }
+        if !self.send_tls_output(key) {
+            return false;
+        }
+        if self.conns[key].state == State::TlsHandshaking
+            && handshake_done
+            && !self.on_tls_established(key)
+        {
+            return false;
+        }
+        plain.is_empty() || self.ingest(key, plain)
     }
 
     /// Feed received bytes to a connection. Returns false if it ended.
@@ -888,6 +1055,9 @@ impl Shard {
                 (TimerKind::ConnectTimeout, State::Connecting) => {
                     self.end(key, End::Failed(FailureKind::ConnectTimeout))
                 }
+                (TimerKind::HandshakeTimeout, State::TlsHandshaking) => {
+                    self.end(key, End::Failed(FailureKind::TlsHandshakeTimeout))
+                }
                 (TimerKind::HandshakeTimeout, State::Handshaking | State::AwaitingReply) => {
                     self.end(key, End::Failed(FailureKind::HandshakeTimeout))
                 }
@@ -907,4 +1077,29 @@ impl Shard {
         }
         self.expired = expired;
     }
+}
+
+/// Write `data` to the connection's socket, queueing in `Conn::bufs` what the kernel does not
+/// take (and everything while older output is still queued, to keep the order).
+fn write_wire(conn: &mut Conn, data: &[u8]) -> io::Result<()> {
+    if conn.bufs.as_ref().is_some_and(|b| !b.output.is_empty()) {
+        conn.bufs_mut().output.extend_from_slice(data);
+        return Ok(());
+    }
+    let mut written = 0;
+    while written < data.len() {
+        match (&conn.sock).write(&data[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if written < data.len() {
+        conn.bufs_mut()
+            .output
+            .extend_from_slice(&data[written..]);
+    }
+    Ok(())
 }

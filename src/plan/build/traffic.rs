@@ -70,7 +70,9 @@ pub fn unescape(s: &str) -> Result<String, String> {
 fn text(l: Located<String>) -> Result<Vec<u8>, PlanError> {
     let t = unescape(&l.value).map_err(|m| l.origin.invalid(m))?;
     if t.is_empty() {
-        return Err(l.origin.invalid("the text is empty; give some text or leave it out"));
+        return Err(l
+            .origin
+            .invalid("the text is empty; give some text or leave it out"));
     }
     Ok(t.into_bytes())
 }
@@ -159,7 +161,11 @@ fn ping(args: &RunArgs, p: &Profile) -> Result<Option<PingSpec>, PlanError> {
 }
 
 fn heartbeat(args: &RunArgs, p: &Profile) -> Result<Option<HeartbeatSpec>, PlanError> {
-    let text_l = pick(args.heartbeat_text.clone(), "--heartbeat-text", &p.heartbeat_text);
+    let text_l = pick(
+        args.heartbeat_text.clone(),
+        "--heartbeat-text",
+        &p.heartbeat_text,
+    );
     let interval = pick(
         args.heartbeat_interval,
         "--heartbeat-interval",
@@ -187,7 +193,11 @@ fn heartbeat(args: &RunArgs, p: &Profile) -> Result<Option<HeartbeatSpec>, PlanE
         };
     }
     let Some(text_l) = text_l else {
-        let stray = first_set([origin_of(&interval), origin_of(&expect), origin_of(&timeout)]);
+        let stray = first_set([
+            origin_of(&interval),
+            origin_of(&expect),
+            origin_of(&timeout),
+        ]);
         return match stray {
             Some(o) => Err(orphan(&o, "--heartbeat-text / heartbeat_text")),
             None => Ok(None),
@@ -203,7 +213,10 @@ fn heartbeat(args: &RunArgs, p: &Profile) -> Result<Option<HeartbeatSpec>, PlanE
 
 fn first_message(args: &RunArgs, p: &Profile) -> Result<Option<Vec<u8>>, PlanError> {
     let l = match &args.first_message {
-        Some(s) => Some(Located::flag(MessageSource::parse(s, None), "--first-message")),
+        Some(s) => Some(Located::flag(
+            MessageSource::parse(s, None),
+            "--first-message",
+        )),
         None => p.first_message.clone(),
     };
     let Some(l) = l else { return Ok(None) };
@@ -230,7 +243,11 @@ fn message(args: &RunArgs, p: &Profile, max_frame: u64) -> Result<Option<Message
     let rate = pick(args.message_rate, "--message-rate", &p.message_rate);
     let size = pick(args.message_size, "--message-size", &p.message_size);
     let template = pick(args.message_text.clone(), "--message-text", &p.message_text);
-    let timeout = pick(args.message_timeout, "--message-timeout", &p.message_timeout);
+    let timeout = pick(
+        args.message_timeout,
+        "--message-timeout",
+        &p.message_timeout,
+    );
     if let Some(zero) = zero_origin(&rate) {
         let stray = first_set([
             flag_origin(&args.message_size, "--message-size"),

@@ -64,6 +64,8 @@ impl<'de> Deserialize<'de> for RawThresholds {
                 while let Some((k, v)) = map.next_entry::<String, Spanned<Value>>()? {
                     out.push((k, v));
                 }
+                // The deserializer hands keys over sorted; restore the document order.
+                out.sort_by_key(|(_, v)| v.span().start);
                 Ok(RawThresholds(out))
             }
         }
@@ -101,7 +103,8 @@ impl Ctx<'_> {
     }
 
     pub(super) fn boolean(&self, v: &Option<Spanned<bool>>, key: &str) -> Option<Located<bool>> {
-        v.as_ref().map(|b| Located::new(*b.get_ref(), self.at(b, key)))
+        v.as_ref()
+            .map(|b| Located::new(*b.get_ref(), self.at(b, key)))
     }
 
     /// `first_message`: `@file` relative to the profile's directory, or text.
@@ -110,12 +113,8 @@ impl Ctx<'_> {
         v: &Option<Spanned<String>>,
         key: &str,
     ) -> Option<Located<MessageSource>> {
-        self.string(v, key).map(|l| {
-            Located::new(
-                MessageSource::parse(&l.value, self.path.parent()),
-                l.origin,
-            )
-        })
+        self.string(v, key)
+            .map(|l| Located::new(MessageSource::parse(&l.value, self.path.parent()), l.origin))
     }
 
     /// The `[thresholds]` table, in document order.

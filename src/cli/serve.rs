@@ -1,0 +1,62 @@
+//! The `wsscale serve` command body: gateway settings from the flags, TLS set-up
+//! (`--tls-cert/--tls-key` or `--tls-self-signed`), then [`crate::gateway::serve_blocking`].
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use anyhow::Context;
+
+use crate::cli::args::ServeArgs;
+use crate::gateway::{self, GatewayConfig, tls::ServerTls};
+
+/// Run `wsscale serve`; returns the process exit code.
+pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
+    let tls = server_tls(a)?;
+    if let Some(t) = &tls {
+        // Before "listening on …" (scripts wait for that line, then may read this one).
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tls certificate sha256 fingerprint {}", t.fingerprint)?;
+        out.flush()?;
+    }
+    let config = GatewayConfig {
+        jwt_secret: a.secret()?,
+        max_connections: a.max_connections.map(|n| n as usize),
+        echo_delay: a.echo_delay,
+        tls: tls.map(|t| t.config),
+    };
+    gateway::serve_blocking(a.listen, config, a.threads)?;
+    Ok(0)
+}
+
+fn server_tls(a: &ServeArgs) -> anyhow::Result<Option<ServerTls>> {
+    if a.tls_self_signed {
+        let names = self_signed_names(a.listen.ip());
+        let tls = gateway::tls::self_signed(&names)
+            .context("cannot create the self-signed certificate")?;
+        eprintln!(
+            "tls: self-signed certificate for {} (clients: --tls-insecure, or --tls-ca with --tls-cert-out's file)",
+            names.join(", ")
+        );
+        if let Some(path) = &a.tls_cert_out {
+            std::fs::write(path, &tls.cert_pem)
+                .with_context(|| format!("cannot write the certificate to {}", path.display()))?;
+            eprintln!("tls: certificate written to {}", path.display());
+        }
+        return Ok(Some(tls));
+    }
+    match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(
+            gateway::tls::from_pem_files(cert, key).context("cannot use --tls-cert/--tls-key")?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// `localhost`, the loopback addresses and the listen address (when it is a specific one).
+fn self_signed_names(listen: IpAddr) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !listen.is_unspecified() && !listen.is_loopback() {
+        names.push(listen.to_string());
+    }
+    names
+}

@@ -1,0 +1,963 @@
+//! The coordinator: admits N agents, splits the plan, starts them at one wall-clock instant,
+//! merges their snapshots, and builds one [`RunOutcome`] with `agents[]`.
+//!
+//! One tokio task per agent connection ([`link`](super::link)) turns frames into
+//! [`Event`]s; a single loop owns all state (no locks): admission, the split, the start,
+//! merging, heartbeats (with snapshot acknowledgements) every second, loss detection,
+//! Ctrl-C and `--abort-on-fail`. Snapshots are merged into an engine
+//! [`Aggregator`] indexed by agent — the same merge that adds up shards — so merged counts
+//! are the sum of the agents' counts and merged histograms the histogram of all samples.
+//! Memory figures are the sum of the agents' RSS (each snapshot carries its sender's).
+//!
+//! Per-source accounting is re-keyed by address: each agent counts per position in its own
+//! pool, the coordinator adds those counts under the address they belong to.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use super::link::{self, Event};
+use super::split::{self, AgentCapacity, Share, SplitError};
+use super::wire::{AgentInfo, AgentMsg, Assignment, CoordMsg, Hello, PROTOCOL_VERSION, WirePlan};
+use crate::engine::{Aggregator, LiveMode, OutcomeMeta, build_outcome, live::Live};
+use crate::metrics::{Gauges, Snapshot, SourceCounts};
+use crate::plan::{Plan, Secret, StageClock};
+use crate::report::outcome::{AgentOutcome, RunOutcome, SourceOutcome};
+
+/// How a coordinator behaves (the plan comes separately).
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Agents to wait for before starting.
+    pub agents: usize,
+    pub token: Secret,
+    /// How long to wait for all agents to join.
+    pub join_timeout: Duration,
+    /// An agent not heard from for this long (link lost and not back) is declared lost.
+    pub orphan_timeout: Duration,
+    /// Stop the whole run when an agent is lost (default: carry on without it).
+    pub abort_on_agent_loss: bool,
+    /// Live output (a terminal gets plain lines too: one global line plus one per agent).
+    pub live: LiveMode,
+    /// How often agents send snapshots (default: the plan's interval, at most 1 s).
+    pub snapshot_every: Option<Duration>,
+    /// Time between the start message and the first stage.
+    pub start_lead: Duration,
+    /// Print agent admissions and the split to stderr.
+    pub verbose: bool,
+}
+
+impl CoordinatorConfig {
+    pub fn new(agents: usize, token: Secret) -> Self {
+        CoordinatorConfig {
+            agents,
+            token,
+            join_timeout: Duration::from_secs(300),
+            orphan_timeout: Duration::from_secs(10),
+            abort_on_agent_loss: false,
+            live: LiveMode::Quiet,
+            snapshot_every: None,
+            start_lead: Duration::from_millis(500),
+            verbose: false,
+        }
+    }
+}
+
+/// Why a distributed run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the control-plane runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(
+        "only {joined} of {expected} agents joined within {waited:?}; start the missing agents \
+         with `wsscale agent --coordinator {url} --token-file FILE`, or lower --agents"
+    )]
+    NotEnoughAgents {
+        joined: usize,
+        expected: usize,
+        waited: Duration,
+        url: String,
+    },
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    #[error("agent {agent} cannot run its part: {reason}")]
+    AgentFailed { agent: String, reason: String },
+    #[error("agent {agent} left before the run started ({reason})")]
+    AgentLeft { agent: String, reason: String },
+    #[error("interrupted before the run started")]
+    Interrupted,
+    #[error("the plan has no target")]
+    NoTarget,
+    #[error("cannot start agent processes: {0}")]
+    Spawn(std::io::Error),
+    #[error("{0}")]
+    Local(String),
+}
+
+/// A bound coordinator, ready to [`run`](Coordinator::run).
+pub struct Coordinator {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    cfg: CoordinatorConfig,
+}
+
+impl Coordinator {
+    /// Bind the control listener (port 0 allowed).
+    pub fn bind(addr: SocketAddr, cfg: CoordinatorConfig) -> Result<Coordinator, ClusterError> {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| ClusterError::Bind { addr, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ClusterError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ClusterError::Bind { addr, source })?;
+        Ok(Coordinator {
+            listener,
+            local_addr,
+            cfg,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL agents dial (`ws://ADDR/`).
+    pub fn url(&self) -> String {
+        format!("ws://{}/", self.local_addr)
+    }
+
+    /// Admit the agents, run `plan` on them, and return the merged outcome. `stop` (Ctrl-C)
+    /// before the start cancels the run; after the start it ramps every agent down and
+    /// still returns the merged outcome (marked interrupted).
+    pub fn run(self, plan: &Plan, stop: Arc<AtomicBool>) -> Result<RunOutcome, ClusterError> {
+        if plan.targets.is_empty() {
+            return Err(ClusterError::NoTarget);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClusterError::Runtime)?;
+        let url = self.url();
+        runtime.block_on(async move {
+            let listener =
+                tokio::net::TcpListener::from_std(self.listener).map_err(ClusterError::Runtime)?;
+            let (events_tx, events_rx) = mpsc::unbounded_channel();
+            let accept = tokio::spawn(link::accept_loop(
+                listener,
+                events_tx,
+                self.cfg.token.clone(),
+            ));
+            let mut state = State::new(plan, self.cfg, url, stop, events_rx);
+            let result = state.drive().await;
+            accept.abort();
+            state.flush().await;
+            result
+        })
+    }
+}
+
+/// One admitted agent.
+struct Slot {
+    id: usize,
+    conn: Option<u64>,
+    out: Option<mpsc::UnboundedSender<CoordMsg>>,
+    info: AgentInfo,
+    share: Option<Share>,
+    assigned_at: Option<Instant>,
+    ready: bool,
+    threads: usize,
+    rss_before: u64,
+    last_seq: u64,
+    /// Counters and histograms over the run; gauges as last reported.
+    totals: Snapshot,
+    gauges: Gauges,
+    peak_open: u64,
+    /// Established / failed since the last per-agent live line.
+    iv_established: u64,
+    finished: bool,
+    lost: Option<String>,
+    last_heard: Instant,
+    /// Global per-source index of each of the agent's pool positions.
+    source_index: Vec<usize>,
+}
+
+impl Slot {
+    fn label(&self) -> String {
+        format!("{} ({})", self.id, self.info.name)
+    }
+
+    fn send(&self, msg: CoordMsg) {
+        if let Some(out) = &self.out {
+            let _ = out.send(msg);
+        }
+    }
+
+    fn active(&self) -> bool {
+        !self.finished && self.lost.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Joining,
+    Assigned,
+    Running,
+    Stopping(Instant),
+}
+
+/// The coordinator's state, owned by one loop.
+struct State<'a> {
+    plan: &'a Plan,
+    wire: WirePlan,
+    plan_hash: String,
+    cfg: CoordinatorConfig,
+    url: String,
+    stop: Arc<AtomicBool>,
+    events: mpsc::UnboundedReceiver<Event>,
+    run_id: String,
+    slots: Vec<Slot>,
+    phase: Phase,
+    began: Instant,
+    assigned_at: Instant,
+    snapshot_every: Duration,
+    next_heartbeat: Instant,
+    // Running:
+    start: Instant,
+    started_at: SystemTime,
+    agg: Option<Aggregator>,
+    live: Option<Live>,
+    next_agent_lines: Instant,
+    sources: Vec<(String, SourceCounts)>,
+    interrupted: bool,
+    aborted_by_threshold: bool,
+}
+
+/// No hello within this long after the TCP connect: the connection is dropped.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Agents must answer `assign` within this long.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Extra time after the plan's end (or a stop) for agents to close and report.
+const FINISH_GRACE: Duration = Duration::from_secs(30);
+
+impl<'a> State<'a> {
+    fn new(
+        plan: &'a Plan,
+        mut cfg: CoordinatorConfig,
+        url: String,
+        stop: Arc<AtomicBool>,
+        events: mpsc::UnboundedReceiver<Event>,
+    ) -> Self {
+        let wire = WirePlan::from_plan(plan);
+        let plan_hash = wire.hash();
+        if cfg.live == LiveMode::Tty {
+            // Several lines per interval: a self-updating single line does not fit.
+            cfg.live = LiveMode::Lines;
+        }
+        let snapshot_every = cfg
+            .snapshot_every
+            .unwrap_or_else(|| plan.interval.min(Duration::from_secs(1)))
+            .max(Duration::from_millis(10));
+        let now = Instant::now();
+        State {
+            plan,
+            wire,
+            plan_hash,
+            cfg,
+            url,
+            stop,
+            events,
+            run_id: super::random_token(),
+            slots: Vec::new(),
+            phase: Phase::Joining,
+            began: now,
+            assigned_at: now,
+            snapshot_every,
+            next_heartbeat: now + Duration::from_secs(1),
+            start: now,
+            started_at: SystemTime::now(),
+            agg: None,
+            live: None,
+            next_agent_lines: now,
+            sources: Vec::new(),
+            interrupted: false,
+            aborted_by_threshold: false,
+        }
+    }
+
+    /// The main loop: until every agent finished or was lost.
+    async fn drive(&mut self) -> Result<RunOutcome, ClusterError> {
+        if self.cfg.verbose {
+            eprintln!(
+                "coordinator listening on {} — waiting for {} agent(s) (plan {})",
+                self.url,
+                self.cfg.agents,
+                &self.plan_hash[..12]
+            );
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(ev) => self.on_event(ev)?,
+                    None => return Err(ClusterError::Runtime(std::io::Error::other("the accept loop ended"))),
+                },
+                _ = tick.tick() => {}
+            }
+            if let Some(done) = self.on_tick()? {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// Give links a moment to deliver their last messages (`bye`, `stop`).
+    async fn flush(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.slots.iter().any(|s| s.conn.is_some()) {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(Event::Gone { conn, .. })) => {
+                    if let Some(s) = self.slots.iter_mut().find(|s| s.conn == Some(conn)) {
+                        s.conn = None;
+                        s.out = None;
+                    }
+                }
+                Ok(Some(Event::Joined { out, .. })) => {
+                    let _ = out.send(CoordMsg::Refused {
+                        reason: "the run is over".into(),
+                    });
+                }
+                Ok(Some(Event::Msg { .. })) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) -> Result<(), ClusterError> {
+        match ev {
+            Event::Joined {
+                conn,
+                peer,
+                hello,
+                out,
+            } => self.on_hello(conn, peer, hello, out),
+            Event::Msg { conn, msg } => self.on_msg(conn, msg),
+            Event::Gone { conn, reason } => {
+                self.on_gone(conn, reason);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_hello(
+        &mut self,
+        conn: u64,
+        peer: SocketAddr,
+        hello: Hello,
+        out: mpsc::UnboundedSender<CoordMsg>,
+    ) -> Result<(), ClusterError> {
+        let refuse = |reason: String| {
+            let _ = out.send(CoordMsg::Refused { reason });
+        };
+        if let Some(r) = &hello.resume {
+            let run_id = self.run_id.clone();
+            let Some(slot) = self
+                .slots
+                .iter_mut()
+                .find(|s| s.id == r.agent_id && r.run_id == run_id && s.lost.is_none())
+            else {
+                refuse(format!(
+                    "cannot resume: this coordinator does not know agent {} of run {} (it runs {})",
+                    r.agent_id, r.run_id, run_id
+                ));
+                return Ok(());
+            };
+            slot.conn = Some(conn);
+            slot.out = Some(out);
+            slot.last_heard = Instant::now();
+            slot.send(CoordMsg::Welcome {
+                protocol: PROTOCOL_VERSION,
+                agent_id: slot.id,
+                run_id,
+                plan_hash: self.plan_hash.clone(),
+                last_seq: slot.last_seq,
+            });
+            if self.cfg.verbose {
+                eprintln!("agent {} is back (from {peer})", slot.label());
+            }
+            return Ok(());
+        }
+        if self.phase != Phase::Joining || self.slots.len() >= self.cfg.agents {
+            refuse(format!(
+                "this run already has its {} agent(s) and {}",
+                self.cfg.agents,
+                if self.phase == Phase::Joining {
+                    "is about to start"
+                } else {
+                    "has started"
+                }
+            ));
+            return Ok(());
+        }
+        let id = self.slots.len() + 1;
+        let slot = Slot {
+            id,
+            conn: Some(conn),
+            out: Some(out),
+            info: hello.agent,
+            share: None,
+            assigned_at: None,
+            ready: false,
+            threads: 0,
+            rss_before: 0,
+            last_seq: 0,
+            totals: Snapshot::default(),
+            gauges: Gauges::default(),
+            peak_open: 0,
+            iv_established: 0,
+            finished: false,
+            lost: None,
+            last_heard: Instant::now(),
+            source_index: Vec::new(),
+        };
+        slot.send(CoordMsg::Welcome {
+            protocol: PROTOCOL_VERSION,
+            agent_id: id,
+            run_id: self.run_id.clone(),
+            plan_hash: self.plan_hash.clone(),
+            last_seq: 0,
+        });
+        if self.cfg.verbose {
+            let i = &slot.info;
+            eprintln!(
+                "agent {} joined from {peer}: host {}, {} core(s), RLIMIT_NOFILE {} → up to {} connections{}",
+                slot.label(),
+                i.host,
+                i.cores,
+                i.fd_soft,
+                i.max_connections,
+                if i.sources.is_empty() {
+                    String::new()
+                } else {
+                    format!(", own sources {}", join_ips(&i.sources))
+                }
+            );
+        }
+        self.slots.push(slot);
+        if self.slots.len() == self.cfg.agents {
+            self.assign()?;
+        }
+        Ok(())
+    }
+
+    /// Split the plan and send every agent its assignment.
+    fn assign(&mut self) -> Result<(), ClusterError> {
+        let caps: Vec<AgentCapacity> = self
+            .slots
+            .iter()
+            .map(|s| AgentCapacity {
+                host: s.info.host.clone(),
+                max_connections: s.info.max_connections,
+                own_sources: s.info.sources.clone(),
+            })
+            .collect();
+        let shares = match split::split(self.plan.peak_connections(), &self.plan.sources, &caps)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.broadcast_stop(&e.to_string());
+                return Err(e.into());
+            }
+        };
+        let now = Instant::now();
+        self.assigned_at = now;
+        // Global per-source rows: the plan's addresses first, then agents' own.
+        let mut labels: Vec<String> = Vec::new();
+        for (slot, share) in self.slots.iter_mut().zip(shares) {
+            let pool = crate::engine::source::SourcePool::new(share.sources.clone(), 1, 0);
+            slot.source_index = pool
+                .labels()
+                .into_iter()
+                .map(|l| match labels.iter().position(|x| *x == l) {
+                    Some(i) => i,
+                    None => {
+                        labels.push(l);
+                        labels.len() - 1
+                    }
+                })
+                .collect();
+            let msg = CoordMsg::Assign(Box::new(Assignment {
+                agent_id: slot.id,
+                plan: self.wire.clone(),
+                plan_hash: self.plan_hash.clone(),
+                slice_lo: share.slice.lo,
+                slice_hi: share.slice.hi,
+                connections: share.connections,
+                sources: share.sources.clone(),
+                snapshot_every: self.snapshot_every,
+            }));
+            slot.send(msg);
+            if self.cfg.verbose {
+                eprintln!(
+                    "agent {}: {} connection(s) at the peak{}",
+                    slot.label(),
+                    share.connections,
+                    if share.sources.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" from {}", join_ips(&share.sources))
+                    }
+                );
+            }
+            warn_port_budget(slot, &share, self.plan.targets.len());
+            slot.share = Some(share);
+            slot.assigned_at = Some(now);
+        }
+        self.sources = labels
+            .into_iter()
+            .map(|l| (l, SourceCounts::default()))
+            .collect();
+        self.phase = Phase::Assigned;
+        Ok(())
+    }
+
+    fn on_msg(&mut self, conn: u64, msg: AgentMsg) -> Result<(), ClusterError> {
+        let phase = self.phase;
+        let Some(idx) = self.slots.iter().position(|s| s.conn == Some(conn)) else {
+            return Ok(());
+        };
+        self.slots[idx].last_heard = Instant::now();
+        match msg {
+            AgentMsg::Hello(_) => {}
+            AgentMsg::Ready {
+                plan_hash,
+                threads,
+                rss_before_bytes,
+                warnings,
+            } => {
+                let slot = &mut self.slots[idx];
+                for w in &warnings {
+                    eprintln!("agent {}: preflight warning: {w}", slot.label());
+                }
+                if plan_hash != self.plan_hash {
+                    let agent = slot.label();
+                    self.broadcast_stop("an agent got a different plan");
+                    return Err(ClusterError::AgentFailed {
+                        agent,
+                        reason: format!(
+                            "plan hash mismatch: it runs {plan_hash}, the coordinator sent {}",
+                            self.plan_hash
+                        ),
+                    });
+                }
+                slot.ready = true;
+                slot.threads = threads;
+                slot.rss_before = rss_before_bytes;
+                if phase == Phase::Assigned && self.slots.iter().all(|s| s.ready) {
+                    self.start();
+                }
+            }
+            AgentMsg::Failed { reason } => {
+                let agent = self.slots[idx].label();
+                if matches!(phase, Phase::Joining | Phase::Assigned) {
+                    self.broadcast_stop(&format!("agent {agent} cannot run: {reason}"));
+                    return Err(ClusterError::AgentFailed { agent, reason });
+                }
+                self.mark_lost(idx, format!("failed: {reason}"));
+            }
+            AgentMsg::Snapshot {
+                seq,
+                last,
+                snapshot,
+            } => {
+                if seq <= self.slots[idx].last_seq {
+                    return Ok(()); // a resent snapshot we already hold
+                }
+                let snapshot = match snapshot.decode() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.mark_lost(idx, format!("sent an unreadable snapshot: {e}"));
+                        return Ok(());
+                    }
+                };
+                self.slots[idx].last_seq = seq;
+                self.apply(idx, snapshot);
+                if last {
+                    let slot = &mut self.slots[idx];
+                    slot.finished = true;
+                    slot.send(CoordMsg::Heartbeat { ack: seq });
+                    slot.send(CoordMsg::Bye);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merge one agent snapshot (deltas + current gauges).
+    fn apply(&mut self, idx: usize, mut s: Snapshot) {
+        let slot = &mut self.slots[idx];
+        for (i, c) in s.per_source.iter().enumerate() {
+            if let Some(&g) = slot.source_index.get(i)
+                && let Some((_, row)) = self.sources.get_mut(g)
+            {
+                row.merge(c);
+            }
+        }
+        s.per_source.clear();
+        let mut delta = s.clone();
+        delta.gauges = Gauges::default();
+        slot.totals.merge(&delta);
+        slot.iv_established += s.counters.established;
+        slot.gauges = s.gauges.clone();
+        slot.peak_open = slot.peak_open.max(s.gauges.open);
+        let Some(agg) = self.agg.as_mut() else {
+            return;
+        };
+        agg.add(idx, &s);
+        if self.plan.abort_on_fail && !self.aborted_by_threshold {
+            let peak = self.plan.peak_connections();
+            if let Some(t) = self
+                .plan
+                .thresholds
+                .iter()
+                .find(|t| crate::report::thresholds::cannot_be_met(t, &agg.totals, peak))
+            {
+                let reason = format!("threshold {} can no longer be met", t.expr);
+                self.aborted_by_threshold = true;
+                self.begin_stop(&reason);
+            }
+        }
+    }
+
+    fn on_gone(&mut self, conn: u64, reason: String) {
+        let phase = self.phase;
+        let orphan = self.cfg.orphan_timeout;
+        let Some(idx) = self.slots.iter().position(|s| s.conn == Some(conn)) else {
+            return;
+        };
+        let slot = &mut self.slots[idx];
+        slot.conn = None;
+        slot.out = None;
+        if phase == Phase::Joining {
+            if self.cfg.verbose {
+                eprintln!("agent {} left before the start ({reason})", slot.label());
+            }
+            self.slots.remove(idx);
+            for (i, s) in self.slots.iter_mut().enumerate() {
+                s.id = i + 1;
+            }
+            return;
+        }
+        if slot.active() && self.cfg.verbose {
+            eprintln!(
+                "agent {}: link lost ({reason}); waiting up to {orphan:?} for it to come back",
+                slot.label()
+            );
+        }
+    }
+
+    fn mark_lost(&mut self, idx: usize, reason: String) {
+        let slot = &mut self.slots[idx];
+        if !slot.active() {
+            return;
+        }
+        eprintln!(
+            "agent {} LOST: {reason}; its last snapshot is kept",
+            slot.label()
+        );
+        slot.lost = Some(reason.clone());
+        slot.send(CoordMsg::Stop {
+            reason: "declared lost by the coordinator".into(),
+        });
+        if self.cfg.abort_on_agent_loss && matches!(self.phase, Phase::Running) {
+            self.interrupted = true;
+            self.begin_stop(&format!(
+                "agent {} was lost and --abort-on-agent-loss is set",
+                self.slots[idx].label()
+            ));
+        }
+    }
+
+    /// Tell every agent to ramp down now.
+    fn begin_stop(&mut self, reason: &str) {
+        if matches!(self.phase, Phase::Stopping(_)) {
+            return;
+        }
+        self.broadcast_stop(reason);
+        self.phase = Phase::Stopping(Instant::now());
+    }
+
+    fn broadcast_stop(&self, reason: &str) {
+        for s in &self.slots {
+            s.send(CoordMsg::Stop {
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// Everyone is ready: send the common start instant.
+    fn start(&mut self) {
+        let lead = self.cfg.start_lead;
+        let now_sys = SystemTime::now();
+        let now = Instant::now();
+        let at = now_sys + lead;
+        self.start = now + lead;
+        self.started_at = at;
+        for s in &self.slots {
+            s.send(CoordMsg::Start {
+                at_unix_ns: super::wire::unix_ns(at),
+            });
+        }
+        let rss_before: u64 = self.slots.iter().map(|s| s.rss_before).sum();
+        self.agg = Some(Aggregator::new(self.slots.len(), 1, rss_before));
+        self.live = Some(Live::new(self.cfg.live, self.plan.interval, self.start));
+        self.next_agent_lines = self.start + self.plan.interval;
+        self.phase = Phase::Running;
+        if self.cfg.verbose {
+            eprintln!(
+                "all {} agent(s) ready: starting at {}",
+                self.slots.len(),
+                humantime::format_rfc3339_millis(at)
+            );
+        }
+    }
+
+    /// Periodic work; returns the outcome when the run is over.
+    fn on_tick(&mut self) -> Result<Option<RunOutcome>, ClusterError> {
+        let now = Instant::now();
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + Duration::from_secs(1);
+            for s in &self.slots {
+                s.send(CoordMsg::Heartbeat { ack: s.last_seq });
+            }
+        }
+        let stop = self.stop.load(Ordering::Relaxed);
+        match self.phase {
+            Phase::Joining => {
+                if stop {
+                    self.broadcast_stop("the coordinator was interrupted");
+                    return Err(ClusterError::Interrupted);
+                }
+                if now.duration_since(self.began) > self.cfg.join_timeout {
+                    self.broadcast_stop("not enough agents joined");
+                    return Err(ClusterError::NotEnoughAgents {
+                        joined: self.slots.len(),
+                        expected: self.cfg.agents,
+                        waited: self.cfg.join_timeout,
+                        url: self.url.clone(),
+                    });
+                }
+                Ok(None)
+            }
+            Phase::Assigned => {
+                if stop {
+                    self.broadcast_stop("the coordinator was interrupted");
+                    return Err(ClusterError::Interrupted);
+                }
+                let orphan = self.cfg.orphan_timeout;
+                if let Some(s) = self.slots.iter().find(|s| {
+                    (s.conn.is_none() && now.duration_since(s.last_heard) > orphan)
+                        || (!s.ready && now.duration_since(self.assigned_at) > READY_TIMEOUT)
+                }) {
+                    let (agent, reason) = (
+                        s.label(),
+                        if s.conn.is_none() {
+                            "link lost".to_string()
+                        } else {
+                            format!("no answer to its assignment within {READY_TIMEOUT:?}")
+                        },
+                    );
+                    self.broadcast_stop(&format!("agent {agent} left"));
+                    return Err(ClusterError::AgentLeft { agent, reason });
+                }
+                Ok(None)
+            }
+            Phase::Running | Phase::Stopping(_) => {
+                if stop && !self.interrupted && !self.aborted_by_threshold {
+                    self.interrupted = true;
+                    self.begin_stop("interrupted on the coordinator");
+                }
+                self.check_losses(now);
+                self.live_tick(false);
+                if self.slots.iter().all(|s| !s.active()) {
+                    return Ok(Some(self.finish()));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Declare agents lost: silent for longer than the orphan timeout, or not finished long
+    /// after the plan's end (or after a stop).
+    fn check_losses(&mut self, now: Instant) {
+        let orphan = self.cfg.orphan_timeout;
+        let overdue = match self.phase {
+            Phase::Stopping(since) => {
+                now > since + self.plan.close_timeout + self.plan.handshake_timeout + FINISH_GRACE
+            }
+            _ => {
+                now > self.start
+                    + self.plan.duration()
+                    + self.plan.close_timeout
+                    + self.plan.handshake_timeout
+                    + FINISH_GRACE
+            }
+        };
+        for idx in 0..self.slots.len() {
+            let s = &self.slots[idx];
+            if !s.active() {
+                continue;
+            }
+            let silent = now.duration_since(s.last_heard);
+            if silent > orphan {
+                let what = if s.conn.is_none() {
+                    "link lost"
+                } else {
+                    "silent"
+                };
+                self.mark_lost(idx, format!("{what} for {:.1}s", silent.as_secs_f64()));
+            } else if overdue {
+                self.mark_lost(idx, "did not finish in time".to_string());
+            }
+        }
+    }
+
+    fn live_tick(&mut self, final_: bool) {
+        let (Some(live), Some(agg)) = (self.live.as_mut(), self.agg.as_mut()) else {
+            return;
+        };
+        let clock = StageClock::new(self.plan.stages.clone());
+        live.tick(&clock, agg, self.plan.peak_connections(), final_);
+        let now = Instant::now();
+        if self.cfg.live == LiveMode::Quiet || (!final_ && now < self.next_agent_lines) {
+            return;
+        }
+        while self.next_agent_lines <= now {
+            self.next_agent_lines += self.plan.interval;
+        }
+        let span = self.plan.interval.as_secs_f64().max(1e-3);
+        let mut lines = String::new();
+        for s in &mut self.slots {
+            let state = match (&s.lost, s.finished) {
+                (Some(_), _) => " LOST",
+                (None, true) => " finished",
+                _ if s.conn.is_none() => " (link down)",
+                _ => "",
+            };
+            lines.push_str(&format!(
+                "    agent {:<3} {:<24} open {:>7} | +{:.0}/s | failed {} | dropped {} | rss {:.1} MiB{state}\n",
+                s.id,
+                truncate(&s.info.name, 24),
+                s.gauges.open,
+                s.iv_established as f64 / span,
+                s.totals.counters.failed,
+                s.totals.counters.dropped,
+                s.gauges.rss_bytes as f64 / (1 << 20) as f64,
+            ));
+            s.iv_established = 0;
+        }
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(lines.as_bytes());
+    }
+
+    /// Build the merged outcome.
+    fn finish(&mut self) -> RunOutcome {
+        self.live_tick(true);
+        let agg = self.agg.take().expect("running implies an aggregator");
+        let rows = self.live.take().map(Live::into_rows).unwrap_or_default();
+        let meta = OutcomeMeta {
+            started_at: self.started_at,
+            start: self.start,
+            duration: self.start.elapsed(),
+            embedded_gateway: false,
+            interrupted: self.interrupted,
+            threads: self.slots.iter().map(|s| s.threads).sum(),
+            rss_before_bytes: self.slots.iter().map(|s| s.rss_before).sum(),
+        };
+        let mut outcome = build_outcome(self.plan, agg, rows, meta);
+        outcome.aborted_by_threshold = self.aborted_by_threshold;
+        outcome.per_source = self
+            .sources
+            .iter()
+            .map(|(address, c)| SourceOutcome {
+                address: address.clone(),
+                established: c.established,
+                failed: c.failed,
+                addr_not_available: c.addr_not_available,
+            })
+            .collect();
+        outcome.agents = self
+            .slots
+            .iter()
+            .map(|s| {
+                let mut totals = s.totals.clone();
+                totals.gauges = s.gauges.clone();
+                AgentOutcome {
+                    id: s.id,
+                    name: s.info.name.clone(),
+                    host: s.info.host.clone(),
+                    sources: s
+                        .share
+                        .as_ref()
+                        .map(|sh| sh.sources.iter().map(|ip| ip.to_string()).collect())
+                        .unwrap_or_default(),
+                    planned_connections: s.share.as_ref().map_or(0, |sh| sh.connections),
+                    peak_open: s.peak_open,
+                    lost: s.lost.clone(),
+                    totals,
+                }
+            })
+            .collect();
+        for s in &self.slots {
+            s.send(CoordMsg::Bye);
+        }
+        outcome
+    }
+}
+
+/// Warn when an agent's connections exceed its source addresses' port budget.
+fn warn_port_budget(slot: &Slot, share: &Share, targets: usize) {
+    let Some((lo, hi)) = slot.info.port_range else {
+        return;
+    };
+    let ports = u64::from(hi.saturating_sub(lo)) + 1;
+    let addrs = share.sources.len().max(1) as u64;
+    let budget = ports * addrs * targets.max(1) as u64;
+    if share.connections > budget {
+        eprintln!(
+            "warning: agent {} gets {} connections but {} source address(es) × {} target(s) × {} \
+             ephemeral ports allow about {}; give it more source addresses (--source-ip) or widen \
+             net.ipv4.ip_local_port_range",
+            slot.label(),
+            share.connections,
+            addrs,
+            targets,
+            ports,
+            budget
+        );
+    }
+}
+
+fn join_ips(ips: &[std::net::IpAddr]) -> String {
+    let v: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+    v.join(",")
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}

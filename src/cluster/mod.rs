@@ -1,0 +1,147 @@
+//! Beyond one process and one host: one coordinator, many agents, one exactly-merged report.
+//!
+//! - [`wire`] — the control channel's typed, versioned messages (JSON over WebSocket) and
+//!   the plan as sent to agents ([`wire::WirePlan`]).
+//! - [`split`] — how a plan is divided: connections in proportion to each agent's capacity,
+//!   every agent its own source addresses.
+//! - [`coordinator`] — [`Coordinator`]: waits for N agents, splits, starts everyone at one
+//!   wall-clock instant, merges their snapshots with the same [`crate::metrics::Snapshot`]
+//!   merge that adds up engine shards, prints a global line and one line per agent, and
+//!   builds the [`crate::report::RunOutcome`] with `agents[]`.
+//! - [`agent`] — [`agent::run_agent`]: dials out (agents never listen), authenticates, runs
+//!   its slice on the engine's own threads, streams snapshots; stops its load when the
+//!   coordinator is gone for longer than the orphan timeout.
+//! - [`local`] — `wsscale run --processes N` and `wsscale serve --processes N`: the same
+//!   machinery over loopback, with child processes this process starts and reaps.
+//!
+//! The control plane is tokio + tokio-tungstenite on its own runtime; the engine stays on
+//! its own threads and talks to it through the engine's `observer` channel. Nothing here
+//! touches a socket under test.
+//!
+//! # Safety rules
+//!
+//! - An agent whose coordinator is silent (no heartbeat; one goes out every second) for
+//!   longer than `--orphan-timeout` sets its stop flag — the engine closes every connection
+//!   — and exits. It never keeps loading a gateway unattended. A short link loss is bridged:
+//!   the agent dials again and resends the snapshots the coordinator has not acknowledged.
+//! - Ctrl-C on the coordinator sends `stop` to every agent; they ramp down (close
+//!   everything), send their final snapshots, and the merged report is still written.
+//! - An agent that vanishes mid-run is reported `lost` (what it sent is kept); the run
+//!   goes on unless `--abort-on-agent-loss`.
+
+pub mod agent;
+pub mod coordinator;
+mod link;
+pub mod local;
+pub mod split;
+pub mod wire;
+
+pub use agent::{AgentConfig, AgentError, run_agent};
+pub use coordinator::{ClusterError, Coordinator, CoordinatorConfig};
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::plan::{Plan, Secret, Slice};
+
+/// The plan as one part (shard, process, agent) sees it: every stage target replaced by the
+/// part's share, so per-host checks (descriptors, ports, memory) apply to what it will hold.
+pub fn slice_view(plan: &Plan, slice: Slice) -> Plan {
+    let mut view = plan.clone();
+    for s in &mut view.stages {
+        s.target = slice.count(s.target as f64);
+    }
+    view
+}
+
+/// Read a token file: the whole file, one trailing newline trimmed; empty is an error.
+pub fn read_token_file(path: &Path) -> io::Result<Secret> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read the token file {}: {e}", path.display()),
+        )
+    })?;
+    let token = text.strip_suffix('\n').unwrap_or(&text);
+    let token = token.strip_suffix('\r').unwrap_or(token);
+    if token.trim().is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the token file {} is empty; put a shared secret in it, e.g. \
+                 `head -c 32 /dev/urandom | base64 > {}`",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(Secret(token.to_string()))
+}
+
+/// A random token (128 bits, hex).
+pub fn random_token() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+/// A token written to a fresh file (mode 0600) in the temporary directory; the file is
+/// removed on drop.
+#[derive(Debug)]
+pub struct TokenFile {
+    path: PathBuf,
+    token: Secret,
+}
+
+impl TokenFile {
+    pub fn create() -> io::Result<TokenFile> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let token = random_token();
+        let mut last = None;
+        for _ in 0..16 {
+            let path = std::env::temp_dir().join(format!(
+                "wsscale-token-{}-{:08x}",
+                std::process::id(),
+                fastrand::u32(..)
+            ));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(token.as_bytes())?;
+                    return Ok(TokenFile {
+                        path,
+                        token: Secret(token),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("cannot create a token file")))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn token(&self) -> &Secret {
+        &self.token
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`), `localhost` when unreadable.
+pub fn hostname() -> String {
+    crate::system::read_sysctl("kernel.hostname")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}

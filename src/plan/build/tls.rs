@@ -1,0 +1,41 @@
+//! The `--tls-*` flags → [`TlsSpec`], checked before any socket opens: the CA, client
+//! certificate and key files are loaded once here (the engine loads them again when it
+//! starts), and the SNI name must be a DNS name or an IP address.
+
+use super::super::error::{Origin, PlanError};
+use super::super::{Target, TlsSpec};
+use crate::cli::args::RunArgs;
+use crate::engine::tls::{ClientTls, TlsSetupError};
+
+/// TLS settings from the flags; validated when a target is `wss://`.
+pub(super) fn tls(args: &RunArgs, targets: &[Target]) -> Result<TlsSpec, PlanError> {
+    let spec = TlsSpec {
+        sni: args.tls_sni.clone(),
+        ca_files: args.tls_ca.clone(),
+        insecure: args.tls_insecure,
+        client_cert: args.tls_client_cert.clone(),
+        client_key: args.tls_client_key.clone(),
+        resume: args.tls_resume,
+    };
+    if let Err(e) = ClientTls::new(&spec, targets) {
+        let flag = match &e {
+            TlsSetupError::ServerName(_) => "--tls-sni",
+            TlsSetupError::NoCertificate { .. } | TlsSetupError::BadCa { .. }
+                if spec.client_cert.is_none() =>
+            {
+                "--tls-ca"
+            }
+            TlsSetupError::Read { what, .. } if what.contains("--tls-ca") => "--tls-ca",
+            TlsSetupError::Read { what, .. } if what.contains("--tls-client-key") => {
+                "--tls-client-key"
+            }
+            TlsSetupError::HalfClientAuth
+            | TlsSetupError::ClientAuth(_)
+            | TlsSetupError::Read { .. }
+            | TlsSetupError::NoCertificate { .. } => "--tls-client-cert",
+            _ => "--tls-ca",
+        };
+        return Err(Origin::Flag(flag).invalid(e.to_string()));
+    }
+    Ok(spec)
+}

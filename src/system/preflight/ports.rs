@@ -1,0 +1,246 @@
+//! Load-generator address checks: ephemeral-port capacity, the `--source-ip` addresses
+//! (each test-bound on this host), and the kernel's `IP_BIND_ADDRESS_NO_PORT`.
+
+use super::capacity::{
+    PORT_UTILISATION_PCT, has_bind_address_no_port, port_capacity, sources_needed, usable_ports,
+};
+use super::{Finding, HostFacts, Needs, Status};
+use crate::engine::source_spec::check_bindable;
+use crate::system::human::count;
+use crate::system::settings::k8s_lines;
+use crate::system::sysctl::parse_port_range;
+use crate::system::tune::PORT_RANGE;
+
+/// Source addresses listed by name in a failing finding before "… and N more".
+const LIST_AT_MOST: usize = 5;
+
+/// Ephemeral ports: source addresses × destinations × port-range size vs connections.
+pub fn ephemeral_ports(needs: &Needs, facts: &HostFacts) -> Finding {
+    let n = needs.connections;
+    let mut finding = Finding {
+        check: "ephemeral_ports",
+        name: "ephemeral ports".to_owned(),
+        status: Status::Pass,
+        scope: "netns",
+        found: String::new(),
+        needed: String::new(),
+        why: String::new(),
+        fix: Vec::new(),
+    };
+    let Some((lo, hi)) = facts
+        .get("net.ipv4.ip_local_port_range")
+        .and_then(|v| parse_port_range(v).ok())
+    else {
+        finding.status = Status::Warn;
+        finding.found = "net.ipv4.ip_local_port_range not readable".to_owned();
+        return finding;
+    };
+    let ports = u64::from(hi) - u64::from(lo) + 1;
+    let explicit = needs.sources.len() as u64;
+    let sources = explicit.max(1);
+    let d = needs.destinations;
+    let no_port = explicit == 0 || facts.kernel_version().is_none_or(has_bind_address_no_port);
+    let capacity = port_capacity(explicit, d, ports, no_port);
+    let usable = usable_ports(capacity);
+    let needed_capacity = n.saturating_mul(100).div_ceil(PORT_UTILISATION_PCT);
+    finding.found = if no_port {
+        format!(
+            "{} = {} source{} x {} destination{} x {} ports ({lo}-{hi})",
+            count(capacity),
+            count(sources),
+            if sources == 1 { "" } else { "s" },
+            count(d),
+            if d == 1 { "" } else { "s" },
+            count(ports),
+        )
+    } else {
+        format!(
+            "{} = {} sources x {} ports ({lo}-{hi}), no IP_BIND_ADDRESS_NO_PORT",
+            count(capacity),
+            count(sources),
+            count(ports),
+        )
+    };
+    finding.needed = format!(
+        ">= {} ({} at <= {PORT_UTILISATION_PCT}% use)",
+        count(needed_capacity),
+        count(n)
+    );
+    finding.why = format!(
+        "a TCP connection is unique per (source IP, source port, destination IP, destination \
+         port); {}. Above {PORT_UTILISATION_PCT}% use connect() scans a nearly full range and \
+         reconnects find ports still in TIME_WAIT; when it is full connect() fails with \
+         EADDRNOTAVAIL",
+        if explicit == 0 {
+            "without --source-ip the kernel uses one source address and picks the port per \
+             destination at connect time"
+        } else if no_port {
+            "with IP_BIND_ADDRESS_NO_PORT the port is picked per destination at connect time, so \
+             every (source, destination) pair offers the whole range"
+        } else {
+            "without IP_BIND_ADDRESS_NO_PORT (kernel < 4.2) bind() takes a port of a source \
+             address for all destinations"
+        }
+    );
+    if n <= usable {
+        return finding;
+    }
+    finding.status = if n <= capacity {
+        Status::Warn
+    } else {
+        Status::Fail
+    };
+    let per_pair = if no_port { d } else { 1 };
+    let wide = u64::from(PORT_RANGE.1) - u64::from(PORT_RANGE.0) + 1;
+    let range_value = format!("{} {}", PORT_RANGE.0, PORT_RANGE.1);
+    if ports < wide {
+        let wider = port_capacity(explicit, d, wide, no_port);
+        finding.fix.push(format!(
+            "widen the port range: {} (then {} connections{})",
+            crate::system::settings::sysctl_w("net.ipv4.ip_local_port_range", &range_value),
+            count(wider),
+            if n <= usable_ports(wider) {
+                ", enough"
+            } else {
+                ", still not enough alone"
+            }
+        ));
+        finding
+            .fix
+            .extend(k8s_lines("net.ipv4.ip_local_port_range", &range_value));
+    }
+    let k_now = sources_needed(n, per_pair, ports);
+    let k_wide = sources_needed(n, per_pair, ports.max(wide));
+    let k_text = if k_wide < k_now {
+        format!("{k_now} source addresses ({k_wide} with the wider range)")
+    } else {
+        format!("{k_now} source addresses")
+    };
+    if needs.loopback_only {
+        let k = if ports < wide { k_wide } else { k_now };
+        finding.fix.push(format!(
+            "and/or use {k_text}: every 127.0.0.0/8 address is a loopback source, e.g. \
+             --source-ip 127.0.0.1-127.0.0.{}",
+            k.min(254)
+        ));
+    } else {
+        finding.fix.push(format!(
+            "and/or use {k_text}: add them to the interface that reaches the gateway (`sudo ip \
+             addr add 10.0.0.11/24 dev eth0` ...) and pass --source-ip 10.0.0.10-10.0.0.N or \
+             --source-ip iface:eth0"
+        ));
+    }
+    finding.fix.push(
+        "or give the gateway more listening addresses or ports: each destination adds a full \
+         range per source address"
+            .to_owned(),
+    );
+    finding
+}
+
+/// Every `--source-ip` address must be bindable here (exist on a local interface).
+pub fn source_addresses(needs: &Needs) -> Finding {
+    let total = needs.sources.len();
+    let mut finding = Finding {
+        check: "source_addresses",
+        name: "source addresses".to_owned(),
+        status: Status::Pass,
+        scope: "host",
+        found: String::new(),
+        needed: "every --source-ip address bindable on this host".to_owned(),
+        why: "the engine binds each client socket to a source address before connecting; an \
+              address this host does not own fails with EADDRNOTAVAIL"
+            .to_owned(),
+        fix: Vec::new(),
+    };
+    if total == 0 {
+        finding.found = "none given: the kernel picks the source address".to_owned();
+        finding.needed = "-".to_owned();
+        return finding;
+    }
+    let bad: Vec<String> = needs
+        .sources
+        .iter()
+        .filter_map(|addr| check_bindable(*addr).err().map(|e| format!("{addr} ({e})")))
+        .collect();
+    if bad.is_empty() {
+        finding.found = format!(
+            "{} address{}, each bindable",
+            count(total as u64),
+            plural(total)
+        );
+        return finding;
+    }
+    finding.status = Status::Fail;
+    let mut listed = bad
+        .iter()
+        .take(LIST_AT_MOST)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if bad.len() > LIST_AT_MOST {
+        listed.push_str(&format!(" and {} more", bad.len() - LIST_AT_MOST));
+    }
+    finding.found = format!(
+        "{} of {} not bindable: {listed}",
+        count(bad.len() as u64),
+        count(total as u64)
+    );
+    finding.fix = vec![
+        "assign them to an interface: `sudo ip addr add ADDR/32 dev lo` for tests against this \
+         host, or to the NIC that reaches the gateway"
+            .to_owned(),
+        "or drop them from --source-ip (`ip -br addr` lists this host's addresses; \
+         --source-ip iface:eth0 takes them all)"
+            .to_owned(),
+    ];
+    finding
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "es" }
+}
+
+/// The kernel release, for `IP_BIND_ADDRESS_NO_PORT` (Linux 4.2).
+pub fn kernel(needs: &Needs, facts: &HostFacts) -> Finding {
+    let mut finding = Finding {
+        check: "kernel",
+        name: "kernel (IP_BIND_ADDRESS_NO_PORT)".to_owned(),
+        status: Status::Pass,
+        scope: "node",
+        found: facts
+            .kernel_release
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned()),
+        needed: ">= 4.2".to_owned(),
+        why: "IP_BIND_ADDRESS_NO_PORT (Linux 4.2) lets a bound source address reuse each port \
+              for every destination"
+            .to_owned(),
+        fix: Vec::new(),
+    };
+    match facts.kernel_version() {
+        Some(v) if has_bind_address_no_port(v) => {}
+        Some(_) if needs.sources.is_empty() => {
+            finding
+                .why
+                .push_str("; without --source-ip nothing is bound, so it does not matter");
+        }
+        Some(_) => {
+            finding.status = Status::Warn;
+            finding.why.push_str(
+                "; on this kernel each source address offers one port range in total, which the \
+                 ephemeral-port check accounts for",
+            );
+            finding
+                .fix
+                .push("upgrade the kernel, or add source addresses".to_owned());
+        }
+        None => {
+            finding.status = Status::Warn;
+            finding
+                .why
+                .push_str("; the kernel release could not be read");
+        }
+    }
+    finding
+}

@@ -1,0 +1,685 @@
+//! `wsscale preflight`: the capacity arithmetic, `/proc/sys` value parsing, the checks on
+//! synthetic hosts, the real binary on this host (limits read via getrlimit, never assumed),
+//! reachability against an in-process gateway, and the JSON output against the committed
+//! schema. `wsscale run` refusing an impossible plan is checked here too.
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use nix::sys::resource::{RLIM_INFINITY, Resource, getrlimit};
+use serde_json::Value;
+use wsscale::gateway::{GatewayConfig, GatewayHandle};
+use wsscale::plan::{Auth, JwtAlg, JwtPlacement, Plan, Secret, Stage, Target};
+use wsscale::system::host::SysctlAccess;
+use wsscale::system::human::count;
+use wsscale::system::limits::NofileLimits;
+use wsscale::system::preflight::capacity::*;
+use wsscale::system::preflight::{
+    Finding, HostFacts, Needs, Status, check_system, peak_rate, preflight, reach, render,
+    system_findings,
+};
+use wsscale::system::{Role, normalize_value, parse_numbers, parse_port_range, read_sysctl};
+
+const SCHEMA: &str = include_str!("../schema/preflight-v1.json");
+
+fn bin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wsscale"))
+        .args(args)
+        .output()
+        .expect("run the wsscale binary")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The hard `RLIMIT_NOFILE` of this test process (the binary inherits it).
+fn hard_limit() -> u64 {
+    getrlimit(Resource::RLIMIT_NOFILE).unwrap().1
+}
+
+/// A connection count that cannot fit one process here with the embedded gateway: 100,000,
+/// or more where the hard limit allows 100,000 (never assume this machine's 20,000).
+fn too_many_for_one_process() -> u64 {
+    let hard = hard_limit();
+    assert_ne!(
+        hard, RLIM_INFINITY,
+        "this test needs a finite hard RLIMIT_NOFILE"
+    );
+    if fds_needed(100_000, true) > hard {
+        100_000
+    } else {
+        hard
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Arithmetic.
+
+#[test]
+fn capacity_arithmetic() {
+    // (connections, embedded gateway, fds needed)
+    for (conns, embedded, fds) in [
+        (0, false, 64),
+        (500, false, 564),
+        (500, true, 1_064),
+        (100_000, true, 200_064),
+        (1_000_000, false, 1_000_064),
+        (u64::MAX, true, u64::MAX),
+    ] {
+        assert_eq!(fds_needed(conns, embedded), fds, "{conns} {embedded}");
+    }
+    // (fd limit, embedded, connections per process)
+    for (limit, embedded, per) in [
+        (20_000, false, 19_936),
+        (20_000, true, 9_968),
+        (1_048_576, false, 1_048_512),
+        (64, false, 0),
+        (10, true, 0),
+    ] {
+        assert_eq!(
+            conns_per_process(limit, embedded),
+            per,
+            "{limit} {embedded}"
+        );
+    }
+    for (conns, per, processes) in [
+        (100_000, 9_968, Some(11)),
+        (100_000, 19_936, Some(6)),
+        (19_936, 19_936, Some(1)),
+        (0, 100, Some(1)),
+        (5, 0, None),
+    ] {
+        assert_eq!(processes_needed(conns, per), processes, "{conns}/{per}");
+    }
+    // (sources, destinations, ports, IP_BIND_ADDRESS_NO_PORT, capacity)
+    for (s, d, ports, no_port, cap) in [
+        (0, 1, 28_232, true, 28_232),
+        (1, 1, 28_232, true, 28_232),
+        (4, 1, 28_232, true, 112_928),
+        (4, 3, 64_512, true, 774_144),
+        (4, 3, 64_512, false, 258_048),
+        (16, 1, 64_512, true, 1_032_192),
+    ] {
+        assert_eq!(port_capacity(s, d, ports, no_port), cap, "{s}x{d}x{ports}");
+    }
+    assert_eq!(usable_ports(28_232), 25_408);
+    // (connections, destinations, ports, sources needed)
+    for (conns, d, ports, sources) in [
+        (100_000, 1, 28_232, 4),
+        (100_000, 1, 64_512, 2),
+        (1_000_000, 1, 64_512, 18),
+        (1_000_000, 4, 64_512, 5),
+        (10, 1, 28_232, 1),
+    ] {
+        assert_eq!(
+            sources_needed(conns, d, ports),
+            sources,
+            "{conns} {d} {ports}"
+        );
+    }
+    assert_eq!(bytes_per_conn(false, false), 4198 + 1024);
+    assert_eq!(bytes_per_conn(false, true), 2 * 4198 + 1024 + 8192);
+    assert_eq!(bytes_per_conn(true, false), 4198 + 8192);
+    assert_eq!(CLIENT_BYTES_PER_CONN, 1024);
+    for (rate, backlog) in [
+        (0.0, 128),
+        (1_000.0, 128),
+        (10_000.0, 1_000),
+        (50_000.0, 5_000),
+    ] {
+        assert_eq!(backlog_needed(rate), backlog, "{rate}");
+    }
+    assert_eq!(netdev_backlog_needed(50_000.0, 2), 7_500);
+    assert_eq!(netdev_backlog_needed(100.0, 2), 1_000);
+    assert_eq!(conntrack_buckets_needed(100_000), 12_500);
+    assert!(has_bind_address_no_port((4, 2)));
+    assert!(has_bind_address_no_port((6, 18)));
+    assert!(!has_bind_address_no_port((4, 1)));
+    assert!(!has_bind_address_no_port((3, 10)));
+    assert_eq!(round_up_pow2(200_064), 262_144);
+    assert_eq!(round_up_pow2(1 << 20), 1 << 20);
+}
+
+#[test]
+fn arrival_rate_of_stages() {
+    let s = |secs: u64, target: u64| Stage {
+        duration: Duration::from_secs(secs),
+        target,
+    };
+    assert_eq!(peak_rate(&[s(10, 1000), s(30, 1000), s(5, 0)]), 100.0);
+    assert_eq!(peak_rate(&[s(10, 1000), s(1, 3000)]), 2000.0);
+    assert_eq!(
+        peak_rate(&[s(0, 500)]),
+        500.0,
+        "an instant jump counts over 1 s"
+    );
+    assert_eq!(peak_rate(&[]), 0.0);
+}
+
+// ---------------------------------------------------------------------------------------
+// /proc/sys value parsing.
+
+#[test]
+fn proc_sys_values_parse() {
+    assert_eq!(normalize_value("32768\t60999\n"), "32768 60999");
+    assert_eq!(
+        normalize_value("  4096\t131072\t6291456 "),
+        "4096 131072 6291456"
+    );
+    assert_eq!(
+        parse_numbers("4096\t131072\t6291456"),
+        Some(vec![4096, 131_072, 6_291_456])
+    );
+    assert_eq!(
+        parse_numbers("9223372036854775807"),
+        Some(vec![9_223_372_036_854_775_807])
+    );
+    assert_eq!(parse_numbers(""), None);
+    assert_eq!(parse_numbers("1 x"), None);
+    assert_eq!(parse_numbers("-1"), None);
+    // Live values have the shapes the checks expect.
+    for name in ["net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"] {
+        let v = parse_numbers(&read_sysctl(name).unwrap()).unwrap();
+        assert_eq!(v.len(), 3, "{name}: {v:?}");
+        assert!(v[0] <= v[1] && v[1] <= v[2], "{name}: {v:?}");
+    }
+    let range = read_sysctl("net.ipv4.ip_local_port_range").unwrap();
+    let (lo, hi) = parse_port_range(&range).unwrap();
+    assert!(lo <= hi);
+    let facts = HostFacts::read();
+    assert_eq!(
+        facts.get("net.ipv4.ip_local_port_range"),
+        Some(normalize_value(&range).as_str())
+    );
+    assert!(facts.num("fs.nr_open").is_some_and(|v| v >= 1024));
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert_eq!(facts.nofile.map(|l| l.hard), Some(hard));
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks on synthetic hosts.
+
+/// A roomy host at typical defaults.
+fn host() -> HostFacts {
+    let mut facts = HostFacts {
+        nofile: Some(NofileLimits {
+            soft: 1024,
+            hard: 524_288,
+        }),
+        cap_sys_resource: false,
+        kernel_release: Some("6.8.0-45-generic".to_owned()),
+        cores: 4,
+        mem_available: Some(16 << 30),
+        cgroup_memory: None,
+        initial_netns: true,
+        ..HostFacts::default()
+    };
+    for (k, v) in [
+        ("fs.file-max", "9223372036854775807"),
+        ("fs.file-nr", "1000 0 9223372036854775807"),
+        ("fs.nr_open", "1048576"),
+        ("fs.epoll.max_user_watches", "3000000"),
+        ("net.ipv4.ip_local_port_range", "1024 65535"),
+        ("net.ipv4.tcp_tw_reuse", "1"),
+        ("net.ipv4.tcp_timestamps", "1"),
+        ("net.ipv4.tcp_fin_timeout", "15"),
+        ("net.ipv4.tcp_max_tw_buckets", "2097152"),
+        ("net.ipv4.tcp_max_orphans", "262144"),
+        ("net.ipv4.tcp_mem", "786432 1048576 1572864"),
+        ("net.core.somaxconn", "65535"),
+        ("net.ipv4.tcp_max_syn_backlog", "65535"),
+        ("net.core.netdev_max_backlog", "16384"),
+        ("net.ipv4.tcp_rmem", "4096 16384 6291456"),
+        ("net.ipv4.tcp_wmem", "4096 16384 4194304"),
+    ] {
+        facts.sysctls.insert(k.to_owned(), v.to_owned());
+    }
+    facts
+}
+
+fn needs(connections: u64) -> Needs {
+    Needs {
+        role: Role::Loadgen,
+        connections,
+        embedded_gateway: false,
+        destinations: 1,
+        sources: Vec::new(),
+        loopback_only: false,
+        peak_rate: 1000.0,
+        graceful_close: true,
+    }
+}
+
+fn find<'a>(findings: &'a [Finding], check: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.check == check)
+        .unwrap_or_else(|| panic!("no finding {check}: {findings:#?}"))
+}
+
+#[test]
+fn a_tuned_host_passes_everything() {
+    let findings = system_findings(&needs(50_000), &host());
+    let bad: Vec<_> = findings
+        .iter()
+        .filter(|f| f.status != Status::Pass)
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn soft_limit_below_need_passes_when_the_hard_limit_allows_it() {
+    let f = system_findings(&needs(50_000), &host());
+    let nofile = find(&f, "nofile");
+    assert_eq!(nofile.status, Status::Pass);
+    assert!(
+        nofile.why.contains("raises the soft limit"),
+        "{}",
+        nofile.why
+    );
+}
+
+#[test]
+fn hard_limit_without_cap_sys_resource_recommends_processes() {
+    let mut facts = host();
+    facts.nofile = Some(NofileLimits {
+        soft: 4096,
+        hard: 4096,
+    });
+    let mut n = needs(10_000);
+    n.embedded_gateway = true;
+    let f = system_findings(&n, &facts);
+    let nofile = find(&f, "nofile");
+    assert_eq!(nofile.status, Status::Fail);
+    assert!(
+        nofile.why.contains("4,096 cannot be raised"),
+        "{}",
+        nofile.why
+    );
+    assert!(nofile.why.contains("CAP_SYS_RESOURCE"), "{}", nofile.why);
+    // (4096 − 64) / 2 = 2016 per process → 5 processes; 4032 alone → 3.
+    let fixes = nofile.fix.join("\n");
+    assert!(fixes.contains("--processes 5"), "{fixes}");
+    assert!(fixes.contains("--processes 3"), "{fixes}");
+    assert!(fixes.contains("LimitNOFILE=32768"), "{fixes}");
+    assert!(fixes.contains("--ulimit nofile=32768:32768"), "{fixes}");
+}
+
+#[test]
+fn hard_limit_with_cap_sys_resource_says_ulimit_and_nr_open() {
+    let mut facts = host();
+    facts.cap_sys_resource = true;
+    facts.nofile = Some(NofileLimits {
+        soft: 1024,
+        hard: 1024,
+    });
+    facts
+        .sysctls
+        .insert("fs.nr_open".to_owned(), "1048576".to_owned());
+    let f = system_findings(&needs(2_000_000), &facts);
+    let nofile = find(&f, "nofile");
+    assert_eq!(nofile.status, Status::Fail);
+    let fixes = nofile.fix.join("\n");
+    assert!(fixes.contains("ulimit -Hn 2097152"), "{fixes}");
+    assert!(fixes.contains("sysctl -w fs.nr_open="), "{fixes}");
+    assert_eq!(find(&f, "fs.nr_open").status, Status::Fail);
+}
+
+#[test]
+fn ports_memory_conntrack_and_epoll_fail_with_their_fixes() {
+    let mut facts = host();
+    facts
+        .sysctls
+        .insert("net.ipv4.ip_local_port_range".into(), "32768 60999".into());
+    facts
+        .sysctls
+        .insert("fs.epoll.max_user_watches".into(), "100000".into());
+    facts
+        .sysctls
+        .insert("net.netfilter.nf_conntrack_max".into(), "65536".into());
+    facts
+        .sysctls
+        .insert("net.netfilter.nf_conntrack_count".into(), "1000".into());
+    facts
+        .sysctls
+        .insert("net.netfilter.nf_conntrack_buckets".into(), "16384".into());
+    facts.access.insert(
+        "net.netfilter.nf_conntrack_max".into(),
+        SysctlAccess::ReadOnly("test".into()),
+    );
+    facts.mem_available = Some(100 << 20);
+    let mut n = needs(200_000);
+    n.loopback_only = true;
+    let f = system_findings(&n, &facts);
+
+    let ports = find(&f, "ephemeral_ports");
+    assert_eq!(ports.status, Status::Fail);
+    assert!(
+        ports.found.starts_with("28,232 = 1 source"),
+        "{}",
+        ports.found
+    );
+    let fixes = ports.fix.join("\n");
+    assert!(
+        fixes.contains("net.ipv4.ip_local_port_range=\"1024 65535\""),
+        "{fixes}"
+    );
+    assert!(fixes.contains("securityContext:"), "{fixes}");
+    // 200,000 / (64,512 × 0.9) → 4 loopback sources with the wide range.
+    assert!(fixes.contains("--source-ip 127.0.0.1-127.0.0.4"), "{fixes}");
+
+    assert_eq!(find(&f, "fs.epoll.max_user_watches").status, Status::Fail);
+    let conntrack = find(&f, "net.netfilter.nf_conntrack_max");
+    assert_eq!(conntrack.status, Status::Fail);
+    assert!(conntrack.needed.contains("201,000"), "{}", conntrack.needed);
+    assert!(
+        conntrack.fix[0].contains("cannot change it"),
+        "{:?}",
+        conntrack.fix
+    );
+    assert_eq!(
+        find(&f, "net.netfilter.nf_conntrack_buckets").status,
+        Status::Warn
+    );
+    let memory = find(&f, "memory");
+    assert_eq!(memory.status, Status::Fail);
+    assert!(
+        memory.why.contains("200,000 connections x"),
+        "{}",
+        memory.why
+    );
+}
+
+#[test]
+fn a_child_network_namespace_names_the_node_settings() {
+    let mut facts = host();
+    facts.initial_netns = false;
+    for k in [
+        "net.ipv4.tcp_mem",
+        "net.ipv4.tcp_max_orphans",
+        "net.core.netdev_max_backlog",
+    ] {
+        facts.sysctls.remove(k);
+    }
+    let mut n = needs(1000);
+    n.role = Role::Gateway;
+    let f = system_findings(&n, &facts);
+    for check in [
+        "net.ipv4.tcp_mem",
+        "net.ipv4.tcp_max_orphans",
+        "net.core.netdev_max_backlog",
+    ] {
+        let finding = find(&f, check);
+        assert_eq!(finding.status, Status::Warn, "{finding:#?}");
+        assert!(
+            finding.found.contains("child network namespace"),
+            "{finding:#?}"
+        );
+        assert!(finding.why.contains("belongs to the node"), "{finding:#?}");
+    }
+    // conntrack not visible, not a failure.
+    assert_eq!(
+        find(&f, "net.netfilter.nf_conntrack_max").status,
+        Status::Pass
+    );
+}
+
+#[test]
+fn close_settings_warn_only_at_scale() {
+    let mut facts = host();
+    facts
+        .sysctls
+        .insert("net.ipv4.tcp_fin_timeout".into(), "60".into());
+    facts
+        .sysctls
+        .insert("net.ipv4.tcp_tw_reuse".into(), "2".into());
+    let small = system_findings(&needs(500), &facts);
+    assert_eq!(
+        find(&small, "net.ipv4.tcp_fin_timeout").status,
+        Status::Pass
+    );
+    let big = system_findings(&needs(50_000), &facts);
+    assert_eq!(find(&big, "net.ipv4.tcp_fin_timeout").status, Status::Warn);
+    // tw_reuse = 2 covers loopback targets only.
+    assert_eq!(find(&big, "net.ipv4.tcp_tw_reuse").status, Status::Warn);
+    let mut loopback = needs(50_000);
+    loopback.loopback_only = true;
+    let f = system_findings(&loopback, &facts);
+    assert_eq!(find(&f, "net.ipv4.tcp_tw_reuse").status, Status::Pass);
+}
+
+#[test]
+fn source_addresses_are_test_bound() {
+    let mut n = needs(100);
+    n.sources = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    let f = system_findings(&n, &host());
+    assert_eq!(find(&f, "source_addresses").status, Status::Pass);
+    // TEST-NET-3, never assigned to a host.
+    n.sources.push("203.0.113.77".parse::<IpAddr>().unwrap());
+    let f = system_findings(&n, &host());
+    let s = find(&f, "source_addresses");
+    assert_eq!(s.status, Status::Fail);
+    assert!(
+        s.found.contains("1 of 3 not bindable: 203.0.113.77"),
+        "{}",
+        s.found
+    );
+    // An old kernel without IP_BIND_ADDRESS_NO_PORT: capacity is per source, not per pair.
+    let mut old = host();
+    old.kernel_release = Some("4.1.0".into());
+    let mut n = needs(100);
+    n.sources = vec!["127.0.0.2".parse().unwrap()];
+    n.destinations = 3;
+    let f = system_findings(&n, &old);
+    assert_eq!(find(&f, "kernel").status, Status::Warn);
+    assert!(
+        find(&f, "ephemeral_ports")
+            .found
+            .starts_with("64,512 = 1 sources")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The real binary on this host.
+
+#[test]
+fn too_many_connections_fail_on_open_files_naming_the_hard_limit_and_processes() {
+    let n = too_many_for_one_process();
+    let out = bin(&["preflight", "-c", &n.to_string()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}\n{}", stderr(&out));
+    let line = text
+        .lines()
+        .find(|l| l.contains("open files (RLIMIT_NOFILE)"))
+        .unwrap_or_else(|| panic!("no open files line:\n{text}"));
+    assert!(line.starts_with("FAIL"), "{line}");
+    let hard = count(hard_limit());
+    assert!(line.contains(&format!("hard {hard}")), "{line}");
+    assert!(text.contains(&format!("hard limit {hard}")), "{text}");
+    assert!(text.contains("--processes"), "{text}");
+    assert!(text.contains("exit 2"), "{text}");
+}
+
+#[test]
+fn five_hundred_connections_pass() {
+    let out = bin(&["preflight", "-c", "500"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(!text.lines().any(|l| l.starts_with("FAIL")), "{text}");
+    assert!(text.contains("embedded gateway"), "{text}");
+}
+
+#[test]
+fn run_refuses_an_impossible_plan_with_the_preflight_explanation() {
+    let n = too_many_for_one_process();
+    let out = bin(&["run", "-c", &n.to_string(), "--ramp", "1s", "--hold", "1s"]);
+    let err = stderr(&out);
+    assert!(
+        matches!(out.status.code(), Some(1) | Some(2)),
+        "{:?}\n{err}",
+        out.status
+    );
+    assert!(err.contains("the plan cannot run on this host"), "{err}");
+    assert!(err.contains("open files (RLIMIT_NOFILE)"), "{err}");
+    assert!(
+        err.contains(&format!("hard limit {}", count(hard_limit()))),
+        "{err}"
+    );
+    assert!(err.contains("--processes"), "{err}");
+    assert!(err.contains("--skip-preflight"), "{err}");
+    assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+}
+
+// ---------------------------------------------------------------------------------------
+// Reachability.
+
+fn plan_for(addr: SocketAddr) -> Plan {
+    Plan::with_defaults(
+        vec![Target::ws(addr, "/ws")],
+        vec![Stage {
+            duration: Duration::from_secs(1),
+            target: 10,
+        }],
+    )
+}
+
+#[test]
+fn reachability_passes_against_the_embedded_gateway() {
+    let gw =
+        GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1).unwrap();
+    let plan = plan_for(gw.local_addr());
+    let (findings, probes) = reach::check_targets(&plan, &[]);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].status, Status::Pass, "{:#?}", findings[0]);
+    assert!(
+        findings[0].found.contains("upgrade 101 in"),
+        "{}",
+        findings[0].found
+    );
+    let probe = &probes[0];
+    assert!(
+        probe.connect_ms.is_some() && probe.upgrade_ms.is_some(),
+        "{probe:?}"
+    );
+    assert_eq!(probe.dns_ms, None, "an IP literal needs no DNS");
+}
+
+#[test]
+fn reachability_uses_the_plans_auth() {
+    let secret = Secret("preflight-secret".to_owned());
+    let config = GatewayConfig {
+        jwt_secret: Some(secret.clone()),
+        ..GatewayConfig::default()
+    };
+    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), config, 1).unwrap();
+    let mut plan = plan_for(gw.local_addr());
+    let (findings, _) = reach::check_targets(&plan, &[]);
+    assert_eq!(findings[0].status, Status::Fail);
+    assert!(
+        findings[0].found.contains("HTTP 401"),
+        "{}",
+        findings[0].found
+    );
+    assert!(findings[0].fix[0].contains("auth"), "{:?}", findings[0].fix);
+
+    plan.handshake.auth = Auth::Jwt {
+        alg: JwtAlg::HS256,
+        key: secret,
+        claims: serde_json::json!({"sub": "user-{conn}", "exp": "{now+3600}"}),
+        placement: JwtPlacement::Header,
+    };
+    let (findings, _) = reach::check_targets(&plan, &[]);
+    assert_eq!(findings[0].status, Status::Pass, "{:#?}", findings[0]);
+}
+
+#[test]
+fn reachability_fails_against_a_closed_port() {
+    let addr = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }; // closed again here
+    let plan = plan_for(addr);
+    let (findings, probes) = reach::check_targets(&plan, &[]);
+    assert_eq!(findings[0].status, Status::Fail);
+    assert!(
+        findings[0].found.contains("TCP connect"),
+        "{}",
+        findings[0].found
+    );
+    assert!(
+        findings[0].fix[0].contains("wsscale serve"),
+        "{:?}",
+        findings[0].fix
+    );
+    assert_eq!(probes[0].status, Status::Fail);
+}
+
+#[test]
+fn no_target_means_the_embedded_gateway() {
+    let plan = Plan::with_defaults(
+        Vec::new(),
+        vec![Stage {
+            duration: Duration::from_secs(1),
+            target: 10,
+        }],
+    );
+    let (findings, probes) = reach::check_targets(&plan, &[]);
+    assert_eq!(findings[0].status, Status::Pass);
+    assert!(findings[0].found.contains("embedded gateway"));
+    assert!(probes.is_empty());
+    assert!(check_system(&plan, Role::Loadgen).needs.embedded_gateway);
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON.
+
+fn validator() -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(SCHEMA).expect("schema is JSON");
+    jsonschema::meta::validate(&schema).expect("schema is a valid JSON Schema");
+    jsonschema::draft202012::new(&schema).expect("schema compiles")
+}
+
+fn assert_valid(v: &jsonschema::Validator, doc: &Value) {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
+#[test]
+fn json_output_matches_the_schema() {
+    let v = validator();
+    for (n, code) in [(500, 0), (too_many_for_one_process(), 2)] {
+        let out = bin(&["preflight", "-c", &n.to_string(), "--json"]);
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        assert_valid(&v, &doc);
+        assert_eq!(doc["exit_code"], code);
+        assert_eq!(doc["connections"], n);
+        assert_eq!(doc["host"]["nofile_hard"], hard_limit());
+    }
+    // With probed targets (one passing, one closed) and the gateway role.
+    let gw =
+        GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1).unwrap();
+    let mut plan = plan_for(gw.local_addr());
+    plan.targets
+        .push(Target::ws("127.0.0.1:1".parse().unwrap(), "/"));
+    let report = preflight(&plan, Role::Loadgen, &[]);
+    let doc = render::json(&report);
+    assert_valid(&v, &doc);
+    assert_eq!(doc["targets"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["targets"][0]["status"], "pass");
+    assert_eq!(doc["targets"][1]["status"], "fail");
+    assert_valid(&v, &render::json(&preflight(&plan, Role::Gateway, &[])));
+    // A document with an extra field is rejected: the schema is closed.
+    let mut extra = doc.clone();
+    extra["surprise"] = Value::Bool(true);
+    assert!(!v.is_valid(&extra));
+}
