@@ -22,6 +22,7 @@ use wsscale::system::preflight::{
 use wsscale::system::{Role, normalize_value, parse_numbers, parse_port_range, read_sysctl};
 
 const SCHEMA: &str = include_str!("../schema/preflight-v1.json");
+const DOC: &str = include_str!("../docs/preflight.md");
 
 fn bin(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wsscale"))
@@ -253,6 +254,7 @@ fn needs(connections: u64) -> Needs {
         loopback_only: false,
         peak_rate: 1000.0,
         graceful_close: true,
+        processes: 1,
     }
 }
 
@@ -303,12 +305,43 @@ fn hard_limit_without_cap_sys_resource_recommends_processes() {
         nofile.why
     );
     assert!(nofile.why.contains("CAP_SYS_RESOURCE"), "{}", nofile.why);
-    // (4096 − 64) / 2 = 2016 per process → 5 processes; 4032 alone → 3.
+    // One process with the gateway inside: (4096 − 64) / 2 = 2016. With --processes the
+    // gateway runs in its own processes: 4032 per process → 3 processes.
+    assert!(
+        nofile.why.contains("at most 2,016 connections"),
+        "{}",
+        nofile.why
+    );
     let fixes = nofile.fix.join("\n");
-    assert!(fixes.contains("--processes 5"), "{fixes}");
-    assert!(fixes.contains("--processes 3"), "{fixes}");
+    assert!(
+        fixes.contains("--processes 3 (3 processes of at most 4,032"),
+        "{fixes}"
+    );
     assert!(fixes.contains("LimitNOFILE=32768"), "{fixes}");
     assert!(fixes.contains("--ulimit nofile=32768:32768"), "{fixes}");
+
+    // Following the advice: 3 processes of 3,334 connections (gateway in its own processes).
+    n.processes = 3;
+    let f = system_findings(&n, &facts);
+    let nofile = find(&f, "nofile");
+    assert_eq!(nofile.status, Status::Pass, "{nofile:#?}");
+    assert!(
+        nofile.needed.starts_with("3,398 descriptors"),
+        "{}",
+        nofile.needed
+    );
+    // Host-wide needs still count both sides of every connection.
+    assert_eq!(find(&f, "fs.epoll.max_user_watches").needed, ">= 20,000");
+
+    // A plan that only needs the gateway moved out of the process says so.
+    n.processes = 1;
+    n.connections = 3_000;
+    let f = system_findings(&n, &facts);
+    let fixes = find(&f, "nofile").fix.join("\n");
+    assert!(
+        fixes.contains("run the gateway in its own process"),
+        "{fixes}"
+    );
 }
 
 #[test]
@@ -371,8 +404,11 @@ fn ports_memory_conntrack_and_epoll_fail_with_their_fixes() {
         "{fixes}"
     );
     assert!(fixes.contains("securityContext:"), "{fixes}");
-    // 200,000 / (64,512 × 0.9) → 4 loopback sources with the wide range.
-    assert!(fixes.contains("--source-ip 127.0.0.1-127.0.0.4"), "{fixes}");
+    // 200,000 / (28,232 × 0.9) → 8 loopback sources; 4 with the wide range (64,512 × 0.9).
+    assert!(
+        fixes.contains("--source-ip 127.0.0.1-127.0.0.8 (or 127.0.0.1-127.0.0.4)"),
+        "{fixes}"
+    );
 
     assert_eq!(find(&f, "fs.epoll.max_user_watches").status, Status::Fail);
     let conntrack = find(&f, "net.netfilter.nf_conntrack_max");
@@ -599,6 +635,38 @@ fn reachability_uses_the_plans_auth() {
 }
 
 #[test]
+fn reachability_covers_wss_with_the_plans_tls_settings() {
+    let server = wsscale::gateway::tls::self_signed(&["127.0.0.1".to_owned()]).unwrap();
+    let config = GatewayConfig {
+        tls: Some(server.config.clone()),
+        ..GatewayConfig::default()
+    };
+    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), config, 1).unwrap();
+    let mut plan = plan_for(gw.local_addr());
+    let target = &mut plan.targets[0];
+    target.tls = true;
+    target.url = target.url.replacen("ws://", "wss://", 1);
+    // Untrusted self-signed certificate: the TLS step fails and says how to trust it.
+    let (findings, probes) = reach::check_targets(&plan, &[]);
+    assert_eq!(findings[0].status, Status::Fail, "{:#?}", findings[0]);
+    assert!(findings[0].found.contains("TLS"), "{}", findings[0].found);
+    assert!(
+        findings[0].fix[0].contains("--tls-ca"),
+        "{:?}",
+        findings[0].fix
+    );
+    assert_eq!(probes[0].upgrade_ms, None);
+    // Trusting its certificate: TLS and the upgrade succeed.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &server.cert_pem).unwrap();
+    plan.tls.ca_files = vec![ca];
+    let (findings, probes) = reach::check_targets(&plan, &[]);
+    assert_eq!(findings[0].status, Status::Pass, "{:#?}", findings[0]);
+    assert!(probes[0].tls_ms.is_some() && probes[0].upgrade_ms.is_some());
+}
+
+#[test]
 fn reachability_fails_against_a_closed_port() {
     let addr = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -678,8 +746,30 @@ fn json_output_matches_the_schema() {
     assert_eq!(doc["targets"][0]["status"], "pass");
     assert_eq!(doc["targets"][1]["status"], "fail");
     assert_valid(&v, &render::json(&preflight(&plan, Role::Gateway, &[])));
+    // Every field is documented.
+    let mut keys = Vec::new();
+    collect_keys(&doc, &mut keys);
+    for key in keys {
+        assert!(
+            DOC.contains(&format!("`{key}`")),
+            "JSON field {key} is not documented in docs/preflight.md"
+        );
+    }
     // A document with an extra field is rejected: the schema is closed.
     let mut extra = doc.clone();
     extra["surprise"] = Value::Bool(true);
     assert!(!v.is_valid(&extra));
+}
+
+fn collect_keys(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                out.push(k.clone());
+                collect_keys(child, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_keys(i, out)),
+        _ => {}
+    }
 }

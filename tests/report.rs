@@ -85,6 +85,7 @@ fn sample() -> RunOutcome {
         embedded_gateway: false,
         interrupted: false,
         sources_exhausted: false,
+        tls_insecure: false,
         threads: 2,
         totals,
         peak_open: 1000,

@@ -173,6 +173,7 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         embedded_gateway: false,
         interrupted: false,
         sources_exhausted: false,
+        tls_insecure: false,
         threads: 1,
         totals,
         peak_open,

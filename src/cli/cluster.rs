@@ -115,7 +115,12 @@ pub struct CoordinatorArgs {
     pub run: RunArgs,
 
     /// Address agents dial (they never listen themselves)
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7070", help_heading = "Coordinator")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:7070",
+        help_heading = "Coordinator"
+    )]
     pub listen: SocketAddr,
 
     /// Number of agents to wait for before starting
@@ -214,6 +219,7 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
         let mut opts = LocalOptions::new(n as usize, exe);
         opts.live = LiveMode::detect();
+        opts.skip_preflight = a.skip_preflight;
         let (plan, outcome) = run_processes(plan, &opts, stop)?;
         return crate::cli::run::finish(&plan, &outcome);
     }
@@ -264,7 +270,9 @@ fn start_instant(t: SystemTime) -> anyhow::Result<Instant> {
 /// `wsscale coordinator`.
 pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     if a.run.processes.is_some() || a.run.shard.is_some() || a.run.start_at.is_some() {
-        bail!("--processes, --shard and --start-at are for `wsscale run`; a coordinator splits the plan over its agents itself");
+        bail!(
+            "--processes, --shard and --start-at are for `wsscale run`; a coordinator splits the plan over its agents itself"
+        );
     }
     if a.agents == 0 {
         bail!("--agents 0: a coordinator needs at least one agent");
@@ -295,8 +303,8 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
 /// `wsscale agent`.
 pub fn agent_command(a: &AgentArgs) -> anyhow::Result<i32> {
     let token = crate::cluster::read_token_file(&a.token_file)?;
-    let sources: Vec<IpAddr> = crate::engine::source_spec::parse_sources(&a.source_ips)
-        .context("bad --source-ip")?;
+    let sources: Vec<IpAddr> =
+        crate::engine::source_spec::parse_sources(&a.source_ips).context("bad --source-ip")?;
     let stop = crate::cli::run::install_signals()?;
     let mut cfg = AgentConfig::new(a.coordinator.clone(), token);
     cfg.name = a.name.clone();
@@ -389,12 +397,7 @@ pub fn serve_processes_command(a: &ServeArgs, n: usize) -> anyhow::Result<i32> {
         extra.extend(["--echo-delay".into(), format!("{}us", d.as_micros()).into()]);
     }
     if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
-        extra.extend([
-            "--tls-cert".into(),
-            c.into(),
-            "--tls-key".into(),
-            k.into(),
-        ]);
+        extra.extend(["--tls-cert".into(), c.into(), "--tls-key".into(), k.into()]);
     }
     let stop = crate::cli::run::install_signals()?;
     let exe = std::env::current_exe().context("cannot find the wsscale executable")?;

@@ -15,13 +15,15 @@ use crate::cli::args::{PreflightArgs, RunArgs, TuneArgs};
 use crate::plan::build::build_plan;
 use crate::plan::{Plan, PlanError};
 use crate::system::host::in_initial_netns;
-use crate::system::preflight::{self, Unresolved, render};
+use crate::system::preflight::{self, Needs, Unresolved, render};
 use crate::system::tune::{self, DEFAULT_CONNECTIONS, apply};
 
 /// `wsscale preflight`; returns the exit code.
 pub fn preflight_command(args: &PreflightArgs) -> anyhow::Result<i32> {
     let (plan, unresolved) = build_for_preflight(&args.run)?;
-    let report = preflight::preflight(&plan, args.role, &unresolved);
+    let mut needs = Needs::from_plan(&plan, args.role);
+    needs.processes = args.run.processes.unwrap_or(1).max(1);
+    let report = preflight::preflight_needs(&plan, needs, &unresolved);
     if args.json {
         let doc = serde_json::to_string_pretty(&render::json(&report))
             .context("cannot serialize the preflight report")?;

@@ -67,10 +67,13 @@ pub fn run_part_to_outcome(
     start_at: Option<Instant>,
 ) -> anyhow::Result<(Plan, RunOutcome)> {
     system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
+    if slice != Slice::WHOLE {
+        // A part runs its share as a plan of its own (see `cluster::slice_view`).
+        plan = crate::cluster::slice_view(&plan, slice);
+    }
     let embedded = plan.targets.is_empty();
     if !skip_preflight {
-        let view = crate::cluster::slice_view(&plan, slice);
-        let checks = system::preflight::check_system(&view, system::Role::Loadgen);
+        let checks = system::preflight::check_system(&plan, system::Role::Loadgen);
         if checks.failed() {
             bail!(checks.refusal());
         }
@@ -95,11 +98,13 @@ pub fn run_part_to_outcome(
         probe_targets(&plan)?;
         None
     };
+    if plan.tls.insecure && plan.targets.iter().any(|t| t.tls) {
+        eprintln!("warning: {}", report::text::TLS_INSECURE_NOTE);
+    }
 
     let mut opts = RunOptions::new(stop);
     opts.live = LiveMode::detect();
     opts.embedded_gateway = embedded;
-    opts.slice = slice;
     opts.start_at = start_at;
     let outcome = engine::run(&plan, &opts).context("the engine failed")?;
     Ok((plan, outcome))

@@ -121,6 +121,9 @@ pub struct AgentRun {
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Longest a frame may take to go out on the control link.
+const SEND_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Join the coordinator at `cfg.coordinator`, run the assigned slice, return its outcome.
 /// `stop` (Ctrl-C) ends the load early; the final snapshot is still sent.
 pub fn run_agent(cfg: &AgentConfig, stop: Arc<AtomicBool>) -> Result<AgentRun, AgentError> {
@@ -329,11 +332,16 @@ impl<'a> Agent<'a> {
         self.send_text(text).await;
     }
 
+    /// Send on the link; a link that fails or cannot take a frame within [`SEND_TIMEOUT`]
+    /// (a coordinator that stopped reading) is dropped, so the loop never stalls and the
+    /// orphan rule keeps working.
     async fn send_text(&mut self, text: String) {
-        if let Some(ws) = self.ws.as_mut()
-            && ws.send(Message::text(text)).await.is_err()
-        {
-            self.ws = None;
+        if let Some(ws) = self.ws.as_mut() {
+            let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::text(text))).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                self.ws = None;
+                self.next_dial = Instant::now() + Duration::from_millis(200);
+            }
         }
     }
 
@@ -377,11 +385,7 @@ impl<'a> Agent<'a> {
     /// Check and accept an assignment: plan hash, capacity, source addresses.
     async fn on_assign(&mut self, a: Box<Assignment>) -> Result<(), AgentError> {
         self.agent_id = a.agent_id;
-        let threads = self
-            .cfg
-            .threads
-            .unwrap_or_else(crate::system::cores)
-            .max(1);
+        let threads = self.cfg.threads.unwrap_or_else(crate::system::cores).max(1);
         let check = || -> Result<(Plan, Vec<String>), String> {
             if a.plan.hash() != a.plan_hash {
                 return Err(format!(
@@ -406,18 +410,19 @@ impl<'a> Agent<'a> {
                     )
                 })?;
             }
-            let plan = a
-                .plan
-                .to_plan(a.sources.clone(), threads)
-                .map_err(|e| e.to_string())?;
-            let mut warnings = Vec::new();
-            if self.cfg.preflight {
-                let slice = Slice {
+            // The agent runs its share as a plan of its own (see `slice_view`).
+            let plan = super::slice_view(
+                &a.plan
+                    .to_plan(a.sources.clone(), threads)
+                    .map_err(|e| e.to_string())?,
+                Slice {
                     lo: a.slice_lo,
                     hi: a.slice_hi,
-                };
-                let view = super::slice_view(&plan, slice);
-                let checks = preflight::check_system(&view, crate::system::Role::Loadgen);
+                },
+            );
+            let mut warnings = Vec::new();
+            if self.cfg.preflight {
+                let checks = preflight::check_system(&plan, crate::system::Role::Loadgen);
                 if checks.failed() {
                     return Err(format!(
                         "preflight checks on host {} failed:\n{}",
@@ -490,10 +495,6 @@ impl<'a> Agent<'a> {
             .map_err(|e| AgentError::Engine(EngineError::Thread(e)))?;
         let mut opts = RunOptions::new(self.stop.clone());
         opts.live = self.cfg.live;
-        opts.slice = Slice {
-            lo: a.slice_lo,
-            hi: a.slice_hi,
-        };
         opts.snapshot_every = a.snapshot_every;
         opts.start_at = Some(start);
         opts.observer = Some(obs_tx);
@@ -516,7 +517,7 @@ impl<'a> Agent<'a> {
         let text = AgentMsg::Snapshot {
             seq: self.seq,
             last,
-            snapshot: WireSnapshot::encode(s),
+            snapshot: Box::new(WireSnapshot::encode(s)),
         }
         .to_text();
         self.unacked.push_back((self.seq, text.clone()));
@@ -560,7 +561,16 @@ impl<'a> Agent<'a> {
             if self.engine.is_none() {
                 self.hello.resume = None;
             }
-            match dial(&self.cfg.coordinator, &self.hello).await {
+            // Never dial for longer than the orphan rule allows: the check below must run.
+            let budget = self
+                .cfg
+                .orphan_timeout
+                .saturating_sub(now.duration_since(self.last_contact))
+                .clamp(Duration::from_millis(100), Duration::from_secs(3));
+            let dialed = tokio::time::timeout(budget, dial(&self.cfg.coordinator, &self.hello))
+                .await
+                .unwrap_or_else(|_| Err(DialError::Io("timed out".into())));
+            match dialed {
                 Ok((ws, agent_id, _, last_seq)) => {
                     self.ws = Some(ws);
                     self.last_contact = Instant::now();
@@ -590,6 +600,7 @@ impl<'a> Agent<'a> {
                 Err(DialError::Io(_)) => {}
             }
         }
+        let now = Instant::now();
         if !self.orphaned && now.duration_since(self.last_contact) > self.cfg.orphan_timeout {
             self.orphan(&format!(
                 "no word from the coordinator for {:.1}s",

@@ -348,7 +348,7 @@ impl<'a> State<'a> {
                 peer,
                 hello,
                 out,
-            } => self.on_hello(conn, peer, hello, out),
+            } => self.on_hello(conn, peer, *hello, out),
             Event::Msg { conn, msg } => self.on_msg(conn, msg),
             Event::Gone { conn, reason } => {
                 self.on_gone(conn, reason);
@@ -469,8 +469,7 @@ impl<'a> State<'a> {
                 own_sources: s.info.sources.clone(),
             })
             .collect();
-        let shares = match split::split(self.plan.peak_connections(), &self.plan.sources, &caps)
-        {
+        let shares = match split::split(self.plan.peak_connections(), &self.plan.sources, &caps) {
             Ok(s) => s,
             Err(e) => {
                 self.broadcast_stop(&e.to_string());

@@ -26,7 +26,7 @@ pub(crate) enum Event {
     Joined {
         conn: u64,
         peer: SocketAddr,
-        hello: Hello,
+        hello: Box<Hello>,
         out: mpsc::UnboundedSender<CoordMsg>,
     },
     Msg {
@@ -124,7 +124,7 @@ async fn serve(
         .send(Event::Joined {
             conn,
             peer,
-            hello,
+            hello: Box::new(hello),
             out: out_tx,
         })
         .is_err()

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::coordinator::{ClusterError, Coordinator, CoordinatorConfig};
 use super::TokenFile;
+use super::coordinator::{ClusterError, Coordinator, CoordinatorConfig};
 use crate::engine::LiveMode;
 use crate::plan::{Plan, Target};
 use crate::report::RunOutcome;
@@ -44,6 +44,8 @@ pub struct LocalOptions {
     pub live: LiveMode,
     /// Agents stop this long after losing this process.
     pub orphan_timeout: Duration,
+    /// Agents skip the preflight checks on their shares.
+    pub skip_preflight: bool,
 }
 
 impl LocalOptions {
@@ -53,6 +55,7 @@ impl LocalOptions {
             exe,
             live: LiveMode::Quiet,
             orphan_timeout: Duration::from_secs(3),
+            skip_preflight: false,
         }
     }
 }
@@ -208,7 +211,7 @@ pub fn run_processes(
     let threads = per_child_threads_of(plan.threads, n);
     let mut agents = Children::default();
     for i in 0..n {
-        let args: Vec<OsString> = vec![
+        let mut args: Vec<OsString> = vec![
             "agent".into(),
             "--coordinator".into(),
             url.clone().into(),
@@ -224,6 +227,9 @@ pub fn run_processes(
             "30s".into(),
             "--quiet".into(),
         ];
+        if opts.skip_preflight {
+            args.push("--skip-preflight".into());
+        }
         let child = spawn(&opts.exe, &args, Stdio::null()).map_err(ClusterError::Spawn)?;
         agents.0.push(child);
     }

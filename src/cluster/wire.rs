@@ -71,13 +71,15 @@ pub enum AgentMsg {
     },
     /// The agent cannot run its assignment (address not on this host, not enough
     /// descriptors, engine error); the coordinator aborts the run with this message.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     Snapshot {
         /// 1, 2, 3, … per agent; resent snapshots keep their number.
         seq: u64,
         /// The agent's final snapshot: its engine has finished.
         last: bool,
-        snapshot: WireSnapshot,
+        snapshot: Box<WireSnapshot>,
     },
 }
 
@@ -136,16 +138,22 @@ pub enum CoordMsg {
         last_seq: u64,
     },
     /// Not admitted: wrong token, wrong protocol version, run full. Never changes shape.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Assign(Box<Assignment>),
     Start {
         /// The first stage starts at this wall-clock time (ns since the Unix epoch).
         at_unix_ns: u64,
     },
     /// Sent every second; also acknowledges snapshots up to `ack` (inclusive).
-    Heartbeat { ack: u64 },
+    Heartbeat {
+        ack: u64,
+    },
     /// Ramp down now (close everything), send the final snapshot, then wait for `bye`.
-    Stop { reason: String },
+    Stop {
+        reason: String,
+    },
     /// The final snapshot arrived; the agent may exit.
     Bye,
 }
@@ -458,7 +466,9 @@ impl WirePlan {
         plan.socket_sndbuf = self.socket_sndbuf;
         let t = &self.traffic;
         plan.traffic = Traffic {
-            ping: t.ping.map(|(interval, timeout)| PingSpec { interval, timeout }),
+            ping: t
+                .ping
+                .map(|(interval, timeout)| PingSpec { interval, timeout }),
             heartbeat: t.heartbeat.as_ref().map(|hb| HeartbeatSpec {
                 text: hb.text.clone(),
                 interval: hb.interval,

@@ -17,6 +17,7 @@
 pub mod conn;
 pub mod jwt;
 pub mod live;
+pub mod precise;
 pub mod shard;
 pub mod source;
 pub mod source_spec;
@@ -135,6 +136,8 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     let mut finished = 0;
     // Set when --abort-on-fail stopped the run (then it is not an interruption).
     let mut aborted = false;
+    let planned_attempts =
+        crate::report::thresholds::planned_attempts(&plan).unwrap_or(u64::MAX);
     let mut next_forward = Instant::now() + opts.snapshot_every;
     while finished < threads {
         match rx.recv_timeout(Duration::from_millis(50)) {
@@ -146,11 +149,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
                 if plan.abort_on_fail
                     && !aborted
                     && plan.thresholds.iter().any(|t| {
-                        crate::report::thresholds::cannot_be_met(
-                            t,
-                            &agg.totals,
-                            plan.peak_connections(),
-                        )
+                        crate::report::thresholds::cannot_be_met(t, &agg.totals, planned_attempts)
                     })
                 {
                     aborted = true;
@@ -246,6 +245,7 @@ pub fn build_outcome(
         embedded_gateway: meta.embedded_gateway,
         interrupted: meta.interrupted,
         sources_exhausted: agg.sources_exhausted_seen,
+        tls_insecure: plan.tls.insecure && plan.targets.iter().any(|t| t.tls),
         threads: meta.threads,
         peak_open: agg.peak_open,
         peak_reached_after: agg.peak_at.saturating_duration_since(meta.start),

@@ -46,6 +46,21 @@ impl<T: Copy> TimerWheel<T> {
         self.len += 1;
     }
 
+    /// The earliest tick at or after the cursor, looking at most `window` ticks ahead, that
+    /// has an entry due. `None` when nothing is due within the window.
+    pub fn next_due(&self, window: u64) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.slots.len() as u64 - 1;
+        let end = self.cursor + window.min(mask);
+        (self.cursor..=end).find(|&t| {
+            self.slots[(t & mask) as usize]
+                .iter()
+                .any(|(tick, _)| *tick <= t)
+        })
+    }
+
     /// Move every entry with tick ≤ `now` into `out`, in tick order per slot.
     pub fn expire(&mut self, now: u64, out: &mut Vec<T>) {
         if self.len == 0 {
@@ -99,6 +114,20 @@ mod tests {
         w.expire(20, &mut out);
         assert_eq!(out, vec!['c']);
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn next_due_looks_ahead_within_a_window() {
+        let mut w = TimerWheel::new(16);
+        assert_eq!(w.next_due(10), None);
+        w.insert(5, 'a');
+        w.insert(21, 'b'); // same slot as 5, one revolution later
+        assert_eq!(w.next_due(10), Some(5));
+        assert_eq!(w.next_due(3), None);
+        let mut out = Vec::new();
+        w.expire(5, &mut out);
+        assert_eq!(w.next_due(10), None, "b is not due before tick 21");
+        assert_eq!(w.next_due(15), Some(21));
     }
 
     #[test]

@@ -52,11 +52,10 @@
 //! timeout in `TlsHandshaking` to `tls_handshake_timeout`.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{
@@ -85,9 +84,7 @@ pub enum TlsSetupError {
         path: PathBuf,
         reason: String,
     },
-    #[error(
-        "{path} contains no PEM certificate (expected \"-----BEGIN CERTIFICATE-----\" blocks)"
-    )]
+    #[error("{path} contains no PEM certificate (expected \"-----BEGIN CERTIFICATE-----\" blocks)")]
     NoCertificate { path: PathBuf },
     #[error("the CA certificate in {path} is not usable as a trust anchor: {reason}")]
     BadCa { path: PathBuf, reason: String },
@@ -97,9 +94,7 @@ pub enum TlsSetupError {
     HalfClientAuth,
     #[error("the client certificate and key cannot be used together: {0}")]
     ClientAuth(rustls::Error),
-    #[error(
-        "{0:?} is not a valid TLS server name; give a DNS name or an IP address to --tls-sni"
-    )]
+    #[error("{0:?} is not a valid TLS server name; give a DNS name or an IP address to --tls-sni")]
     ServerName(String),
     #[error("cannot set up TLS: {0}")]
     Config(rustls::Error),
@@ -151,14 +146,21 @@ pub struct ClientTls {
 
 impl ClientTls {
     /// Build the client configuration for `targets`; `None` when no target is `wss://`.
-    pub fn new(spec: &TlsSpec, targets: &[Target]) -> Result<Option<Arc<ClientTls>>, TlsSetupError> {
+    pub fn new(
+        spec: &TlsSpec,
+        targets: &[Target],
+    ) -> Result<Option<Arc<ClientTls>>, TlsSetupError> {
         if !targets.iter().any(|t| t.tls) {
             return Ok(None);
         }
         let config = client_config(spec)?;
         let names = targets
             .iter()
-            .map(|t| t.tls.then(|| server_name(t, spec.sni.as_deref())).transpose())
+            .map(|t| {
+                t.tls
+                    .then(|| server_name(t, spec.sni.as_deref()))
+                    .transpose()
+            })
             .collect::<Result<_, _>>()?;
         Ok(Some(Arc::new(ClientTls {
             config,
@@ -229,7 +231,10 @@ pub fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, TlsSetupError>
 /// The name sent as SNI and verified against the certificate: `sni` if given, else the host
 /// of the target URL (an IP literal is verified against the certificate's IP addresses and
 /// sends no SNI, as RFC 6066 requires).
-pub fn server_name(target: &Target, sni: Option<&str>) -> Result<ServerName<'static>, TlsSetupError> {
+pub fn server_name(
+    target: &Target,
+    sni: Option<&str>,
+) -> Result<ServerName<'static>, TlsSetupError> {
     let host = match sni {
         Some(s) => s.to_string(),
         None => url_host(&target.url).unwrap_or_else(|| target.addr.ip().to_string()),
@@ -297,9 +302,7 @@ impl ServerCertVerifier for NoVerification {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -318,12 +321,20 @@ struct ServerSessions {
 }
 
 impl TicketStore {
-    fn with<R>(&self, name: &ServerName<'_>, f: impl FnOnce(&mut ServerSessions) -> R) -> Option<R> {
+    fn with<R>(
+        &self,
+        name: &ServerName<'_>,
+        f: impl FnOnce(&mut ServerSessions) -> R,
+    ) -> Option<R> {
         let mut map = self.servers.lock().unwrap_or_else(|p| p.into_inner());
         map.get_mut(&name.to_owned()).map(f)
     }
 
-    fn with_entry<R>(&self, name: ServerName<'static>, f: impl FnOnce(&mut ServerSessions) -> R) -> R {
+    fn with_entry<R>(
+        &self,
+        name: ServerName<'static>,
+        f: impl FnOnce(&mut ServerSessions) -> R,
+    ) -> R {
         let mut map = self.servers.lock().unwrap_or_else(|p| p.into_inner());
         f(map.entry(name).or_default())
     }
@@ -355,7 +366,11 @@ impl ClientSessionStore for TicketStore {
         self.with(server_name, |s| s.tls12 = None);
     }
 
-    fn insert_tls13_ticket(&self, server_name: ServerName<'static>, value: Tls13ClientSessionValue) {
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
         self.with_entry(server_name, |s| {
             if s.tls13.len() >= TICKETS_PER_SERVER {
                 s.tls13.pop_front();
@@ -364,7 +379,10 @@ impl ClientSessionStore for TicketStore {
         });
     }
 
-    fn take_tls13_ticket(&self, server_name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
         // Newest first: the oldest tickets are the likeliest to have expired.
         self.with(server_name, |s| s.tls13.pop_back()).flatten()
     }
@@ -453,83 +471,21 @@ pub fn decrypt(
     Ok(out)
 }
 
-/// Why a blocking TLS probe failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
-    #[error("TCP connect failed: {0}")]
-    Connect(io::Error),
-    #[error("TLS handshake failed: {0}")]
-    Tls(rustls::Error),
-    #[error("TLS handshake did not complete: {0}")]
-    Io(io::Error),
-}
-
-/// What a successful probe learned.
-#[derive(Debug, Clone)]
-pub struct ProbeInfo {
-    pub version: Option<rustls::ProtocolVersion>,
-    pub cipher_suite: Option<rustls::CipherSuite>,
-    /// Time from TCP connected to handshake complete.
-    pub handshake: Duration,
-}
-
-/// One blocking TCP connect + TLS handshake to `target` (index `index` in the plan) within
-/// `timeout`: the reachability check of `wsscale run` for `wss://` targets, so a wrong CA, a
-/// name mismatch or a gateway that does not speak TLS is an error before the run.
-pub fn probe(
-    tls: &ClientTls,
-    index: usize,
-    target: &Target,
-    timeout: Duration,
-) -> Result<ProbeInfo, ProbeError> {
-    let mut sock = TcpStream::connect_timeout(&target.addr, timeout).map_err(ProbeError::Connect)?;
-    sock.set_read_timeout(Some(timeout)).map_err(ProbeError::Io)?;
-    sock.set_write_timeout(Some(timeout)).map_err(ProbeError::Io)?;
-    let start = Instant::now();
-    let mut conn = tls.connect(index).map_err(ProbeError::Tls)?;
-    while conn.is_handshaking() {
-        match conn.complete_io(&mut sock) {
-            Ok(_) => {}
-            Err(e) => {
-                // complete_io wraps rustls errors in io::Error; recover them for the message.
-                let inner = e
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<rustls::Error>())
-                    .cloned();
-                return Err(match inner {
-                    Some(t) => ProbeError::Tls(t),
-                    None => ProbeError::Io(e),
-                });
-            }
-        }
-    }
-    let handshake = start.elapsed();
-    conn.send_close_notify();
-    let _ = conn.complete_io(&mut sock);
-    Ok(ProbeInfo {
-        version: conn.protocol_version(),
-        cipher_suite: conn.negotiated_cipher_suite().map(|s| s.suite()),
-        handshake,
-    })
-}
-
-/// Drain a reader that is known to hold data into a vector (test helper for in-memory pairs).
-#[cfg(test)]
-fn pump(from: &mut impl FnMut(&mut Vec<u8>), to: &mut impl FnMut(&[u8])) -> usize {
-    let mut buf = Vec::new();
-    from(&mut buf);
-    let n = buf.len();
-    if n > 0 {
-        to(&buf);
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rustls::ServerConnection;
-    use std::io::Read as _;
+
+    /// Move what `from` produces to `to`; returns how many bytes moved.
+    fn pump(from: &mut impl FnMut(&mut Vec<u8>), to: &mut impl FnMut(&[u8])) -> usize {
+        let mut buf = Vec::new();
+        from(&mut buf);
+        let n = buf.len();
+        if n > 0 {
+            to(&buf);
+        }
+        n
+    }
 
     struct Pki {
         ca_pem: String,
@@ -665,7 +621,7 @@ mod tests {
         let mut rest = [0u8; 1];
         assert_eq!(
             client.reader().read(&mut rest).unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
+            std::io::ErrorKind::WouldBlock
         );
 
         // close_notify is reported.
@@ -757,13 +713,25 @@ mod tests {
     }
 
     #[test]
-    fn ticket_store_is_single_use_and_bounded() {
-        let store = TicketStore::default();
+    fn ticket_store_hands_out_each_ticket_once() {
+        let p = pki(&["localhost"]);
+        let (spec, _f) = spec_with_ca(&p.ca_pem);
+        let store = Arc::new(TicketStore::default());
+        let mut config = (*client_config(&spec).unwrap()).clone();
+        config.resumption = Resumption::store(store.clone());
+        let config = Arc::new(config);
         let name = ServerName::try_from("localhost").unwrap();
         assert_eq!(store.tickets(&name), 0);
-        assert!(store.take_tls13_ticket(&name).is_none());
-        store.set_kx_hint(name.clone(), NamedGroup::X25519);
-        assert_eq!(store.kx_hint(&name), Some(NamedGroup::X25519));
+        let mut counts = Vec::new();
+        for _ in 0..3 {
+            let mut client = ClientConnection::new(config.clone(), name.clone()).unwrap();
+            let mut server = ServerConnection::new(p.server.clone()).unwrap();
+            handshake(&mut client, &mut server).unwrap();
+            counts.push(store.tickets(&name));
+        }
+        // The server sends 2 tickets per connection; each resumption uses up one.
+        assert_eq!(counts, [2, 3, 4]);
+        assert!(store.kx_hint(&name).is_some());
     }
 
     #[test]
@@ -780,7 +748,10 @@ mod tests {
     #[test]
     fn setup_errors_name_the_problem() {
         let no_targets = ClientTls::new(&TlsSpec::default(), &[target("ws://a/")]).unwrap();
-        assert!(no_targets.is_none(), "no TLS set-up without a wss:// target");
+        assert!(
+            no_targets.is_none(),
+            "no TLS set-up without a wss:// target"
+        );
         let half = TlsSpec {
             client_cert: Some("/nonexistent".into()),
             ..Default::default()

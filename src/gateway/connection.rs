@@ -204,8 +204,14 @@ async fn delayed_echo<S: AsyncRead + AsyncWrite + Unpin>(
         let next_due = pending.front().map(|(due, _)| *due);
         tokio::select! {
             biased;
-            () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
-                let Some((_, message)) = pending.pop_front() else { continue };
+            () = sleep_until(early(next_due)), if next_due.is_some() => {
+                let Some((due, message)) = pending.pop_front() else { continue };
+                // tokio's timer has 1 ms granularity and rounds up; we woke up to 1 ms
+                // early on purpose and yield until the exact instant, so the delay the
+                // latency-accuracy benchmark compares against is the configured one.
+                while Instant::now() < due {
+                    tokio::task::yield_now().await;
+                }
                 GatewayStats::incr(&stats.messages_echoed);
                 if ws.send(message).await.is_err() {
                     return;
@@ -221,6 +227,16 @@ async fn delayed_echo<S: AsyncRead + AsyncWrite + Unpin>(
             else => return,
         }
     }
+}
+
+/// When to wake for an echo due at `due`: one timer tick early (see `delayed_echo`).
+fn early(due: Option<Instant>) -> Instant {
+    let now = Instant::now();
+    due.map_or(now, |d| {
+        d.checked_sub(Duration::from_millis(1))
+            .unwrap_or(d)
+            .max(now)
+    })
 }
 
 fn is_data(message: &Message) -> bool {

@@ -22,8 +22,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use super::{Counters, DropReason, FailureKind, Gauges, Histograms, Snapshot, SourceCounts};
 use super::new_histogram;
+use super::{Counters, DropReason, FailureKind, Gauges, Histograms, Snapshot, SourceCounts};
 
 /// Why a serialized snapshot or histogram could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +224,10 @@ pub fn parse_drop_label(label: &str) -> Option<DropReason> {
 
 /// The inverse of [`FailureKind::label`].
 pub fn parse_failure_label(label: &str) -> Option<FailureKind> {
-    FailureKind::ALL.iter().copied().find(|k| k.label() == label)
+    FailureKind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.label() == label)
 }
 
 #[cfg(test)]
@@ -238,10 +241,13 @@ mod tests {
             .lines()
             .filter_map(|l| {
                 let rest = l.strip_prefix("    ")?;
-                if rest.starts_with(' ') {
-                    return None;
-                }
-                Some(rest.split(':').next()?.trim().to_string())
+                let name = rest.split(':').next()?.trim();
+                let ident = !rest.starts_with(' ')
+                    && !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit());
+                ident.then(|| name.to_string())
             })
             .collect()
     }

@@ -16,8 +16,10 @@
 //! so consumers can read `connections.failures.refused` without checking for its presence.
 //! The `http_status` failure category is refined into one `http_status_<code>` entry per code
 //! seen; HTTP-status failures not attributed to a code (should not happen) appear as
-//! `http_status_other`, so the categories always sum to `connections.failed`. Drops carry one
-//! `close_<code>` entry per close code seen.
+//! `http_status_other`, so the categories always sum to `connections.failed`. Likewise the
+//! `tls_alert` category is refined into one `tls_alert_<name>` entry per alert received
+//! (`tls_alert_certificate_required`, `tls_alert_unknown_ca`, …; `tls_alert_other` if one
+//! could not be attributed). Drops carry one `close_<code>` entry per close code seen.
 //!
 //! Values that can be missing are `null`, never a made-up zero: `messages.lost_rate` when
 //! nothing was sent, `thresholds[].measured` when the metric had no data. A progressive run
@@ -30,7 +32,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::metrics::{DropReason, FailureKind};
+use crate::metrics::{DropReason, FailureKind, tls_alert_name};
 
 use super::outcome::RunOutcome;
 
@@ -98,10 +100,13 @@ pub struct JsonReport {
     pub aborted_by_threshold: bool,
     pub embedded_gateway: bool,
     pub sources_exhausted: bool,
+    /// True when `wss://` server certificates were NOT verified (`--tls-insecure`).
+    pub tls_insecure: bool,
     pub threads: usize,
     pub targets: Vec<String>,
     pub stages: Vec<JsonStage>,
     pub connections: JsonConnections,
+    pub tls: JsonTls,
     pub timings: JsonTimings,
     pub messages: JsonMessages,
     pub heartbeats: JsonHeartbeats,
@@ -157,10 +162,21 @@ pub struct JsonSource {
     pub addr_not_available: u64,
 }
 
+/// TLS handshakes of `wss://` connections (all 0 for `ws://` runs).
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonTls {
+    /// TLS handshakes completed.
+    pub handshakes: u64,
+    /// Of those, handshakes that resumed an earlier session (`--tls-resume`).
+    pub resumed: u64,
+}
+
 /// Latencies: connection set-up, and traffic on held connections.
 #[derive(Debug, Clone, Serialize)]
 pub struct JsonTimings {
     pub tcp_connect_ms: Percentiles,
+    /// TCP connected to TLS handshake complete (`wss://` only).
+    pub tls_handshake_ms: Percentiles,
     pub ws_handshake_ms: Percentiles,
     /// Echo receive time − intended send time of timed messages.
     pub message_rtt_ms: Percentiles,
@@ -255,6 +271,7 @@ impl JsonReport {
             aborted_by_threshold: o.aborted_by_threshold,
             embedded_gateway: o.embedded_gateway,
             sources_exhausted: o.sources_exhausted,
+            tls_insecure: o.tls_insecure,
             threads: o.threads,
             targets: o.targets.iter().map(|t| redact_url(t)).collect(),
             stages: o
@@ -290,8 +307,13 @@ impl JsonReport {
                     })
                     .collect(),
             },
+            tls: JsonTls {
+                handshakes: c.tls_handshakes,
+                resumed: c.tls_resumed,
+            },
             timings: JsonTimings {
                 tcp_connect_ms: Percentiles::from_hist(&o.totals.hist.tcp_connect),
+                tls_handshake_ms: Percentiles::from_hist(&o.totals.hist.tls_handshake),
                 ws_handshake_ms: Percentiles::from_hist(&o.totals.hist.ws_handshake),
                 message_rtt_ms: Percentiles::from_hist(&o.totals.hist.message_rtt),
                 ping_rtt_ms: Percentiles::from_hist(&o.totals.hist.ping_rtt),
@@ -386,11 +408,24 @@ pub(crate) fn peak_ramp_rate(o: &RunOutcome) -> Option<f64> {
 }
 
 /// Failure categories with their counts, in [`FailureKind::ALL`] order, every fixed category
-/// included (0 too), `http_status` split into `http_status_<code>` (ascending code).
+/// included (0 too), `http_status` split into `http_status_<code>` (ascending code) and
+/// `tls_alert` into `tls_alert_<name>` (ascending alert code).
 pub(crate) fn failure_counts(o: &RunOutcome) -> Vec<(String, u64)> {
     let c = &o.totals.counters;
     let mut out = Vec::with_capacity(FailureKind::ALL.len() + c.http_status.len());
     for kind in FailureKind::ALL {
+        if kind == FailureKind::TlsAlert {
+            let mut by_name = 0u64;
+            for (code, n) in &c.tls_alerts {
+                out.push((format!("tls_alert_{}", tls_alert_name(*code)), *n));
+                by_name += n;
+            }
+            let other = c.failures_of(kind).saturating_sub(by_name);
+            if other > 0 {
+                out.push(("tls_alert_other".to_string(), other));
+            }
+            continue;
+        }
         if kind != FailureKind::HttpStatus {
             out.push((kind.label().to_string(), c.failures_of(kind)));
             continue;

@@ -18,6 +18,9 @@
 //! - `timeseries` rows are aligned by index (shards with one `--start-at` and one interval
 //!   tick together): counts and rates add; the per-interval p50/p99 are the *highest* of the
 //!   inputs' (an upper bound: intervals keep no histograms).
+//! - `stages`: shards run their share of every stage (`--shard` turns the plan into the
+//!   shard's own plan), so with one stage layout the merged targets are the sums — the
+//!   global plan. Reports with different layouts keep the first one's stages.
 //! - Thresholds are re-evaluated on the merged figures from their expressions.
 //! - Every input becomes an entry of `agents[]` (named after its file), or contributes its
 //!   own `agents[]` when it already has some (a merged or coordinated report).
@@ -75,6 +78,7 @@ struct Parsed {
     aborted_by_threshold: bool,
     embedded_gateway: bool,
     sources_exhausted: bool,
+    tls_insecure: bool,
     threads: usize,
     targets: Vec<String>,
     stages: Vec<Stage>,
@@ -120,7 +124,7 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
     for p in &parsed {
         totals.merge(&p.totals);
     }
-    let stages = parsed[0].stages.clone();
+    let stages = merge_stages(&parsed);
 
     let meta = OutcomeMeta {
         started_at: start,
@@ -136,6 +140,7 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
     o.totals = totals;
     o.aborted_by_threshold = parsed.iter().any(|p| p.aborted_by_threshold);
     o.sources_exhausted = parsed.iter().any(|p| p.sources_exhausted);
+    o.tls_insecure = parsed.iter().any(|p| p.tls_insecure);
     o.targets = Vec::new();
     for p in &parsed {
         for t in &p.targets {
@@ -195,6 +200,30 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
         .collect();
     o.thresholds = super::thresholds::evaluate(&thresholds, &o);
     Ok(o)
+}
+
+/// Shards run their share of each stage: with one stage layout everywhere, the merged stages
+/// are the sums (the global plan). Otherwise the first report's stages are kept.
+fn merge_stages(parsed: &[Parsed]) -> Vec<Stage> {
+    let first = &parsed[0].stages;
+    let same_layout = parsed.iter().all(|p| {
+        p.stages.len() == first.len()
+            && p.stages
+                .iter()
+                .zip(first)
+                .all(|(a, b)| a.duration == b.duration)
+    });
+    if !same_layout {
+        return first.clone();
+    }
+    first
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Stage {
+            duration: s.duration,
+            target: parsed.iter().map(|p| p.stages[i].target).sum(),
+        })
+        .collect()
 }
 
 fn merge_sources(parsed: &[Parsed]) -> Vec<SourceOutcome> {
@@ -307,6 +336,9 @@ fn add_failures(c: &mut Counters, entries: Vec<(String, u64)>) -> Result<(), Str
             }
         } else if let Some(name) = label.strip_prefix("tls_alert_") {
             c.failures[FailureKind::TlsAlert as usize] += n;
+            if name == "other" {
+                continue;
+            }
             let code = (0..=255u8)
                 .find(|code| tls_alert_name(*code) == name)
                 .ok_or_else(|| format!("unknown TLS alert `{name}`"))?;
@@ -376,7 +408,9 @@ fn histograms(v: &Value, path: &str) -> Result<crate::metrics::Histograms, Strin
 fn parse(input: &Input) -> Result<Parsed, String> {
     let v = &input.doc;
     if v.get("steps").is_some() {
-        return Err("a progressive run's report (with `steps`): merge its steps' reports instead".into());
+        return Err(
+            "a progressive run's report (with `steps`): merge its steps' reports instead".into(),
+        );
     }
     let version = u(v, "schema_version")?;
     if version != u64::from(super::SCHEMA_VERSION) {
@@ -388,8 +422,8 @@ fn parse(input: &Input) -> Result<Parsed, String> {
     let started = at(v, "started_at")?
         .as_str()
         .ok_or("`started_at` is not a string")?;
-    let started_at = humantime::parse_rfc3339(started)
-        .map_err(|e| format!("`started_at` {started:?}: {e}"))?;
+    let started_at =
+        humantime::parse_rfc3339(started).map_err(|e| format!("`started_at` {started:?}: {e}"))?;
     let mut totals = Snapshot {
         counters: counters(v)?,
         hist: histograms(v, "histograms")?,
@@ -475,6 +509,10 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         aborted_by_threshold: b(v, "aborted_by_threshold")?,
         embedded_gateway: b(v, "embedded_gateway")?,
         sources_exhausted: b(v, "sources_exhausted")?,
+        tls_insecure: v
+            .get("tls_insecure")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         threads: u(v, "threads")? as usize,
         targets: at(v, "targets")?
             .as_array()

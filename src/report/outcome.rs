@@ -68,6 +68,8 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// True when every source address ran out of ports for every destination.
     pub sources_exhausted: bool,
+    /// True when `wss://` server certificates were not verified (`--tls-insecure`).
+    pub tls_insecure: bool,
     /// Engine threads used.
     pub threads: usize,
     /// The merged totals of all shards (counters summed over the whole run; gauges as at

@@ -14,6 +14,7 @@
 //! - Timing rows for traffic (message, ping, heartbeat round trips, schedule lag) appear only
 //!   when that traffic was configured (something was sent); connect and handshake always.
 //!   The Messages and Heartbeats sections likewise appear only when there was such traffic.
+//! - `--tls-insecure` is flagged in the header (`TLS INSECURE`), where nobody can miss it.
 //! - Thresholds come last, where a CI log's reader looks first: one line per threshold with
 //!   ✓/✗, the expression and the measured value (`n/a` when the metric had no data).
 
@@ -33,6 +34,10 @@ const LABEL: usize = 20;
 
 /// The line printed when every source address is out of local ports.
 pub const SOURCES_EXHAUSTED_LINE: &str = "All source addresses ran out of local ports for every target: no further connections could be opened. Add source addresses (--source-ip) or targets, or widen net.ipv4.ip_local_port_range.";
+
+/// The header line of a run with `--tls-insecure`.
+pub const TLS_INSECURE_NOTE: &str = "server certificates were NOT verified (--tls-insecure): \
+this run says nothing about the gateway's certificate";
 
 /// The end-of-run text summary.
 pub fn summary_text(o: &RunOutcome) -> String {
@@ -95,6 +100,17 @@ fn header(s: &mut String, o: &RunOutcome) {
         let label = if i == 0 { "stages" } else { "" };
         kv(s, label, format!("{}. {what}", i + 1));
         prev = st.target;
+    }
+    if o.tls_insecure {
+        kv(s, "TLS INSECURE", TLS_INSECURE_NOTE);
+    }
+    let c = &o.totals.counters;
+    if c.tls_handshakes > 0 {
+        kv(
+            s,
+            "tls handshakes",
+            format!("{} ({} resumed)", c.tls_handshakes, c.tls_resumed),
+        );
     }
     kv(s, "threads", o.threads);
     kv(s, "started", rfc3339_utc(o.started_at));
@@ -207,6 +223,7 @@ fn timings(s: &mut String, o: &RunOutcome) {
     let any_scheduled = c.messages_sent + c.pings_sent + c.heartbeats_sent > 0;
     for (label, hist, show) in [
         ("tcp connect", &h.tcp_connect, true),
+        ("tls handshake", &h.tls_handshake, false),
         ("ws handshake", &h.ws_handshake, true),
         ("message rtt", &h.message_rtt, c.messages_sent > 0),
         ("ping rtt", &h.ping_rtt, c.pings_sent > 0),

@@ -96,6 +96,10 @@ pub struct Needs {
     pub peak_rate: f64,
     /// Connections end with a close handshake (TIME_WAIT) rather than a reset.
     pub graceful_close: bool,
+    /// Load processes on this host (`--processes`, 1 by default). With more than one, each
+    /// holds its share and the embedded gateway runs as separate `wsscale serve` processes;
+    /// host-wide needs (ports, memory, file-max) stay those of the whole plan.
+    pub processes: u64,
 }
 
 impl Needs {
@@ -113,6 +117,7 @@ impl Needs {
             loopback_only: plan.targets.iter().all(|t| t.addr.ip().is_loopback()),
             peak_rate: peak_rate(&plan.stages),
             graceful_close: plan.close_mode == CloseMode::Graceful,
+            processes: 1,
         }
     }
 }
@@ -221,7 +226,12 @@ pub fn check_system(plan: &Plan, role: Role) -> Report {
 /// whose host name did not resolve when the plan was built; they count as destinations and
 /// fail their DNS step.
 pub fn preflight(plan: &Plan, role: Role, unresolved: &[Unresolved]) -> Report {
-    let mut needs = Needs::from_plan(plan, role);
+    preflight_needs(plan, Needs::from_plan(plan, role), unresolved)
+}
+
+/// [`preflight`] with adjusted needs (e.g. [`Needs::processes`] from `--processes`).
+pub fn preflight_needs(plan: &Plan, mut needs: Needs, unresolved: &[Unresolved]) -> Report {
+    let role = needs.role;
     if role == Role::Loadgen && !unresolved.is_empty() {
         needs.embedded_gateway = false;
         needs.destinations = plan.targets.len() as u64 + unresolved.len() as u64;

@@ -9,6 +9,11 @@
 //!
 //! Errors are `std::io::Error`: bad names are `InvalidInput`; read/write failures keep the
 //! OS error kind and add the path (and, for `PermissionDenied` on write, how to fix it).
+//!
+//! Values are compared whitespace-normalized ([`normalize_value`]: the kernel separates
+//! fields with tabs, sysctl.d files with spaces). [`parse_sysctl_conf`] reads sysctl.d(5)
+//! files — the shipped `sysctl/*.conf`, the files `wsscale tune --write` produces, and the
+//! backups of `wsscale tune --apply`.
 
 use std::fs;
 use std::io;

@@ -28,6 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::EngineError;
+use super::precise::PreciseTimer;
 
 mod traffic;
 use super::conn::{Conn, OpenError, SocketOpts, State, set_reset_on_close, start_connect};
@@ -40,7 +41,9 @@ use crate::metrics::{DropReason, FailureKind, Snapshot, SourceCounts, record_us}
 use crate::plan::{Auth, CloseMode, JwtPlacement, Plan, Slice, StageClock};
 
 /// Timer wheel tick.
-const TICK_US: u64 = 1000;
+const TICK_US: u64 = 100;
+/// Token of the precise timer in the poll set (slab keys never reach it).
+const PRECISE_TOKEN: Token = Token(usize::MAX);
 /// Largest number of connections opened in one loop turn (keeps event handling responsive).
 const OPENS_PER_TURN: usize = 256;
 /// Per-shard read scratch buffer.
@@ -239,6 +242,17 @@ impl Shard {
 
     fn run(&mut self) -> Result<(), EngineError> {
         let mut events = Events::with_capacity(1024);
+        let precise = PreciseTimer::new().map_err(EngineError::Poll)?;
+        self.poll
+            .registry()
+            .register(
+                &mut mio::unix::SourceFd(&precise.raw_fd()),
+                PRECISE_TOKEN,
+                Interest::READABLE,
+            )
+            .map_err(EngineError::Poll)?;
+        // Ticks in one epoll timeout: entries due sooner than that arm the precise timer.
+        let window = 1000 / TICK_US;
         let mut next_snapshot = Instant::now() + self.p.snapshot_every;
         let total = self.clock.total();
         let pending_cap = (self.p.plan.max_pending / self.p.plan.threads.max(1)).max(1) as u64;
@@ -268,12 +282,20 @@ impl Shard {
             if finishing && self.conns.is_empty() {
                 break;
             }
+            if let Some(tick) = self.wheel.next_due(window) {
+                let due = Duration::from_micros((tick * TICK_US).saturating_sub(self.now_us()));
+                precise.arm(due).map_err(EngineError::Poll)?;
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(1)))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 return Err(EngineError::Poll(e));
             }
             for ev in events.iter() {
+                if ev.token() == PRECISE_TOKEN {
+                    precise.clear();
+                    continue;
+                }
                 let key = ev.token().0;
                 self.on_event(
                     key,
@@ -595,7 +617,9 @@ impl Shard {
                 End::Failed(err.map_or(FailureKind::Refused, FailureKind::from_io))
             }
             // The server gave up on the TLS handshake without an alert.
-            State::TlsHandshaking => End::Failed(err.map_or(FailureKind::Tls, FailureKind::from_io)),
+            State::TlsHandshaking => {
+                End::Failed(err.map_or(FailureKind::Tls, FailureKind::from_io))
+            }
             State::Handshaking | State::AwaitingReply => End::Failed(match err {
                 None => FailureKind::ClosedByServer,
                 Some(e) => FailureKind::from_io(e),
@@ -1097,9 +1121,7 @@ fn write_wire(conn: &mut Conn, data: &[u8]) -> io::Result<()> {
         }
     }
     if written < data.len() {
-        conn.bufs_mut()
-            .output
-            .extend_from_slice(&data[written..]);
+        conn.bufs_mut().output.extend_from_slice(&data[written..]);
     }
     Ok(())
 }

@@ -12,9 +12,25 @@ use crate::system::limits::FD_HEADROOM;
 use crate::system::settings::{Role, fix_lines};
 use crate::system::tune;
 
-/// Sockets per connection in this process: 2 with the embedded gateway.
+/// Sockets per connection on this host: 2 when the gateway runs here too.
 fn sockets_per_conn(needs: &Needs) -> u64 {
     if needs.embedded_gateway { 2 } else { 1 }
+}
+
+/// The embedded gateway shares the client's process (one process; with `--processes` it
+/// runs as separate `wsscale serve` processes).
+fn gateway_in_process(needs: &Needs) -> bool {
+    needs.embedded_gateway && needs.processes <= 1
+}
+
+/// Connections one load process holds: the plan's share per process.
+fn conns_in_one_process(needs: &Needs) -> u64 {
+    needs.connections.div_ceil(needs.processes.max(1))
+}
+
+/// Descriptors one process needs.
+fn fds_per_process(needs: &Needs) -> u64 {
+    fds_needed(conns_in_one_process(needs), gateway_in_process(needs))
 }
 
 /// A suggested value for a ceiling-type sysctl: at least `needed` rounded up, and at least
@@ -29,13 +45,23 @@ fn suggest(needs: &Needs, name: &str, needed: u64) -> u64 {
 /// `RLIMIT_NOFILE` soft and hard vs the descriptors one process needs.
 pub fn nofile(needs: &Needs, facts: &HostFacts) -> Finding {
     let n = needs.connections;
-    let per = sockets_per_conn(needs);
-    let needed = fds_needed(n, needs.embedded_gateway);
+    let in_process = gateway_in_process(needs);
+    let per = if in_process { 2 } else { 1 };
+    let needed = fds_per_process(needs);
+    let share = if needs.processes > 1 {
+        format!(
+            "{} connections / {} processes = {} per process",
+            count(n),
+            needs.processes,
+            count(conns_in_one_process(needs))
+        )
+    } else {
+        format!("{} connections", count(n))
+    };
     let mut why = format!(
-        "{} connections x {per} descriptor{}{} + {FD_HEADROOM} for the process itself = {}",
-        count(n),
+        "{share} x {per} descriptor{}{} + {FD_HEADROOM} for the process itself = {}",
         if per == 1 { "" } else { "s" },
-        if needs.embedded_gateway {
+        if in_process {
             " (client socket + the embedded gateway's server socket)"
         } else {
             ""
@@ -91,7 +117,9 @@ pub fn nofile(needs: &Needs, facts: &HostFacts) -> Finding {
     }
 
     finding.status = Status::Fail;
-    let per_process = conns_per_process(hard, needs.embedded_gateway);
+    let per_process = conns_per_process(hard, in_process);
+    // With --processes the gateway runs in its own processes: one descriptor per connection.
+    let per_split = conns_per_process(hard, false);
     let target = round_up_pow2(needed);
     if facts.cap_sys_resource {
         finding.why.push_str(&format!(
@@ -111,11 +139,16 @@ pub fn nofile(needs: &Needs, facts: &HostFacts) -> Finding {
             count(per_process)
         ));
     }
-    match (needs.role, processes_needed(n, per_process)) {
+    match (needs.role, processes_needed(n, per_split)) {
         (Role::Loadgen, Some(p)) => finding.fix.push(format!(
-            "split the load: --processes {p} ({p} processes of at most {} connections each), \
+            "split the load: --processes {p} ({p} processes of at most {} connections each{}), \
              or {p} hosts running wsscale agents",
-            count(per_process)
+            count(per_split),
+            if needs.embedded_gateway {
+                "; the embedded gateway then runs as separate `wsscale serve` processes"
+            } else {
+                ""
+            }
         )),
         (Role::Gateway, Some(p)) => finding.fix.push(format!(
             "spread the connections: {p} gateway processes sharing the port with SO_REUSEPORT \
@@ -123,16 +156,13 @@ pub fn nofile(needs: &Needs, facts: &HostFacts) -> Finding {
         )),
         (_, None) => {}
     }
-    if needs.embedded_gateway {
-        let alone = conns_per_process(hard, false);
-        if let Some(p) = processes_needed(n, alone) {
-            finding.fix.push(format!(
-                "or run the gateway in its own process (`wsscale serve --listen 127.0.0.1:8080`, \
-                 then `--target ws://127.0.0.1:8080/`): one descriptor per connection here, at \
-                 most {} per process, --processes {p}",
-                count(alone)
-            ));
-        }
+    if in_process && n <= per_split {
+        finding.fix.push(format!(
+            "or run the gateway in its own process (`wsscale serve --listen 127.0.0.1:8080`, then \
+             `--target ws://127.0.0.1:8080/`): one descriptor per connection here, at most {} \
+             per process",
+            count(per_split)
+        ));
     }
     finding.fix.push(format!(
         "or raise the hard limit where wsscale starts (root): systemd `LimitNOFILE={target}`; \
@@ -154,7 +184,7 @@ pub fn nofile(needs: &Needs, facts: &HostFacts) -> Finding {
 
 /// `fs.nr_open`: the ceiling of any `RLIMIT_NOFILE`.
 pub fn nr_open(needs: &Needs, facts: &HostFacts) -> Finding {
-    let needed = fds_needed(needs.connections, needs.embedded_gateway);
+    let needed = fds_per_process(needs);
     let mut finding = Finding {
         check: "fs.nr_open",
         name: "fs.nr_open".to_owned(),

@@ -111,22 +111,31 @@ pub fn ephemeral_ports(needs: &Needs, facts: &HostFacts) -> Finding {
     }
     let k_now = sources_needed(n, per_pair, ports);
     let k_wide = sources_needed(n, per_pair, ports.max(wide));
-    let k_text = if k_wide < k_now {
-        format!("{k_now} source addresses ({k_wide} with the wider range)")
-    } else {
-        format!("{k_now} source addresses")
-    };
+    let range = |k: u64| format!("127.0.0.1-127.0.0.{}", k.min(254));
     if needs.loopback_only {
-        let k = if ports < wide { k_wide } else { k_now };
-        finding.fix.push(format!(
-            "and/or use {k_text}: every 127.0.0.0/8 address is a loopback source, e.g. \
-             --source-ip 127.0.0.1-127.0.0.{}",
-            k.min(254)
-        ));
+        finding.fix.push(if k_wide < k_now {
+            format!(
+                "and/or use {k_now} source addresses, or {k_wide} after widening the range: every \
+                 127.0.0.0/8 address is a loopback source, e.g. --source-ip {} (or {})",
+                range(k_now),
+                range(k_wide)
+            )
+        } else {
+            format!(
+                "and/or use {k_now} source addresses: every 127.0.0.0/8 address is a loopback \
+                 source, e.g. --source-ip {}",
+                range(k_now)
+            )
+        });
     } else {
+        let count_text = if k_wide < k_now {
+            format!("{k_now} source addresses ({k_wide} after widening the range)")
+        } else {
+            format!("{k_now} source addresses")
+        };
         finding.fix.push(format!(
-            "and/or use {k_text}: add them to the interface that reaches the gateway (`sudo ip \
-             addr add 10.0.0.11/24 dev eth0` ...) and pass --source-ip 10.0.0.10-10.0.0.N or \
+            "and/or use {count_text}: add them to the interface that reaches the gateway (`sudo \
+             ip addr add 10.0.0.11/24 dev eth0` ...) and pass --source-ip 10.0.0.10-10.0.0.N or \
              --source-ip iface:eth0"
         ));
     }

@@ -23,6 +23,11 @@ fn headline(report: &Report) -> String {
     let facts = &report.facts;
     let target = if needs.role == crate::system::settings::Role::Gateway {
         "this host accepts the connections".to_owned()
+    } else if needs.embedded_gateway && needs.processes > 1 {
+        format!(
+            "{} processes, embedded gateway as `wsscale serve` processes",
+            needs.processes
+        )
     } else if needs.embedded_gateway {
         "embedded gateway in this process".to_owned()
     } else {
