@@ -183,9 +183,10 @@ mod tests {
     #[test]
     fn conn_is_compact() {
         // The per-connection user-space budget is < 1 KiB; the struct itself must stay tiny
-        // (32 bytes in release builds; mio adds a selector id to sockets in debug builds).
+        // (56 bytes in release builds; mio adds a selector id to sockets in debug builds).
+        let limit = if cfg!(debug_assertions) { 80 } else { 64 };
         assert!(
-            std::mem::size_of::<Conn>() <= 64,
+            std::mem::size_of::<Conn>() <= limit,
             "{}",
             std::mem::size_of::<Conn>()
         );

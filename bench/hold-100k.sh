@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# 100,000 connections held on one host, past the per-process descriptor limit.
+#
+#   gateway: wsscale serve --processes P           (P processes on one SO_REUSEPORT port)
+#   client:  wsscale run --processes P -c 100000 --source-ip 127.0.0.2-127.0.0.9
+#            (a coordinator in the run process, P agent processes)
+#
+# P is computed from RLIMIT_NOFILE (read with getrlimit via `ulimit -Hn`, never hard-coded):
+# P = ceil(N / (hard limit − 64)), at least 2. Ramp ≤ 30 s, hold ≥ 60 s. Prints:
+#
+#   - established % (target ≥ 99.9 %) and connections dropped during the hold (target 0);
+#   - whether the merged report is consistent (agents sum to the totals, per-source rows sum
+#     to the established count);
+#   - total client memory (sum of the agents' RSS at the peak) and memory per connection,
+#     the gateway processes' RSS during the hold, the kernel's TCP memory (sockstat);
+#   - the ramp rate: planned, achieved up to the peak, and the best 1-second interval.
+#
+# Exits non-zero when a target is missed.
+#
+# Usage: bench/hold-100k.sh [CONNECTIONS] [RAMP] [HOLD]     e.g. bench/hold-100k.sh 100000 30s 60s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${1:-100000}
+RAMP=${2:-30s}
+HOLD=${3:-60s}
+SOURCES=127.0.0.2-127.0.0.9
+BIN=target/release/wsscale
+cargo build --release --quiet
+
+HARD=$(ulimit -Hn)
+if [ "$HARD" = unlimited ]; then HARD=$(cat /proc/sys/fs/nr_open); fi
+PER=$((HARD - 64))
+P=$(((N + PER - 1) / PER))
+[ "$P" -lt 2 ] && P=2
+echo "RLIMIT_NOFILE hard limit $HARD → at most $PER connections per process → $P processes per side"
+
+WORK=$(mktemp -d)
+GW_PID=
+cleanup() {
+  if [ -n "$GW_PID" ]; then kill -TERM "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$BIN" serve --processes "$P" --listen 127.0.0.1:0 --threads 1 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+GW_PID=$!
+for _ in $(seq 1 200); do
+  grep -q '^listening on ' "$WORK/serve.out" 2>/dev/null && break
+  sleep 0.1
+done
+LINE=$(grep '^listening on ' "$WORK/serve.out" || true)
+[ -n "$LINE" ] || { echo "gateway did not start:"; cat "$WORK/serve.err"; exit 1; }
+URL=$(echo "$LINE" | awk '{print $3}')
+GW_PIDS=$(echo "$LINE" | sed 's/.*processes: \(.*\))/\1/')
+echo "gateway: $URL ($P processes: $GW_PIDS)"
+
+ramp_s=$(echo "$RAMP" | sed 's/s$//')
+hold_s=$(echo "$HOLD" | sed 's/s$//')
+# Sample the gateway's memory and the kernel's TCP memory in the middle of the hold.
+(
+  sleep $((ramp_s + hold_s / 2 + 2))
+  rss=0
+  for pid in $GW_PIDS; do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    rss=$((rss + kb))
+  done
+  echo "$rss" >"$WORK/gw_rss_kb"
+  awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat >"$WORK/tcp_mem_pages"
+  awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "inuse") print $(i + 1)}' /proc/net/sockstat >"$WORK/tcp_inuse"
+) &
+SAMPLER=$!
+
+START=$(date +%s.%N)
+"$BIN" run --processes "$P" -c "$N" --ramp "$RAMP" --hold "$HOLD" --ramp-down 10s \
+  --source-ip "$SOURCES" --target "$URL" --interval 1s --max-pending 2048 \
+  --report-json "$WORK/report.json" >"$WORK/summary.txt" 2>"$WORK/live.txt" || true
+END=$(date +%s.%N)
+wait "$SAMPLER" 2>/dev/null || true
+tail -n 40 "$WORK/live.txt" | grep -v '^    agent' | tail -n 6
+cat "$WORK/summary.txt"
+
+python3 - "$WORK/report.json" "$N" "$ramp_s" "$hold_s" "$(cat "$WORK/gw_rss_kb" 2>/dev/null || echo 0)" \
+  "$(cat "$WORK/tcp_mem_pages" 2>/dev/null || echo 0)" "$(cat "$WORK/tcp_inuse" 2>/dev/null || echo 0)" \
+  "$P" "$(echo "$END - $START" | bc)" <<'EOF'
+import json, sys
+path, n, ramp, hold, gw_kb, tcp_pages, tcp_inuse, procs, wall = sys.argv[1:]
+n, ramp, hold = int(n), float(ramp), float(hold)
+r = json.load(open(path))
+c, m, agents = r["connections"], r["memory"], r["agents"]
+established_pct = 100.0 * c["established"] / n
+# Drops during the hold: interval rows whose end lies inside the hold window (+1 s slack for
+# the row that straddles the ramp's end).
+hold_rows = [row for row in r["timeseries"] if ramp + 1.0 < row["t_s"] <= ramp + hold]
+dropped_hold = sum(row["dropped"] for row in hold_rows)
+held_min = min((row["open"] for row in hold_rows), default=0)
+best_rate = max((row["connect_rate"] for row in r["timeseries"]), default=0.0)
+sum_agents = sum(a["established"] for a in agents)
+sum_sources = sum(s["established"] for s in c["per_source"])
+merged_ok = (sum_agents == c["established"] and sum_sources == c["established"]
+             and len(agents) == int(procs) and not any(a["lost"] for a in agents))
+client_peak = m["rss_at_peak_open_bytes"]
+per_conn = m["bytes_per_connection"] or 0.0
+t = r["timings"]["ws_handshake_ms"]
+page = 4096
+print()
+print(f"processes:                   {procs} client + {procs} gateway (wall time {float(wall):.1f} s)")
+print(f"established:                 {c['established']} of {n} = {established_pct:.3f} %  (target >= 99.9 %)")
+print(f"failed / dropped (total):    {c['failed']} / {c['dropped']}   failures: "
+      + (", ".join(f"{k} {v}" for k, v in c["failures"].items() if v) or "none"))
+print(f"dropped during the hold:     {dropped_hold}  (target 0; lowest open count during the hold {held_min})")
+print(f"merged report consistent:    {merged_ok}  (agents sum {sum_agents}, per-source sum {sum_sources}, "
+      f"established {c['established']}, {len(agents)} agents)")
+print(f"client memory (all agents):  {client_peak / 2**20:.1f} MiB RSS at the peak "
+      f"({m['rss_before_bytes'] / 2**20:.1f} MiB before the first connect)")
+print(f"client memory per conn:      {per_conn:.0f} bytes of user space")
+print(f"gateway memory (mid-hold):   {int(gw_kb) / 1024:.1f} MiB RSS over {procs} processes "
+      f"({int(gw_kb) * 1024 / max(held_min, 1):.0f} bytes/conn)")
+print(f"kernel TCP memory:           {int(tcp_pages) * page / 2**20:.1f} MiB (sockstat mem, {tcp_inuse} sockets in use)")
+print(f"ramp rate:                   planned {n / ramp:.0f}/s; achieved {c['peak_ramp_rate_per_s'] or 0:.0f}/s "
+      f"(peak {c['peak_open']} after {c['peak_reached_after_s']:.1f} s); best 1-s interval {best_rate:.0f}/s")
+print(f"handshake p50/p99/max:       {t['p50']:.2f} / {t['p99']:.2f} / {t['max']:.2f} ms")
+ok = established_pct >= 99.9 and dropped_hold == 0 and merged_ok and ramp <= 30 and hold >= 60
+print("targets met" if ok else "TARGETS MISSED")
+sys.exit(0 if ok else 1)
+EOF
