@@ -66,11 +66,12 @@ hold_s=$(echo "$HOLD" | sed 's/s$//')
     rss=$((rss + kb))
   done
   echo "$rss" >"$WORK/gw_rss_kb"
-  awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat >"$WORK/tcp_mem_pages"
+  awk '/^Slab:/ {print $2}' /proc/meminfo >"$WORK/slab_hold_kb"
   awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "inuse") print $(i + 1)}' /proc/net/sockstat >"$WORK/tcp_inuse"
 ) &
 SAMPLER=$!
 
+awk '/^Slab:/ {print $2}' /proc/meminfo >"$WORK/slab_before_kb"
 START=$(date +%s.%N)
 "$BIN" run --processes "$P" -c "$N" --ramp "$RAMP" --hold "$HOLD" --ramp-down 10s \
   --source-ip "$SOURCES" --target "$URL" --interval 1s --max-pending 2048 \
@@ -81,19 +82,22 @@ tail -n 40 "$WORK/live.txt" | grep -v '^    agent' | tail -n 6
 cat "$WORK/summary.txt"
 
 python3 - "$WORK/report.json" "$N" "$ramp_s" "$hold_s" "$(cat "$WORK/gw_rss_kb" 2>/dev/null || echo 0)" \
-  "$(cat "$WORK/tcp_mem_pages" 2>/dev/null || echo 0)" "$(cat "$WORK/tcp_inuse" 2>/dev/null || echo 0)" \
+  "$(( $(cat "$WORK/slab_hold_kb" 2>/dev/null || echo 0) - $(cat "$WORK/slab_before_kb") ))" \
+  "$(cat "$WORK/tcp_inuse" 2>/dev/null || echo 0)" \
   "$P" "$(echo "$END - $START" | bc)" <<'EOF'
 import json, sys
-path, n, ramp, hold, gw_kb, tcp_pages, tcp_inuse, procs, wall = sys.argv[1:]
+path, n, ramp, hold, gw_kb, slab_kb, tcp_inuse, procs, wall = sys.argv[1:]
 n, ramp, hold = int(n), float(ramp), float(hold)
 r = json.load(open(path))
 c, m, agents = r["connections"], r["memory"], r["agents"]
 established_pct = 100.0 * c["established"] / n
 # Drops during the hold: interval rows whose end lies inside the hold window (+1 s slack for
-# the row that straddles the ramp's end).
+# the row that straddles the ramp's end). The open count is checked from the moment the
+# peak was reached (the ramp may finish a little after its planned end).
 hold_rows = [row for row in r["timeseries"] if ramp + 1.0 < row["t_s"] <= ramp + hold]
 dropped_hold = sum(row["dropped"] for row in hold_rows)
-held_min = min((row["open"] for row in hold_rows), default=0)
+held_rows = [row for row in hold_rows if row["t_s"] >= c["peak_reached_after_s"]]
+held_min = min((row["open"] for row in held_rows), default=0)
 best_rate = max((row["connect_rate"] for row in r["timeseries"]), default=0.0)
 sum_agents = sum(a["established"] for a in agents)
 sum_sources = sum(s["established"] for s in c["per_source"])
@@ -102,13 +106,12 @@ merged_ok = (sum_agents == c["established"] and sum_sources == c["established"]
 client_peak = m["rss_at_peak_open_bytes"]
 per_conn = m["bytes_per_connection"] or 0.0
 t = r["timings"]["ws_handshake_ms"]
-page = 4096
 print()
 print(f"processes:                   {procs} client + {procs} gateway (wall time {float(wall):.1f} s)")
 print(f"established:                 {c['established']} of {n} = {established_pct:.3f} %  (target >= 99.9 %)")
 print(f"failed / dropped (total):    {c['failed']} / {c['dropped']}   failures: "
       + (", ".join(f"{k} {v}" for k, v in c["failures"].items() if v) or "none"))
-print(f"dropped during the hold:     {dropped_hold}  (target 0; lowest open count during the hold {held_min})")
+print(f"dropped during the hold:     {dropped_hold}  (target 0; lowest open count once the peak was reached: {held_min})")
 print(f"merged report consistent:    {merged_ok}  (agents sum {sum_agents}, per-source sum {sum_sources}, "
       f"established {c['established']}, {len(agents)} agents)")
 print(f"client memory (all agents):  {client_peak / 2**20:.1f} MiB RSS at the peak "
@@ -116,7 +119,8 @@ print(f"client memory (all agents):  {client_peak / 2**20:.1f} MiB RSS at the pe
 print(f"client memory per conn:      {per_conn:.0f} bytes of user space")
 print(f"gateway memory (mid-hold):   {int(gw_kb) / 1024:.1f} MiB RSS over {procs} processes "
       f"({int(gw_kb) * 1024 / max(held_min, 1):.0f} bytes/conn)")
-print(f"kernel TCP memory:           {int(tcp_pages) * page / 2**20:.1f} MiB (sockstat mem, {tcp_inuse} sockets in use)")
+print(f"kernel slab growth:          {int(slab_kb) / 1024:.1f} MiB for {tcp_inuse} TCP sockets in use "
+      f"({int(slab_kb) * 1024 / max(int(tcp_inuse), 1):.0f} bytes/socket, client and gateway sides)")
 print(f"ramp rate:                   planned {n / ramp:.0f}/s; achieved {c['peak_ramp_rate_per_s'] or 0:.0f}/s "
       f"(peak {c['peak_open']} after {c['peak_reached_after_s']:.1f} s); best 1-s interval {best_rate:.0f}/s")
 print(f"handshake p50/p99/max:       {t['p50']:.2f} / {t['p99']:.2f} / {t['max']:.2f} ms")

@@ -168,6 +168,15 @@ fn main() {
         per_client,
         per_client / 1024.0
     );
+    let conn_struct = std::mem::size_of::<rustls::ClientConnection>() as f64;
+    // rustls' DeframerVecBuffer keeps a 4096-byte read window once read_tls was called
+    // (READ_SIZE in rustls/src/msgs/deframer/buffers.rs, 0.23).
+    let window = 4096.0;
+    println!(
+        "  of which: ClientConnection struct {conn_struct:.0} B, rustls receive window {window:.0} B, \
+         keys + traffic state + other {:.0} B",
+        per_client - conn_struct - window
+    );
     drop(held);
 }
 

@@ -6,12 +6,14 @@
 //! - [`cli`] — clap definitions, human-unit parsers (`100k`, `30s`, `10/s`), command dispatch.
 //! - [`plan`] — profile (TOML) + flags → validated [`plan::Plan`]; the stage model.
 //! - [`engine`] — the data plane: mio shards, slab of compact connections, WebSocket client,
-//!   source-address pool, timer wheel, and the controller that runs the stage clock.
+//!   TLS client for `wss://` (rustls, sans I/O: [`engine::tls`]), source-address pool, timer
+//!   wheel, and the controller that runs the stage clock.
 //! - [`metrics`] — counters, failure categories, histograms, [`metrics::Snapshot`] and merge.
 //! - [`report`] — text summary and versioned JSON report, written atomically.
 //! - [`cluster`] — coordinator and agents (`wsscale coordinator`/`agent`, `--processes`):
 //!   typed control messages, plan splitting, exact merging of agent snapshots.
-//! - [`gateway`] — the embedded reference gateway (tokio + tokio-tungstenite).
+//! - [`gateway`] — the embedded reference gateway (tokio + tokio-tungstenite; `wss://` with
+//!   tokio-rustls, self-signed certificates with rcgen: [`gateway::tls`]).
 //! - [`system`] — rlimits, `/proc/sys` reads, process memory.
 //!
 //! The control plane (gateway, signals) runs on tokio; the sockets under test run on mio with

@@ -346,6 +346,50 @@ fn control_messages_round_trip() {
     assert!(CoordMsg::parse("{\"type\":\"assign\"}").is_err());
 }
 
+#[test]
+fn malformed_control_messages_are_errors_not_panics() {
+    // Mutations of valid messages (the control channel's parser sees untrusted bytes).
+    let mut s = Snapshot::default();
+    record_us(&mut s.hist.tcp_connect, 1234);
+    s.counters.fail(FailureKind::Refused);
+    let valid = [
+        AgentMsg::Snapshot {
+            seq: 1,
+            last: false,
+            snapshot: Box::new(WireSnapshot::encode(&s)),
+        }
+        .to_text(),
+        CoordMsg::Heartbeat { ack: 3 }.to_text(),
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    for text in valid {
+        let bytes = text.into_bytes();
+        for _ in 0..2000 {
+            let mut b = bytes.clone();
+            for _ in 0..rng.usize(1..4) {
+                if b.is_empty() {
+                    break;
+                }
+                let i = rng.usize(..b.len());
+                match rng.u8(0..3) {
+                    0 => b[i] = rng.u8(..),
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.truncate(i),
+                }
+            }
+            let Ok(t) = String::from_utf8(b) else {
+                continue;
+            };
+            if let Ok(AgentMsg::Snapshot { snapshot, .. }) = AgentMsg::parse(&t) {
+                let _ = snapshot.decode();
+            }
+            let _ = CoordMsg::parse(&t);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Admission: token and protocol version
 // ---------------------------------------------------------------------------------------

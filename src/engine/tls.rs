@@ -36,6 +36,13 @@
 //! Everything shared lives once per run in [`ClientTls`]: the `ClientConfig` (root store,
 //! verifier, client certificate, crypto provider) and the session-ticket store.
 //!
+//! Measured (`bench/tls.sh`, rustls 0.23.46, ring): 9.6 KiB of client RSS per held idle
+//! `wss://` connection at 10,000 connections. The live heap of one idle connection's TLS
+//! state is 6.7 KiB: the 1,056-byte `ClientConnection` itself, rustls' 4 KiB receive window
+//! (the dominant item), and ~1.7 KiB of record-layer keys and TLS 1.3 traffic state; the rest
+//! of the RSS figure is allocator overhead. Dropping the receive window would take rustls'
+//! unbuffered API (`UnbufferedClientConnection`), with partial records kept in `Conn::bufs`.
+//!
 //! # Resumption
 //!
 //! Without `--tls-resume`, resumption is disabled (every connection pays a full handshake,

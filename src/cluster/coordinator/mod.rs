@@ -9,6 +9,9 @@
 //! are the sum of the agents' counts and merged histograms the histogram of all samples.
 //! Memory figures are the sum of the agents' RSS (each snapshot carries its sender's).
 //!
+//! `admit` handles hellos and the split; `output` prints the per-agent live lines and
+//! assembles the merged outcome.
+//!
 //! Per-source accounting is re-keyed by address: each agent counts per position in its own
 //! pool, the coordinator adds those counts under the address they belong to.
 
@@ -20,12 +23,15 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use super::link::{self, Event};
-use super::split::{self, AgentCapacity, Share, SplitError};
-use super::wire::{AgentInfo, AgentMsg, Assignment, CoordMsg, Hello, PROTOCOL_VERSION, WirePlan};
-use crate::engine::{Aggregator, LiveMode, OutcomeMeta, build_outcome, live::Live};
+
+mod admit;
+mod output;
+use super::split::{Share, SplitError};
+use super::wire::{AgentInfo, AgentMsg, CoordMsg, WirePlan};
+use crate::engine::{Aggregator, LiveMode, live::Live};
 use crate::metrics::{Gauges, Snapshot, SourceCounts};
-use crate::plan::{Plan, Secret, StageClock};
-use crate::report::outcome::{AgentOutcome, RunOutcome, SourceOutcome};
+use crate::plan::{Plan, Secret};
+use crate::report::outcome::RunOutcome;
 
 /// How a coordinator behaves (the plan comes separately).
 #[derive(Debug, Clone)]
@@ -357,177 +363,6 @@ impl<'a> State<'a> {
         }
     }
 
-    fn on_hello(
-        &mut self,
-        conn: u64,
-        peer: SocketAddr,
-        hello: Hello,
-        out: mpsc::UnboundedSender<CoordMsg>,
-    ) -> Result<(), ClusterError> {
-        let refuse = |reason: String| {
-            let _ = out.send(CoordMsg::Refused { reason });
-        };
-        if let Some(r) = &hello.resume {
-            let run_id = self.run_id.clone();
-            let Some(slot) = self
-                .slots
-                .iter_mut()
-                .find(|s| s.id == r.agent_id && r.run_id == run_id && s.lost.is_none())
-            else {
-                refuse(format!(
-                    "cannot resume: this coordinator does not know agent {} of run {} (it runs {})",
-                    r.agent_id, r.run_id, run_id
-                ));
-                return Ok(());
-            };
-            slot.conn = Some(conn);
-            slot.out = Some(out);
-            slot.last_heard = Instant::now();
-            slot.send(CoordMsg::Welcome {
-                protocol: PROTOCOL_VERSION,
-                agent_id: slot.id,
-                run_id,
-                plan_hash: self.plan_hash.clone(),
-                last_seq: slot.last_seq,
-            });
-            if self.cfg.verbose {
-                eprintln!("agent {} is back (from {peer})", slot.label());
-            }
-            return Ok(());
-        }
-        if self.phase != Phase::Joining || self.slots.len() >= self.cfg.agents {
-            refuse(format!(
-                "this run already has its {} agent(s) and {}",
-                self.cfg.agents,
-                if self.phase == Phase::Joining {
-                    "is about to start"
-                } else {
-                    "has started"
-                }
-            ));
-            return Ok(());
-        }
-        let id = self.slots.len() + 1;
-        let slot = Slot {
-            id,
-            conn: Some(conn),
-            out: Some(out),
-            info: hello.agent,
-            share: None,
-            assigned_at: None,
-            ready: false,
-            threads: 0,
-            rss_before: 0,
-            last_seq: 0,
-            totals: Snapshot::default(),
-            gauges: Gauges::default(),
-            peak_open: 0,
-            iv_established: 0,
-            finished: false,
-            lost: None,
-            last_heard: Instant::now(),
-            source_index: Vec::new(),
-        };
-        slot.send(CoordMsg::Welcome {
-            protocol: PROTOCOL_VERSION,
-            agent_id: id,
-            run_id: self.run_id.clone(),
-            plan_hash: self.plan_hash.clone(),
-            last_seq: 0,
-        });
-        if self.cfg.verbose {
-            let i = &slot.info;
-            eprintln!(
-                "agent {} joined from {peer}: host {}, {} core(s), RLIMIT_NOFILE {} → up to {} connections{}",
-                slot.label(),
-                i.host,
-                i.cores,
-                i.fd_soft,
-                i.max_connections,
-                if i.sources.is_empty() {
-                    String::new()
-                } else {
-                    format!(", own sources {}", join_ips(&i.sources))
-                }
-            );
-        }
-        self.slots.push(slot);
-        if self.slots.len() == self.cfg.agents {
-            self.assign()?;
-        }
-        Ok(())
-    }
-
-    /// Split the plan and send every agent its assignment.
-    fn assign(&mut self) -> Result<(), ClusterError> {
-        let caps: Vec<AgentCapacity> = self
-            .slots
-            .iter()
-            .map(|s| AgentCapacity {
-                host: s.info.host.clone(),
-                max_connections: s.info.max_connections,
-                own_sources: s.info.sources.clone(),
-            })
-            .collect();
-        let shares = match split::split(self.plan.peak_connections(), &self.plan.sources, &caps) {
-            Ok(s) => s,
-            Err(e) => {
-                self.broadcast_stop(&e.to_string());
-                return Err(e.into());
-            }
-        };
-        let now = Instant::now();
-        self.assigned_at = now;
-        // Global per-source rows: the plan's addresses first, then agents' own.
-        let mut labels: Vec<String> = Vec::new();
-        for (slot, share) in self.slots.iter_mut().zip(shares) {
-            let pool = crate::engine::source::SourcePool::new(share.sources.clone(), 1, 0);
-            slot.source_index = pool
-                .labels()
-                .into_iter()
-                .map(|l| match labels.iter().position(|x| *x == l) {
-                    Some(i) => i,
-                    None => {
-                        labels.push(l);
-                        labels.len() - 1
-                    }
-                })
-                .collect();
-            let msg = CoordMsg::Assign(Box::new(Assignment {
-                agent_id: slot.id,
-                plan: self.wire.clone(),
-                plan_hash: self.plan_hash.clone(),
-                slice_lo: share.slice.lo,
-                slice_hi: share.slice.hi,
-                connections: share.connections,
-                sources: share.sources.clone(),
-                snapshot_every: self.snapshot_every,
-            }));
-            slot.send(msg);
-            if self.cfg.verbose {
-                eprintln!(
-                    "agent {}: {} connection(s) at the peak{}",
-                    slot.label(),
-                    share.connections,
-                    if share.sources.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" from {}", join_ips(&share.sources))
-                    }
-                );
-            }
-            warn_port_budget(slot, &share, self.plan.targets.len());
-            slot.share = Some(share);
-            slot.assigned_at = Some(now);
-        }
-        self.sources = labels
-            .into_iter()
-            .map(|l| (l, SourceCounts::default()))
-            .collect();
-        self.phase = Phase::Assigned;
-        Ok(())
-    }
-
     fn on_msg(&mut self, conn: u64, msg: AgentMsg) -> Result<(), ClusterError> {
         let phase = self.phase;
         let Some(idx) = self.slots.iter().position(|s| s.conn == Some(conn)) else {
@@ -827,136 +662,5 @@ impl<'a> State<'a> {
                 self.mark_lost(idx, "did not finish in time".to_string());
             }
         }
-    }
-
-    fn live_tick(&mut self, final_: bool) {
-        let (Some(live), Some(agg)) = (self.live.as_mut(), self.agg.as_mut()) else {
-            return;
-        };
-        let clock = StageClock::new(self.plan.stages.clone());
-        live.tick(&clock, agg, self.plan.peak_connections(), final_);
-        let now = Instant::now();
-        if self.cfg.live == LiveMode::Quiet || (!final_ && now < self.next_agent_lines) {
-            return;
-        }
-        while self.next_agent_lines <= now {
-            self.next_agent_lines += self.plan.interval;
-        }
-        let span = self.plan.interval.as_secs_f64().max(1e-3);
-        let mut lines = String::new();
-        for s in &mut self.slots {
-            let state = match (&s.lost, s.finished) {
-                (Some(_), _) => " LOST",
-                (None, true) => " finished",
-                _ if s.conn.is_none() => " (link down)",
-                _ => "",
-            };
-            lines.push_str(&format!(
-                "    agent {:<3} {:<24} open {:>7} | +{:.0}/s | failed {} | dropped {} | rss {:.1} MiB{state}\n",
-                s.id,
-                truncate(&s.info.name, 24),
-                s.gauges.open,
-                s.iv_established as f64 / span,
-                s.totals.counters.failed,
-                s.totals.counters.dropped,
-                s.gauges.rss_bytes as f64 / (1 << 20) as f64,
-            ));
-            s.iv_established = 0;
-        }
-        use std::io::Write;
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(lines.as_bytes());
-    }
-
-    /// Build the merged outcome.
-    fn finish(&mut self) -> RunOutcome {
-        self.live_tick(true);
-        let agg = self.agg.take().expect("running implies an aggregator");
-        let rows = self.live.take().map(Live::into_rows).unwrap_or_default();
-        let meta = OutcomeMeta {
-            started_at: self.started_at,
-            start: self.start,
-            duration: self.start.elapsed(),
-            embedded_gateway: false,
-            interrupted: self.interrupted,
-            threads: self.slots.iter().map(|s| s.threads).sum(),
-            rss_before_bytes: self.slots.iter().map(|s| s.rss_before).sum(),
-        };
-        let mut outcome = build_outcome(self.plan, agg, rows, meta);
-        outcome.aborted_by_threshold = self.aborted_by_threshold;
-        outcome.per_source = self
-            .sources
-            .iter()
-            .map(|(address, c)| SourceOutcome {
-                address: address.clone(),
-                established: c.established,
-                failed: c.failed,
-                addr_not_available: c.addr_not_available,
-            })
-            .collect();
-        outcome.agents = self
-            .slots
-            .iter()
-            .map(|s| {
-                let mut totals = s.totals.clone();
-                totals.gauges = s.gauges.clone();
-                AgentOutcome {
-                    id: s.id,
-                    name: s.info.name.clone(),
-                    host: s.info.host.clone(),
-                    sources: s
-                        .share
-                        .as_ref()
-                        .map(|sh| sh.sources.iter().map(|ip| ip.to_string()).collect())
-                        .unwrap_or_default(),
-                    planned_connections: s.share.as_ref().map_or(0, |sh| sh.connections),
-                    peak_open: s.peak_open,
-                    lost: s.lost.clone(),
-                    totals,
-                }
-            })
-            .collect();
-        for s in &self.slots {
-            s.send(CoordMsg::Bye);
-        }
-        outcome
-    }
-}
-
-/// Warn when an agent's connections exceed its source addresses' port budget.
-fn warn_port_budget(slot: &Slot, share: &Share, targets: usize) {
-    let Some((lo, hi)) = slot.info.port_range else {
-        return;
-    };
-    let ports = u64::from(hi.saturating_sub(lo)) + 1;
-    let addrs = share.sources.len().max(1) as u64;
-    let budget = ports * addrs * targets.max(1) as u64;
-    if share.connections > budget {
-        eprintln!(
-            "warning: agent {} gets {} connections but {} source address(es) × {} target(s) × {} \
-             ephemeral ports allow about {}; give it more source addresses (--source-ip) or widen \
-             net.ipv4.ip_local_port_range",
-            slot.label(),
-            share.connections,
-            addrs,
-            targets,
-            ports,
-            budget
-        );
-    }
-}
-
-fn join_ips(ips: &[std::net::IpAddr]) -> String {
-    let v: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
-    v.join(",")
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
     }
 }

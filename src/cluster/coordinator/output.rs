@@ -1,0 +1,116 @@
+//! The coordinator's output: the per-agent live lines under the global line, the merged
+//! [`RunOutcome`] with `agents[]` and per-source rows, and assignment warnings.
+
+use std::time::Instant;
+
+use super::State;
+use crate::cluster::wire::CoordMsg;
+use crate::engine::live::Live;
+use crate::engine::{LiveMode, OutcomeMeta, build_outcome};
+use crate::plan::StageClock;
+use crate::report::outcome::{AgentOutcome, RunOutcome, SourceOutcome};
+
+impl State<'_> {
+    pub(super) fn live_tick(&mut self, final_: bool) {
+        let (Some(live), Some(agg)) = (self.live.as_mut(), self.agg.as_mut()) else {
+            return;
+        };
+        let clock = StageClock::new(self.plan.stages.clone());
+        live.tick(&clock, agg, self.plan.peak_connections(), final_);
+        let now = Instant::now();
+        if self.cfg.live == LiveMode::Quiet || (!final_ && now < self.next_agent_lines) {
+            return;
+        }
+        while self.next_agent_lines <= now {
+            self.next_agent_lines += self.plan.interval;
+        }
+        let span = self.plan.interval.as_secs_f64().max(1e-3);
+        let mut lines = String::new();
+        for s in &mut self.slots {
+            let state = match (&s.lost, s.finished) {
+                (Some(_), _) => " LOST",
+                (None, true) => " finished",
+                _ if s.conn.is_none() => " (link down)",
+                _ => "",
+            };
+            lines.push_str(&format!(
+                "    agent {:<3} {:<24} open {:>7} | +{:.0}/s | failed {} | dropped {} | rss {:.1} MiB{state}\n",
+                s.id,
+                truncate(&s.info.name, 24),
+                s.gauges.open,
+                s.iv_established as f64 / span,
+                s.totals.counters.failed,
+                s.totals.counters.dropped,
+                s.gauges.rss_bytes as f64 / (1 << 20) as f64,
+            ));
+            s.iv_established = 0;
+        }
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(lines.as_bytes());
+    }
+
+    /// Build the merged outcome.
+    pub(super) fn finish(&mut self) -> RunOutcome {
+        self.live_tick(true);
+        let agg = self.agg.take().expect("running implies an aggregator");
+        let rows = self.live.take().map(Live::into_rows).unwrap_or_default();
+        let meta = OutcomeMeta {
+            started_at: self.started_at,
+            start: self.start,
+            duration: self.start.elapsed(),
+            embedded_gateway: false,
+            interrupted: self.interrupted,
+            threads: self.slots.iter().map(|s| s.threads).sum(),
+            rss_before_bytes: self.slots.iter().map(|s| s.rss_before).sum(),
+        };
+        let mut outcome = build_outcome(self.plan, agg, rows, meta);
+        outcome.aborted_by_threshold = self.aborted_by_threshold;
+        outcome.per_source = self
+            .sources
+            .iter()
+            .map(|(address, c)| SourceOutcome {
+                address: address.clone(),
+                established: c.established,
+                failed: c.failed,
+                addr_not_available: c.addr_not_available,
+            })
+            .collect();
+        outcome.agents = self
+            .slots
+            .iter()
+            .map(|s| {
+                let mut totals = s.totals.clone();
+                totals.gauges = s.gauges.clone();
+                AgentOutcome {
+                    id: s.id,
+                    name: s.info.name.clone(),
+                    host: s.info.host.clone(),
+                    sources: s
+                        .share
+                        .as_ref()
+                        .map(|sh| sh.sources.iter().map(|ip| ip.to_string()).collect())
+                        .unwrap_or_default(),
+                    planned_connections: s.share.as_ref().map_or(0, |sh| sh.connections),
+                    peak_open: s.peak_open,
+                    lost: s.lost.clone(),
+                    totals,
+                }
+            })
+            .collect();
+        for s in &self.slots {
+            s.send(CoordMsg::Bye);
+        }
+        outcome
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
