@@ -307,7 +307,10 @@ fn stop_flag_ends_the_run_and_closes_everything() {
 
 #[test]
 fn abort_on_fail_stops_when_a_threshold_is_lost() {
-    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut plan = plan_for(addr, vec![stage(2000, 50), stage(60_000, 50)]);
     plan.thresholds = vec![wsscale::plan::threshold::parse("failed<3").unwrap()];
     plan.abort_on_fail = true;
@@ -321,4 +324,22 @@ fn abort_on_fail_stops_when_a_threshold_is_lost() {
         "the run stopped before the ramp finished: {}",
         c.attempted
     );
+}
+
+#[test]
+fn ramps_split_over_many_shards_open_each_connection_once() {
+    // With 7 shards a slice's share of a rising target can dip for a moment; the shard must
+    // not close and re-open a connection because of it.
+    let gw = gateway(GatewayConfig::default());
+    let mut plan = plan_for(
+        gw.local_addr(),
+        vec![stage(500, 300), stage(100, 300), stage(300, 0)],
+    );
+    plan.threads = 7;
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!(c.attempted, 300, "{c:?}");
+    assert_eq!(c.established, 300);
+    assert_eq!(c.closed, 300);
+    assert_eq!(gw.stats().upgraded, 300);
 }

@@ -328,11 +328,21 @@ pub struct RunArgs {
     pub tls_insecure: bool,
 
     /// Client certificate chain (PEM) for gateways that require mTLS; needs --tls-client-key
-    #[arg(long, value_name = "FILE", requires = "tls_client_key", help_heading = "TLS (wss://)")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_key",
+        help_heading = "TLS (wss://)"
+    )]
     pub tls_client_cert: Option<PathBuf>,
 
     /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-client-cert
-    #[arg(long, value_name = "FILE", requires = "tls_client_cert", help_heading = "TLS (wss://)")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_client_cert",
+        help_heading = "TLS (wss://)"
+    )]
     pub tls_client_key: Option<PathBuf>,
 
     /// Resume TLS sessions (TLS 1.3 tickets) on reconnects and later connections of a ramp,
@@ -490,7 +500,12 @@ pub struct ServeArgs {
     pub processes: Option<usize>,
 
     /// Serve wss:// with this PEM certificate chain (needs --tls-key)
-    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)

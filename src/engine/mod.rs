@@ -136,8 +136,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     let mut finished = 0;
     // Set when --abort-on-fail stopped the run (then it is not an interruption).
     let mut aborted = false;
-    let planned_attempts =
-        crate::report::thresholds::planned_attempts(&plan).unwrap_or(u64::MAX);
+    let planned_attempts = crate::report::thresholds::planned_attempts(&plan).unwrap_or(u64::MAX);
     let mut next_forward = Instant::now() + opts.snapshot_every;
     while finished < threads {
         match rx.recv_timeout(Duration::from_millis(50)) {

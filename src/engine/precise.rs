@@ -47,9 +47,8 @@ impl PreciseTimer {
             },
         };
         // SAFETY: valid fd and a fully initialised itimerspec.
-        let rc = unsafe {
-            libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
-        };
+        let rc =
+            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
         if rc == 0 {
             Ok(())
         } else {
@@ -81,11 +80,16 @@ mod tests {
         let t = PreciseTimer::new().unwrap();
         let fd = t.raw_fd();
         poll.registry()
-            .register(&mut mio::unix::SourceFd(&fd), mio::Token(7), mio::Interest::READABLE)
+            .register(
+                &mut mio::unix::SourceFd(&fd),
+                mio::Token(7),
+                mio::Interest::READABLE,
+            )
             .unwrap();
         let mut events = mio::Events::with_capacity(4);
         t.arm(Duration::from_micros(200)).unwrap();
-        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        poll.poll(&mut events, Some(Duration::from_secs(5)))
+            .unwrap();
         assert!(events.iter().any(|e| e.token() == mio::Token(7)));
         t.clear();
     }

@@ -1,8 +1,8 @@
 //! The coordinator: admits N agents, splits the plan, starts them at one wall-clock instant,
 //! merges their snapshots, and builds one [`RunOutcome`] with `agents[]`.
 //!
-//! One tokio task per agent connection ([`link`](super::link)) turns frames into
-//! [`Event`]s; a single loop owns all state (no locks): admission, the split, the start,
+//! One tokio task per agent connection (module `link`) turns frames into events; a single
+//! loop owns all state (no locks): admission, the split, the start,
 //! merging, heartbeats (with snapshot acknowledgements) every second, loss detection,
 //! Ctrl-C and `--abort-on-fail`. Snapshots are merged into an engine
 //! [`Aggregator`] indexed by agent — the same merge that adds up shards — so merged counts

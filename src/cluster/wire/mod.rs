@@ -31,13 +31,13 @@
 //!
 //! # The plan on the wire
 //!
-//! [`WirePlan`] carries what the engine needs from a [`Plan`] — targets (as resolved by the
+//! [`WirePlan`] carries what the engine needs from a [`Plan`](crate::plan::Plan) — targets (as resolved by the
 //! coordinator), stages, handshake and auth (secrets included: run the control channel on a
 //! private network), timeouts, traffic, TLS settings (file paths: agents need the same files
 //! at the same paths). It leaves out what is the coordinator's business (report paths,
 //! thresholds, `--abort-on-fail`, the profile path) and what each agent decides for itself
 //! (source addresses — given per agent in `assign` —, engine threads). A unit test fails when
-//! a field is added to [`Plan`] (or its parts) without being classified here.
+//! a field is added to `Plan` (or its parts) without being classified here.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};

@@ -257,6 +257,7 @@ impl Shard {
         let total = self.clock.total();
         let pending_cap = (self.p.plan.max_pending / self.p.plan.threads.max(1)).max(1) as u64;
         let mut finishing = false;
+        let mut last_global = 0.0f64;
         loop {
             let now = Instant::now();
             let stopped = self.p.stop.load(Ordering::Relaxed);
@@ -267,13 +268,19 @@ impl Shard {
                         finishing = true;
                         self.release(u64::MAX);
                     } else {
-                        let desired = self.p.slice.count(self.clock.target_at(elapsed));
+                        let global = self.clock.target_at(elapsed);
+                        let desired = self.p.slice.count(global);
                         let slots = self.slots();
-                        if desired > slots {
+                        // A slice's share of a rising target can dip by one for a moment
+                        // (its lower boundary steps before its upper one): open only while
+                        // the global target is not falling, release only while it is not
+                        // rising, so a ramp never churns connections.
+                        if desired > slots && global >= last_global {
                             self.open_more(desired - slots, pending_cap);
-                        } else if desired < slots {
+                        } else if desired < slots && global <= last_global {
                             self.release(slots - desired);
                         }
+                        last_global = global;
                     }
                 } else if stopped {
                     finishing = true;
