@@ -1,5 +1,5 @@
 //! Report contract tests: the JSON report validates against the committed schema
-//! (`schema/report-v1.json`), every field is documented in `docs/report-fields.md`, values are
+//! (`schema/report-v1.json`), every field is documented in `README.md`, values are
 //! exact, the text summary carries the key lines, files are written atomically, and the CSV
 //! time series has its header and one line per interval.
 
@@ -15,7 +15,7 @@ use wsscale::report::{
 };
 
 const SCHEMA: &str = include_str!("../schema/report-v1.json");
-const FIELDS_DOC: &str = include_str!("../docs/report-fields.md");
+const FIELDS_DOC: &str = include_str!("../README.md");
 
 const MIB: u64 = 1024 * 1024;
 
@@ -535,7 +535,7 @@ fn every_field_is_documented() {
         .collect();
     assert!(
         missing.is_empty(),
-        "fields missing from docs/report-fields.md: {missing:?}"
+        "fields missing from README.md: {missing:?}"
     );
 }
 

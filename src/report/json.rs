@@ -5,7 +5,7 @@
 //! [`to_json`]. The committed schema `schema/report-v1.json` describes exactly these fields
 //! (with `additionalProperties: false`), and `tests/report.rs` validates a report against it:
 //! adding, renaming or removing a field here fails that test until the schema, the field table
-//! in `docs/report-fields.md` and — for an incompatible change — [`SCHEMA_VERSION`] are
+//! in the README (“JSON report fields”) and — for an incompatible change — [`SCHEMA_VERSION`] are
 //! updated too. Reports are a contract.
 //!
 //! Units are in the field names: `_s` seconds, `_ms` milliseconds, `_bytes` bytes. Latencies

@@ -16,7 +16,7 @@
 //!   lost" check for `--abort-on-fail` ([`thresholds::cannot_be_met`]).
 //!
 //! Reports are a contract: the JSON layout is described by `schema/report-v1.json` and every
-//! field by `docs/report-fields.md`; `tests/report.rs` checks a report against both.
+//! field by the README (“JSON report fields”); `tests/report.rs` checks a report against both.
 
 pub mod agents;
 pub mod csv;
