@@ -704,7 +704,7 @@ fn two_agents_merge_exactly() {
     let parts: Vec<&Histogram<u64>> = o
         .agents
         .iter()
-        .map(|a| &a.totals.hist.ws_handshake)
+        .map(|a| &*a.totals.hist.ws_handshake)
         .collect();
     let expect = merged_of(&parts);
     let got = &o.totals.hist.ws_handshake;
@@ -712,10 +712,10 @@ fn two_agents_merge_exactly() {
     assert_eq!(got.len(), expect.len());
     assert_eq!(quantiles(got), quantiles(&expect));
     let own_parts = [
-        &r1.outcome.totals.hist.ws_handshake,
-        &r2.outcome.totals.hist.ws_handshake,
+        &*r1.outcome.totals.hist.ws_handshake,
+        &*r2.outcome.totals.hist.ws_handshake,
     ];
-    assert!(merged_of(&own_parts) == *got);
+    assert!(merged_of(&own_parts) == **got);
 
     // The JSON report carries agents[] and the serialized histograms.
     let doc = wsscale::report::to_json(&o);
@@ -922,9 +922,9 @@ fn report_merge_of_shards_equals_a_single_run() {
     assert_eq!(merged.agents[1].name, "shard-2.json");
 
     // Percentiles are those of all samples.
-    let hs: Vec<&Histogram<u64>> = parts.iter().map(|p| &p.totals.hist.ws_handshake).collect();
+    let hs: Vec<&Histogram<u64>> = parts.iter().map(|p| &*p.totals.hist.ws_handshake).collect();
     let all = merged_of(&hs);
-    assert!(merged.totals.hist.ws_handshake == all);
+    assert!(*merged.totals.hist.ws_handshake == all);
     let doc = wsscale::report::to_json(&merged);
     let p = wsscale::report::Percentiles::from_hist(&all);
     assert_eq!(doc["timings"]["ws_handshake_ms"]["p99"], p.p99);
@@ -937,7 +937,7 @@ fn report_merge_of_shards_equals_a_single_run() {
         doc: doc.clone(),
     }])
     .unwrap();
-    assert!(again.totals.hist.ws_handshake == all);
+    assert!(*again.totals.hist.ws_handshake == all);
     assert_eq!(again.agents.len(), 3);
 }
 

@@ -445,7 +445,7 @@ fn empty_histogram_gives_zero_count_and_zeros() {
     assert_eq!(p.count, 0);
     assert_eq!(p, Percentiles::default());
     let mut o = sample();
-    o.totals.hist.ws_handshake = new_histogram();
+    o.totals.hist.ws_handshake = new_histogram().into();
     let doc = to_json(&o);
     assert_eq!(
         doc["timings"]["ws_handshake_ms"],

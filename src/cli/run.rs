@@ -9,10 +9,9 @@
 //! Ctrl-C/SIGTERM handling (first signal: stop, close everything, write the report; second
 //! signal: exit at once); run the engine; print the summary; write the JSON report.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 
@@ -141,13 +140,7 @@ pub fn finish(plan: &Plan, outcome: &RunOutcome) -> anyhow::Result<i32> {
 
 /// One TCP connect per target. Unreachable targets are warnings unless all are unreachable.
 fn probe_targets(plan: &Plan) -> anyhow::Result<()> {
-    let timeout = plan.connect_timeout.min(Duration::from_secs(5));
-    let mut failures = Vec::new();
-    for t in &plan.targets {
-        if let Err(e) = TcpStream::connect_timeout(&t.addr, timeout) {
-            failures.push(format!("{} ({}): {e}", t.url, t.addr));
-        }
-    }
+    let failures = engine::unreachable_targets(plan);
     if failures.len() == plan.targets.len() {
         bail!(
             "no target is reachable:\n  {}\nCheck that the gateway is running and listening on that address \

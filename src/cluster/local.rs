@@ -19,7 +19,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -255,13 +255,7 @@ fn per_child_threads(n: usize) -> usize {
 
 /// One TCP connect per target; an error when none answers.
 fn probe(plan: &Plan) -> Result<(), ClusterError> {
-    let timeout = plan.connect_timeout.min(Duration::from_secs(5));
-    let mut failures = Vec::new();
-    for t in &plan.targets {
-        if let Err(e) = TcpStream::connect_timeout(&t.addr, timeout) {
-            failures.push(format!("{} ({}): {e}", t.url, t.addr));
-        }
-    }
+    let failures = crate::engine::unreachable_targets(plan);
     if failures.len() == plan.targets.len() {
         return Err(ClusterError::Local(format!(
             "no target is reachable:\n  {}\nCheck that the gateway is running (for a local test: \

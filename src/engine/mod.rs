@@ -88,6 +88,21 @@ impl RunOptions {
     }
 }
 
+/// One TCP connect per target (timeout: the connect timeout, at most 5 s); returns a line per
+/// target that did not answer (`url (addr): error`). Run before loading, so an unreachable
+/// gateway is an error rather than a run full of `refused`.
+pub fn unreachable_targets(plan: &Plan) -> Vec<String> {
+    let timeout = plan.connect_timeout.min(Duration::from_secs(5));
+    plan.targets
+        .iter()
+        .filter_map(|t| {
+            std::net::TcpStream::connect_timeout(&t.addr, timeout)
+                .err()
+                .map(|e| format!("{} ({}): {e}", t.url, t.addr))
+        })
+        .collect()
+}
+
 /// Run `plan` to completion (or until `opts.stop`) and return what happened.
 pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     if plan.targets.is_empty() {
@@ -300,11 +315,9 @@ impl Aggregator {
 
     /// Merge one shard snapshot.
     pub fn add(&mut self, shard: usize, s: &Snapshot) {
-        let mut delta = s.clone();
-        delta.gauges = Default::default();
-        self.totals.merge(&delta);
-        self.interval.merge(&delta);
-        self.outbox.merge(&delta);
+        self.totals.merge_deltas(s);
+        self.interval.merge_deltas(s);
+        self.outbox.merge_deltas(s);
         if shard >= self.gauges.len() {
             self.gauges.resize(shard + 1, Default::default());
         }

@@ -29,6 +29,21 @@ pub struct RequestTemplate {
     query_split: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+/// The template for `target` with the auth of `plan` (static bearer token in the headers, or
+/// the query parameter a per-connection JWT goes into).
+pub fn template_for(plan: &crate::plan::Plan, target: &Target) -> RequestTemplate {
+    use crate::plan::{Auth, JwtPlacement};
+    let (bearer, jwt_query) = match &plan.handshake.auth {
+        Auth::Bearer(t) => (Some(t.0.as_str()), None),
+        Auth::Jwt {
+            placement: JwtPlacement::Query(name),
+            ..
+        } => (None, Some(name.as_str())),
+        _ => (None, None),
+    };
+    request_template(target, &plan.handshake, bearer, jwt_query)
+}
+
 /// Build the template for `target`. `jwt_query` is the query parameter name when a
 /// per-connection JWT is to be placed in the URL.
 pub fn request_template(

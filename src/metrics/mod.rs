@@ -321,66 +321,103 @@ pub fn record_us(h: &mut Histogram<u64>, us: u64) {
     h.saturating_record(us.clamp(1, HIST_MAX_US));
 }
 
-/// The histograms every shard keeps.
-#[derive(Debug, Clone)]
-pub struct Histograms {
-    /// SYN to connected (µs).
-    pub tcp_connect: Histogram<u64>,
-    /// TCP connected to TLS handshake complete (µs); `wss://` targets only.
-    pub tls_handshake: Histogram<u64>,
-    /// Upgrade request written to valid 101 parsed (µs).
-    pub ws_handshake: Histogram<u64>,
-    /// Echo receive time − *intended* send time of timed messages (µs).
-    pub message_rtt: Histogram<u64>,
-    /// Pong receive time − intended ping time (µs).
-    pub ping_rtt: Histogram<u64>,
-    /// Expected heartbeat reply time − intended heartbeat time (µs).
-    pub heartbeat_rtt: Histogram<u64>,
-    /// How late each scheduled send (message, ping, heartbeat) actually went out (µs):
-    /// actual send time − intended send time.
-    pub schedule_lag: Histogram<u64>,
+/// A latency histogram that allocates its counts (≈ 190 KiB at 3 significant digits up to one
+/// hour in µs) only when something is recorded or merged into it.
+///
+/// Snapshots travel from every shard every 200 ms and most of their histograms are empty
+/// (no TLS, no pings, no messages in a plain hold): allocating them eagerly put several MiB of
+/// histogram arrays into the process's RSS during a run, which the memory-per-connection
+/// figure then charged to the connections. Reads of an unallocated histogram see a shared,
+/// immutable empty one.
+#[derive(Debug, Clone, Default)]
+pub struct Hist(Option<Box<Histogram<u64>>>);
+
+static EMPTY_HIST: std::sync::LazyLock<Histogram<u64>> = std::sync::LazyLock::new(new_histogram);
+
+impl std::ops::Deref for Hist {
+    type Target = Histogram<u64>;
+    fn deref(&self) -> &Histogram<u64> {
+        self.0.as_deref().unwrap_or(&EMPTY_HIST)
+    }
 }
 
-impl Default for Histograms {
-    fn default() -> Self {
-        Histograms {
-            tcp_connect: new_histogram(),
-            tls_handshake: new_histogram(),
-            ws_handshake: new_histogram(),
-            message_rtt: new_histogram(),
-            ping_rtt: new_histogram(),
-            heartbeat_rtt: new_histogram(),
-            schedule_lag: new_histogram(),
+impl std::ops::DerefMut for Hist {
+    fn deref_mut(&mut self) -> &mut Histogram<u64> {
+        self.0.get_or_insert_with(|| Box::new(new_histogram()))
+    }
+}
+
+/// Equal when the recorded samples are equal (an unallocated histogram equals an empty one).
+impl PartialEq for Hist {
+    fn eq(&self, o: &Hist) -> bool {
+        **self == **o
+    }
+}
+
+impl From<Histogram<u64>> for Hist {
+    fn from(h: Histogram<u64>) -> Hist {
+        Hist(Some(Box::new(h)))
+    }
+}
+
+impl Hist {
+    /// Add `o`'s samples (nothing is allocated when `o` is empty).
+    pub fn merge(&mut self, o: &Hist) {
+        if let Some(h) = &o.0
+            && !h.is_empty()
+        {
+            // Same bounds everywhere, so `add` cannot fail.
+            self.add(&**h).expect("same bounds");
         }
     }
+
+    /// True when the counts array exists.
+    pub fn is_allocated(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// The histograms every shard keeps.
+#[derive(Debug, Clone, Default)]
+pub struct Histograms {
+    /// SYN to connected (µs).
+    pub tcp_connect: Hist,
+    /// TCP connected to TLS handshake complete (µs); `wss://` targets only.
+    pub tls_handshake: Hist,
+    /// Upgrade request written to valid 101 parsed (µs).
+    pub ws_handshake: Hist,
+    /// Echo receive time − *intended* send time of timed messages (µs).
+    pub message_rtt: Hist,
+    /// Pong receive time − intended ping time (µs).
+    pub ping_rtt: Hist,
+    /// Expected heartbeat reply time − intended heartbeat time (µs).
+    pub heartbeat_rtt: Hist,
+    /// How late each scheduled send (message, ping, heartbeat) actually went out (µs):
+    /// actual send time − intended send time.
+    pub schedule_lag: Hist,
 }
 
 impl Histograms {
     pub fn merge(&mut self, o: &Histograms) {
-        // Same bounds everywhere, so `add` cannot fail.
-        self.tcp_connect.add(&o.tcp_connect).expect("same bounds");
-        self.tls_handshake
-            .add(&o.tls_handshake)
-            .expect("same bounds");
-        self.ws_handshake.add(&o.ws_handshake).expect("same bounds");
-        self.message_rtt.add(&o.message_rtt).expect("same bounds");
-        self.ping_rtt.add(&o.ping_rtt).expect("same bounds");
-        self.heartbeat_rtt
-            .add(&o.heartbeat_rtt)
-            .expect("same bounds");
-        self.schedule_lag.add(&o.schedule_lag).expect("same bounds");
+        self.tcp_connect.merge(&o.tcp_connect);
+        self.tls_handshake.merge(&o.tls_handshake);
+        self.ws_handshake.merge(&o.ws_handshake);
+        self.message_rtt.merge(&o.message_rtt);
+        self.ping_rtt.merge(&o.ping_rtt);
+        self.heartbeat_rtt.merge(&o.heartbeat_rtt);
+        self.schedule_lag.merge(&o.schedule_lag);
     }
 
     /// Every histogram with its report name (`message_rtt` → `message_rtt_ms` in JSON).
     pub fn named(&self) -> [(&'static str, &Histogram<u64>); 7] {
         [
-            ("tcp_connect", &self.tcp_connect),
-            ("tls_handshake", &self.tls_handshake),
-            ("ws_handshake", &self.ws_handshake),
-            ("message_rtt", &self.message_rtt),
-            ("ping_rtt", &self.ping_rtt),
-            ("heartbeat_rtt", &self.heartbeat_rtt),
-            ("schedule_lag", &self.schedule_lag),
+            ("tcp_connect", &*self.tcp_connect),
+            ("tls_handshake", &*self.tls_handshake),
+            ("ws_handshake", &*self.ws_handshake),
+            ("message_rtt", &*self.message_rtt),
+            ("ping_rtt", &*self.ping_rtt),
+            ("heartbeat_rtt", &*self.heartbeat_rtt),
+            ("schedule_lag", &*self.schedule_lag),
         ]
     }
 }
@@ -425,6 +462,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Add `o`'s counters, histograms and per-source counts into `self`, leaving the gauges
+    /// alone (for totals over time, where gauges are current values, not sums).
+    pub fn merge_deltas(&mut self, o: &Snapshot) {
+        let gauges = std::mem::take(&mut self.gauges);
+        self.merge(o);
+        self.gauges = gauges;
+    }
+
     /// Add `o` into `self`: counters, gauges, histograms and per-source counts all add.
     pub fn merge(&mut self, o: &Snapshot) {
         self.counters.merge(&o.counters);

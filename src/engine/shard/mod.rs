@@ -38,7 +38,7 @@ use super::timer::TimerWheel;
 use super::tls::{self, ClientTls};
 use super::ws::{self, FrameKind, FrameParse, RequestTemplate, UpgradeResponse};
 use crate::metrics::{DropReason, FailureKind, Snapshot, SourceCounts, record_us};
-use crate::plan::{Auth, CloseMode, JwtPlacement, Plan, Slice, StageClock};
+use crate::plan::{CloseMode, Plan, Slice, StageClock};
 
 /// Timer wheel tick.
 const TICK_US: u64 = 100;
@@ -166,18 +166,10 @@ fn ticks(d: Duration) -> u64 {
 impl Shard {
     fn new(p: ShardParams) -> Result<Shard, EngineError> {
         let plan = p.plan.clone();
-        let (bearer, jwt_query) = match &plan.handshake.auth {
-            Auth::Bearer(t) => (Some(t.0.as_str()), None),
-            Auth::Jwt {
-                placement: JwtPlacement::Query(name),
-                ..
-            } => (None, Some(name.as_str())),
-            _ => (None, None),
-        };
         let templates = plan
             .targets
             .iter()
-            .map(|t| ws::request_template(t, &plan.handshake, bearer, jwt_query))
+            .map(|t| ws::template_for(&plan, t))
             .collect();
         let minter = JwtMinter::from_auth(&plan.handshake.auth)?;
         let capacity = p.slice.count(plan.peak_connections() as f64) as usize

@@ -21,7 +21,7 @@ use super::{Finding, Status};
 use crate::engine::jwt::JwtMinter;
 use crate::engine::tls::ClientTls;
 use crate::engine::ws::{self, UpgradeResponse};
-use crate::plan::{Auth, JwtPlacement, Plan, Target};
+use crate::plan::{Plan, Target};
 
 /// Longest a probe waits for any one step.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -319,15 +319,7 @@ fn upgrade<S: Read + Write>(
     target: &Target,
     stream: &mut S,
 ) -> Result<Duration, UpgradeFailure> {
-    let (bearer, jwt_query) = match &plan.handshake.auth {
-        Auth::Bearer(t) => (Some(t.0.as_str()), None),
-        Auth::Jwt {
-            placement: JwtPlacement::Query(name),
-            ..
-        } => (None, Some(name.as_str())),
-        _ => (None, None),
-    };
-    let template = ws::request_template(target, &plan.handshake, bearer, jwt_query);
+    let template = ws::template_for(plan, target);
     let jwt = match JwtMinter::from_auth(&plan.handshake.auth) {
         Ok(Some(minter)) => {
             let now = SystemTime::now()
