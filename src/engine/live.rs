@@ -71,6 +71,10 @@ impl Live {
         if !final_ && now < self.next {
             return;
         }
+        // The closing call right after an interval line would repeat it.
+        if final_ && !self.rows.is_empty() && now - self.last < Duration::from_millis(100) {
+            return;
+        }
         while self.next <= now {
             self.next += self.interval;
         }
