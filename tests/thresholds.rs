@@ -138,8 +138,13 @@ fn unknown_metric_lists_the_valid_ones() {
     // A typo gets a suggestion.
     let m = parse("mesage_rtt_ms.p99<5").unwrap_err().to_string();
     assert!(m.contains("did you mean \"message_rtt_ms.p99\"?"), "{m}");
-    let m = parse("ws_handshake_ms.p95<5").unwrap_err().to_string();
+    let m = parse("handshak_ms.p95<5").unwrap_err().to_string();
     assert!(m.contains("did you mean \"handshake_ms.p95\"?"), "{m}");
+    // The JSON report's name for the upgrade histogram is an alias.
+    assert_eq!(
+        parse("ws_handshake_ms.p95<5").unwrap().metric,
+        "handshake_ms.p95"
+    );
     // Every listed name parses.
     for name in METRICS {
         t(&format!("{name}>=0"));

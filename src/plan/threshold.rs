@@ -13,7 +13,7 @@
 //! | `attempted`, `established`, `failed`, `dropped`, `reconnects`, `peak_open` | `connections.*` |
 //! | `tcp_connect_ms.STAT` | `timings.tcp_connect_ms.STAT` |
 //! | `handshake_ms.STAT` | `timings.ws_handshake_ms.STAT` |
-//! | `message_rtt_ms.STAT`, `ping_rtt_ms.STAT`, `heartbeat_rtt_ms.STAT`, `schedule_lag_ms.STAT` | `timings.*.STAT` |
+//! | `tls_handshake_ms.STAT` (wss:// only), `message_rtt_ms.STAT`, `ping_rtt_ms.STAT`, `heartbeat_rtt_ms.STAT`, `schedule_lag_ms.STAT` | `timings.*.STAT` |
 //! | `messages.sent`, `messages.received`, `messages.lost`, `messages.lost_rate` | `messages.*` |
 //! | `memory.bytes_per_connection` | `memory.bytes_per_connection` |
 //!
@@ -96,6 +96,7 @@ const PLAIN: &[&str] = &[
 /// Latency histograms, by threshold name.
 pub const HISTOGRAMS: &[&str] = &[
     "tcp_connect_ms",
+    "tls_handshake_ms",
     "handshake_ms",
     "message_rtt_ms",
     "ping_rtt_ms",
@@ -126,6 +127,15 @@ pub const METRICS: &[&str] = &[
     "tcp_connect_ms.p999",
     "tcp_connect_ms.p9999",
     "tcp_connect_ms.max",
+    "tls_handshake_ms.min",
+    "tls_handshake_ms.mean",
+    "tls_handshake_ms.p50",
+    "tls_handshake_ms.p90",
+    "tls_handshake_ms.p95",
+    "tls_handshake_ms.p99",
+    "tls_handshake_ms.p999",
+    "tls_handshake_ms.p9999",
+    "tls_handshake_ms.max",
     "handshake_ms.min",
     "handshake_ms.mean",
     "handshake_ms.p50",
@@ -251,7 +261,12 @@ pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
     } else {
         return Err(syntax("'!' must be followed by '=' ('!=')"));
     };
-    let metric = expr[..at].trim();
+    let written = expr[..at].trim();
+    // The JSON report calls the upgrade histogram `ws_handshake_ms`; accept that name too.
+    let alias = written
+        .strip_prefix("ws_handshake_ms.")
+        .map(|stat| format!("handshake_ms.{stat}"));
+    let metric = alias.as_deref().unwrap_or(written);
     let value = expr[at + len..].trim();
     if metric.is_empty() {
         return Err(syntax("the metric name is missing"));

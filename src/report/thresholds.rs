@@ -83,6 +83,7 @@ fn histogram<'a>(name: &str, s: &'a Snapshot) -> Option<&'a hdrhistogram::Histog
     let h = &s.hist;
     Some(match name {
         "tcp_connect_ms" => &h.tcp_connect,
+        "tls_handshake_ms" => &h.tls_handshake,
         "handshake_ms" => &h.ws_handshake,
         "message_rtt_ms" => &h.message_rtt,
         "ping_rtt_ms" => &h.ping_rtt,
