@@ -451,4 +451,48 @@ mod tests {
             assert_eq!(un, payload);
         }
     }
+
+    /// Random and mutated inputs never panic the parsers of untrusted bytes (a cheap stand-in
+    /// for a fuzz target: cargo-fuzz needs a nightly toolchain this project does not use).
+    #[test]
+    fn parsers_survive_random_and_mutated_input() {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let key = connection_key(3, 9);
+        let accept = tungstenite::handshake::derive_accept_key(&key);
+        let valid = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        let frames: Vec<u8> = vec![
+            0x81, 0x05, b'h', b'e', b'l', b'l', b'o', 0x89, 0x00, 0x82, 126, 0x01, 0x00,
+        ];
+        for _ in 0..20_000 {
+            let mut buf = if rng.bool() {
+                valid.clone()
+            } else {
+                frames.clone()
+            };
+            for _ in 0..rng.usize(1..6) {
+                match rng.u8(0..3) {
+                    0 if !buf.is_empty() => {
+                        let i = rng.usize(..buf.len());
+                        buf[i] = rng.u8(..);
+                    }
+                    1 if !buf.is_empty() => {
+                        buf.truncate(rng.usize(..buf.len()));
+                    }
+                    _ => buf.extend((0..rng.usize(0..32)).map(|_| rng.u8(..))),
+                }
+            }
+            let _ = parse_upgrade_response(&buf, &key);
+            let mut pos = 0;
+            while pos < buf.len() {
+                match parse_frame_header(&buf[pos..], 1 << 20) {
+                    FrameParse::Frame(f) => pos += f.header_len + f.payload_len,
+                    _ => break,
+                }
+            }
+            let _ = close_code(&buf);
+        }
+    }
 }
