@@ -221,3 +221,55 @@ fn progressive_stops_after_a_failed_step_and_exits_99() {
     assert_eq!(doc["steps"].as_array().unwrap().len(), 1);
     assert_eq!(doc["steps"][0]["thresholds"][0]["passed"], false);
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_the_report() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "-c",
+            "20",
+            "--ramp",
+            "100ms",
+            "--hold",
+            "10m",
+            "--interval",
+            "100ms",
+            "--threads",
+            "1",
+            "--report-json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Wait (on the live output, not on a timer) until all 20 connections are open.
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("open 20/20") {
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    // Keep draining stderr so the child never blocks on a full pipe.
+    for _ in lines {}
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
+    let r = read_json(&json);
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["connections"]["established"], 20);
+    assert_eq!(
+        r["connections"]["closed"], 20,
+        "everything was closed before exiting"
+    );
+}
