@@ -273,3 +273,17 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report() {
         "everything was closed before exiting"
     );
 }
+
+#[test]
+fn unreachable_target_is_exit_1_with_an_explanation() {
+    // Bind then drop: nothing listens on that port any more.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = run(&["--target", &format!("ws://{addr}/ws")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("no target is reachable"), "{err}");
+    assert!(err.contains(&addr.to_string()), "{err}");
+}
