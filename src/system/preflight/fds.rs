@@ -228,59 +228,59 @@ pub fn nr_open(needs: &Needs, facts: &HostFacts) -> Finding {
 pub fn file_max(needs: &Needs, facts: &HostFacts) -> Finding {
     let sockets = needs.connections.saturating_mul(sockets_per_conn(needs));
     let open_now = facts.num("fs.file-nr").unwrap_or(0);
-    let needed = open_now.saturating_add(sockets);
-    let mut finding = Finding {
-        check: "fs.file-max",
-        name: "fs.file-max".to_owned(),
-        status: Status::Pass,
-        scope: "node",
-        found: String::new(),
-        needed: format!(">= {}", count(needed)),
-        why: format!(
-            "{} files open on this host now + {} sockets for the plan",
-            count(open_now),
-            count(sockets)
-        ),
-        fix: Vec::new(),
-    };
-    let Some(value) = facts.num("fs.file-max") else {
-        finding.status = Status::Warn;
-        finding.found = "not readable".to_owned();
-        return finding;
-    };
-    finding.found = count(value);
-    if value < needed {
-        finding.status = Status::Fail;
-        finding
-            .why
-            .push_str("; past fs.file-max socket() and accept() fail with ENFILE");
-        finding.fix = fix_lines(
-            "fs.file-max",
-            &suggest(needs, "fs.file-max", needed).to_string(),
-            facts.initial_netns,
-        );
-    }
-    finding
+    let why = format!(
+        "{} files open on this host now + {} sockets for the plan",
+        count(open_now),
+        count(sockets)
+    );
+    node_minimum(
+        "fs.file-max",
+        open_now.saturating_add(sockets),
+        why,
+        "; past fs.file-max socket() and accept() fail with ENFILE",
+        needs,
+        facts,
+    )
 }
 
 /// `fs.epoll.max_user_watches`: epoll registrations per user.
 pub fn epoll_watches(needs: &Needs, facts: &HostFacts) -> Finding {
-    let needed = needs.connections.saturating_mul(sockets_per_conn(needs));
+    let why = format!(
+        "every socket is one epoll registration ({} per connection here), counted per user \
+         over all its processes",
+        sockets_per_conn(needs)
+    );
+    node_minimum(
+        "fs.epoll.max_user_watches",
+        needs.connections.saturating_mul(sockets_per_conn(needs)),
+        why,
+        "; past the limit epoll_ctl() fails with ENOSPC and the connection is lost",
+        needs,
+        facts,
+    )
+}
+
+/// A node-wide sysctl that must be at least `needed`: pass, fail with `fail_note` appended to
+/// `why` and the fix lines, or warn when it cannot be read.
+fn node_minimum(
+    name: &'static str,
+    needed: u64,
+    why: String,
+    fail_note: &str,
+    needs: &Needs,
+    facts: &HostFacts,
+) -> Finding {
     let mut finding = Finding {
-        check: "fs.epoll.max_user_watches",
-        name: "fs.epoll.max_user_watches".to_owned(),
+        check: name,
+        name: name.to_owned(),
         status: Status::Pass,
         scope: "node",
         found: String::new(),
         needed: format!(">= {}", count(needed)),
-        why: format!(
-            "every socket is one epoll registration ({} per connection here), counted per user \
-             over all its processes",
-            sockets_per_conn(needs)
-        ),
+        why,
         fix: Vec::new(),
     };
-    let Some(value) = facts.num("fs.epoll.max_user_watches") else {
+    let Some(value) = facts.num(name) else {
         finding.status = Status::Warn;
         finding.found = "not readable".to_owned();
         return finding;
@@ -288,12 +288,10 @@ pub fn epoll_watches(needs: &Needs, facts: &HostFacts) -> Finding {
     finding.found = count(value);
     if value < needed {
         finding.status = Status::Fail;
-        finding
-            .why
-            .push_str("; past the limit epoll_ctl() fails with ENOSPC and the connection is lost");
+        finding.why.push_str(fail_note);
         finding.fix = fix_lines(
-            "fs.epoll.max_user_watches",
-            &suggest(needs, "fs.epoll.max_user_watches", needed).to_string(),
+            name,
+            &suggest(needs, name, needed).to_string(),
             facts.initial_netns,
         );
     }
