@@ -267,7 +267,10 @@ fn find<'a>(findings: &'a [Finding], check: &str) -> &'a Finding {
 
 #[test]
 fn a_tuned_host_passes_everything() {
-    let findings = system_findings(&needs(50_000), &host());
+    // Two source addresses: 25,000 per (source, destination) pair, under half the range.
+    let mut n = needs(50_000);
+    n.sources = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    let findings = system_findings(&n, &host());
     let bad: Vec<_> = findings
         .iter()
         .filter(|f| f.status != Status::Pass)
@@ -772,4 +775,27 @@ fn collect_keys(v: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|i| collect_keys(i, out)),
         _ => {}
     }
+}
+
+#[test]
+fn a_pair_holding_more_than_half_the_port_range_warns_and_suggests_sources() {
+    let mut facts = host();
+    facts
+        .sysctls
+        .insert("net.ipv4.ip_local_port_range".into(), "32768 60999".into());
+    // 18,000 fit in 28,232 ports at ≤ 90 % use, but one pair holding > 14,116 slows connect().
+    let f = system_findings(&needs(18_000), &facts);
+    let ports = find(&f, "ephemeral_ports");
+    assert_eq!(ports.status, Status::Warn);
+    assert!(ports.why.contains("more than half"), "{}", ports.why);
+    assert!(
+        ports.fix.join("\n").contains("at least 2 source addresses"),
+        "{:?}",
+        ports.fix
+    );
+    // Two sources: 9,000 per pair, under half the range.
+    let mut n = needs(18_000);
+    n.sources = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    let f = system_findings(&n, &facts);
+    assert_eq!(find(&f, "ephemeral_ports").status, Status::Pass);
 }
