@@ -291,11 +291,15 @@ fn stop_flag_ends_the_run_and_closes_everything() {
     let gw = gateway(GatewayConfig::default());
     let plan = plan_for(gw.local_addr(), vec![stage(100, 20), stage(60_000, 20)]);
     let stop = Arc::new(AtomicBool::new(false));
-    let opts = RunOptions::new(stop.clone());
+    let mut opts = RunOptions::new(stop.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    opts.observer = Some(tx);
     let t = std::thread::spawn(move || engine::run(&plan, &opts).unwrap());
-    // Wait until the gateway has seen every upgrade, then interrupt.
-    while gw.stats().upgraded < 20 {
-        std::thread::yield_now();
+    // Wait (on the engine's own snapshots) until the client holds all 20, then interrupt.
+    let mut established = 0;
+    while established < 20 {
+        let (snap, _last) = rx.recv().expect("the engine reports while it runs");
+        established += snap.counters.established;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let o = t.join().unwrap();
