@@ -12,6 +12,7 @@ pub mod build;
 pub mod error;
 pub mod profile;
 pub mod stages;
+pub mod suggest;
 pub mod threshold;
 
 pub use error::PlanError;

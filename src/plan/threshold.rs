@@ -23,6 +23,8 @@
 
 use std::fmt;
 
+use crate::plan::suggest::edit_distance;
+
 /// Comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -321,20 +323,6 @@ fn suggest(metric: &str) -> Option<&'static str> {
         .filter(|(d, m)| *d <= 2.max(m.len() / 5))
         .min()
         .map(|(_, m)| m)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::plan::error::PlanError;
+use crate::plan::suggest::edit_distance;
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -56,20 +57,6 @@ fn unknown_key_message(message: &str) -> Option<String> {
     Some(format!(
         "unknown key '{key}'{suggestion}; valid keys here: {valid}"
     ))
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// A toml/serde error as `path:line:col: message`. Only the message and span are used:
