@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use wsscale::cli::args::{Cli, Command, RunArgs};
-use wsscale::cli::units::{parse_count, parse_duration, parse_rate, parse_size, parse_stage};
+use wsscale::plan::units::{parse_count, parse_duration, parse_rate, parse_size, parse_stage};
 use wsscale::plan::build::{
     build_plan, build_plan_with, build_progressive, build_progressive_with, parse_header, shape,
     unescape,

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use wsscale::engine::source_spec::{
+use wsscale::plan::source_spec::{
     MAX_SOURCES, SourceError, check_bindable, parse_source, parse_sources,
 };
 

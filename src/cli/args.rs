@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cli::units;
+use crate::plan::units;
 use crate::plan::build::parse_header;
 use crate::plan::error::PlanError;
 use crate::plan::profile::{parse_claims, parse_close, parse_jwt_alg, parse_jwt_in};

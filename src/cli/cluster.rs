@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::cli::args::{RunArgs, ServeArgs};
-use crate::cli::units;
+use crate::plan::units;
 use crate::cluster::agent::{AgentConfig, AgentError, run_agent};
 use crate::cluster::coordinator::{Coordinator, CoordinatorConfig};
 use crate::cluster::local::{LocalOptions, run_processes, serve_processes};
@@ -304,7 +304,7 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
 pub fn agent_command(a: &AgentArgs) -> anyhow::Result<i32> {
     let token = crate::cluster::read_token_file(&a.token_file)?;
     let sources: Vec<IpAddr> =
-        crate::engine::source_spec::parse_sources(&a.source_ips).context("bad --source-ip")?;
+        crate::plan::source_spec::parse_sources(&a.source_ips).context("bad --source-ip")?;
     let stop = crate::cli::run::install_signals()?;
     let mut cfg = AgentConfig::new(a.coordinator.clone(), token);
     cfg.name = a.name.clone();

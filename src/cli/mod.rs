@@ -13,7 +13,6 @@ pub mod preflight;
 pub mod progressive;
 pub mod run;
 pub mod serve;
-pub mod units;
 
 use clap::Parser;
 

@@ -402,7 +402,7 @@ impl<'a> Agent<'a> {
                 ));
             }
             for src in &a.sources {
-                crate::engine::source_spec::check_bindable(*src).map_err(|e| {
+                crate::plan::source_spec::check_bindable(*src).map_err(|e| {
                     format!(
                         "source address {src} cannot be bound on host {}: {e}; give this agent \
                          its own --source-ip, or leave --source-ip out on the coordinator",

@@ -8,7 +8,8 @@
 //! - [`ws`] — the client side of RFC 6455, sans I/O: request template, response check, frames.
 //! - [`tls`] — client TLS for `wss://` (rustls, sans I/O; the memory design is in its docs).
 //! - [`jwt`] — per-connection JWT minting.
-//! - [`source`] / [`source_spec`] — the source-address pool and the parsing of its specs.
+//! - [`source`] — the source-address pool (its specs are parsed in `plan::source_spec`).
+//! - [`precise`] — the `timerfd` that wakes a shard for sub-millisecond timers.
 //! - [`timer`] — the coarse timer wheel.
 //! - [`live`] — the interval line / self-updating view.
 //!
@@ -20,7 +21,7 @@ pub mod live;
 pub mod precise;
 pub mod shard;
 pub mod source;
-pub mod source_spec;
+
 pub mod timer;
 pub mod tls;
 pub mod ws;

@@ -1,6 +1,6 @@
 //! The source-address pool a shard opens connections from.
 //!
-//! Addresses come resolved from the plan (see [`super::source_spec`] for the parsing of
+//! Addresses come resolved from the plan (see [`crate::plan::source_spec`] for the parsing of
 //! ranges, CIDRs and interfaces). Each shard keeps its own pool with its own round-robin
 //! cursor (shard `i` starts at address `i`, so shards do not march in lockstep) and its own
 //! record of which (source, target) pairs are full.

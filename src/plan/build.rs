@@ -45,7 +45,7 @@ use super::error::{Origin, PlanError};
 use super::profile::{Located, Profile};
 use super::{Plan, Reconnect, Stage, Target, defaults};
 use crate::cli::args::RunArgs;
-use crate::engine::source_spec::parse_sources;
+use crate::plan::source_spec::parse_sources;
 
 /// The largest stage target accepted (connection ids are 32-bit in a process).
 pub const MAX_CONNECTIONS: u64 = u32::MAX as u64;

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::engine::source_spec::SourceError;
+use crate::plan::source_spec::SourceError;
 
 /// Where a setting came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

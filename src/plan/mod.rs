@@ -13,7 +13,9 @@ pub mod error;
 pub mod profile;
 pub mod stages;
 pub mod suggest;
+pub mod source_spec;
 pub mod threshold;
+pub mod units;
 
 pub use error::PlanError;
 

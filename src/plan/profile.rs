@@ -42,7 +42,7 @@ use traffic::{RawThresholds, foreign_key_error};
 use super::error::{Origin, PlanError};
 use super::threshold::Threshold;
 use super::{CloseMode, JwtAlg, JwtPlacement, Reconnect, Secret, Stage};
-use crate::cli::units::{self, UnitError};
+use crate::plan::units::{self, UnitError};
 
 /// A value together with where it was set.
 #[derive(Debug, Clone, PartialEq)]

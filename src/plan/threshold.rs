@@ -311,7 +311,7 @@ fn parse_value(s: &str, rate: bool) -> Option<f64> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() => Some(v),
         Ok(_) => None,
-        Err(_) => crate::cli::units::parse_count(s).ok().map(|n| n as f64),
+        Err(_) => crate::plan::units::parse_count(s).ok().map(|n| n as f64),
     }
 }
 

@@ -18,7 +18,7 @@ use serde::de::{self, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
 use super::{Ctx, Located};
-use crate::cli::units;
+use crate::plan::units;
 use crate::plan::error::PlanError;
 use crate::plan::threshold::{self, Threshold};
 

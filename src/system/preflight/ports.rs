@@ -5,7 +5,7 @@ use super::capacity::{
     PORT_UTILISATION_PCT, has_bind_address_no_port, port_capacity, sources_needed, usable_ports,
 };
 use super::{Finding, HostFacts, Needs, Status};
-use crate::engine::source_spec::check_bindable;
+use crate::plan::source_spec::check_bindable;
 use crate::system::human::count;
 use crate::system::settings::k8s_lines;
 use crate::system::sysctl::parse_port_range;
