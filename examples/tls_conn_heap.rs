@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 
 use rustls::ServerConnection;
 use rustls::pki_types::PrivateKeyDer;
-use wsscale::engine::tls::{ClientTls, decrypt, encrypt, provider, take_output};
+use wsscale::engine::tls::{ClientTls, decrypt, encrypt, take_output};
+use wsscale::plan::tls::provider;
 use wsscale::plan::{Target, TlsSpec};
 
 struct Counting;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use wsscale::cli::args::{Cli, Command, RunArgs};
+use wsscale::cli::args::{Cli, Command};
 use wsscale::plan::units::{parse_count, parse_duration, parse_rate, parse_size, parse_stage};
 use wsscale::plan::build::{
     build_plan, build_plan_with, build_progressive, build_progressive_with, parse_header, shape,
@@ -13,7 +13,7 @@ use wsscale::plan::build::{
 };
 use wsscale::plan::profile::Profile;
 use wsscale::plan::{
-    Auth, CloseMode, JwtAlg, JwtPlacement, Plan, PlanError, Slice, Stage, StageClock,
+    Auth, CloseMode, JwtAlg, JwtPlacement, Overrides, Plan, PlanError, Slice, Stage, StageClock,
 };
 
 const RSA_PEM: &str = "-----BEGIN PRIVATE KEY-----
@@ -72,11 +72,12 @@ fn st(duration: Duration, target: u64) -> Stage {
     Stage { duration, target }
 }
 
-fn run_args(argv: &[&str]) -> Result<RunArgs, clap::Error> {
+/// The plan settings of `wsscale run ARGV` (clap → [`Overrides`], as the binary does).
+fn run_args(argv: &[&str]) -> Result<Overrides, clap::Error> {
     let mut full = vec!["wsscale", "run"];
     full.extend_from_slice(argv);
     match Cli::try_parse_from(full)?.command {
-        Command::Run(a) => Ok(a),
+        Command::Run(a) => Ok(a.overrides()),
         _ => unreachable!(),
     }
 }
@@ -1972,4 +1973,18 @@ fn progressive_profile_errors() {
         m.contains("bad.toml:2:16: invalid value for 'message_size'"),
         "{m}"
     );
+}
+
+#[test]
+fn a_plan_builds_from_overrides_without_clap() {
+    let o = Overrides {
+        connections: Some(10),
+        ramp: Some(Duration::from_secs(1)),
+        hold: Some(Duration::ZERO),
+        targets: vec!["ws://127.0.0.1:9/ws".into()],
+        ..Default::default()
+    };
+    let p = build_plan(&o).expect("plan from Overrides");
+    assert_eq!(p.peak_connections(), 10);
+    assert_eq!(p.targets.len(), 1);
 }

@@ -115,7 +115,7 @@ impl Ca {
             roots.add(ca.der.clone()).unwrap();
             rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
-                wsscale::engine::tls::provider(),
+                wsscale::plan::tls::provider(),
             )
             .build()
             .unwrap()

@@ -20,7 +20,7 @@ use crate::plan::build::parse_header;
 use crate::plan::error::PlanError;
 use crate::plan::profile::{parse_claims, parse_close, parse_jwt_alg, parse_jwt_in};
 use crate::plan::threshold::{self, Threshold, ThresholdError};
-use crate::plan::{CloseMode, JwtAlg, JwtPlacement, Secret, Stage};
+use crate::plan::{CloseMode, JwtAlg, JwtPlacement, Overrides, Secret, Stage};
 
 const ABOUT: &str = "How many WebSocket connections can your gateway hold, how fast can they \
 arrive, and what happens to heartbeats and latency while they are held?";
@@ -459,6 +459,68 @@ pub struct RunArgs {
     /// shards on several hosts run together
     #[arg(long, value_name = "RFC3339", value_parser = crate::cli::cluster::parse_start_at, help_heading = "Distribution")]
     pub start_at: Option<std::time::SystemTime>,
+}
+
+impl RunArgs {
+    /// The plan-relevant settings of these flags (the plan layer never sees clap).
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            profile: self.profile.clone(),
+            targets: self.targets.clone(),
+            connections: self.connections.clone(),
+            ramp: self.ramp.clone(),
+            hold: self.hold.clone(),
+            ramp_down: self.ramp_down.clone(),
+            stages: self.stages.clone(),
+            threads: self.threads.clone(),
+            max_pending: self.max_pending.clone(),
+            source_ips: self.source_ips.clone(),
+            connect_timeout: self.connect_timeout.clone(),
+            handshake_timeout: self.handshake_timeout.clone(),
+            close_timeout: self.close_timeout.clone(),
+            close: self.close.clone(),
+            max_frame: self.max_frame.clone(),
+            reconnect: self.reconnect.clone(),
+            no_reconnect: self.no_reconnect.clone(),
+            reconnect_initial: self.reconnect_initial.clone(),
+            reconnect_max: self.reconnect_max.clone(),
+            rcvbuf: self.rcvbuf.clone(),
+            sndbuf: self.sndbuf.clone(),
+            origin: self.origin.clone(),
+            headers: self.headers.clone(),
+            subprotocol: self.subprotocol.clone(),
+            token: self.token.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            jwt_secret_file: self.jwt_secret_file.clone(),
+            jwt_key_file: self.jwt_key_file.clone(),
+            jwt_alg: self.jwt_alg.clone(),
+            jwt_claims: self.jwt_claims.clone(),
+            jwt_in: self.jwt_in.clone(),
+            tls_sni: self.tls_sni.clone(),
+            tls_ca: self.tls_ca.clone(),
+            tls_insecure: self.tls_insecure.clone(),
+            tls_client_cert: self.tls_client_cert.clone(),
+            tls_client_key: self.tls_client_key.clone(),
+            tls_resume: self.tls_resume.clone(),
+            ping_interval: self.ping_interval.clone(),
+            ping_timeout: self.ping_timeout.clone(),
+            heartbeat_text: self.heartbeat_text.clone(),
+            heartbeat_interval: self.heartbeat_interval.clone(),
+            heartbeat_expect: self.heartbeat_expect.clone(),
+            heartbeat_timeout: self.heartbeat_timeout.clone(),
+            first_message: self.first_message.clone(),
+            first_message_expect: self.first_message_expect.clone(),
+            message_rate: self.message_rate.clone(),
+            message_size: self.message_size.clone(),
+            message_text: self.message_text.clone(),
+            message_timeout: self.message_timeout.clone(),
+            thresholds: self.thresholds.clone(),
+            abort_on_fail: self.abort_on_fail.clone(),
+            interval: self.interval.clone(),
+            report_json: self.report_json.clone(),
+            report_csv: self.report_csv.clone(),
+        }
+    }
 }
 
 /// Arguments of `wsscale serve`.

@@ -278,7 +278,7 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
         bail!("--agents 0: a coordinator needs at least one agent");
     }
     let token = crate::cluster::read_token_file(&a.token_file)?;
-    let plan = crate::plan::build::build_plan(&a.run)?;
+    let plan = crate::plan::build::build_plan(&a.run.overrides())?;
     if plan.targets.is_empty() {
         bail!(
             "a coordinator needs --target (agents on other hosts cannot reach an embedded gateway); \

@@ -43,10 +43,10 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
     match cli.command {
         args::Command::Run(a) => {
             // A profile with `steps` is a sequence of runs (see `progressive`).
-            if let Some(p) = crate::plan::build::build_progressive(&a)? {
+            if let Some(p) = crate::plan::build::build_progressive(&a.overrides())? {
                 return progressive::run_progressive(p, a.skip_preflight);
             }
-            let plan = crate::plan::build::build_plan(&a)?;
+            let plan = crate::plan::build::build_plan(&a.overrides())?;
             if a.processes.is_some() || a.shard.is_some() || a.start_at.is_some() {
                 return cluster::run_distributed(&a, plan);
             }

@@ -40,7 +40,7 @@ fn build_for_preflight(args: &RunArgs) -> anyhow::Result<(Plan, Vec<Unresolved>)
     let had_targets = !args.targets.is_empty();
     let mut unresolved = Vec::new();
     loop {
-        match build_plan(&args) {
+        match build_plan(&args.overrides()) {
             Ok(mut plan) => {
                 // All flag targets failed: do not fall back to the profile's or the embedded
                 // gateway; the unresolved ones are the destinations.

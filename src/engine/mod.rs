@@ -49,7 +49,7 @@ pub enum EngineError {
     #[error("the plan has no target")]
     NoTarget,
     #[error(transparent)]
-    Tls(#[from] tls::TlsSetupError),
+    Tls(#[from] crate::plan::tls::TlsSetupError),
     #[error("engine shard {0} panicked")]
     ShardPanicked(usize),
 }

@@ -60,8 +60,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+
+
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -69,11 +69,12 @@ use rustls::client::{
     ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, NamedGroup, SignatureScheme};
 
 use crate::metrics::FailureKind;
+use crate::plan::tls::{TlsSetupError, client_identity, provider, root_store, server_name};
 use crate::plan::{Target, TlsSpec};
 
 /// Largest amount of TLS data rustls may queue for one `writer().write` call. Records are
@@ -81,65 +82,6 @@ use crate::plan::{Target, TlsSpec};
 pub const RECORD_BUFFER_LIMIT: usize = 32 * 1024;
 /// TLS 1.3 tickets kept per server name with `--tls-resume`.
 pub const TICKETS_PER_SERVER: usize = 4096;
-
-/// Why the TLS client settings cannot be used (reported before any connection opens).
-#[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
-    #[error("cannot read {what} {path}: {reason}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error("{path} contains no PEM certificate (expected \"-----BEGIN CERTIFICATE-----\" blocks)")]
-    NoCertificate { path: PathBuf },
-    #[error("the CA certificate in {path} is not usable as a trust anchor: {reason}")]
-    BadCa { path: PathBuf, reason: String },
-    #[error(
-        "--tls-client-cert and --tls-client-key go together: give both (a PEM certificate chain and its PEM private key)"
-    )]
-    HalfClientAuth,
-    #[error("the client certificate and key cannot be used together: {0}")]
-    ClientAuth(rustls::Error),
-    #[error("{0:?} is not a valid TLS server name; give a DNS name or an IP address to --tls-sni")]
-    ServerName(String),
-    #[error("cannot set up TLS: {0}")]
-    Config(rustls::Error),
-}
-
-/// The crypto provider used everywhere (ring: no C toolchain beyond cc, no cmake).
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Read every PEM certificate of `path`.
-pub fn load_certs(
-    path: &Path,
-    what: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsSetupError::Read {
-            what,
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(TlsSetupError::NoCertificate {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(certs)
-}
-
-/// Read the first PEM private key (PKCS#8, PKCS#1 or SEC1) of `path`.
-pub fn load_key(path: &Path, what: &'static str) -> Result<PrivateKeyDer<'static>, TlsSetupError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsSetupError::Read {
-        what,
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
 
 /// What every shard shares to open `wss://` connections.
 #[derive(Debug)]
@@ -204,28 +146,13 @@ pub fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, TlsSetupError>
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
     } else {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for path in &spec.ca_files {
-            for cert in load_certs(path, "CA file (--tls-ca)")? {
-                roots.add(cert).map_err(|e| TlsSetupError::BadCa {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            }
-        }
-        builder.with_root_certificates(roots)
+        builder.with_root_certificates(root_store(spec)?)
     };
-    let mut config = match (&spec.client_cert, &spec.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain = load_certs(cert, "client certificate (--tls-client-cert)")?;
-            let key = load_key(key, "client key (--tls-client-key)")?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(TlsSetupError::ClientAuth)?
-        }
-        (None, None) => builder.with_no_client_auth(),
-        _ => return Err(TlsSetupError::HalfClientAuth),
+    let mut config = match client_identity(spec)? {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(TlsSetupError::ClientAuth)?,
+        None => builder.with_no_client_auth(),
     };
     config.resumption = if spec.resume {
         Resumption::store(Arc::new(TicketStore::default()))
@@ -233,33 +160,6 @@ pub fn client_config(spec: &TlsSpec) -> Result<Arc<ClientConfig>, TlsSetupError>
         Resumption::disabled()
     };
     Ok(Arc::new(config))
-}
-
-/// The name sent as SNI and verified against the certificate: `sni` if given, else the host
-/// of the target URL (an IP literal is verified against the certificate's IP addresses and
-/// sends no SNI, as RFC 6066 requires).
-pub fn server_name(
-    target: &Target,
-    sni: Option<&str>,
-) -> Result<ServerName<'static>, TlsSetupError> {
-    let host = match sni {
-        Some(s) => s.to_string(),
-        None => url_host(&target.url).unwrap_or_else(|| target.addr.ip().to_string()),
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(ServerName::IpAddress(ip.into()));
-    }
-    ServerName::try_from(bare.to_string()).map_err(|_| TlsSetupError::ServerName(host))
-}
-
-fn url_host(url: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    Some(match u.host()? {
-        url::Host::Domain(d) => d.to_string(),
-        url::Host::Ipv4(ip) => ip.to_string(),
-        url::Host::Ipv6(ip) => ip.to_string(),
-    })
 }
 
 /// `--tls-insecure`: accept any certificate, but still check that the server holds the key
@@ -506,7 +406,7 @@ mod tests {
                 .unwrap();
         let cert = params.self_signed(&key).unwrap();
         let der = cert.der().clone();
-        let key_der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
         let mut server = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()

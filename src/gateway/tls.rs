@@ -13,7 +13,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
 
-use crate::engine::tls::{TlsSetupError, load_certs, load_key, provider};
+use crate::plan::tls::{PemFile, TlsSetupError, load_certs, load_key, provider};
 
 /// Why the gateway's TLS set-up failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +40,8 @@ pub struct ServerTls {
 
 /// Load a PEM certificate chain and private key.
 pub fn from_pem_files(cert: &Path, key: &Path) -> Result<ServerTls, GatewayTlsError> {
-    let chain = load_certs(cert, "certificate (--tls-cert)")?;
-    let key = load_key(key, "private key (--tls-key)")?;
+    let chain = load_certs(cert, PemFile::ServerCert)?;
+    let key = load_key(key, PemFile::ServerKey)?;
     let cert_pem = pem_of(&chain[0]);
     let fingerprint = fingerprint(&chain[0]);
     Ok(ServerTls {

@@ -44,7 +44,7 @@ pub use traffic::{
 use super::error::{Origin, PlanError};
 use super::profile::{Located, Profile};
 use super::{Plan, Reconnect, Stage, Target, defaults};
-use crate::cli::args::RunArgs;
+use crate::plan::Overrides;
 use crate::plan::source_spec::parse_sources;
 
 /// The largest stage target accepted (connection ids are 32-bit in a process).
@@ -55,13 +55,13 @@ pub const MIN_MAX_FRAME: u64 = 125;
 
 /// Loads the profile named in `args` (if any), applies the flags and defaults, validates,
 /// and resolves target host names.
-pub fn build_plan(args: &RunArgs) -> Result<Plan, PlanError> {
+pub fn build_plan(args: &Overrides) -> Result<Plan, PlanError> {
     let profile = args.profile.as_deref().map(Profile::load).transpose()?;
     build_plan_with(args, profile.as_ref())
 }
 
 /// Like [`build_plan`], with an already parsed profile (`args.profile` is ignored).
-pub fn build_plan_with(args: &RunArgs, profile: Option<&Profile>) -> Result<Plan, PlanError> {
+pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Plan, PlanError> {
     let empty = Profile::default();
     let p = profile.unwrap_or(&empty);
     if let Some(steps) = &p.steps {
@@ -224,7 +224,7 @@ fn sockbuf(l: Option<Located<u64>>) -> Result<Option<usize>, PlanError> {
 // ---------------------------------------------------------------------------------------
 // Load shape.
 
-fn stages(args: &RunArgs, p: &Profile) -> Result<Vec<Stage>, PlanError> {
+fn stages(args: &Overrides, p: &Profile) -> Result<Vec<Stage>, PlanError> {
     let (list, origin) = if !args.stages.is_empty() {
         (args.stages.clone(), Origin::Flag("--stage"))
     } else if let Some(n) = args.connections {
@@ -270,7 +270,7 @@ fn stages(args: &RunArgs, p: &Profile) -> Result<Vec<Stage>, PlanError> {
 }
 
 /// `[ramp:N, hold:N, ramp_down:0]`, see the module docs for which zero-length stages drop.
-fn simple_shape(n: u64, args: &RunArgs, p: &Profile) -> Vec<Stage> {
+fn simple_shape(n: u64, args: &Overrides, p: &Profile) -> Vec<Stage> {
     let get = |cli: Option<Duration>, prof: &Option<Located<Duration>>, default| {
         cli.or_else(|| prof.as_ref().map(|l| l.value))
             .unwrap_or(default)
@@ -398,7 +398,7 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| "the name has no addresses".to_string())
 }
 
-fn sources(args: &RunArgs, p: &Profile) -> Result<Vec<IpAddr>, PlanError> {
+fn sources(args: &Overrides, p: &Profile) -> Result<Vec<IpAddr>, PlanError> {
     let specs: Vec<Located<String>> = if args.source_ips.is_empty() {
         p.source_ips.clone()
     } else {
@@ -468,7 +468,7 @@ fn check_families(targets: &[Target], sources: &[IpAddr]) -> Result<(), PlanErro
 // ---------------------------------------------------------------------------------------
 // Reconnect.
 
-fn reconnect(args: &RunArgs, p: &Profile) -> Result<Option<Reconnect>, PlanError> {
+fn reconnect(args: &Overrides, p: &Profile) -> Result<Option<Reconnect>, PlanError> {
     if args.no_reconnect {
         return Ok(None);
     }

@@ -10,14 +10,17 @@
 
 pub mod build;
 pub mod error;
+pub mod overrides;
 pub mod profile;
 pub mod stages;
 pub mod suggest;
 pub mod source_spec;
 pub mod threshold;
+pub mod tls;
 pub mod units;
 
 pub use error::PlanError;
+pub use overrides::Overrides;
 
 use std::fmt;
 use std::net::SocketAddr;

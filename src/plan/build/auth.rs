@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::pick;
-use crate::cli::args::RunArgs;
+use crate::plan::Overrides;
 use crate::plan::error::{Origin, PlanError};
 use crate::plan::profile::{Located, Profile};
 use crate::plan::{Auth, HandshakeSpec, JwtAlg, JwtPlacement, Secret};
@@ -59,7 +59,7 @@ fn one_line(l: &Located<String>, what: &str) -> Result<String, PlanError> {
 
 /// The handshake spec, and a `Host` override taken from the headers.
 pub(super) fn handshake(
-    args: &RunArgs,
+    args: &Overrides,
     p: &Profile,
 ) -> Result<(HandshakeSpec, Option<String>), PlanError> {
     let origin = match pick(args.origin.clone(), "--origin", &p.origin) {
@@ -165,7 +165,7 @@ struct Creds {
     placement: Option<Located<JwtPlacement>>,
 }
 
-fn creds(args: &RunArgs, p: &Profile) -> Creds {
+fn creds(args: &Overrides, p: &Profile) -> Creds {
     let from_cli = args.token.is_some()
         || args.jwt_secret.is_some()
         || args.jwt_secret_file.is_some()
@@ -198,7 +198,7 @@ fn flag<T: Clone>(v: &Option<T>, f: &'static str) -> Option<Located<T>> {
     v.clone().map(|v| Located::flag(v, f))
 }
 
-fn auth(args: &RunArgs, p: &Profile) -> Result<Auth, PlanError> {
+fn auth(args: &Overrides, p: &Profile) -> Result<Auth, PlanError> {
     let c = creds(args, p);
 
     // At most one credential.

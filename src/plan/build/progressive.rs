@@ -23,7 +23,7 @@ use super::super::Plan;
 use super::super::error::{Origin, PlanError};
 use super::super::profile::Profile;
 use super::build_plan_with;
-use crate::cli::args::RunArgs;
+use crate::plan::Overrides;
 
 /// One step of a progressive run.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +52,7 @@ pub struct Progressive {
 
 /// `Some` when `args` names a profile with `steps` (every step's plan built and validated),
 /// `None` for an ordinary run.
-pub fn build_progressive(args: &RunArgs) -> Result<Option<Progressive>, PlanError> {
+pub fn build_progressive(args: &Overrides) -> Result<Option<Progressive>, PlanError> {
     let Some(path) = &args.profile else {
         return Ok(None);
     };
@@ -64,7 +64,7 @@ pub fn build_progressive(args: &RunArgs) -> Result<Option<Progressive>, PlanErro
 }
 
 /// Like [`build_progressive`] with an already parsed profile, which must have `steps`.
-pub fn build_progressive_with(args: &RunArgs, p: &Profile) -> Result<Progressive, PlanError> {
+pub fn build_progressive_with(args: &Overrides, p: &Profile) -> Result<Progressive, PlanError> {
     let steps_l = p.steps.as_ref().ok_or_else(|| {
         Origin::Flag("PROFILE").invalid(format!(
             "{} has no 'steps'; it is not a progressive profile",

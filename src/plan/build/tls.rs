@@ -4,11 +4,10 @@
 
 use super::super::error::{Origin, PlanError};
 use super::super::{Target, TlsSpec};
-use crate::cli::args::RunArgs;
-use crate::engine::tls::{ClientTls, TlsSetupError};
+use crate::plan::Overrides;
 
 /// TLS settings from the flags; validated when a target is `wss://`.
-pub(super) fn tls(args: &RunArgs, targets: &[Target]) -> Result<TlsSpec, PlanError> {
+pub(super) fn tls(args: &Overrides, targets: &[Target]) -> Result<TlsSpec, PlanError> {
     let spec = TlsSpec {
         sni: args.tls_sni.clone(),
         ca_files: args.tls_ca.clone(),
@@ -17,25 +16,8 @@ pub(super) fn tls(args: &RunArgs, targets: &[Target]) -> Result<TlsSpec, PlanErr
         client_key: args.tls_client_key.clone(),
         resume: args.tls_resume,
     };
-    if let Err(e) = ClientTls::new(&spec, targets) {
-        let flag = match &e {
-            TlsSetupError::ServerName(_) => "--tls-sni",
-            TlsSetupError::NoCertificate { .. } | TlsSetupError::BadCa { .. }
-                if spec.client_cert.is_none() =>
-            {
-                "--tls-ca"
-            }
-            TlsSetupError::Read { what, .. } if what.contains("--tls-ca") => "--tls-ca",
-            TlsSetupError::Read { what, .. } if what.contains("--tls-client-key") => {
-                "--tls-client-key"
-            }
-            TlsSetupError::HalfClientAuth
-            | TlsSetupError::ClientAuth(_)
-            | TlsSetupError::Read { .. }
-            | TlsSetupError::NoCertificate { .. } => "--tls-client-cert",
-            _ => "--tls-ca",
-        };
-        return Err(Origin::Flag(flag).invalid(e.to_string()));
+    if let Err(e) = super::super::tls::check(&spec, targets) {
+        return Err(Origin::Flag(e.flag()).invalid(e.to_string()));
     }
     Ok(spec)
 }

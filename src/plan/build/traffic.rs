@@ -22,7 +22,7 @@ use super::super::profile::{Located, MessageSource, Profile};
 use super::super::threshold::Threshold;
 use super::super::{HeartbeatSpec, MessageSpec, PingSpec, Traffic};
 use super::pick;
-use crate::cli::args::RunArgs;
+use crate::plan::Overrides;
 
 /// Default `--ping-timeout`, `--heartbeat-timeout` and `--message-timeout`.
 pub const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,7 +123,7 @@ fn zero_origin<T: PartialEq + Default>(l: &Option<Located<T>>) -> Option<Origin>
 }
 
 /// Merge the traffic flags and profile keys.
-pub(super) fn traffic(args: &RunArgs, p: &Profile, max_frame: u64) -> Result<Traffic, PlanError> {
+pub(super) fn traffic(args: &Overrides, p: &Profile, max_frame: u64) -> Result<Traffic, PlanError> {
     Ok(Traffic {
         ping: ping(args, p)?,
         heartbeat: heartbeat(args, p)?,
@@ -139,7 +139,7 @@ pub(super) fn traffic(args: &RunArgs, p: &Profile, max_frame: u64) -> Result<Tra
     })
 }
 
-fn ping(args: &RunArgs, p: &Profile) -> Result<Option<PingSpec>, PlanError> {
+fn ping(args: &Overrides, p: &Profile) -> Result<Option<PingSpec>, PlanError> {
     let interval = pick(args.ping_interval, "--ping-interval", &p.ping_interval);
     let timeout = pick(args.ping_timeout, "--ping-timeout", &p.ping_timeout);
     if let Some(zero) = zero_origin(&interval) {
@@ -160,7 +160,7 @@ fn ping(args: &RunArgs, p: &Profile) -> Result<Option<PingSpec>, PlanError> {
     }))
 }
 
-fn heartbeat(args: &RunArgs, p: &Profile) -> Result<Option<HeartbeatSpec>, PlanError> {
+fn heartbeat(args: &Overrides, p: &Profile) -> Result<Option<HeartbeatSpec>, PlanError> {
     let text_l = pick(
         args.heartbeat_text.clone(),
         "--heartbeat-text",
@@ -211,7 +211,7 @@ fn heartbeat(args: &RunArgs, p: &Profile) -> Result<Option<HeartbeatSpec>, PlanE
     }))
 }
 
-fn first_message(args: &RunArgs, p: &Profile) -> Result<Option<Vec<u8>>, PlanError> {
+fn first_message(args: &Overrides, p: &Profile) -> Result<Option<Vec<u8>>, PlanError> {
     let l = match &args.first_message {
         Some(s) => Some(Located::flag(
             MessageSource::parse(s, None),
@@ -239,7 +239,7 @@ fn first_message(args: &RunArgs, p: &Profile) -> Result<Option<Vec<u8>>, PlanErr
     }
 }
 
-fn message(args: &RunArgs, p: &Profile, max_frame: u64) -> Result<Option<MessageSpec>, PlanError> {
+fn message(args: &Overrides, p: &Profile, max_frame: u64) -> Result<Option<MessageSpec>, PlanError> {
     let rate = pick(args.message_rate, "--message-rate", &p.message_rate);
     let size = pick(args.message_size, "--message-size", &p.message_size);
     let template = pick(args.message_text.clone(), "--message-text", &p.message_text);
@@ -308,7 +308,7 @@ fn message(args: &RunArgs, p: &Profile, max_frame: u64) -> Result<Option<Message
 }
 
 /// The profile's `[thresholds]`, then `--threshold`s.
-pub(super) fn thresholds(args: &RunArgs, p: &Profile) -> Vec<Threshold> {
+pub(super) fn thresholds(args: &Overrides, p: &Profile) -> Vec<Threshold> {
     p.thresholds
         .iter()
         .map(|l| l.value.clone())
@@ -318,7 +318,7 @@ pub(super) fn thresholds(args: &RunArgs, p: &Profile) -> Vec<Threshold> {
 
 /// `--abort-on-fail` / `abort_on_fail`; an error when there is nothing to check.
 pub(super) fn abort_on_fail(
-    args: &RunArgs,
+    args: &Overrides,
     p: &Profile,
     thresholds: &[Threshold],
 ) -> Result<bool, PlanError> {

@@ -1,0 +1,126 @@
+//! [`Overrides`]: the settings a caller gives on top of a profile — what `wsscale run`'s
+//! flags become once clap has parsed them (ripgrep's low-args → high-args split).
+//!
+//! Every setting is an `Option` (or an empty `Vec`): `None` means "not given", so that
+//! [`build_plan`](super::build::build_plan) can tell it apart from a profile value and a
+//! default (given > profile > default). The plan layer never sees clap: `cli` fills this
+//! struct, and programs and tests can fill it directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::threshold::Threshold;
+use super::{CloseMode, JwtAlg, JwtPlacement, Secret, Stage};
+
+/// Settings given on top of a profile; see the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// TOML profile to start from (e.g. profiles/quick.toml); flags override its values.
+    pub profile: Option<PathBuf>,
+    /// WebSocket URL to load (ws://host[:port]/path?query, or wss:// for TLS, see --tls-*).
+    pub targets: Vec<String>,
+    /// Connections to hold (18000, 18k, 1.5k, 1M); shaped by --ramp/--hold/--ramp-down.
+    pub connections: Option<u64>,
+    /// Time to ramp from 0 to N connections (e.g. 10s, 1m) [default: 10s]
+    pub ramp: Option<Duration>,
+    /// Time to hold N connections [default: 30s]
+    pub hold: Option<Duration>,
+    /// Time to ramp from N back to 0 [default: 5s]
+    pub ramp_down: Option<Duration>,
+    /// k6-style stage DUR:TARGET, repeatable, e.g. --stage 1m:10k --stage 5m:10k --stage 30s:0.
+    pub stages: Vec<Stage>,
+    /// Engine threads (one shard each) [default: number of CPU cores]
+    pub threads: Option<u64>,
+    /// Maximum connections in flight (connecting or handshaking) [default: 1024]
+    pub max_pending: Option<u64>,
+    /// Source-address specs (`127.0.0.2`, `127.0.0.2-127.0.0.5`, `10.0.1.0/24`, `iface:eth0`).
+    pub source_ips: Vec<String>,
+    /// TCP connect timeout [default: 10s]
+    pub connect_timeout: Option<Duration>,
+    /// WebSocket upgrade (HTTP 101) timeout, from the end of the TCP connect [default: 10s]
+    pub handshake_timeout: Option<Duration>,
+    /// How long a graceful close waits for the server's close frame [default: 2s]
+    pub close_timeout: Option<Duration>,
+    /// How connections are closed: graceful (close handshake) or reset (RST at once).
+    pub close: Option<CloseMode>,
+    /// Largest frame payload accepted from the server, bytes [default: 16MiB]
+    pub max_frame: Option<u64>,
+    /// `--reconnect` (see `wsscale run --help`).
+    pub reconnect: bool,
+    /// Do not re-open connections (overrides `reconnect` in a profile)
+    pub no_reconnect: bool,
+    /// First reconnect back-off delay; implies --reconnect [default: 500ms]
+    pub reconnect_initial: Option<Duration>,
+    /// Cap of the reconnect back-off; implies --reconnect [default: 30s]
+    pub reconnect_max: Option<Duration>,
+    /// SO_RCVBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]
+    pub rcvbuf: Option<u64>,
+    /// SO_SNDBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]
+    pub sndbuf: Option<u64>,
+    /// Origin header of the upgrade request [default: none]
+    pub origin: Option<String>,
+    /// `-H/--header` (see `wsscale run --help`).
+    pub headers: Vec<(String, String)>,
+    /// Sec-WebSocket-Protocol to request (e.g. chat, or "v2.chat, chat") [default: none]
+    pub subprotocol: Option<String>,
+    /// Static bearer token: sends 'Authorization: Bearer TOKEN'.
+    pub token: Option<Secret>,
+    /// `--jwt-secret` (see `wsscale run --help`).
+    pub jwt_secret: Option<Secret>,
+    /// Like --jwt-secret, read from a file (a trailing newline is ignored)
+    pub jwt_secret_file: Option<PathBuf>,
+    /// `--jwt-key-file` (see `wsscale run --help`).
+    pub jwt_key_file: Option<PathBuf>,
+    /// `--jwt-alg` (see `wsscale run --help`).
+    pub jwt_alg: Option<JwtAlg>,
+    /// `--jwt-claims` (see `wsscale run --help`).
+    pub jwt_claims: Option<serde_json::Value>,
+    /// Where the JWT goes: header (Authorization: Bearer) or query:NAME (?NAME=jwt)
+    pub jwt_in: Option<JwtPlacement>,
+    /// Server name for SNI and certificate verification [default: the host of the URL]
+    pub tls_sni: Option<String>,
+    /// `--tls-ca` (see `wsscale run --help`).
+    pub tls_ca: Vec<PathBuf>,
+    /// `--tls-insecure` (see `wsscale run --help`).
+    pub tls_insecure: bool,
+    /// `--tls-client-cert` (see `wsscale run --help`).
+    pub tls_client_cert: Option<PathBuf>,
+    /// `--tls-client-key` (see `wsscale run --help`).
+    pub tls_client_key: Option<PathBuf>,
+    /// `--tls-resume` (see `wsscale run --help`).
+    pub tls_resume: bool,
+    /// `--ping-interval` (see `wsscale run --help`).
+    pub ping_interval: Option<Duration>,
+    /// A ping not answered within DUR closes the connection as ping_timeout (a drop)
+    pub ping_timeout: Option<Duration>,
+    /// Application heartbeat sent as a text frame every --heartbeat-interval, e.g.
+    pub heartbeat_text: Option<String>,
+    /// Time between heartbeats of one connection [default: 30s]
+    pub heartbeat_interval: Option<Duration>,
+    /// `--heartbeat-expect` (see `wsscale run --help`).
+    pub heartbeat_expect: Option<String>,
+    /// `--heartbeat-timeout` (see `wsscale run --help`).
+    pub heartbeat_timeout: Option<Duration>,
+    /// `--first-message` (see `wsscale run --help`).
+    pub first_message: Option<String>,
+    /// `--first-message-expect` (see `wsscale run --help`).
+    pub first_message_expect: Option<String>,
+    /// `--message-rate` (see `wsscale run --help`).
+    pub message_rate: Option<f64>,
+    /// Payload size of a timed message, at least 32 bytes (the latency marker) [default: 64]
+    pub message_size: Option<u64>,
+    /// `--message-text` (see `wsscale run --help`).
+    pub message_text: Option<String>,
+    /// A message not echoed within DUR counts as lost [default: 10s]
+    pub message_timeout: Option<Duration>,
+    /// `--threshold` (see `wsscale run --help`).
+    pub thresholds: Vec<Threshold>,
+    /// `--abort-on-fail` (see `wsscale run --help`).
+    pub abort_on_fail: bool,
+    /// Live progress and snapshot interval [default: 5s]
+    pub interval: Option<Duration>,
+    /// Write the JSON report to FILE (atomically, also on Ctrl-C) [default: none]
+    pub report_json: Option<PathBuf>,
+    /// `--report-csv` (see `wsscale run --help`).
+    pub report_csv: Option<PathBuf>,
+}
