@@ -21,10 +21,10 @@ use wsscale::cluster::split::{AgentCapacity, split};
 use wsscale::cluster::wire::{AgentMsg, Assignment, CoordMsg, PROTOCOL_VERSION, WirePlan, unix_ns};
 use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
+use wsscale::metrics::RunOutcome;
 use wsscale::metrics::wire::{WireSnapshot, decode_histogram, encode_histogram};
 use wsscale::metrics::{FailureKind, Snapshot, new_histogram, record_us};
 use wsscale::plan::{Plan, Secret, Slice, Stage, Target};
-use wsscale::report::RunOutcome;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -926,7 +926,7 @@ fn report_merge_of_shards_equals_a_single_run() {
     let all = merged_of(&hs);
     assert!(*merged.totals.hist.ws_handshake == all);
     let doc = wsscale::report::to_json(&merged);
-    let p = wsscale::report::Percentiles::from_hist(&all);
+    let p = wsscale::metrics::Percentiles::from_hist(&all);
     assert_eq!(doc["timings"]["ws_handshake_ms"]["p99"], p.p99);
     assert_eq!(doc["timings"]["ws_handshake_ms"]["count"], n);
     assert_eq!(doc["connections"]["established"], n);

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
+use wsscale::metrics::RunOutcome;
 use wsscale::metrics::{DropReason, FailureKind};
 use wsscale::plan::{Auth, CloseMode, JwtAlg, JwtPlacement, Plan, Secret, Stage, Target};
-use wsscale::report::outcome::RunOutcome;
 
 fn stage(ms: u64, target: u64) -> Stage {
     Stage {

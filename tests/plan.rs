@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use wsscale::cli::args::{Cli, Command};
-use wsscale::plan::units::{parse_count, parse_duration, parse_rate, parse_size, parse_stage};
 use wsscale::plan::build::{
     build_plan, build_plan_with, build_progressive, build_progressive_with, parse_header, shape,
     unescape,
 };
 use wsscale::plan::profile::Profile;
+use wsscale::plan::units::{parse_count, parse_duration, parse_rate, parse_size, parse_stage};
 use wsscale::plan::{
     Auth, CloseMode, JwtAlg, JwtPlacement, Overrides, Plan, PlanError, Slice, Stage, StageClock,
 };

@@ -6,13 +6,13 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use wsscale::metrics::{DropReason, FailureKind, Snapshot, new_histogram, record_us};
+use wsscale::metrics::{
+    DropReason, FailureKind, IntervalRow, Percentiles, RunOutcome, Snapshot, SourceOutcome,
+    ThresholdOutcome, new_histogram, record_us,
+};
 use wsscale::plan::Stage;
 use wsscale::report::csv::{CSV_HEADER, to_csv};
-use wsscale::report::{
-    IntervalRow, Percentiles, RunOutcome, SourceOutcome, ThresholdOutcome, steps_document,
-    summary_text, to_json, write_atomic, write_csv, write_json,
-};
+use wsscale::report::{steps_document, summary_text, to_json, write_atomic, write_csv, write_json};
 
 const SCHEMA: &str = include_str!("../schema/report-v1.json");
 const FIELDS_DOC: &str = include_str!("../README.md");

@@ -4,11 +4,12 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use wsscale::metrics::RunOutcome;
+use wsscale::metrics::thresholds::{cannot_be_met, evaluate, measure, planned_attempts};
 use wsscale::metrics::{FailureKind, Snapshot, record_us};
 use wsscale::plan::threshold::{METRICS, Op, Threshold, ThresholdError, parse};
 use wsscale::plan::{Plan, Reconnect, Stage, Target};
-use wsscale::report::thresholds::{cannot_be_met, evaluate, measure, planned_attempts};
-use wsscale::report::{RunOutcome, summary_text};
+use wsscale::report::summary_text;
 
 fn t(expr: &str) -> Threshold {
     parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"))

@@ -15,10 +15,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::{GatewayConfig, GatewayHandle, tls as gwtls};
 use wsscale::metrics::FailureKind;
+use wsscale::metrics::RunOutcome;
 use wsscale::plan::build::parse_target;
 use wsscale::plan::error::Origin;
 use wsscale::plan::{HeartbeatSpec, MessageSpec, PingSpec, Plan, Stage, TlsSpec};
-use wsscale::report::outcome::RunOutcome;
 
 fn stage(ms: u64, target: u64) -> Stage {
     Stage {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tungstenite::Message;
 use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
+use wsscale::metrics::RunOutcome;
 use wsscale::metrics::{DropReason, FailureKind};
 use wsscale::plan::{HeartbeatSpec, MessageSpec, PingSpec, Plan, Stage, Target};
-use wsscale::report::outcome::RunOutcome;
 
 fn stage(ms: u64, target: u64) -> Stage {
     Stage {

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::units;
 use crate::plan::build::parse_header;
 use crate::plan::error::PlanError;
 use crate::plan::profile::{parse_claims, parse_close, parse_jwt_alg, parse_jwt_in};
 use crate::plan::threshold::{self, Threshold, ThresholdError};
+use crate::plan::units;
 use crate::plan::{CloseMode, JwtAlg, JwtPlacement, Overrides, Secret, Stage};
 
 const ABOUT: &str = "How many WebSocket connections can your gateway hold, how fast can they \

@@ -12,13 +12,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::cli::args::{RunArgs, ServeArgs};
-use crate::plan::units;
 use crate::cluster::agent::{AgentConfig, AgentError, run_agent};
 use crate::cluster::coordinator::{Coordinator, CoordinatorConfig};
 use crate::cluster::local::{LocalOptions, run_processes, serve_processes};
-use crate::engine::LiveMode;
+use crate::plan::units;
 use crate::plan::{Plan, Slice};
 use crate::report;
+use crate::report::LiveMode;
 
 pub const COORDINATOR_ABOUT: &str =
     "Run a plan on N agents (other hosts or processes) and merge their results";

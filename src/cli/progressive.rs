@@ -63,7 +63,7 @@ pub fn run_progressive(p: Progressive, skip_preflight: bool) -> anyhow::Result<i
         let (plan, mut outcome) =
             run_to_outcome(step.plan.clone(), stop.clone(), skip_preflight)
                 .with_context(|| format!("step {} ({}) could not run", i + 1, step.name))?;
-        outcome.thresholds = report::thresholds::evaluate(&plan.thresholds, &outcome);
+        outcome.thresholds = crate::metrics::thresholds::evaluate(&plan.thresholds, &outcome);
         print!("{}", report::summary_text(&outcome));
         println!();
         if let Some(path) = &plan.report_csv {

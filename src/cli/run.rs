@@ -13,12 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::engine::{self, LiveMode, RunOptions};
+use crate::engine::{self, RunOptions};
 use crate::gateway::{GatewayConfig, GatewayHandle};
+use crate::metrics::RunOutcome;
 use crate::plan::{Plan, Slice, Target};
-use crate::report::{self, RunOutcome};
+use crate::report;
+use crate::report::LiveMode;
 use crate::system;
 
 /// Exit code of an interrupted run (128 + SIGINT), after the report was written.
@@ -72,15 +74,10 @@ pub fn run_part_to_outcome(
     }
     let embedded = plan.targets.is_empty();
     if !skip_preflight {
-        let checks = system::preflight::check_system(&plan, system::Role::Loadgen);
-        if checks.failed() {
-            bail!(checks.refusal());
-        }
-        for w in checks.with_status(system::preflight::Status::Warn) {
-            eprintln!(
-                "preflight warning: {}: found {}, needed {} (details: wsscale preflight)",
-                w.name, w.found, w.needed
-            );
+        let warnings =
+            system::preflight::gate(&plan, system::Role::Loadgen).map_err(anyhow::Error::msg)?;
+        for w in warnings {
+            eprintln!("preflight warning: {w} (details: wsscale preflight)");
         }
     }
 
@@ -102,7 +99,7 @@ pub fn run_part_to_outcome(
     }
 
     let mut opts = RunOptions::new(stop);
-    opts.live = LiveMode::detect();
+    opts.live = LiveMode::detect().sink();
     opts.embedded_gateway = embedded;
     opts.start_at = start_at;
     let outcome = engine::run(&plan, &opts).context("the engine failed")?;
@@ -116,7 +113,7 @@ pub const EXIT_THRESHOLDS: i32 = 99;
 /// code: 130 when interrupted (wins), 99 when a threshold failed, else 0.
 pub fn finish(plan: &Plan, outcome: &RunOutcome) -> anyhow::Result<i32> {
     let mut outcome = outcome.clone();
-    outcome.thresholds = report::thresholds::evaluate(&plan.thresholds, &outcome);
+    outcome.thresholds = crate::metrics::thresholds::evaluate(&plan.thresholds, &outcome);
     let outcome = &outcome;
     print!("{}", report::summary_text(outcome));
     if let Some(path) = &plan.report_json {
@@ -138,17 +135,9 @@ pub fn finish(plan: &Plan, outcome: &RunOutcome) -> anyhow::Result<i32> {
     })
 }
 
-/// One TCP connect per target. Unreachable targets are warnings unless all are unreachable.
+/// Probe the targets: none reachable is an error, some unreachable a warning each.
 fn probe_targets(plan: &Plan) -> anyhow::Result<()> {
-    let failures = engine::unreachable_targets(plan);
-    if failures.len() == plan.targets.len() {
-        bail!(
-            "no target is reachable:\n  {}\nCheck that the gateway is running and listening on that address \
-             (for a local test: `wsscale serve --listen 127.0.0.1:8080`), or omit --target to use the embedded gateway.",
-            failures.join("\n  ")
-        );
-    }
-    for f in failures {
+    for f in engine::probe_targets(plan)? {
         eprintln!("warning: target not reachable, its connections will fail: {f}");
     }
     Ok(())

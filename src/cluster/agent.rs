@@ -30,11 +30,12 @@ use super::wire::{
     AgentInfo, AgentMsg, Assignment, CoordMsg, Hello, PROTOCOL_VERSION, Resume, from_unix_ns,
     peek_protocol,
 };
-use crate::engine::{self, EngineError, LiveMode, RunOptions};
+use crate::engine::{self, EngineError, RunOptions};
+use crate::metrics::RunOutcome;
 use crate::metrics::Snapshot;
 use crate::metrics::wire::WireSnapshot;
 use crate::plan::{Plan, Secret, Slice};
-use crate::report::RunOutcome;
+use crate::report::LiveMode;
 use crate::system::preflight;
 
 /// How an agent behaves.
@@ -422,18 +423,12 @@ impl<'a> Agent<'a> {
             );
             let mut warnings = Vec::new();
             if self.cfg.preflight {
-                let checks = preflight::check_system(&plan, crate::system::Role::Loadgen);
-                if checks.failed() {
-                    return Err(format!(
-                        "preflight checks on host {} failed:\n{}",
-                        self.hello.agent.host,
-                        checks.refusal()
-                    ));
-                }
-                warnings = checks
-                    .with_status(preflight::Status::Warn)
-                    .map(|w| format!("{}: found {}, needed {}", w.name, w.found, w.needed))
-                    .collect();
+                warnings = preflight::gate(&plan, crate::system::Role::Loadgen).map_err(|r| {
+                    format!(
+                        "preflight checks on host {} failed:\n{r}",
+                        self.hello.agent.host
+                    )
+                })?;
             }
             Ok((plan, warnings))
         };
@@ -494,7 +489,7 @@ impl<'a> Agent<'a> {
             })
             .map_err(|e| AgentError::Engine(EngineError::Thread(e)))?;
         let mut opts = RunOptions::new(self.stop.clone());
-        opts.live = self.cfg.live;
+        opts.live = self.cfg.live.sink();
         opts.snapshot_every = a.snapshot_every;
         opts.start_at = Some(start);
         opts.observer = Some(obs_tx);

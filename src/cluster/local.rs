@@ -30,9 +30,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::TokenFile;
 use super::coordinator::{ClusterError, Coordinator, CoordinatorConfig};
-use crate::engine::LiveMode;
+use crate::metrics::RunOutcome;
 use crate::plan::{Plan, Target};
-use crate::report::RunOutcome;
+use crate::report::LiveMode;
 use crate::system;
 
 /// Settings of a `--processes` run besides the plan.
@@ -255,15 +255,9 @@ fn per_child_threads(n: usize) -> usize {
 
 /// One TCP connect per target; an error when none answers.
 fn probe(plan: &Plan) -> Result<(), ClusterError> {
-    let failures = crate::engine::unreachable_targets(plan);
-    if failures.len() == plan.targets.len() {
-        return Err(ClusterError::Local(format!(
-            "no target is reachable:\n  {}\nCheck that the gateway is running (for a local test: \
-             `wsscale serve --processes N --listen 127.0.0.1:8080`), or omit --target",
-            failures.join("\n  ")
-        )));
-    }
-    Ok(())
+    crate::engine::probe_targets(plan)
+        .map(drop)
+        .map_err(|e| ClusterError::Local(e.to_string()))
 }
 
 /// A socket bound to the port (`SO_REUSEPORT`, not listening): keeps a port-0 pick reserved

@@ -1,5 +1,7 @@
 //! The data plane: mio shards holding the connections under test, and the controller that
-//! starts them, merges their snapshots, prints live progress and builds the outcome.
+//! starts them, merges their snapshots (a [`metrics::Aggregator`](crate::metrics::Aggregator)),
+//! records the time series, hands each interval to the caller's sink and builds the outcome.
+//! The engine never renders: live output is an [`IntervalSink`] given by the caller.
 //!
 //! - [`shard`] — one OS thread per shard: mio `Poll`, slab of [`conn::Conn`], timer wheel,
 //!   scratch buffers; it evaluates its slice of the stage clock on its own.
@@ -11,13 +13,11 @@
 //! - [`source`] — the source-address pool (its specs are parsed in `plan::source_spec`).
 //! - [`precise`] — the `timerfd` that wakes a shard for sub-millisecond timers.
 //! - [`timer`] — the coarse timer wheel.
-//! - [`live`] — the interval line / self-updating view.
 //!
 //! No tokio here: the engine never awaits.
 
 pub mod conn;
 pub mod jwt;
-pub mod live;
 pub mod precise;
 pub mod shard;
 pub mod source;
@@ -31,11 +31,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::metrics::{Snapshot, rss_bytes};
+use crate::metrics::thresholds::AbortRule;
+use crate::metrics::timeseries::{IntervalSink, TimeSeries};
+use crate::metrics::{Aggregator, OutcomeMeta, RunOutcome, Snapshot, build_outcome, rss_bytes};
 use crate::plan::{Plan, Slice};
-use crate::report::outcome::{RunOutcome, SourceOutcome};
-
-pub use live::LiveMode;
 
 /// Errors that stop the engine itself (not per-connection failures, which are counted).
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +58,8 @@ pub enum EngineError {
 pub struct RunOptions {
     /// Set to stop the run early (Ctrl-C); shards then close everything and report.
     pub stop: Arc<AtomicBool>,
-    pub live: LiveMode,
+    /// Receives every interval (the live printer); `None`: nothing is shown.
+    pub live: Option<Arc<dyn IntervalSink>>,
     /// The plan's targets are the in-process embedded gateway.
     pub embedded_gateway: bool,
     /// This process's part of the plan (the whole plan unless split over processes/agents).
@@ -79,7 +79,7 @@ impl RunOptions {
     pub fn new(stop: Arc<AtomicBool>) -> Self {
         RunOptions {
             stop,
-            live: LiveMode::Quiet,
+            live: None,
             embedded_gateway: false,
             slice: Slice::WHOLE,
             snapshot_every: Duration::from_millis(200),
@@ -89,19 +89,34 @@ impl RunOptions {
     }
 }
 
-/// One TCP connect per target (timeout: the connect timeout, at most 5 s); returns a line per
-/// target that did not answer (`url (addr): error`). Run before loading, so an unreachable
-/// gateway is an error rather than a run full of `refused`.
-pub fn unreachable_targets(plan: &Plan) -> Vec<String> {
+/// No target of the plan answered a TCP connect.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no target is reachable:\n  {}\nCheck that the gateway is running and listening on that \
+     address (for a local test: `wsscale serve --listen 127.0.0.1:8080`), or omit --target to \
+     use the embedded gateway.",
+    .0.join("\n  ")
+)]
+pub struct Unreachable(pub Vec<String>);
+
+/// One TCP connect per target (timeout: the connect timeout, at most 5 s), before loading,
+/// so an unreachable gateway is an error rather than a run full of `refused`. `Err` when no
+/// target answers; otherwise the targets that did not, one line each (`url (addr): error`).
+pub fn probe_targets(plan: &Plan) -> Result<Vec<String>, Unreachable> {
     let timeout = plan.connect_timeout.min(Duration::from_secs(5));
-    plan.targets
+    let failures: Vec<String> = plan
+        .targets
         .iter()
         .filter_map(|t| {
             std::net::TcpStream::connect_timeout(&t.addr, timeout)
                 .err()
                 .map(|e| format!("{} ({}): {e}", t.url, t.addr))
         })
-        .collect()
+        .collect();
+    if !plan.targets.is_empty() && failures.len() == plan.targets.len() {
+        return Err(Unreachable(failures));
+    }
+    Ok(failures)
 }
 
 /// Run `plan` to completion (or until `opts.stop`) and return what happened.
@@ -147,12 +162,12 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     drop(tx);
 
     let mut agg = Aggregator::new(threads, plan.sources.len().max(1), rss_before);
-    let mut live = live::Live::new(opts.live, plan.interval, start);
+    let mut series = TimeSeries::new(plan.interval, start);
     let clock = crate::plan::StageClock::new(plan.stages.clone());
     let mut finished = 0;
     // Set when --abort-on-fail stopped the run (then it is not an interruption).
     let mut aborted = false;
-    let planned_attempts = crate::report::thresholds::planned_attempts(&plan).unwrap_or(u64::MAX);
+    let abort_rule = AbortRule::for_plan(&plan);
     let mut next_forward = Instant::now() + opts.snapshot_every;
     while finished < threads {
         match rx.recv_timeout(Duration::from_millis(50)) {
@@ -161,11 +176,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
                     finished += 1;
                 }
                 agg.add(r.shard, &r.snapshot);
-                if plan.abort_on_fail
-                    && !aborted
-                    && plan.thresholds.iter().any(|t| {
-                        crate::report::thresholds::cannot_be_met(t, &agg.totals, planned_attempts)
-                    })
+                if !aborted
+                    && let Some(rule) = &abort_rule
+                    && rule.lost(&agg.totals).is_some()
                 {
                     aborted = true;
                     opts.stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -181,10 +194,22 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             // A gone observer (coordinator link down) is handled by its owner via `stop`.
             let _ = obs.send((agg.take_outbox(), false));
         }
-        live.tick(&clock, &mut agg, plan.peak_connections(), false);
+        series.tick(
+            &clock,
+            &mut agg,
+            plan.peak_connections(),
+            false,
+            opts.live.as_deref(),
+        );
     }
     let duration = start.elapsed();
-    live.tick(&clock, &mut agg, plan.peak_connections(), true);
+    series.tick(
+        &clock,
+        &mut agg,
+        plan.peak_connections(),
+        true,
+        opts.live.as_deref(),
+    );
     if let Some(obs) = &opts.observer {
         let _ = obs.send((agg.take_outbox(), true));
     }
@@ -203,10 +228,10 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     if let Some(e) = first_err {
         return Err(e);
     }
-    let mut outcome = build_outcome(
+    Ok(build_outcome(
         &plan,
         agg,
-        live.into_rows(),
+        series.into_rows(),
         OutcomeMeta {
             started_at,
             start,
@@ -215,158 +240,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             interrupted: !aborted && opts.stop.load(std::sync::atomic::Ordering::Relaxed),
             threads,
             rss_before_bytes: rss_before,
+            aborted_by_threshold: aborted,
+            per_source: None,
+            agents: Vec::new(),
         },
-    );
-    outcome.aborted_by_threshold = aborted;
-    Ok(outcome)
-}
-
-/// What `build_outcome` needs besides the plan and the aggregate.
-#[derive(Debug, Clone, Copy)]
-pub struct OutcomeMeta {
-    pub started_at: SystemTime,
-    /// The monotonic instant the first stage started.
-    pub start: Instant,
-    pub duration: Duration,
-    pub embedded_gateway: bool,
-    pub interrupted: bool,
-    pub threads: usize,
-    pub rss_before_bytes: u64,
-}
-
-/// Turn an aggregate (of shards, processes or agents) into a [`RunOutcome`].
-pub fn build_outcome(
-    plan: &Plan,
-    agg: Aggregator,
-    timeseries: Vec<crate::report::outcome::IntervalRow>,
-    meta: OutcomeMeta,
-) -> RunOutcome {
-    let labels = source::SourcePool::new(plan.sources.clone(), 1, 0).labels();
-    let per_source = labels
-        .into_iter()
-        .zip(agg.totals.per_source.iter())
-        .map(|(address, c)| SourceOutcome {
-            address,
-            established: c.established,
-            failed: c.failed,
-            addr_not_available: c.addr_not_available,
-        })
-        .collect();
-    RunOutcome {
-        started_at: meta.started_at,
-        duration: meta.duration,
-        stages: plan.stages.clone(),
-        targets: plan.targets.iter().map(|t| t.url.clone()).collect(),
-        embedded_gateway: meta.embedded_gateway,
-        interrupted: meta.interrupted,
-        sources_exhausted: agg.sources_exhausted_seen,
-        tls_insecure: plan.tls.insecure && plan.targets.iter().any(|t| t.tls),
-        threads: meta.threads,
-        peak_open: agg.peak_open,
-        peak_reached_after: agg.peak_at.saturating_duration_since(meta.start),
-        rss_before_bytes: meta.rss_before_bytes,
-        rss_peak_bytes: agg.rss_peak,
-        rss_at_peak_open_bytes: agg.rss_at_peak_open,
-        totals: agg.into_totals(),
-        per_source,
-        timeseries,
-        thresholds: Vec::new(),
-        aborted_by_threshold: false,
-        agents: Vec::new(),
-    }
-}
-
-/// Merges shard snapshots: totals over the run, current gauges per shard, an interval view
-/// for live output, and peak tracking.
-pub struct Aggregator {
-    /// Counters and histograms summed over the run (gauges: see `current_gauges`).
-    pub totals: Snapshot,
-    /// Deltas since the last live line.
-    pub interval: Snapshot,
-    /// Deltas since the last `take_outbox` (what an agent forwards).
-    outbox: Snapshot,
-    /// Latest gauges per shard.
-    gauges: Vec<crate::metrics::Gauges>,
-    pub peak_open: u64,
-    /// When `peak_open` was first reached.
-    pub peak_at: Instant,
-    pub rss_peak: u64,
-    pub rss_at_peak_open: u64,
-    pub sources_exhausted_seen: bool,
-}
-
-impl Aggregator {
-    pub fn new(shards: usize, sources: usize, rss_before: u64) -> Self {
-        let mut totals = Snapshot::default();
-        totals
-            .per_source
-            .resize(sources, crate::metrics::SourceCounts::default());
-        Aggregator {
-            totals,
-            interval: Snapshot::default(),
-            outbox: Snapshot::default(),
-            gauges: vec![Default::default(); shards],
-            peak_open: 0,
-            peak_at: Instant::now(),
-            rss_peak: rss_before,
-            rss_at_peak_open: rss_before,
-            sources_exhausted_seen: false,
-        }
-    }
-
-    /// Merge one shard snapshot.
-    pub fn add(&mut self, shard: usize, s: &Snapshot) {
-        self.totals.merge_deltas(s);
-        self.interval.merge_deltas(s);
-        self.outbox.merge_deltas(s);
-        if shard >= self.gauges.len() {
-            self.gauges.resize(shard + 1, Default::default());
-        }
-        self.gauges[shard] = s.gauges.clone();
-        let g = self.current_gauges();
-        self.sources_exhausted_seen |= g.sources_exhausted;
-        // Snapshots forwarded by other processes (agents) carry their own RSS; shards don't,
-        // and then this process is the one to measure.
-        let rss = if g.rss_bytes > 0 {
-            g.rss_bytes
-        } else {
-            rss_bytes().unwrap_or(0)
-        };
-        self.rss_peak = self.rss_peak.max(rss);
-        if g.open > self.peak_open {
-            self.peak_open = g.open;
-            self.peak_at = Instant::now();
-            self.rss_at_peak_open = rss;
-        }
-    }
-
-    /// Sum of the latest gauges of all shards.
-    pub fn current_gauges(&self) -> crate::metrics::Gauges {
-        let mut g = crate::metrics::Gauges::default();
-        for s in &self.gauges {
-            g.merge(s);
-        }
-        g
-    }
-
-    /// Take the deltas since the previous call, with the current gauges (and this process's
-    /// RSS in `gauges.rss_bytes`).
-    pub fn take_outbox(&mut self) -> Snapshot {
-        let mut s = std::mem::take(&mut self.outbox);
-        s.gauges = self.current_gauges();
-        // The receiver (a coordinator) needs this process's memory, not its own.
-        s.gauges.rss_bytes = rss_bytes().unwrap_or(0);
-        s
-    }
-
-    /// Take the interval view (resetting it).
-    pub fn take_interval(&mut self) -> Snapshot {
-        std::mem::take(&mut self.interval)
-    }
-
-    /// The totals with the current gauges.
-    pub fn into_totals(mut self) -> Snapshot {
-        self.totals.gauges = self.current_gauges();
-        self.totals
-    }
+    ))
 }

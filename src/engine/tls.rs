@@ -61,7 +61,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 
-
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

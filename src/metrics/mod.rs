@@ -12,7 +12,19 @@
 //! [`wire`] is the serializable form of a snapshot (counters by label, histograms as base64
 //! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
 
+pub mod aggregate;
+pub mod outcome;
+pub mod percentiles;
+pub mod thresholds;
+pub mod timeseries;
 pub mod wire;
+
+pub use aggregate::Aggregator;
+pub use outcome::{
+    AgentOutcome, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome, ThresholdOutcome,
+    build_outcome,
+};
+pub use percentiles::{Percentiles, quantile_ms};
 
 use std::collections::BTreeMap;
 

@@ -12,9 +12,9 @@ pub mod build;
 pub mod error;
 pub mod overrides;
 pub mod profile;
+pub mod source_spec;
 pub mod stages;
 pub mod suggest;
-pub mod source_spec;
 pub mod threshold;
 pub mod tls;
 pub mod units;
@@ -249,6 +249,16 @@ pub struct Traffic {
 }
 
 impl Plan {
+    /// Labels of the source pool in order: the addresses, or one `"kernel"` when the kernel
+    /// chooses the source.
+    pub fn source_labels(&self) -> Vec<String> {
+        if self.sources.is_empty() {
+            vec!["kernel".to_string()]
+        } else {
+            self.sources.iter().map(|a| a.to_string()).collect()
+        }
+    }
+
     /// The largest number of connections any stage asks for.
     pub fn peak_connections(&self) -> u64 {
         self.stages.iter().map(|s| s.target).max().unwrap_or(0)

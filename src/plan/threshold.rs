@@ -19,7 +19,7 @@
 //!
 //! with `STAT` one of `min`, `mean`, `p50`, `p90`, `p95`, `p99`, `p999`, `p9999`, `max`.
 //! An unknown metric is an error that lists the valid names (grouped) and suggests the
-//! closest one. Evaluation against a finished run is in `crate::report::thresholds`.
+//! closest one. Evaluation against a finished run is in `crate::metrics::thresholds`.
 
 use std::fmt;
 

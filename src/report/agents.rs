@@ -10,15 +10,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::json::Percentiles;
-use super::outcome::{AgentOutcome, RunOutcome};
+use crate::metrics::Percentiles;
+use crate::metrics::outcome::{AgentOutcome, RunOutcome};
 use crate::metrics::wire::encode_histograms;
 use crate::metrics::{Counters, FailureKind, Histograms};
 
 /// One agent in the JSON report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonAgent {
     pub id: usize,
     pub name: String,

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use super::outcome::IntervalRow;
 use super::write::write_atomic;
+use crate::metrics::outcome::IntervalRow;
 
 /// The header line (without the line end).
 pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms";

@@ -27,71 +27,25 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::metrics::{DropReason, FailureKind, tls_alert_name};
 
-use super::outcome::RunOutcome;
+use crate::metrics::Percentiles;
+use crate::metrics::outcome::{IntervalRow, RunOutcome};
 
 /// Version of the JSON layout. Bump it (and add `schema/report-v<N>.json`) on any change that
 /// could break a consumer: a removed or renamed field, a changed type or unit.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Latency percentiles in milliseconds, read from an HdrHistogram recorded in microseconds.
-///
-/// Every value is rounded to three decimals (microsecond precision). An empty histogram gives
-/// `count == 0` and zeros everywhere.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Percentiles {
-    /// Number of samples.
-    pub count: u64,
-    pub min: f64,
-    pub mean: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub p9999: f64,
-    pub max: f64,
-}
-
-impl Percentiles {
-    /// Percentiles of a histogram whose values are microseconds.
-    pub fn from_hist(h: &Histogram<u64>) -> Percentiles {
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        let q = |quantile: f64| us_to_ms(h.value_at_quantile(quantile) as f64);
-        Percentiles {
-            count: h.len(),
-            min: us_to_ms(h.min() as f64),
-            mean: us_to_ms(h.mean()),
-            p50: q(0.50),
-            p90: q(0.90),
-            p95: q(0.95),
-            p99: q(0.99),
-            p999: q(0.999),
-            p9999: q(0.9999),
-            max: us_to_ms(h.max() as f64),
-        }
-    }
-}
-
-/// Microseconds to milliseconds, rounded to three decimals.
-fn us_to_ms(us: f64) -> f64 {
-    us.round() / 1000.0
-}
-
 /// The whole report document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonReport {
     pub schema_version: u32,
     /// `wsscale` version that wrote the report.
-    pub version: &'static str,
+    pub version: String,
     /// RFC 3339, UTC, millisecond precision.
     pub started_at: String,
     pub duration_s: f64,
@@ -113,7 +67,7 @@ pub struct JsonReport {
     pub traffic: JsonTraffic,
     pub memory: JsonMemory,
     /// One row per live-output interval.
-    pub timeseries: Vec<JsonInterval>,
+    pub timeseries: Vec<IntervalRow>,
     /// Threshold verdicts, in the order given (profile first, then `--threshold`).
     pub thresholds: Vec<JsonThreshold>,
     /// Every non-empty histogram, serialized (HdrHistogram V2 + DEFLATE, base64, µs), so
@@ -124,14 +78,14 @@ pub struct JsonReport {
 }
 
 /// One planned stage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonStage {
     pub duration_s: f64,
     pub target: u64,
 }
 
 /// Connection counts, failures, drops and per-source accounting.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonConnections {
     pub attempted: u64,
     pub established: u64,
@@ -154,7 +108,7 @@ pub struct JsonConnections {
 }
 
 /// One source address.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonSource {
     pub address: String,
     pub established: u64,
@@ -163,7 +117,7 @@ pub struct JsonSource {
 }
 
 /// TLS handshakes of `wss://` connections (all 0 for `ws://` runs).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonTls {
     /// TLS handshakes completed.
     pub handshakes: u64,
@@ -172,7 +126,7 @@ pub struct JsonTls {
 }
 
 /// Latencies: connection set-up, and traffic on held connections.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonTimings {
     pub tcp_connect_ms: Percentiles,
     /// TCP connected to TLS handshake complete (`wss://` only).
@@ -189,7 +143,7 @@ pub struct JsonTimings {
 }
 
 /// Timed messages (`--message-rate`) and other data frames received.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonMessages {
     pub sent: u64,
     pub received: u64,
@@ -205,7 +159,7 @@ pub struct JsonMessages {
 }
 
 /// WebSocket pings and application heartbeats sent by the client, and their answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonHeartbeats {
     pub pings_sent: u64,
     pub pongs_received: u64,
@@ -213,22 +167,8 @@ pub struct JsonHeartbeats {
     pub heartbeat_replies: u64,
 }
 
-/// One row of the time series.
-#[derive(Debug, Clone, Serialize)]
-pub struct JsonInterval {
-    pub t_s: f64,
-    pub open: u64,
-    pub connect_rate: f64,
-    pub failures: u64,
-    pub dropped: u64,
-    pub msgs_sent_per_s: f64,
-    pub msgs_received_per_s: f64,
-    pub message_p50_ms: f64,
-    pub message_p99_ms: f64,
-}
-
 /// One threshold and its verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonThreshold {
     pub expr: String,
     pub metric: String,
@@ -238,7 +178,7 @@ pub struct JsonThreshold {
 }
 
 /// Byte and frame counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonTraffic {
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -247,7 +187,7 @@ pub struct JsonTraffic {
 }
 
 /// Process memory.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonMemory {
     pub rss_before_bytes: u64,
     pub rss_peak_bytes: u64,
@@ -264,7 +204,7 @@ impl JsonReport {
         let c = &o.totals.counters;
         JsonReport {
             schema_version: SCHEMA_VERSION,
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: rfc3339_utc(o.started_at),
             duration_s: o.duration.as_secs_f64(),
             interrupted: o.interrupted,
@@ -351,7 +291,7 @@ impl JsonReport {
             timeseries: o
                 .timeseries
                 .iter()
-                .map(|r| JsonInterval {
+                .map(|r| IntervalRow {
                     t_s: finite(r.t_s),
                     open: r.open,
                     connect_rate: finite(r.connect_rate),
@@ -508,13 +448,6 @@ mod tests {
         assert_eq!(redact_url("ws://a@h/x"), "ws://a@h/x");
         assert_eq!(redact_url("ws://h/x@y"), "ws://h/x@y");
         assert_eq!(redact_url("not a url"), "not a url");
-    }
-
-    #[test]
-    fn rounds_to_microseconds() {
-        assert_eq!(us_to_ms(1234.4), 1.234);
-        assert_eq!(us_to_ms(1234.6), 1.235);
-        assert_eq!(us_to_ms(0.0), 0.0);
     }
 
     #[test]

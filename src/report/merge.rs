@@ -1,8 +1,9 @@
 //! `wsscale report merge a.json b.json … -o total.json`: several JSON reports (shards run
 //! with `--shard I/N --start-at T`, or any runs) → one report, exactly.
 //!
-//! Each report is read back into a [`Snapshot`] — counters from their documented fields,
-//! histograms from the serialized `histograms` — and the snapshots are added with the same
+//! Each report is read back with the same Rust types that wrote it ([`JsonReport`], derived
+//! `Deserialize`: a renamed field fails to compile or to parse, never silently) into a
+//! [`Snapshot`] — counters from their fields, histograms from the serialized `histograms` — and the snapshots are added with the same
 //! [`Snapshot::merge`] that merges engine shards and agents. So merged counts are the sums,
 //! and merged percentiles are the percentiles of all samples (not an average of
 //! percentiles). A report without `histograms` (written before it existed) is refused: its
@@ -31,11 +32,12 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::outcome::{AgentOutcome, IntervalRow, RunOutcome, SourceOutcome};
-use crate::engine::{Aggregator, OutcomeMeta, build_outcome};
+use super::agents::JsonAgent;
+use super::json::JsonReport;
+use crate::metrics::outcome::{AgentOutcome, IntervalRow, RunOutcome, SourceOutcome};
 use crate::metrics::wire::{decode_histograms, parse_drop_label, parse_failure_label};
 use crate::metrics::{Counters, FailureKind, Snapshot, SourceCounts, tls_alert_name};
-use crate::plan::{Plan, Stage};
+use crate::plan::Stage;
 
 /// Why reports cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -126,54 +128,55 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
     }
     let stages = merge_stages(&parsed);
 
-    let meta = OutcomeMeta {
-        started_at: start,
-        start: std::time::Instant::now(),
-        duration: end,
-        embedded_gateway: parsed.iter().any(|p| p.embedded_gateway),
-        interrupted: parsed.iter().any(|p| p.interrupted),
-        threads: parsed.iter().map(|p| p.threads).sum(),
-        rss_before_bytes: parsed.iter().map(|p| p.rss_before).sum(),
-    };
-    let plan = Plan::with_defaults(Vec::new(), stages);
-    let mut o = build_outcome(&plan, Aggregator::new(1, 1, 0), merge_rows(&parsed), meta);
-    o.totals = totals;
-    o.aborted_by_threshold = parsed.iter().any(|p| p.aborted_by_threshold);
-    o.sources_exhausted = parsed.iter().any(|p| p.sources_exhausted);
-    o.tls_insecure = parsed.iter().any(|p| p.tls_insecure);
-    o.targets = Vec::new();
-    for p in &parsed {
-        for t in &p.targets {
-            if !o.targets.contains(t) {
-                o.targets.push(t.clone());
-            }
+    let mut targets: Vec<String> = Vec::new();
+    for t in parsed.iter().flat_map(|p| &p.targets) {
+        if !targets.contains(t) {
+            targets.push(t.clone());
         }
     }
-    o.peak_open = parsed.iter().map(|p| p.peak_open).sum();
-    o.peak_reached_after = parsed
-        .iter()
-        .map(|p| offset(p) + p.peak_reached_after)
-        .max()
-        .unwrap_or_default();
-    o.rss_peak_bytes = parsed.iter().map(|p| p.rss_peak).sum();
-    o.rss_at_peak_open_bytes = parsed.iter().map(|p| p.rss_at_peak_open).sum();
-    o.per_source = merge_sources(&parsed);
+    let mut o = RunOutcome {
+        started_at: start,
+        duration: end,
+        stages,
+        targets,
+        embedded_gateway: parsed.iter().any(|p| p.embedded_gateway),
+        interrupted: parsed.iter().any(|p| p.interrupted),
+        sources_exhausted: parsed.iter().any(|p| p.sources_exhausted),
+        tls_insecure: parsed.iter().any(|p| p.tls_insecure),
+        threads: parsed.iter().map(|p| p.threads).sum(),
+        totals,
+        peak_open: parsed.iter().map(|p| p.peak_open).sum(),
+        peak_reached_after: parsed
+            .iter()
+            .map(|p| offset(p) + p.peak_reached_after)
+            .max()
+            .unwrap_or_default(),
+        rss_before_bytes: parsed.iter().map(|p| p.rss_before).sum(),
+        rss_peak_bytes: parsed.iter().map(|p| p.rss_peak).sum(),
+        rss_at_peak_open_bytes: parsed.iter().map(|p| p.rss_at_peak_open).sum(),
+        per_source: merge_sources(&parsed),
+        timeseries: merge_rows(&parsed),
+        thresholds: Vec::new(),
+        aborted_by_threshold: parsed.iter().any(|p| p.aborted_by_threshold),
+        agents: Vec::new(),
+    };
 
     let mut id = 0;
     let mut agents = Vec::new();
     for p in &parsed {
         if p.agents.is_empty() {
             id += 1;
-            agents.push(AgentOutcome {
+            agents.push(AgentOutcome::new(
                 id,
-                name: p.name.clone(),
-                host: String::new(),
-                sources: p.per_source.iter().map(|s| s.address.clone()).collect(),
-                planned_connections: p.stages.iter().map(|s| s.target).max().unwrap_or(0),
-                peak_open: p.peak_open,
-                lost: None,
-                totals: p.totals.clone(),
-            });
+                p.name.clone(),
+                String::new(),
+                p.per_source.iter().map(|s| s.address.clone()).collect(),
+                p.stages.iter().map(|s| s.target).max().unwrap_or(0),
+                p.peak_open,
+                None,
+                &p.totals,
+                &p.totals.gauges,
+            ));
         } else {
             for a in &p.agents {
                 id += 1;
@@ -198,7 +201,7 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
         .iter()
         .filter_map(|e| crate::plan::threshold::parse(e).ok())
         .collect();
-    o.thresholds = super::thresholds::evaluate(&thresholds, &o);
+    o.thresholds = crate::metrics::thresholds::evaluate(&thresholds, &o);
     Ok(o)
 }
 
@@ -227,20 +230,16 @@ fn merge_stages(parsed: &[Parsed]) -> Vec<Stage> {
 }
 
 fn merge_sources(parsed: &[Parsed]) -> Vec<SourceOutcome> {
-    let mut out: Vec<SourceOutcome> = Vec::new();
+    let mut rows: Vec<(String, SourceCounts)> = Vec::new();
     for p in parsed {
-        for s in &p.per_source {
-            match out.iter_mut().find(|o| o.address == s.address) {
-                Some(o) => {
-                    o.established += s.established;
-                    o.failed += s.failed;
-                    o.addr_not_available += s.addr_not_available;
-                }
-                None => out.push(s.clone()),
+        for (s, c) in p.per_source.iter().zip(&p.totals.per_source) {
+            match rows.iter_mut().find(|(a, _)| *a == s.address) {
+                Some((_, row)) => row.merge(c),
+                None => rows.push((s.address.clone(), c.clone())),
             }
         }
     }
-    out
+    SourceOutcome::rows(rows.iter().map(|(a, c)| (a.clone(), c)))
 }
 
 fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
@@ -274,55 +273,14 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
         .collect()
 }
 
-fn u(v: &Value, path: &str) -> Result<u64, String> {
-    at(v, path)?
-        .as_u64()
-        .ok_or_else(|| format!("`{path}` is not a whole number"))
-}
-
-fn f(v: &Value, path: &str) -> Result<f64, String> {
-    at(v, path)?
-        .as_f64()
-        .ok_or_else(|| format!("`{path}` is not a number"))
-}
-
-fn b(v: &Value, path: &str) -> Result<bool, String> {
-    at(v, path)?
-        .as_bool()
-        .ok_or_else(|| format!("`{path}` is not true/false"))
-}
-
-fn at<'v>(v: &'v Value, path: &str) -> Result<&'v Value, String> {
-    let mut cur = v;
-    for part in path.split('.') {
-        cur = cur
-            .get(part)
-            .ok_or_else(|| format!("`{path}` is missing (is this a wsscale JSON report?)"))?;
-    }
-    Ok(cur)
-}
-
 fn secs(v: f64) -> Duration {
     Duration::try_from_secs_f64(v.max(0.0)).unwrap_or_default()
 }
 
-fn count_map(v: &Value, path: &str) -> Result<Vec<(String, u64)>, String> {
-    let map = at(v, path)?
-        .as_object()
-        .ok_or_else(|| format!("`{path}` is not an object"))?;
-    map.iter()
-        .map(|(k, n)| {
-            n.as_u64()
-                .map(|n| (k.clone(), n))
-                .ok_or_else(|| format!("`{path}.{k}` is not a whole number"))
-        })
-        .collect()
-}
-
 /// Failure labels (`refused`, `http_status_503`, `http_status_other`, `tls_alert_<name>`)
 /// back into counters.
-fn add_failures(c: &mut Counters, entries: Vec<(String, u64)>) -> Result<(), String> {
-    for (label, n) in entries {
+fn add_failures(c: &mut Counters, entries: &BTreeMap<String, u64>) -> Result<(), String> {
+    for (label, &n) in entries {
         if n == 0 {
             continue;
         }
@@ -344,7 +302,7 @@ fn add_failures(c: &mut Counters, entries: Vec<(String, u64)>) -> Result<(), Str
                 .ok_or_else(|| format!("unknown TLS alert `{name}`"))?;
             *c.tls_alerts.entry(code).or_default() += n;
         } else {
-            let kind = parse_failure_label(&label).ok_or_else(|| {
+            let kind = parse_failure_label(label).ok_or_else(|| {
                 format!("unknown failure category `{label}` (report of a newer wsscale?)")
             })?;
             c.failures[kind as usize] += n;
@@ -353,56 +311,47 @@ fn add_failures(c: &mut Counters, entries: Vec<(String, u64)>) -> Result<(), Str
     Ok(())
 }
 
-/// Counters, gauges and histograms of a report (or an agent entry of one).
-fn counters(v: &Value) -> Result<Counters, String> {
+/// The counters of a whole report.
+fn counters(r: &JsonReport) -> Result<Counters, String> {
+    let (cn, m, h, t) = (&r.connections, &r.messages, &r.heartbeats, &r.traffic);
     let mut c = Counters {
-        attempted: u(v, "connections.attempted")?,
-        established: u(v, "connections.established")?,
-        failed: u(v, "connections.failed")?,
-        dropped: u(v, "connections.dropped")?,
-        closed: u(v, "connections.closed")?,
-        reconnects: u(v, "connections.reconnects")?,
-        messages_sent: u(v, "messages.sent")?,
-        messages_received: u(v, "messages.received")?,
-        messages_lost: u(v, "messages.lost")?,
-        message_bytes_sent: u(v, "messages.bytes_sent")?,
-        message_bytes_received: u(v, "messages.bytes_received")?,
-        other_messages_received: u(v, "messages.other_received")?,
-        pings_sent: u(v, "heartbeats.pings_sent")?,
-        pongs_received: u(v, "heartbeats.pongs_received")?,
-        heartbeats_sent: u(v, "heartbeats.heartbeats_sent")?,
-        heartbeat_replies: u(v, "heartbeats.heartbeat_replies")?,
-        bytes_sent: u(v, "traffic.bytes_sent")?,
-        bytes_received: u(v, "traffic.bytes_received")?,
-        frames_received: u(v, "traffic.frames_received")?,
-        pings_answered: u(v, "traffic.pings_answered")?,
+        attempted: cn.attempted,
+        established: cn.established,
+        failed: cn.failed,
+        dropped: cn.dropped,
+        closed: cn.closed,
+        reconnects: cn.reconnects,
+        messages_sent: m.sent,
+        messages_received: m.received,
+        messages_lost: m.lost,
+        message_bytes_sent: m.bytes_sent,
+        message_bytes_received: m.bytes_received,
+        other_messages_received: m.other_received,
+        pings_sent: h.pings_sent,
+        pongs_received: h.pongs_received,
+        heartbeats_sent: h.heartbeats_sent,
+        heartbeat_replies: h.heartbeat_replies,
+        bytes_sent: t.bytes_sent,
+        bytes_received: t.bytes_received,
+        frames_received: t.frames_received,
+        pings_answered: t.pings_answered,
+        tls_handshakes: r.tls.handshakes,
+        tls_resumed: r.tls.resumed,
         ..Counters::default()
     };
-    add_failures(&mut c, count_map(v, "connections.failures")?)?;
-    for (label, n) in count_map(v, "connections.drops")? {
+    add_failures(&mut c, &cn.failures)?;
+    for (label, &n) in &cn.drops {
         if n == 0 {
             continue;
         }
-        let r = parse_drop_label(&label).ok_or_else(|| format!("unknown drop reason `{label}`"))?;
-        *c.drops.entry(r).or_default() += n;
-    }
-    if let Some(tls) = v.get("tls") {
-        c.tls_handshakes = tls.get("handshakes").and_then(Value::as_u64).unwrap_or(0);
-        c.tls_resumed = tls.get("resumed").and_then(Value::as_u64).unwrap_or(0);
+        let d = parse_drop_label(label).ok_or_else(|| format!("unknown drop reason `{label}`"))?;
+        *c.drops.entry(d).or_default() += n;
     }
     Ok(c)
 }
 
-fn histograms(v: &Value, path: &str) -> Result<crate::metrics::Histograms, String> {
-    let Some(h) = v.get(path) else {
-        return Err(format!(
-            "no `{path}`: this report was written by a wsscale without serialized histograms, \
-             so its percentiles cannot be merged exactly; re-run it with this version"
-        ));
-    };
-    let map: BTreeMap<String, String> =
-        serde_json::from_value(h.clone()).map_err(|e| format!("`{path}`: {e}"))?;
-    decode_histograms(&map).map_err(|e| e.to_string())
+fn histograms(map: &BTreeMap<String, String>) -> Result<crate::metrics::Histograms, String> {
+    decode_histograms(map).map_err(|e| e.to_string())
 }
 
 fn parse(input: &Input) -> Result<Parsed, String> {
@@ -412,41 +361,42 @@ fn parse(input: &Input) -> Result<Parsed, String> {
             "a progressive run's report (with `steps`): merge its steps' reports instead".into(),
         );
     }
-    let version = u(v, "schema_version")?;
-    if version != u64::from(super::SCHEMA_VERSION) {
+    let version = v.get("schema_version").and_then(Value::as_u64);
+    if version != Some(u64::from(super::SCHEMA_VERSION)) {
         return Err(format!(
-            "schema_version {version}; this wsscale merges version {}",
+            "schema_version {}; this wsscale merges version {}",
+            version.map_or_else(|| "missing".to_string(), |n| n.to_string()),
             super::SCHEMA_VERSION
         ));
     }
-    let started = at(v, "started_at")?
-        .as_str()
-        .ok_or("`started_at` is not a string")?;
-    let started_at =
-        humantime::parse_rfc3339(started).map_err(|e| format!("`started_at` {started:?}: {e}"))?;
+    if v.get("histograms").is_none() {
+        return Err(
+            "no `histograms`: this report was written by a wsscale without serialized \
+             histograms, so its percentiles cannot be merged exactly; re-run it with this version"
+                .into(),
+        );
+    }
+    let r: JsonReport =
+        serde_json::from_value(v.clone()).map_err(|e| format!("not a wsscale JSON report: {e}"))?;
+    let started_at = humantime::parse_rfc3339(&r.started_at)
+        .map_err(|e| format!("`started_at` {:?}: {e}", r.started_at))?;
+    let per_source: Vec<SourceOutcome> = r
+        .connections
+        .per_source
+        .iter()
+        .map(|s| SourceOutcome {
+            address: s.address.clone(),
+            established: s.established,
+            failed: s.failed,
+            addr_not_available: s.addr_not_available,
+        })
+        .collect();
     let mut totals = Snapshot {
-        counters: counters(v)?,
-        hist: histograms(v, "histograms")?,
+        counters: counters(&r)?,
+        hist: histograms(&r.histograms)?,
         ..Snapshot::default()
     };
-    totals.gauges.open = u(v, "connections.open_at_end")?;
-    let per_source = at(v, "connections.per_source")?
-        .as_array()
-        .ok_or("`connections.per_source` is not a list")?
-        .iter()
-        .map(|s| {
-            Ok(SourceOutcome {
-                address: s
-                    .get("address")
-                    .and_then(Value::as_str)
-                    .ok_or("a per_source row has no address")?
-                    .to_string(),
-                established: u(s, "established")?,
-                failed: u(s, "failed")?,
-                addr_not_available: u(s, "addr_not_available")?,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    totals.gauges.open = r.connections.open_at_end;
     totals.per_source = per_source
         .iter()
         .map(|s| SourceCounts {
@@ -455,126 +405,74 @@ fn parse(input: &Input) -> Result<Parsed, String> {
             addr_not_available: s.addr_not_available,
         })
         .collect();
-    let stages = at(v, "stages")?
-        .as_array()
-        .ok_or("`stages` is not a list")?
+    let agents = r
+        .agents
         .iter()
-        .map(|s| {
-            Ok(Stage {
-                duration: secs(f(s, "duration_s")?),
-                target: u(s, "target")?,
-            })
-        })
+        .map(parse_agent)
         .collect::<Result<Vec<_>, String>>()?;
-    let timeseries = at(v, "timeseries")?
-        .as_array()
-        .ok_or("`timeseries` is not a list")?
-        .iter()
-        .map(|r| {
-            Ok(IntervalRow {
-                t_s: f(r, "t_s")?,
-                open: u(r, "open")?,
-                connect_rate: f(r, "connect_rate")?,
-                failures: u(r, "failures")?,
-                dropped: u(r, "dropped")?,
-                msgs_sent_per_s: f(r, "msgs_sent_per_s")?,
-                msgs_received_per_s: f(r, "msgs_received_per_s")?,
-                message_p50_ms: f(r, "message_p50_ms")?,
-                message_p99_ms: f(r, "message_p99_ms")?,
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let thresholds = at(v, "thresholds")?
-        .as_array()
-        .ok_or("`thresholds` is not a list")?
-        .iter()
-        .filter_map(|t| t.get("expr").and_then(Value::as_str).map(str::to_string))
-        .collect();
-    let agents = match v.get("agents").and_then(Value::as_array) {
-        Some(list) => list
-            .iter()
-            .map(parse_agent)
-            .collect::<Result<Vec<_>, String>>()?,
-        None => Vec::new(),
-    };
     let name = Path::new(&input.name)
         .file_name()
         .map_or_else(|| input.name.clone(), |n| n.to_string_lossy().into_owned());
     Ok(Parsed {
         name,
         started_at,
-        duration: secs(f(v, "duration_s")?),
+        duration: secs(r.duration_s),
         totals,
-        interrupted: b(v, "interrupted")?,
-        aborted_by_threshold: b(v, "aborted_by_threshold")?,
-        embedded_gateway: b(v, "embedded_gateway")?,
-        sources_exhausted: b(v, "sources_exhausted")?,
-        tls_insecure: v
-            .get("tls_insecure")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        threads: u(v, "threads")? as usize,
-        targets: at(v, "targets")?
-            .as_array()
-            .ok_or("`targets` is not a list")?
+        interrupted: r.interrupted,
+        aborted_by_threshold: r.aborted_by_threshold,
+        embedded_gateway: r.embedded_gateway,
+        sources_exhausted: r.sources_exhausted,
+        tls_insecure: r.tls_insecure,
+        threads: r.threads,
+        targets: r.targets,
+        stages: r
+            .stages
             .iter()
-            .filter_map(|t| t.as_str().map(str::to_string))
+            .map(|s| Stage {
+                duration: secs(s.duration_s),
+                target: s.target,
+            })
             .collect(),
-        stages,
-        peak_open: u(v, "connections.peak_open")?,
-        peak_reached_after: secs(f(v, "connections.peak_reached_after_s")?),
-        rss_before: u(v, "memory.rss_before_bytes")?,
-        rss_peak: u(v, "memory.rss_peak_bytes")?,
-        rss_at_peak_open: u(v, "memory.rss_at_peak_open_bytes")?,
+        peak_open: r.connections.peak_open,
+        peak_reached_after: secs(r.connections.peak_reached_after_s),
+        rss_before: r.memory.rss_before_bytes,
+        rss_peak: r.memory.rss_peak_bytes,
+        rss_at_peak_open: r.memory.rss_at_peak_open_bytes,
         per_source,
-        timeseries,
-        thresholds,
+        timeseries: r.timeseries,
+        thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,
     })
 }
 
-fn parse_agent(v: &Value) -> Result<AgentOutcome, String> {
-    let s = |k: &str| -> Result<String, String> {
-        Ok(at(v, k)?
-            .as_str()
-            .ok_or_else(|| format!("agent `{k}` is not a string"))?
-            .to_string())
-    };
+fn parse_agent(a: &JsonAgent) -> Result<AgentOutcome, String> {
     let mut c = Counters {
-        attempted: u(v, "attempted")?,
-        established: u(v, "established")?,
-        failed: u(v, "failed")?,
-        dropped: u(v, "dropped")?,
-        closed: u(v, "closed")?,
-        messages_sent: u(v, "messages_sent")?,
-        messages_received: u(v, "messages_received")?,
-        messages_lost: u(v, "messages_lost")?,
+        attempted: a.attempted,
+        established: a.established,
+        failed: a.failed,
+        dropped: a.dropped,
+        closed: a.closed,
+        messages_sent: a.messages_sent,
+        messages_received: a.messages_received,
+        messages_lost: a.messages_lost,
         ..Counters::default()
     };
-    add_failures(&mut c, count_map(v, "failures")?)?;
+    add_failures(&mut c, &a.failures)?;
     let mut totals = Snapshot {
         counters: c,
-        hist: histograms(v, "histograms")?,
+        hist: histograms(&a.histograms)?,
         ..Snapshot::default()
     };
-    totals.gauges.open = u(v, "open_at_end")?;
-    totals.gauges.rss_bytes = u(v, "rss_bytes")?;
+    totals.gauges.open = a.open_at_end;
+    totals.gauges.rss_bytes = a.rss_bytes;
     Ok(AgentOutcome {
-        id: u(v, "id")? as usize,
-        name: s("name")?,
-        host: s("host")?,
-        sources: at(v, "sources")?
-            .as_array()
-            .ok_or("agent `sources` is not a list")?
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
-        planned_connections: u(v, "planned_connections")?,
-        peak_open: u(v, "peak_open")?,
-        lost: v
-            .get("lost_reason")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        id: a.id,
+        name: a.name.clone(),
+        host: a.host.clone(),
+        sources: a.sources.clone(),
+        planned_connections: a.planned_connections,
+        peak_open: a.peak_open,
+        lost: a.lost_reason.clone(),
         totals,
     })
 }

@@ -21,10 +21,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::json::{
-    Percentiles, drop_counts, failure_counts, peak_ramp_rate, redact_url, rfc3339_utc,
-};
-use super::outcome::RunOutcome;
+use super::json::{drop_counts, failure_counts, peak_ramp_rate, redact_url, rfc3339_utc};
+use crate::metrics::Percentiles;
+use crate::metrics::outcome::RunOutcome;
 
 /// How many per-source rows the summary shows before summing up the rest.
 const MAX_SOURCE_ROWS: usize = 20;
@@ -422,7 +421,7 @@ fn per_source(s: &mut String, o: &RunOutcome) {
         );
     }
     if !rest.is_empty() {
-        let sum = |f: fn(&&super::outcome::SourceOutcome) -> u64| rest.iter().map(f).sum::<u64>();
+        let sum = |f: fn(&&crate::metrics::SourceOutcome) -> u64| rest.iter().map(f).sum::<u64>();
         let _ = writeln!(
             s,
             "  … {} more (established {}, failed {}, addr_not_available {})",

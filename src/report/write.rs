@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::json::JsonReport;
-use super::outcome::RunOutcome;
+use crate::metrics::outcome::RunOutcome;
 
 /// Write `bytes` to `path` atomically: temp file in the same directory, `fsync`, `rename`.
 /// An existing file at `path` is replaced.

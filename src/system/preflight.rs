@@ -221,6 +221,20 @@ pub fn check_system(plan: &Plan, role: Role) -> Report {
     }
 }
 
+/// The gate before a run (`wsscale run`, each `--processes` child, each agent): `Err` with
+/// [`Report::refusal`] when a system check fails, else the warnings as one line each
+/// (`name: found X, needed Y`).
+pub fn gate(plan: &Plan, role: Role) -> Result<Vec<String>, String> {
+    let checks = check_system(plan, role);
+    if checks.failed() {
+        return Err(checks.refusal());
+    }
+    Ok(checks
+        .with_status(Status::Warn)
+        .map(|w| format!("{}: found {}, needed {}", w.name, w.found, w.needed))
+        .collect())
+}
+
 /// `wsscale preflight`: the system checks plus, for a load generator, one probe per target
 /// (DNS, TCP connect, WebSocket upgrade with the plan's auth). `unresolved` lists targets
 /// whose host name did not resolve when the plan was built; they count as destinations and

@@ -28,10 +28,13 @@ mod admit;
 mod output;
 use super::split::{Share, SplitError};
 use super::wire::{AgentInfo, AgentMsg, CoordMsg, WirePlan};
-use crate::engine::{Aggregator, LiveMode, live::Live};
+use crate::metrics::Aggregator;
+use crate::metrics::outcome::RunOutcome;
+use crate::metrics::thresholds::AbortRule;
+use crate::metrics::timeseries::TimeSeries;
 use crate::metrics::{Gauges, Snapshot, SourceCounts};
 use crate::plan::{Plan, Secret};
-use crate::report::outcome::RunOutcome;
+use crate::report::LiveMode;
 
 /// How a coordinator behaves (the plan comes separately).
 #[derive(Debug, Clone)]
@@ -240,11 +243,12 @@ struct State<'a> {
     start: Instant,
     started_at: SystemTime,
     agg: Option<Aggregator>,
-    live: Option<Live>,
+    series: Option<TimeSeries>,
     next_agent_lines: Instant,
     sources: Vec<(String, SourceCounts)>,
     interrupted: bool,
     aborted_by_threshold: bool,
+    abort_rule: Option<AbortRule>,
 }
 
 /// No hello within this long after the TCP connect: the connection is dropped.
@@ -291,10 +295,11 @@ impl<'a> State<'a> {
             start: now,
             started_at: SystemTime::now(),
             agg: None,
-            live: None,
+            series: None,
             next_agent_lines: now,
             sources: Vec::new(),
             interrupted: false,
+            abort_rule: AbortRule::for_plan(plan),
             aborted_by_threshold: false,
         }
     }
@@ -456,14 +461,10 @@ impl<'a> State<'a> {
             return;
         };
         agg.add(idx, &s);
-        if self.plan.abort_on_fail && !self.aborted_by_threshold {
-            let peak = self.plan.peak_connections();
-            if let Some(t) = self
-                .plan
-                .thresholds
-                .iter()
-                .find(|t| crate::report::thresholds::cannot_be_met(t, &agg.totals, peak))
-            {
+        if !self.aborted_by_threshold
+            && let Some(rule) = &self.abort_rule
+        {
+            if let Some(t) = rule.lost(&agg.totals) {
                 let reason = format!("threshold {} can no longer be met", t.expr);
                 self.aborted_by_threshold = true;
                 self.begin_stop(&reason);
@@ -552,7 +553,7 @@ impl<'a> State<'a> {
         }
         let rss_before: u64 = self.slots.iter().map(|s| s.rss_before).sum();
         self.agg = Some(Aggregator::new(self.slots.len(), 1, rss_before));
-        self.live = Some(Live::new(self.cfg.live, self.plan.interval, self.start));
+        self.series = Some(TimeSeries::new(self.plan.interval, self.start));
         self.next_agent_lines = self.start + self.plan.interval;
         self.phase = Phase::Running;
         if self.cfg.verbose {

@@ -5,18 +5,25 @@ use std::time::Instant;
 
 use super::State;
 use crate::cluster::wire::CoordMsg;
-use crate::engine::live::Live;
-use crate::engine::{LiveMode, OutcomeMeta, build_outcome};
+use crate::metrics::timeseries::TimeSeries;
+use crate::metrics::{AgentOutcome, OutcomeMeta, RunOutcome, SourceOutcome, build_outcome};
 use crate::plan::StageClock;
-use crate::report::outcome::{AgentOutcome, RunOutcome, SourceOutcome};
+use crate::report::{LiveMode, LivePrinter};
 
 impl State<'_> {
     pub(super) fn live_tick(&mut self, final_: bool) {
-        let (Some(live), Some(agg)) = (self.live.as_mut(), self.agg.as_mut()) else {
+        let (Some(series), Some(agg)) = (self.series.as_mut(), self.agg.as_mut()) else {
             return;
         };
         let clock = StageClock::new(self.plan.stages.clone());
-        live.tick(&clock, agg, self.plan.peak_connections(), final_);
+        let printer = LivePrinter(self.cfg.live);
+        series.tick(
+            &clock,
+            agg,
+            self.plan.peak_connections(),
+            final_,
+            Some(&printer),
+        );
         let now = Instant::now();
         if self.cfg.live == LiveMode::Quiet || (!final_ && now < self.next_agent_lines) {
             return;
@@ -54,7 +61,31 @@ impl State<'_> {
     pub(super) fn finish(&mut self) -> RunOutcome {
         self.live_tick(true);
         let agg = self.agg.take().expect("running implies an aggregator");
-        let rows = self.live.take().map(Live::into_rows).unwrap_or_default();
+        let rows = self
+            .series
+            .take()
+            .map(TimeSeries::into_rows)
+            .unwrap_or_default();
+        let agents = self
+            .slots
+            .iter()
+            .map(|s| {
+                AgentOutcome::new(
+                    s.id,
+                    s.info.name.clone(),
+                    s.info.host.clone(),
+                    s.share
+                        .as_ref()
+                        .map(|sh| sh.sources.iter().map(|ip| ip.to_string()).collect())
+                        .unwrap_or_default(),
+                    s.share.as_ref().map_or(0, |sh| sh.connections),
+                    s.peak_open,
+                    s.lost.clone(),
+                    &s.totals,
+                    &s.gauges,
+                )
+            })
+            .collect();
         let meta = OutcomeMeta {
             started_at: self.started_at,
             start: self.start,
@@ -63,41 +94,13 @@ impl State<'_> {
             interrupted: self.interrupted,
             threads: self.slots.iter().map(|s| s.threads).sum(),
             rss_before_bytes: self.slots.iter().map(|s| s.rss_before).sum(),
+            aborted_by_threshold: self.aborted_by_threshold,
+            per_source: Some(SourceOutcome::rows(
+                self.sources.iter().map(|(a, c)| (a.clone(), c)),
+            )),
+            agents,
         };
-        let mut outcome = build_outcome(self.plan, agg, rows, meta);
-        outcome.aborted_by_threshold = self.aborted_by_threshold;
-        outcome.per_source = self
-            .sources
-            .iter()
-            .map(|(address, c)| SourceOutcome {
-                address: address.clone(),
-                established: c.established,
-                failed: c.failed,
-                addr_not_available: c.addr_not_available,
-            })
-            .collect();
-        outcome.agents = self
-            .slots
-            .iter()
-            .map(|s| {
-                let mut totals = s.totals.clone();
-                totals.gauges = s.gauges.clone();
-                AgentOutcome {
-                    id: s.id,
-                    name: s.info.name.clone(),
-                    host: s.info.host.clone(),
-                    sources: s
-                        .share
-                        .as_ref()
-                        .map(|sh| sh.sources.iter().map(|ip| ip.to_string()).collect())
-                        .unwrap_or_default(),
-                    planned_connections: s.share.as_ref().map_or(0, |sh| sh.connections),
-                    peak_open: s.peak_open,
-                    lost: s.lost.clone(),
-                    totals,
-                }
-            })
-            .collect();
+        let outcome = build_outcome(self.plan, agg, rows, meta);
         for s in &self.slots {
             s.send(CoordMsg::Bye);
         }

@@ -239,7 +239,11 @@ fn first_message(args: &Overrides, p: &Profile) -> Result<Option<Vec<u8>>, PlanE
     }
 }
 
-fn message(args: &Overrides, p: &Profile, max_frame: u64) -> Result<Option<MessageSpec>, PlanError> {
+fn message(
+    args: &Overrides,
+    p: &Profile,
+    max_frame: u64,
+) -> Result<Option<MessageSpec>, PlanError> {
     let rate = pick(args.message_rate, "--message-rate", &p.message_rate);
     let size = pick(args.message_size, "--message-size", &p.message_size);
     let template = pick(args.message_text.clone(), "--message-text", &p.message_text);

@@ -18,9 +18,9 @@ use serde::de::{self, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
 use super::{Ctx, Located};
-use crate::plan::units;
 use crate::plan::error::PlanError;
 use crate::plan::threshold::{self, Threshold};
+use crate::plan::units;
 
 /// Where the first message comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

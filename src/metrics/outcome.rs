@@ -1,12 +1,15 @@
-//! [`RunOutcome`]: everything a finished (or interrupted) run hands to the report writers.
+//! [`RunOutcome`]: everything a finished (or interrupted) run hands to the report writers,
+//! and [`build_outcome`], the one way to make it from an [`Aggregator`] — used by the
+//! engine's controller, the coordinator and `report merge` alike.
 //!
-//! The engine's controller fills this in; `report` turns it into the text summary and the
-//! JSON document. Nothing here is formatted yet.
+//! `report` turns an outcome into the text summary and the JSON document. Nothing here is
+//! formatted yet.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crate::metrics::Snapshot;
-use crate::plan::Stage;
+use super::aggregate::Aggregator;
+use super::{Snapshot, SourceCounts};
+use crate::plan::{Plan, Stage};
 
 /// One source address and its totals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +21,24 @@ pub struct SourceOutcome {
     pub addr_not_available: u64,
 }
 
-/// One row of the time series: what happened during one live-output interval.
-#[derive(Debug, Clone, PartialEq)]
+impl SourceOutcome {
+    /// Report rows from (address label, counts) pairs — the one place source counts become rows.
+    pub fn rows<'a>(pairs: impl IntoIterator<Item = (String, &'a SourceCounts)>) -> Vec<Self> {
+        pairs
+            .into_iter()
+            .map(|(address, c)| SourceOutcome {
+                address,
+                established: c.established,
+                failed: c.failed,
+                addr_not_available: c.addr_not_available,
+            })
+            .collect()
+    }
+}
+
+/// One row of the time series: what happened during one live-output interval (also the
+/// JSON report's `timeseries[]` row and the CSV line).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IntervalRow {
     /// End of the interval, seconds since the start of the first stage.
     pub t_s: f64,
@@ -121,6 +140,36 @@ pub struct AgentOutcome {
     pub totals: Snapshot,
 }
 
+impl AgentOutcome {
+    /// An agent's entry from its totals (counters and histograms over the run) and its last
+    /// gauges — the one way agents of a coordinator, `--processes` and `report merge` are built.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: usize,
+        name: String,
+        host: String,
+        sources: Vec<String>,
+        planned_connections: u64,
+        peak_open: u64,
+        lost: Option<String>,
+        totals: &Snapshot,
+        gauges: &super::Gauges,
+    ) -> AgentOutcome {
+        let mut totals = totals.clone();
+        totals.gauges = gauges.clone();
+        AgentOutcome {
+            id,
+            name,
+            host,
+            sources,
+            planned_connections,
+            peak_open,
+            lost,
+            totals,
+        }
+    }
+}
+
 impl RunOutcome {
     /// User-space bytes per connection: (RSS at peak open − RSS before) ÷ peak open.
     pub fn bytes_per_connection(&self) -> Option<f64> {
@@ -141,5 +190,61 @@ impl RunOutcome {
         } else {
             c.established as f64 / c.attempted as f64
         }
+    }
+}
+
+/// What `build_outcome` needs besides the plan and the aggregate.
+#[derive(Debug, Clone)]
+pub struct OutcomeMeta {
+    pub started_at: SystemTime,
+    /// The monotonic instant the first stage started.
+    pub start: Instant,
+    pub duration: Duration,
+    pub embedded_gateway: bool,
+    pub interrupted: bool,
+    pub threads: usize,
+    pub rss_before_bytes: u64,
+    /// True when `--abort-on-fail` stopped the run.
+    pub aborted_by_threshold: bool,
+    /// Per-source rows when they are not the plan's pool in order (a coordinator's agents
+    /// each bring their own sources); `None`: the plan's sources with the aggregate's counts.
+    pub per_source: Option<Vec<SourceOutcome>>,
+    /// One entry per agent of a distributed run (empty for one process).
+    pub agents: Vec<AgentOutcome>,
+}
+
+/// Turn an aggregate (of shards, processes or agents) into a [`RunOutcome`].
+pub fn build_outcome(
+    plan: &Plan,
+    agg: Aggregator,
+    timeseries: Vec<IntervalRow>,
+    meta: OutcomeMeta,
+) -> RunOutcome {
+    // Shards and processes count per source in the plan's pool order; a coordinator whose
+    // agents bring their own sources hands its rows in `meta.per_source`.
+    let per_source = meta.per_source.unwrap_or_else(|| {
+        SourceOutcome::rows(plan.source_labels().into_iter().zip(&agg.totals.per_source))
+    });
+    RunOutcome {
+        started_at: meta.started_at,
+        duration: meta.duration,
+        stages: plan.stages.clone(),
+        targets: plan.targets.iter().map(|t| t.url.clone()).collect(),
+        embedded_gateway: meta.embedded_gateway,
+        interrupted: meta.interrupted,
+        sources_exhausted: agg.sources_exhausted_seen,
+        tls_insecure: plan.tls.insecure && plan.targets.iter().any(|t| t.tls),
+        threads: meta.threads,
+        peak_open: agg.peak_open,
+        peak_reached_after: agg.peak_at.saturating_duration_since(meta.start),
+        rss_before_bytes: meta.rss_before_bytes,
+        rss_peak_bytes: agg.rss_peak,
+        rss_at_peak_open_bytes: agg.rss_at_peak_open,
+        totals: agg.into_totals(),
+        per_source,
+        timeseries,
+        thresholds: Vec::new(),
+        aborted_by_threshold: meta.aborted_by_threshold,
+        agents: meta.agents,
     }
 }

@@ -15,12 +15,11 @@
 //! successful attempts, of which the plan allows a bounded number (see [`cannot_be_met`]).
 //! Percentiles, means and `messages.lost_rate` can still move either way: never lost early.
 
-use crate::metrics::Snapshot;
+use super::Snapshot;
+use super::outcome::{RunOutcome, ThresholdOutcome};
+use super::percentiles::Percentiles;
 use crate::plan::Plan;
 use crate::plan::threshold::{Op, Threshold};
-
-use super::json::Percentiles;
-use super::outcome::{RunOutcome, ThresholdOutcome};
 
 /// Verdicts for `ts` against the run `o`, in the given order.
 pub fn evaluate(ts: &[Threshold], o: &RunOutcome) -> Vec<ThresholdOutcome> {
@@ -188,5 +187,32 @@ fn lower_bound_crossed(op: Op, now: f64, limit: f64) -> bool {
         Op::Gt => now <= limit,
         Op::Ge | Op::Eq => now < limit,
         Op::Lt | Op::Le | Op::Ne => false,
+    }
+}
+
+/// `--abort-on-fail`: the one rule every run mode (one process, `--processes`, coordinator)
+/// uses to decide that a threshold is lost for good. Built from the plan, so the bound on
+/// connection attempts is always [`planned_attempts`] — never the peak, which under
+/// `--reconnect` or a plan that ramps twice is too small.
+#[derive(Debug, Clone)]
+pub struct AbortRule {
+    thresholds: Vec<Threshold>,
+    planned_attempts: u64,
+}
+
+impl AbortRule {
+    /// The rule for `plan`, or `None` when the plan does not abort on failure.
+    pub fn for_plan(plan: &Plan) -> Option<AbortRule> {
+        (plan.abort_on_fail && !plan.thresholds.is_empty()).then(|| AbortRule {
+            thresholds: plan.thresholds.clone(),
+            planned_attempts: planned_attempts(plan).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// The first threshold already lost given the run's totals so far.
+    pub fn lost(&self, totals: &Snapshot) -> Option<&Threshold> {
+        self.thresholds
+            .iter()
+            .find(|t| cannot_be_met(t, totals, self.planned_attempts))
     }
 }

@@ -1,0 +1,140 @@
+//! The interval time series: [`TimeSeries`] cuts the aggregate into one [`IntervalRow`] per
+//! `--interval` (what the JSON `timeseries[]` and `--report-csv` carry) and hands each
+//! interval, as an [`IntervalView`], to an [`IntervalSink`] — the live printer in
+//! `report::live`, or nothing.
+//!
+//! This is the seam between measuring and showing: the engine and the coordinator record
+//! here and never render; `report` renders and never touches a socket.
+
+use std::time::{Duration, Instant};
+
+use super::aggregate::Aggregator;
+use super::outcome::IntervalRow;
+use super::percentiles::quantile_ms;
+use super::{Counters, Gauges, Snapshot};
+use crate::plan::StageClock;
+
+/// One interval, as the live output shows it.
+pub struct IntervalView<'a> {
+    /// Time since the start of the first stage.
+    pub elapsed: Duration,
+    /// "ramp-up 1/3", "hold 2/3", "ramp-down 3/3" or "done".
+    pub stage: String,
+    /// The plan's target at `elapsed`.
+    pub target: u64,
+    /// The plan's peak.
+    pub peak_plan: u64,
+    /// Current gauges (open, pending, …).
+    pub gauges: Gauges,
+    /// Deltas of this interval.
+    pub interval: &'a Snapshot,
+    /// Counters over the run so far.
+    pub totals: &'a Counters,
+    /// The time-series row of this interval.
+    pub row: &'a IntervalRow,
+    /// True for the closing call at the end of the run.
+    pub last: bool,
+}
+
+/// Receives every interval (the live printer). Shared between threads, so `&self`.
+pub trait IntervalSink: Send + Sync {
+    fn interval(&self, view: &IntervalView<'_>);
+}
+
+/// The time-series recorder.
+pub struct TimeSeries {
+    interval: Duration,
+    start: Instant,
+    next: Instant,
+    last: Instant,
+    rows: Vec<IntervalRow>,
+}
+
+impl TimeSeries {
+    pub fn new(interval: Duration, start: Instant) -> Self {
+        TimeSeries {
+            interval,
+            start,
+            next: start + interval,
+            last: start,
+            rows: Vec::new(),
+        }
+    }
+
+    /// The rows recorded so far.
+    pub fn into_rows(self) -> Vec<IntervalRow> {
+        self.rows
+    }
+
+    /// Close an interval if one has passed (or `last`): record its row and show it to `sink`.
+    pub fn tick(
+        &mut self,
+        clock: &StageClock,
+        agg: &mut Aggregator,
+        peak_plan: u64,
+        last: bool,
+        sink: Option<&dyn IntervalSink>,
+    ) {
+        let now = Instant::now();
+        if !last && now < self.next {
+            return;
+        }
+        // The closing call right after an interval line would repeat it.
+        if last && !self.rows.is_empty() && now - self.last < Duration::from_millis(100) {
+            return;
+        }
+        while self.next <= now {
+            self.next += self.interval;
+        }
+        let span = now
+            .saturating_duration_since(self.last)
+            .as_secs_f64()
+            .max(1e-3);
+        self.last = now;
+        let elapsed = now.saturating_duration_since(self.start);
+        let iv = agg.take_interval();
+        let gauges = agg.current_gauges();
+        let mh = &iv.hist.message_rtt;
+        self.rows.push(IntervalRow {
+            t_s: elapsed.as_secs_f64(),
+            open: gauges.open,
+            connect_rate: iv.counters.established as f64 / span,
+            failures: iv.counters.failed,
+            dropped: iv.counters.dropped,
+            msgs_sent_per_s: iv.counters.messages_sent as f64 / span,
+            msgs_received_per_s: iv.counters.messages_received as f64 / span,
+            message_p50_ms: quantile_ms(mh, 0.5),
+            message_p99_ms: quantile_ms(mh, 0.99),
+        });
+        if let Some(sink) = sink {
+            sink.interval(&IntervalView {
+                elapsed,
+                stage: stage_label(clock, elapsed),
+                target: clock.target_at(elapsed).floor() as u64,
+                peak_plan,
+                gauges,
+                interval: &iv,
+                totals: &agg.totals.counters,
+                row: self.rows.last().expect("just pushed"),
+                last,
+            });
+        }
+    }
+}
+
+/// Stage label at `elapsed`: "ramp-up 1/3", "hold 2/3", "ramp-down 3/3" or "done".
+pub fn stage_label(clock: &StageClock, elapsed: Duration) -> String {
+    let stages = clock.stages();
+    match clock.stage_index(elapsed) {
+        None => "done".into(),
+        Some(i) => {
+            let prev = if i == 0 { 0 } else { stages[i - 1].target };
+            let kind = match stages[i].target.cmp(&prev) {
+                std::cmp::Ordering::Greater => "ramp-up",
+                std::cmp::Ordering::Equal => "hold",
+                std::cmp::Ordering::Less => "ramp-down",
+            };
+            format!("{kind} {}/{}", i + 1, stages.len())
+        }
+    }
+}
