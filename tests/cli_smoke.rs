@@ -122,7 +122,7 @@ fn unknown_metric_is_a_usage_error_listing_valid_names() {
 }
 
 #[test]
-fn bad_profile_threshold_exits_1_with_location() {
+fn bad_profile_threshold_exits_2_with_location() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.toml");
     std::fs::write(&p, "connections = 1\n[thresholds]\nnosuch = \"<1\"\n").unwrap();
@@ -131,7 +131,7 @@ fn bad_profile_threshold_exits_1_with_location() {
         .output()
         .unwrap();
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "bad input exits 2: {stderr}");
     assert!(stderr.contains("p.toml:3:10"), "{stderr}");
     assert!(stderr.contains("valid metrics:"), "{stderr}");
 }
@@ -286,4 +286,229 @@ fn unreachable_target_is_exit_1_with_an_explanation() {
     let err = text(&out.stderr);
     assert!(err.contains("no target is reachable"), "{err}");
     assert!(err.contains(&addr.to_string()), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Secrets in target URLs, busy ports, closed pipes.
+
+/// Asserts that neither output of `out` shows `secret`, and that `***` stands in for it.
+fn assert_redacted(out: &Output, secret: &str) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        !stdout.contains(secret) && !stderr.contains(secret),
+        "the secret is echoed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("***") || stderr.contains("***"),
+        "no *** in the output:\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_password_or_token_in_a_target_url_is_never_echoed() {
+    const SECRET: &str = "TOPSECRETPW";
+    // Nothing listens on this port any more.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // (1) An unreachable target with a password: refused (user info is never sent).
+    let out = run(&["--target", &format!("ws://alice:{SECRET}@{addr}/")]);
+    assert!(!out.status.success());
+    assert_redacted(&out, SECRET);
+    assert!(text(&out.stderr).contains("ws://alice:***@"));
+    // (2) A malformed one (no host).
+    let out = run(&["--target", &format!("ws://alice:{SECRET}@/x")]);
+    assert!(!out.status.success());
+    assert_redacted(&out, SECRET);
+    // (3) An unreachable target with a token in the query: the probe's message.
+    let out = run(&["--target", &format!("ws://{addr}/ws?room=1&token={SECRET}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_redacted(&out, SECRET);
+    assert!(text(&out.stderr).contains("?room=1&token=***"));
+    // (4) preflight probes it too, in the table and in the JSON.
+    for json in [false, true] {
+        let mut args = vec![
+            "preflight".to_string(),
+            "-c".into(),
+            "1".into(),
+            "--target".into(),
+            format!("ws://{addr}/ws?token={SECRET}"),
+        ];
+        if json {
+            args.push("--json".into());
+        }
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_redacted(&out, SECRET);
+    }
+}
+
+/// A `wsscale serve …` child that is stopped with SIGTERM (and reaped) when dropped.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `wsscale serve ARGS` and returns it with its first stdout line (empty when it
+/// exited without printing one).
+fn serve(args: &[&str]) -> (Serve, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Serve(child), line)
+}
+
+#[test]
+fn serve_on_a_busy_port_exits_1_and_says_how_to_share_it() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    for extra in [&[][..], &["--processes", "2"][..]] {
+        let out = Command::new(BIN)
+            .args(["serve", "--listen", &addr.to_string()])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{addr} is in use by another process (give another --listen port, or \
+                 --reuse-port to share it deliberately)"
+            )),
+            "{extra:?}: {err}"
+        );
+        assert!(!text(&out.stdout).contains("listening on"), "{extra:?}");
+    }
+    // The bare-port form means 127.0.0.1:PORT and finds the same busy port.
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &addr.port().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("{addr} is in use")));
+}
+
+#[test]
+fn two_serves_with_reuse_port_share_a_port() {
+    // Keep the port reserved (bound with SO_REUSEPORT, not listening) while the servers start.
+    let reserve = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    reserve.set_reuse_address(true).unwrap();
+    reserve.set_reuse_port(true).unwrap();
+    reserve
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let addr = reserve.local_addr().unwrap().as_socket().unwrap();
+    let listen = addr.to_string();
+    let (_a, first) = serve(&["--listen", &listen, "--reuse-port", "--threads", "1"]);
+    assert_eq!(first.trim(), format!("listening on ws://{addr}/"));
+    let (_b, second) = serve(&["--listen", &listen, "--reuse-port", "--threads", "1"]);
+    assert_eq!(second.trim(), format!("listening on ws://{addr}/"));
+    // A third without --reuse-port is refused rather than joining them.
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &listen])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is in use by another process"));
+}
+
+#[test]
+fn serve_processes_children_share_their_port() {
+    let (_s, line) = serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--processes",
+        "2",
+        "--threads",
+        "1",
+    ]);
+    assert!(
+        line.starts_with("listening on ws://127.0.0.1:") && line.contains("(2 processes"),
+        "{line}"
+    );
+}
+
+#[test]
+fn listen_accepts_port_host_and_address_forms() {
+    use std::net::SocketAddr;
+    use wsscale::cli::args::parse_listen;
+    let v4 = |s: &str| s.parse::<SocketAddr>().unwrap();
+    assert_eq!(parse_listen("8080"), Ok(v4("127.0.0.1:8080")));
+    assert_eq!(parse_listen(" 0 "), Ok(v4("127.0.0.1:0")));
+    assert_eq!(parse_listen("0.0.0.0:8085"), Ok(v4("0.0.0.0:8085")));
+    assert_eq!(parse_listen("[::1]:8085"), Ok(v4("[::1]:8085")));
+    let local = parse_listen("localhost:8085").unwrap();
+    assert!(local.ip().is_loopback() && local.port() == 8085, "{local}");
+    for bad in [
+        "",
+        "localhost",
+        "0.0.0.0",
+        "::1",
+        "70000",
+        "host:port",
+        "[::1]",
+        ":8080",
+    ] {
+        let e = parse_listen(bad).expect_err(bad);
+        assert!(
+            e.contains("write PORT (8080, on 127.0.0.1), IP:PORT (0.0.0.0:8080)"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+/// Runs `wsscale ARGS` with a standard output whose reader is already gone, as in
+/// `wsscale preflight | head -1` once `head` has exited.
+fn run_into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(BIN)
+        .args(args)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn preflight_and_tune_end_quietly_on_a_closed_pipe() {
+    for args in [
+        &["preflight", "-c", "1000"][..],
+        &["preflight", "-c", "1000", "--json"][..],
+        &["tune", "-c", "1000"][..],
+        &["tune", "-c", "1000", "--all"][..],
+    ] {
+        let out = run_into_closed_pipe(args);
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+        assert!(
+            out.status.code().is_some(),
+            "{args:?}: killed: {:?}",
+            out.status
+        );
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
 }

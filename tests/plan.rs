@@ -206,6 +206,39 @@ fn slices_partition_sums_to_global() {
 }
 
 #[test]
+fn whole_counts_reach_every_stage_target_exactly() {
+    // `--stage 1s:10 --stage 1s:0` and `-c 10 --hold 0s`: the peak sits at one instant of the
+    // fractional target; the whole count must still reach it (it used to stop at 9).
+    let peak_vertex = StageClock::new(vec![st(s(1), 10), st(s(1), 0)]);
+    let ramp_only = StageClock::new(vec![st(s(10), 10), st(s(5), 0)]);
+    for clock in [&peak_vertex, &ramp_only] {
+        let end = clock.total();
+        let mut max = 0.0f64;
+        let mut step = 0u64;
+        while ms(step) < end {
+            max = max.max(clock.count_at(ms(step)));
+            step += 7;
+        }
+        assert_eq!(max, 10.0, "{:?}", clock.stages());
+    }
+    // Rounded up, never past the target, and whole at every instant; the sum over slices
+    // is still exact.
+    assert_eq!(peak_vertex.count_at(ms(0)), 0.0);
+    assert_eq!(peak_vertex.count_at(ms(1)), 1.0);
+    assert_eq!(peak_vertex.count_at(ms(999)), 10.0);
+    assert_eq!(peak_vertex.count_at(ms(1000)), 10.0);
+    assert_eq!(peak_vertex.count_at(ms(1999)), 1.0);
+    assert_eq!(peak_vertex.count_at(ms(2000)), 0.0);
+    let exact = StageClock::new(vec![st(s(1), 1000)]);
+    assert_eq!(exact.count_at(ms(300)), 300.0, "no float noise rounds 300 up to 301");
+    for n in 1..=7 {
+        let g = peak_vertex.count_at(ms(999));
+        let sum: u64 = (0..n).map(|i| Slice::nth(i, n).count(g)).sum();
+        assert_eq!(sum, 10);
+    }
+}
+
+#[test]
 fn slices_are_balanced() {
     for n in 1..=7usize {
         for g in [7.0f64, 100.0, 1001.0] {
@@ -1987,4 +2020,38 @@ fn a_plan_builds_from_overrides_without_clap() {
     let p = build_plan(&o).expect("plan from Overrides");
     assert_eq!(p.peak_connections(), 10);
     assert_eq!(p.targets.len(), 1);
+}
+
+/// The "bad profile" example of the docs (docs/run.md): that profile really is refused, with
+/// exactly the message shown there (the binary prints it after `error: `).
+#[test]
+fn documented_bad_duration_example_fails_as_shown() {
+    const PROFILE: &str =
+        "connections = 100\nhold = \"30s\"\nramp_down = \"5s\"\nramp = \"ten seconds\"\n";
+    const MESSAGE: &str = r#"profiles/x.toml:4:8: invalid value for 'ramp': "ten seconds" is not a duration: expected number at 0 (expected e.g. "10s", "1m30s", "500ms")"#;
+    assert_eq!(err_text(plan_from_text(PROFILE, &[])), MESSAGE);
+    // The forms the docs list next to it are accepted.
+    for ok in [
+        "500ms", "10s", "1m30s", "1m 30s", "1.5s", "2h", "250us", "10 seconds", "2 minutes",
+        "3 hours", "1w",
+    ] {
+        assert!(parse_duration(ok).is_ok(), "{ok}");
+    }
+    // And the docs show this profile with this message, wherever the example lives.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md")];
+    if let Ok(dir) = std::fs::read_dir(root.join("docs")) {
+        docs.extend(
+            dir.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "md")),
+        );
+    }
+    let shown = docs.iter().any(|p| {
+        std::fs::read_to_string(p)
+            .is_ok_and(|t| t.contains(PROFILE) && t.contains(&format!("error: {MESSAGE}")))
+    });
+    assert!(
+        shown,
+        "no README.md or docs/*.md shows the bad-profile example with its message"
+    );
 }

@@ -1,5 +1,5 @@
 //! Report contract tests: the JSON report validates against the committed schema
-//! (`schema/report-v1.json`), every field is documented in `README.md`, values are
+//! (`schema/report-v1.json`), every field is documented in `docs/reports.md`, values are
 //! exact, the text summary carries the key lines, files are written atomically, and the CSV
 //! time series has its header and one line per interval.
 
@@ -15,7 +15,7 @@ use wsscale::report::csv::{CSV_HEADER, to_csv};
 use wsscale::report::{steps_document, summary_text, to_json, write_atomic, write_csv, write_json};
 
 const SCHEMA: &str = include_str!("../schema/report-v1.json");
-const FIELDS_DOC: &str = include_str!("../README.md");
+const FIELDS_DOC: &str = include_str!("../docs/reports.md");
 
 const MIB: u64 = 1024 * 1024;
 
@@ -147,6 +147,7 @@ fn sample() -> RunOutcome {
         ],
         aborted_by_threshold: false,
         agents: Vec::new(),
+        verdict: None,
     }
 }
 
@@ -535,7 +536,7 @@ fn every_field_is_documented() {
         .collect();
     assert!(
         missing.is_empty(),
-        "fields missing from README.md: {missing:?}"
+        "fields missing from docs/reports.md: {missing:?}"
     );
 }
 

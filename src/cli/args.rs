@@ -159,7 +159,7 @@ pub struct RunArgs {
     /// Connections to hold (18000, 18k, 1.5k, 1M); shaped by --ramp/--hold/--ramp-down.
     /// Replaces the profile's load shape. [default: none; -c, --stage or a profile must give
     /// the load]
-    #[arg(short = 'c', long, value_name = "N", value_parser = units::parse_count, help_heading = "Load")]
+    #[arg(short = 'c', long, value_name = "N", value_parser = units::parse_count, allow_negative_numbers = true, help_heading = "Load")]
     pub connections: Option<u64>,
 
     /// Time to ramp from 0 to N connections (e.g. 10s, 1m) [default: 10s]
@@ -424,6 +424,12 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Thresholds")]
     pub abort_on_fail: bool,
 
+    /// Without thresholds, a run with failed or dropped connections, lost messages or a peak
+    /// below the plan exits 98 ("completed with failures"); this flag makes it exit 0 (the
+    /// summary still lists what went wrong). With thresholds, they alone decide.
+    #[arg(long, help_heading = "Thresholds")]
+    pub allow_failures: bool,
+
     // ---- output ----
     /// Live progress and snapshot interval [default: 5s]
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Output")]
@@ -516,6 +522,7 @@ impl RunArgs {
             message_timeout: self.message_timeout.clone(),
             thresholds: self.thresholds.clone(),
             abort_on_fail: self.abort_on_fail.clone(),
+            allow_failures: self.allow_failures,
             interval: self.interval.clone(),
             report_json: self.report_json.clone(),
             report_csv: self.report_csv.clone(),
@@ -526,9 +533,15 @@ impl RunArgs {
 /// Arguments of `wsscale serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    /// Address to listen on: PORT (on 127.0.0.1), HOST:PORT, IP:PORT or [IPv6]:PORT; 0.0.0.0
+    /// for every interface
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
+
+    /// Share the --listen port with other processes that also ask for it (SO_REUSEPORT; the
+    /// kernel spreads connections over them). Without it a busy port is an error.
+    #[arg(long)]
+    pub reuse_port: bool,
 
     /// Require an HS256 JWT signed with this secret (Authorization: Bearer, or ?token=).
     /// [default: no auth]
@@ -556,8 +569,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
-    /// Run N gateway processes on the one --listen port (SO_REUSEPORT; with port 0 the port is
-    /// picked first): uses every core and holds more connections than one process may
+    /// Run N gateway processes on the one --listen port (they share it with --reuse-port; with
+    /// port 0 the port is picked first): uses every core and holds more connections than one
+    /// process may
     #[arg(long, value_name = "N")]
     pub processes: Option<usize>,
 
@@ -584,6 +598,43 @@ pub struct ServeArgs {
     /// clients' --tls-ca
     #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
     pub tls_cert_out: Option<PathBuf>,
+}
+
+/// `serve --listen`: `PORT` (→ `127.0.0.1:PORT`), `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`
+/// (resolved; IPv4 preferred). The error says which forms are accepted.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    const FORMS: &str = "write PORT (8080, on 127.0.0.1), IP:PORT (0.0.0.0:8080), \
+                         [IPv6]:PORT ([::1]:8080) or HOST:PORT (localhost:8080)";
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<u16>()
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .map_err(|_| format!("port {t} is out of range (0-65535); {FORMS}"));
+    }
+    if let Ok(addr) = t.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = t.rsplit_once(':') else {
+        return Err(format!("{t:?} has no port; {FORMS}"));
+    };
+    if host.is_empty() || host.contains(':') || host.starts_with('[') {
+        return Err(format!("{t:?} is not a listen address; {FORMS}"));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{port:?} is not a port (0-65535); {FORMS}"))?;
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?}: {e}; {FORMS}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{host:?} has no addresses; {FORMS}"))
 }
 
 impl ServeArgs {

@@ -8,7 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail};
+use crate::cli::usage;
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::cli::args::{RunArgs, ServeArgs};
@@ -207,6 +208,11 @@ pub struct MergeArgs {
     /// Do not print the merged summary
     #[arg(long)]
     pub quiet: bool,
+
+    /// Without thresholds, exit 0 even when the merged runs had failures, drops, lost
+    /// messages or a peak below the plan (otherwise 98)
+    #[arg(long)]
+    pub allow_failures: bool,
 }
 
 /// `wsscale run` with `--processes`, `--shard` or `--start-at`.
@@ -214,7 +220,7 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
     let stop = crate::cli::run::install_signals()?;
     if let Some(n) = a.processes {
         if n == 0 {
-            bail!("--processes 0: give at least 1");
+            return Err(usage("--processes 0: give at least 1"));
         }
         let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
         let mut opts = LocalOptions::new(n as usize, exe);
@@ -258,32 +264,32 @@ fn start_instant(t: SystemTime) -> anyhow::Result<Instant> {
             Ok(now + ahead)
         }
         Err(e) if e.duration() <= Duration::from_secs(2) => Ok(now),
-        Err(e) => bail!(
+        Err(e) => Err(usage(format!(
             "--start-at {} is {:.1}s in the past; give a time a little ahead so every shard can \
              start together",
             humantime::format_rfc3339_millis(t),
             e.duration().as_secs_f64()
-        ),
+        ))),
     }
 }
 
 /// `wsscale coordinator`.
 pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     if a.run.processes.is_some() || a.run.shard.is_some() || a.run.start_at.is_some() {
-        bail!(
-            "--processes, --shard and --start-at are for `wsscale run`; a coordinator splits the plan over its agents itself"
-        );
+        return Err(usage(
+            "--processes, --shard and --start-at are for `wsscale run`; a coordinator splits the plan over its agents itself",
+        ));
     }
     if a.agents == 0 {
-        bail!("--agents 0: a coordinator needs at least one agent");
+        return Err(usage("--agents 0: a coordinator needs at least one agent"));
     }
     let token = crate::cluster::read_token_file(&a.token_file)?;
     let plan = crate::plan::build::build_plan(&a.run.overrides())?;
     if plan.targets.is_empty() {
-        bail!(
+        return Err(usage(
             "a coordinator needs --target (agents on other hosts cannot reach an embedded gateway); \
-             for a local test run `wsscale serve` and pass --target ws://HOST:PORT/"
-        );
+             for a local test run `wsscale serve` and pass --target ws://HOST:PORT/",
+        ));
     }
     let stop = crate::cli::run::install_signals()?;
     let mut cfg = CoordinatorConfig::new(a.agents, token);
@@ -352,7 +358,8 @@ pub fn report_command(c: &ReportCommand) -> anyhow::Result<i32> {
                 .iter()
                 .map(|p| report::merge::Input::read(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let outcome = report::merge::merge(&inputs)?;
+            let mut outcome = report::merge::merge(&inputs)?;
+            outcome.verdict = Some(crate::metrics::verdict::judge(&outcome, m.allow_failures));
             if !m.quiet {
                 print!("{}", report::summary_text(&outcome));
             }
@@ -363,11 +370,7 @@ pub fn report_command(c: &ReportCommand) -> anyhow::Result<i32> {
                 inputs.len(),
                 m.output.display()
             );
-            Ok(if outcome.thresholds.iter().any(|t| !t.passed) {
-                crate::cli::run::EXIT_THRESHOLDS
-            } else {
-                0
-            })
+            Ok(crate::cli::finish::exit_code(&outcome))
         }
     }
 }
@@ -375,11 +378,11 @@ pub fn report_command(c: &ReportCommand) -> anyhow::Result<i32> {
 /// `wsscale serve --processes N`.
 pub fn serve_processes_command(a: &ServeArgs, n: usize) -> anyhow::Result<i32> {
     if a.tls_self_signed {
-        bail!(
+        return Err(usage(
             "--tls-self-signed with --processes would give every process its own certificate; \
              create one (e.g. `wsscale serve --tls-self-signed --tls-cert-out cert.pem` once, or \
-             openssl) and pass --tls-cert/--tls-key"
-        );
+             openssl) and pass --tls-cert/--tls-key",
+        ));
     }
     let mut extra: Vec<OsString> = Vec::new();
     if let Some(s) = &a.jwt_secret {
@@ -401,5 +404,13 @@ pub fn serve_processes_command(a: &ServeArgs, n: usize) -> anyhow::Result<i32> {
     }
     let stop = crate::cli::run::install_signals()?;
     let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
-    Ok(serve_processes(&exe, a.listen, n, a.threads, &extra, stop)?)
+    Ok(serve_processes(
+        &exe,
+        a.listen,
+        a.reuse_port,
+        n,
+        a.threads,
+        &extra,
+        stop,
+    )?)
 }

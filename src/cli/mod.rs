@@ -9,6 +9,7 @@
 
 pub mod args;
 pub mod cluster;
+pub mod finish;
 pub mod preflight;
 pub mod progressive;
 pub mod run;
@@ -16,8 +17,14 @@ pub mod serve;
 
 use clap::Parser;
 
-/// Exit code when the run could not be carried out (bad input, no target reachable).
+/// Exit code when the run could not be carried out although the input was valid: no target
+/// reachable, a host name that does not resolve, a plan this host cannot hold (preflight), an
+/// engine or I/O failure.
 pub const EXIT_ERROR: i32 = 1;
+/// Exit code for bad input — anything wrong in what the user wrote, on the command line or
+/// in a profile: clap's usage errors and every [`PlanError`](crate::plan::PlanError) but an
+/// unresolvable host. One rule: 2 means "fix the command", 1 means "fix the environment".
+pub const EXIT_USAGE: i32 = 2;
 
 /// Parse the command line and run; returns the process exit code.
 pub fn main() -> i32 {
@@ -34,8 +41,30 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            EXIT_ERROR
+            exit_code_of(&e)
         }
+    }
+}
+
+/// Bad input found by a command body (not by clap or the plan): exits [`EXIT_USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// An [`UsageError`] as an `anyhow::Error`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// 2 for bad input (a [`PlanError`](crate::plan::PlanError) other than a failed DNS lookup),
+/// else 1.
+fn exit_code_of(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        return EXIT_USAGE;
+    }
+    match e.downcast_ref::<crate::plan::PlanError>() {
+        Some(crate::plan::PlanError::Resolve { .. }) | None => EXIT_ERROR,
+        Some(_) => EXIT_USAGE,
     }
 }
 

@@ -8,6 +8,12 @@
 //!
 //! Exit codes: preflight 0 (nothing fails) or 2 (something fails); tune 0, or 1 when a write
 //! of `--apply`/`--revert` failed.
+//!
+//! Both write their output through [`Out`]: a reader that goes away (`| head -1`, `| true`)
+//! ends the output silently, and the command still finishes with its own exit code (`tune
+//! --apply` still applies).
+
+use std::io::{ErrorKind, Write};
 
 use anyhow::Context;
 
@@ -24,12 +30,13 @@ pub fn preflight_command(args: &PreflightArgs) -> anyhow::Result<i32> {
     let mut needs = Needs::from_plan(&plan, args.role);
     needs.processes = args.run.processes.unwrap_or(1).max(1);
     let report = preflight::preflight_needs(&plan, needs, &unresolved);
+    let mut out = Out::default();
     if args.json {
         let doc = serde_json::to_string_pretty(&render::json(&report))
             .context("cannot serialize the preflight report")?;
-        println!("{doc}");
+        out.print(&format!("{doc}\n"))?;
     } else {
-        print!("{}", render::table(&report));
+        out.print(&render::table(&report))?;
     }
     Ok(report.exit_code())
 }
@@ -60,34 +67,35 @@ fn build_for_preflight(args: &RunArgs) -> anyhow::Result<(Plan, Vec<Unresolved>)
 
 /// `wsscale tune`; returns the exit code.
 pub fn tune_command(args: &TuneArgs) -> anyhow::Result<i32> {
+    let mut out = Out::default();
     if let Some(path) = &args.revert {
         let report = apply::revert(path)?;
-        println!("wsscale tune: restoring the values in {}", path.display());
-        print!("{}", report.text());
+        out.print(&format!(
+            "wsscale tune: restoring the values in {}\n",
+            path.display()
+        ))?;
+        out.print(&report.text())?;
         return Ok(if report.failed() { 1 } else { 0 });
     }
     let role = args.role;
     let n = args.connections.unwrap_or(DEFAULT_CONNECTIONS);
     let lines = tune::assess(role, n);
-    print!(
-        "{}",
-        tune::table(role, n, &lines, args.all, in_initial_netns())
-    );
+    out.print(&tune::table(role, n, &lines, args.all, in_initial_netns()))?;
     if let Some(path) = &args.write {
         apply::write_conf(path, &apply::conf_text(role, n, &lines))?;
-        println!(
+        out.print(&format!(
             "\nsysctl.d file written to {} (install it as /etc/sysctl.d/90-wsscale-{role}.conf, \
-             then `sudo sysctl --system`)",
+             then `sudo sysctl --system`)\n",
             path.display()
-        );
+        ))?;
     }
     if !args.apply {
         if lines.iter().any(|l| l.state == tune::LineState::Change) {
-            println!(
+            out.print(&format!(
                 "\napply now: sudo wsscale tune --role {role} -c {n} --apply   \
                  (saves the current values first)\npersist:   wsscale tune --role {role} -c {n} \
-                 --write /etc/sysctl.d/90-wsscale-{role}.conf"
-            );
+                 --write /etc/sysctl.d/90-wsscale-{role}.conf\n"
+            ))?;
         }
         return Ok(0);
     }
@@ -96,17 +104,45 @@ pub fn tune_command(args: &TuneArgs) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| apply::default_backup_path(role));
     let report = apply::apply(role, n, &lines, &backup)?;
-    match &report.backup {
-        Some(path) => println!(
-            "\nprevious values saved to {}\nrestore with: sudo wsscale tune --revert {}",
+    out.print(&match &report.backup {
+        Some(path) => format!(
+            "\nprevious values saved to {}\nrestore with: sudo wsscale tune --revert {}\n",
             path.display(),
             path.display()
         ),
-        None => println!(
-            "\nnothing to change from here: every setting that can be changed already meets the \
-             recommendation (no backup written)"
-        ),
-    }
-    print!("{}", report.text());
+        None => "\nnothing to change from here: every setting that can be changed already meets \
+                 the recommendation (no backup written)\n"
+            .to_owned(),
+    })?;
+    out.print(&report.text())?;
     Ok(if report.failed() { 1 } else { 0 })
+}
+
+/// Standard output for command output that may be piped into `head` or `true`: once the
+/// reader is gone (`EPIPE`), further output is dropped silently instead of panicking like
+/// `println!`, so the command still ends with its own exit code. Other write errors (a full
+/// disk) are errors.
+#[derive(Default)]
+struct Out {
+    closed: bool,
+}
+
+impl Out {
+    fn print(&mut self, text: &str) -> anyhow::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        let mut stdout = std::io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(e).context("cannot write to standard output"),
+        }
+    }
 }

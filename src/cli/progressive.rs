@@ -14,20 +14,26 @@
 //! (`{ "schema_version": 1, "steps": [...] }`) is rewritten atomically after every step, so
 //! it is complete up to the last finished step even if a later step cannot start.
 //!
-//! Exit code: 130 when interrupted, else 99 when any step failed a threshold, else 0.
+//! Each step is finished like a single run ([`crate::cli::finish`]): thresholds, verdict,
+//! summary, CSV. Exit code: the most severe step verdict — 130 when interrupted, else 99 when
+//! any step failed a threshold, else 98 when a step without thresholds completed with
+//! failures, else 0.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::run::{EXIT_INTERRUPTED, EXIT_THRESHOLDS, install_signals, run_to_outcome};
+use crate::cli::finish::{self, Outputs};
+use crate::cli::run::{install_signals, run_to_outcome};
+use crate::metrics::verdict::Status;
 use crate::plan::build::Progressive;
 use crate::report::{self, write_atomic};
 
 /// How a step ended, for the closing recap.
 struct StepResult {
     name: String,
+    status: Status,
     thresholds: usize,
     failed: usize,
     interrupted: bool,
@@ -63,19 +69,15 @@ pub fn run_progressive(p: Progressive, skip_preflight: bool) -> anyhow::Result<i
         let (plan, mut outcome) =
             run_to_outcome(step.plan.clone(), stop.clone(), skip_preflight)
                 .with_context(|| format!("step {} ({}) could not run", i + 1, step.name))?;
-        outcome.thresholds = crate::metrics::thresholds::evaluate(&plan.thresholds, &outcome);
-        print!("{}", report::summary_text(&outcome));
+        finish::conclude(&mut outcome, &plan.thresholds, plan.allow_failures);
+        finish::publish(
+            &outcome,
+            Outputs {
+                json: None,
+                csv: plan.report_csv.as_deref(),
+            },
+        )?;
         println!();
-        if let Some(path) = &plan.report_csv {
-            report::write_csv(path, &outcome.timeseries).with_context(|| {
-                format!("cannot write the CSV time series to {}", path.display())
-            })?;
-            eprintln!(
-                "CSV time series of step {} written to {}",
-                step.name,
-                path.display()
-            );
-        }
         reports.push(report::to_json(&outcome));
         if let Some(path) = &p.report_json {
             let mut bytes = serde_json::to_vec_pretty(&report::steps_document(reports.clone()))
@@ -87,6 +89,10 @@ pub fn run_progressive(p: Progressive, skip_preflight: bool) -> anyhow::Result<i
         let failed = outcome.thresholds.iter().filter(|t| !t.passed).count();
         results.push(StepResult {
             name: step.name.clone(),
+            status: outcome
+                .verdict
+                .as_ref()
+                .map_or(Status::Passed, |v| v.status),
             thresholds: outcome.thresholds.len(),
             failed,
             interrupted: outcome.interrupted,
@@ -113,14 +119,11 @@ pub fn run_progressive(p: Progressive, skip_preflight: bool) -> anyhow::Result<i
             path.display()
         );
     }
-    let interrupted = stop.load(Ordering::Relaxed) || results.iter().any(|r| r.interrupted);
-    Ok(if interrupted {
-        EXIT_INTERRUPTED
-    } else if results.iter().any(|r| r.failed > 0) {
-        EXIT_THRESHOLDS
-    } else {
-        0
-    })
+    let mut worst = finish::worst(results.iter().map(|r| r.status));
+    if stop.load(Ordering::Relaxed) {
+        worst = Status::Interrupted;
+    }
+    Ok(worst.exit_code())
 }
 
 /// Wait `d` before step `next`, waking early on Ctrl-C; false when interrupted.
@@ -152,8 +155,10 @@ fn recap(results: &[StepResult], planned: usize) {
     for r in results {
         let verdict = if r.interrupted {
             "interrupted".to_string()
+        } else if r.thresholds == 0 && r.status == Status::CompletedWithFailures {
+            "no thresholds; completed with failures".to_string()
         } else if r.thresholds == 0 {
-            "no thresholds".to_string()
+            "no thresholds; no failures".to_string()
         } else if r.failed == 0 {
             format!("✓ {} threshold(s) passed", r.thresholds)
         } else {

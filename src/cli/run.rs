@@ -23,8 +23,7 @@ use crate::report;
 use crate::report::LiveMode;
 use crate::system;
 
-/// Exit code of an interrupted run (128 + SIGINT), after the report was written.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub use crate::metrics::verdict::{EXIT_INTERRUPTED, EXIT_THRESHOLDS};
 
 /// Run `plan`; returns the process exit code. `skip_preflight` runs a plan the preflight
 /// checks refuse.
@@ -106,33 +105,9 @@ pub fn run_part_to_outcome(
     Ok((plan, outcome))
 }
 
-/// Exit code of a run in which at least one threshold failed (k6's convention).
-pub const EXIT_THRESHOLDS: i32 = 99;
-
-/// Evaluate the thresholds, print the summary, write the JSON and CSV reports, pick the exit
-/// code: 130 when interrupted (wins), 99 when a threshold failed, else 0.
+/// Finish a run: see [`crate::cli::finish`].
 pub fn finish(plan: &Plan, outcome: &RunOutcome) -> anyhow::Result<i32> {
-    let mut outcome = outcome.clone();
-    outcome.thresholds = crate::metrics::thresholds::evaluate(&plan.thresholds, &outcome);
-    let outcome = &outcome;
-    print!("{}", report::summary_text(outcome));
-    if let Some(path) = &plan.report_json {
-        report::write_json(path, outcome)
-            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        eprintln!("JSON report written to {}", path.display());
-    }
-    if let Some(path) = &plan.report_csv {
-        report::write_csv(path, &outcome.timeseries)
-            .with_context(|| format!("cannot write the CSV time series to {}", path.display()))?;
-        eprintln!("CSV time series written to {}", path.display());
-    }
-    Ok(if outcome.interrupted {
-        EXIT_INTERRUPTED
-    } else if outcome.thresholds.iter().any(|t| !t.passed) {
-        EXIT_THRESHOLDS
-    } else {
-        0
-    })
+    super::finish::finish(plan, outcome.clone())
 }
 
 /// Probe the targets: none reachable is an error, some unreachable a warning each.

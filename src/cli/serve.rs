@@ -1,5 +1,6 @@
 //! The `wsscale serve` command body: gateway settings from the flags, TLS set-up
-//! (`--tls-cert/--tls-key` or `--tls-self-signed`), then [`crate::gateway::serve_blocking`].
+//! (`--tls-cert/--tls-key` or `--tls-self-signed`), then [`crate::gateway::serve_listener_blocking`]
+//! on a listener bound here (`SO_REUSEPORT` only with `--reuse-port`).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -11,6 +12,9 @@ use crate::gateway::{self, GatewayConfig, tls::ServerTls};
 
 /// Run `wsscale serve`; returns the process exit code.
 pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
+    // Bind first: a busy port fails before any certificate is made or written.
+    let listener = gateway::bind_listener(a.listen, a.reuse_port)
+        .map_err(|e| anyhow::anyhow!(gateway::bind_error_message(a.listen, a.reuse_port, &e)))?;
     let tls = server_tls(a)?;
     if let Some(t) = &tls {
         // Before "listening on …" (scripts wait for that line, then may read this one).
@@ -24,7 +28,7 @@ pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
         echo_delay: a.echo_delay,
         tls: tls.map(|t| t.config),
     };
-    gateway::serve_blocking(a.listen, config, a.threads)?;
+    gateway::serve_listener_blocking(listener, config, a.threads)?;
     Ok(0)
 }
 

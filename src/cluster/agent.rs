@@ -34,6 +34,7 @@ use crate::engine::{self, EngineError, RunOptions};
 use crate::metrics::RunOutcome;
 use crate::metrics::Snapshot;
 use crate::metrics::wire::WireSnapshot;
+use crate::plan::redact::redact_url;
 use crate::plan::{Plan, Secret, Slice};
 use crate::report::LiveMode;
 use crate::system::preflight;
@@ -310,14 +311,14 @@ impl<'a> Agent<'a> {
                     self.last_contact = Instant::now();
                     self.say(format!(
                         "joined {} as agent {agent_id}",
-                        self.cfg.coordinator
+                        redact_url(&self.cfg.coordinator)
                     ));
                     return Ok(());
                 }
                 Err(DialError::Refused(r)) => return Err(AgentError::Refused(r)),
                 Err(DialError::Io(last)) if began.elapsed() > self.cfg.join_timeout => {
                     return Err(AgentError::Unreachable {
-                        url: self.cfg.coordinator.clone(),
+                        url: redact_url(&self.cfg.coordinator),
                         waited: self.cfg.join_timeout,
                         last,
                     });

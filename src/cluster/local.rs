@@ -7,9 +7,10 @@
 //!   `wsscale agent --coordinator ws://127.0.0.1:PORT/ --token-file F --threads T`. Without
 //!   `--target`, N `wsscale serve` children on one `SO_REUSEPORT` port are the gateway (one
 //!   in-process gateway could not hold more than one process's descriptors either).
-//! - [`serve_processes`] (`wsscale serve --processes N`): N `serve` children on one
-//!   `SO_REUSEPORT` port. With port 0, this process binds the port first (without
-//!   listening) to learn it, and keeps it reserved while the children run.
+//! - [`serve_processes`] (`wsscale serve --processes N`): N `serve --reuse-port` children on
+//!   one `SO_REUSEPORT` port (a port another process already holds is refused unless
+//!   `--reuse-port` was given to the parent too). With port 0, this process binds the port
+//!   first (without listening) to learn it, and keeps it reserved while the children run.
 //!
 //! Children run in their own process group, so a terminal's Ctrl-C reaches only this
 //! process, which then stops them in order (agents: `stop` over the control channel, so the
@@ -274,7 +275,15 @@ fn reserve_port(addr: SocketAddr) -> std::io::Result<(Socket, SocketAddr)> {
     Ok((s, local))
 }
 
-/// Start `n` `wsscale serve` children on one `SO_REUSEPORT` address and wait until each has
+/// `Ok` when nothing else holds `addr` (a plain bind, without `SO_REUSEPORT`, succeeds; the
+/// socket is closed again at once).
+fn check_port_free(addr: SocketAddr) -> std::io::Result<()> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())
+}
+
+/// Start `n` `wsscale serve --reuse-port` children on one address and wait until each has
 /// printed its `listening on` line. Returns the address, the children and the port
 /// reservation (keep it alive while they run).
 pub fn start_gateways(
@@ -302,6 +311,8 @@ pub fn start_gateways(
             addr.to_string().into(),
             "--threads".into(),
             threads.to_string().into(),
+            // The children share the port with each other (and the reservation) on purpose.
+            "--reuse-port".into(),
         ];
         args.extend(extra.iter().cloned());
         let mut child = spawn(exe, &args, Stdio::piped()).map_err(ClusterError::Spawn)?;
@@ -323,15 +334,23 @@ pub fn start_gateways(
 }
 
 /// `wsscale serve --processes N`: run N gateway processes on one port until SIGINT/SIGTERM.
-/// `extra` are the serve flags passed on to every child. Returns the exit code.
+/// `extra` are the serve flags passed on to every child. Unless `share` (`--reuse-port`), a
+/// port already in use by another process is an error rather than silently shared by the
+/// children. Returns the exit code.
 pub fn serve_processes(
     exe: &Path,
     listen: SocketAddr,
+    share: bool,
     n: usize,
     threads: usize,
     extra: &[OsString],
     stop: Arc<AtomicBool>,
 ) -> Result<i32, ClusterError> {
+    if !share && listen.port() != 0 {
+        check_port_free(listen).map_err(|e| {
+            ClusterError::Local(crate::gateway::bind_error_message(listen, false, &e))
+        })?;
+    }
     let threads = if threads == 0 {
         per_child_threads(n)
     } else {

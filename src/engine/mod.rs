@@ -34,6 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::metrics::thresholds::AbortRule;
 use crate::metrics::timeseries::{IntervalSink, TimeSeries};
 use crate::metrics::{Aggregator, OutcomeMeta, RunOutcome, Snapshot, build_outcome, rss_bytes};
+use crate::plan::redact::redact_url;
 use crate::plan::{Plan, Slice};
 
 /// Errors that stop the engine itself (not per-connection failures, which are counted).
@@ -110,7 +111,7 @@ pub fn probe_targets(plan: &Plan) -> Result<Vec<String>, Unreachable> {
         .filter_map(|t| {
             std::net::TcpStream::connect_timeout(&t.addr, timeout)
                 .err()
-                .map(|e| format!("{} ({}): {e}", t.url, t.addr))
+                .map(|e| format!("{} ({}): {e}", redact_url(&t.url), t.addr))
         })
         .collect();
     if !plan.targets.is_empty() && failures.len() == plan.targets.len() {

@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
 use super::{
-    GatewayConfig, GatewayCounts, GatewayStats, SHUTDOWN_GRACE, bind_listener, bind_reuseport, run,
+    GatewayConfig, GatewayCounts, GatewayStats, SHUTDOWN_GRACE, bind_listener, run,
 };
 
 /// A gateway running on its own tokio runtime in a background thread. Dropping it shuts the
@@ -119,11 +119,22 @@ fn url_for(addr: SocketAddr, tls: bool) -> String {
     format!("{scheme}://{}/", SocketAddr::new(ip, addr.port()))
 }
 
-/// The `wsscale serve` command: bind `addr` with [`bind_reuseport`], print
-/// `listening on ws://IP:PORT/` (`wss://` with TLS) to stdout, serve until SIGINT or SIGTERM, print a one-line
-/// summary to stderr. `worker_threads` 0 means one per core.
+/// The `wsscale serve` command: bind `addr` (with `SO_REUSEPORT` only when `reuse_port`, see
+/// [`bind_listener`]), then [`serve_listener_blocking`].
 pub fn serve_blocking(
     addr: SocketAddr,
+    reuse_port: bool,
+    config: GatewayConfig,
+    worker_threads: usize,
+) -> io::Result<()> {
+    serve_listener_blocking(bind_listener(addr, reuse_port)?, config, worker_threads)
+}
+
+/// Serve an already-bound listener (see [`bind_listener`]): print `listening on
+/// ws://IP:PORT/` (`wss://` with TLS) to stdout, serve until SIGINT or SIGTERM, print a
+/// one-line summary to stderr. `worker_threads` 0 means one per core.
+pub fn serve_listener_blocking(
+    std_listener: std::net::TcpListener,
     config: GatewayConfig,
     worker_threads: usize,
 ) -> io::Result<()> {
@@ -135,7 +146,7 @@ pub fn serve_blocking(
     let stats = Arc::new(GatewayStats::default());
     let tls = config.tls.is_some();
     runtime.block_on(async {
-        let listener = TcpListener::from_std(bind_reuseport(addr)?)?;
+        let listener = TcpListener::from_std(std_listener)?;
         // Install the handlers before announcing the address, so a signal sent as soon as the
         // line is read is not lost.
         let mut interrupt = signal(SignalKind::interrupt())?;

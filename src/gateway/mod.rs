@@ -62,7 +62,7 @@ use tungstenite::http::{StatusCode, header};
 use tungstenite::protocol::WebSocketConfig;
 
 pub use auth::AuthError;
-pub use handle::{GatewayHandle, serve_blocking};
+pub use handle::{GatewayHandle, serve_blocking, serve_listener_blocking};
 pub use stats::{GatewayCounts, GatewayStats};
 
 use auth::Authenticator;
@@ -222,9 +222,10 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     bind_listener(addr, true)
 }
 
-/// Bind a non-blocking listener with a large backlog; `SO_REUSEPORT` only when asked (an
-/// in-process gateway must not silently share a fixed port with another process).
-fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+/// Bind a non-blocking listener with a large backlog; `SO_REUSEPORT` only when asked (a
+/// gateway must not silently share a fixed port with another process: `wsscale serve` sets it
+/// only with `--reuse-port`, which `serve --processes` passes to its own children).
+pub fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if reuse_port {
@@ -234,6 +235,31 @@ fn bind_listener(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::Tcp
     socket.bind(&addr.into())?;
     socket.listen(backlog())?;
     Ok(socket.into())
+}
+
+/// The message for a failed bind of `addr` (`reuse_port`: `--reuse-port` was given): a busy
+/// port says how to pick another or share it deliberately.
+pub fn bind_error_message(addr: SocketAddr, reuse_port: bool, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse if reuse_port => format!(
+            "{addr} is in use by another process that does not share it (a port is shared only \
+             by processes of the same user that all set SO_REUSEPORT, e.g. `wsscale serve \
+             --reuse-port`); give another --listen port"
+        ),
+        io::ErrorKind::AddrInUse => format!(
+            "{addr} is in use by another process (give another --listen port, or --reuse-port \
+             to share it deliberately)"
+        ),
+        io::ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {addr}: {e} (the address is not one of this host's; use \
+             127.0.0.1, 0.0.0.0 for every interface, or one of `ip -brief address`)"
+        ),
+        io::ErrorKind::PermissionDenied if addr.port() < 1024 => format!(
+            "cannot listen on {addr}: {e} (ports below 1024 need root or CAP_NET_BIND_SERVICE; \
+             give a --listen port of 1024 or above)"
+        ),
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
 }
 
 fn backlog() -> i32 {

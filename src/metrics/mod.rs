@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod percentiles;
 pub mod thresholds;
 pub mod timeseries;
+pub mod verdict;
 pub mod wire;
 
 pub use aggregate::Aggregator;

@@ -116,6 +116,9 @@ pub struct RunOutcome {
     /// One entry per agent of a distributed run (`wsscale coordinator`, `run --processes`,
     /// `report merge`); empty for a single-process run.
     pub agents: Vec<AgentOutcome>,
+    /// The verdict (set when the run is finished: thresholds evaluated, see
+    /// [`super::verdict::judge`]); `None` before.
+    pub verdict: Option<super::verdict::Verdict>,
 }
 
 /// One agent of a distributed run: who it was and what it did. The global figures are the
@@ -246,5 +249,6 @@ pub fn build_outcome(
         thresholds: Vec::new(),
         aborted_by_threshold: meta.aborted_by_threshold,
         agents: meta.agents,
+        verdict: None,
     }
 }

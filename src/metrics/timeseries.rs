@@ -110,7 +110,7 @@ impl TimeSeries {
             sink.interval(&IntervalView {
                 elapsed,
                 stage: stage_label(clock, elapsed),
-                target: clock.target_at(elapsed).floor() as u64,
+                target: clock.count_at(elapsed) as u64,
                 peak_plan,
                 gauges,
                 interval: &iv,

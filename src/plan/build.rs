@@ -43,6 +43,7 @@ pub use traffic::{
 
 use super::error::{Origin, PlanError};
 use super::profile::{Located, Profile};
+use super::redact::redact_url;
 use super::{Plan, Reconnect, Stage, Target, defaults};
 use crate::plan::Overrides;
 use crate::plan::source_spec::parse_sources;
@@ -179,6 +180,8 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         traffic,
         thresholds,
         abort_on_fail,
+        allow_failures: args.allow_failures
+            || p.allow_failures.as_ref().is_some_and(|l| l.value),
         tls,
     })
 }
@@ -321,9 +324,11 @@ pub fn shape(n: u64, ramp: Duration, hold: Duration, ramp_down: Duration) -> Vec
 pub fn parse_target(s: &str, origin: &Origin) -> Result<Target, PlanError> {
     const EXAMPLE: &str =
         "(expected e.g. \"ws://127.0.0.1:8080/ws\" or \"wss://gw.example.com/socket?room=1\")";
+    // Messages show the URL with its credentials hidden (see `redact`).
+    let shown = redact_url(s);
     let bad = |reason: String| {
         origin.invalid(format!(
-            "{s:?} is not a usable WebSocket URL: {reason} {EXAMPLE}"
+            "{shown:?} is not a usable WebSocket URL: {reason} {EXAMPLE}"
         ))
     };
     let url = url::Url::parse(s.trim()).map_err(|e| bad(e.to_string()))?;
@@ -446,7 +451,7 @@ fn check_families(targets: &[Target], sources: &[IpAddr]) -> Result<(), PlanErro
             && same_family.clone().all(|s| s.is_loopback())
         {
             return Err(PlanError::Conflict {
-                first: format!("target {} ({})", t.url, t.addr.ip()),
+                first: format!("target {} ({})", redact_url(&t.url), t.addr.ip()),
                 second: "loopback source addresses (--source-ip/source_ips)".into(),
                 hint: "a loopback source cannot reach another host; give this host's own addresses, e.g. --source-ip iface:eth0".into(),
             });
@@ -454,7 +459,7 @@ fn check_families(targets: &[Target], sources: &[IpAddr]) -> Result<(), PlanErro
         if !sources.iter().any(|s| s.is_ipv4() == t.addr.is_ipv4()) {
             let fam = if t.addr.is_ipv4() { "IPv4" } else { "IPv6" };
             return Err(PlanError::Conflict {
-                first: format!("target {} ({})", t.url, t.addr.ip()),
+                first: format!("target {} ({})", redact_url(&t.url), t.addr.ip()),
                 second: "--source-ip/source_ips".into(),
                 hint: format!(
                     "no source address is {fam}; add an {fam} source address or drop the source list"

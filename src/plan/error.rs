@@ -84,9 +84,11 @@ pub enum PlanError {
     /// A value is malformed, out of range or inconsistent with another.
     #[error("{}invalid value for {}: {message}", origin.prefix(), origin.name())]
     Invalid { origin: Origin, message: String },
-    /// A target host name did not resolve.
+    /// A target host name did not resolve. `url` is the target as given (callers match it
+    /// against their list); the message shows it redacted.
     #[error(
-        "cannot resolve the host of target {url}: {reason} (check the host name and DNS, or use an IP address)"
+        "cannot resolve the host of target {}: {reason} (check the host name and DNS, or use an IP address)",
+        crate::plan::redact::redact_url(.url)
     )]
     Resolve { url: String, reason: String },
     /// A `--source-ip` / `source_ips` entry was rejected by the source-address parser.

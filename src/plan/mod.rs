@@ -12,6 +12,7 @@ pub mod build;
 pub mod error;
 pub mod overrides;
 pub mod profile;
+pub mod redact;
 pub mod source_spec;
 pub mod stages;
 pub mod suggest;
@@ -178,6 +179,9 @@ pub struct Plan {
     pub thresholds: Vec<threshold::Threshold>,
     /// Stop the run as soon as a threshold can no longer be met.
     pub abort_on_fail: bool,
+    /// Without thresholds, a run with failures, drops, lost messages or a shortfall still
+    /// passes (exit 0 instead of 98; see `metrics::verdict`).
+    pub allow_failures: bool,
     /// TLS settings for `wss://` targets (unused when every target is `ws://`).
     pub tls: TlsSpec,
 }
@@ -326,6 +330,7 @@ impl Plan {
             traffic: Traffic::default(),
             thresholds: Vec::new(),
             abort_on_fail: false,
+            allow_failures: false,
             tls: TlsSpec::default(),
         }
     }

@@ -117,6 +117,8 @@ pub struct Overrides {
     pub thresholds: Vec<Threshold>,
     /// `--abort-on-fail` (see `wsscale run --help`).
     pub abort_on_fail: bool,
+    /// `--allow-failures`: without thresholds, failures do not fail the run.
+    pub allow_failures: bool,
     /// Live progress and snapshot interval [default: 5s]
     pub interval: Option<Duration>,
     /// Write the JSON report to FILE (atomically, also on Ctrl-C) [default: none]

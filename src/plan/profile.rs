@@ -118,6 +118,7 @@ pub struct Profile {
     /// `[thresholds]`, in document order.
     pub thresholds: Vec<Located<Threshold>>,
     pub abort_on_fail: Option<Located<bool>>,
+    pub allow_failures: Option<Located<bool>>,
     // ---- progressive profiles ----
     /// Step profiles (resolved against the profile's directory); a profile with steps has
     /// no other keys than [`PROGRESSIVE_KEYS`].
@@ -190,6 +191,7 @@ struct RawProfile {
     message_timeout: Option<Spanned<Value>>,
     thresholds: Option<RawThresholds>,
     abort_on_fail: Option<Spanned<bool>>,
+    allow_failures: Option<Spanned<bool>>,
     steps: Option<Spanned<Vec<Spanned<String>>>>,
     cool_down: Option<Spanned<Value>>,
     continue_on_fail: Option<Spanned<bool>>,
@@ -534,6 +536,7 @@ impl Profile {
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
             thresholds: cx.thresholds(&raw.thresholds)?,
             abort_on_fail: cx.boolean(&raw.abort_on_fail, "abort_on_fail"),
+            allow_failures: cx.boolean(&raw.allow_failures, "allow_failures"),
             steps: cx.steps(&raw.steps)?,
             cool_down: cx.duration(&raw.cool_down, "cool_down")?,
             continue_on_fail: cx.boolean(&raw.continue_on_fail, "continue_on_fail"),

@@ -70,6 +70,18 @@ impl StageClock {
         }
         from
     }
+
+    /// The whole number of connections that should be open at `elapsed`: [`target_at`]
+    /// rounded **up**, so a linear ramp reaches every stage target — the peak at the vertex
+    /// between a ramp up and a ramp down is held, not skipped (rounding down would reach `N`
+    /// only at one instant, and `--stage 1s:10 --stage 1s:0` would open 9). The first
+    /// connection of a ramp opens right at its start, the last one closes at its end.
+    ///
+    /// [`target_at`]: StageClock::target_at
+    pub fn count_at(&self, elapsed: Duration) -> f64 {
+        // The epsilon keeps float noise (10.000000001) from rounding up to 11.
+        (self.target_at(elapsed) - 1e-9).ceil().max(0.0)
+    }
 }
 
 /// The part `[lo, hi)` of every stage target that one worker owns. `lo`/`hi` are fractions

@@ -220,6 +220,15 @@ pub enum ThresholdError {
         /// The metric is a rate (a percentage is accepted).
         rate: bool,
     },
+    /// A rate compared with a value outside 0–1: it could never pass (or never fail).
+    #[error(
+        "{expr:?}: a rate is a fraction from 0 to 1, so {value} can never be reached; did you mean {suggestion}?"
+    )]
+    RateOutOfRange {
+        expr: String,
+        value: f64,
+        suggestion: String,
+    },
 }
 
 /// The valid metric names, grouped for an error message:
@@ -289,11 +298,25 @@ pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
         });
     }
     let rate = RATES.contains(&metric);
+    let value_text = value;
     let value = parse_value(value, rate).ok_or_else(|| ThresholdError::Value {
         expr: expr.to_string(),
         value: value.to_string(),
         rate,
     })?;
+    if rate && !(0.0..=1.0).contains(&value) {
+        let suggestion = if (1.0..=100.0).contains(&value) {
+            let pct = value_text.trim_end_matches('%');
+            format!("{} or {pct}%", value / 100.0)
+        } else {
+            "a value from 0 to 1 (e.g. 0.95, or 95%)".to_string()
+        };
+        return Err(ThresholdError::RateOutOfRange {
+            expr: expr.trim().to_string(),
+            value,
+            suggestion,
+        });
+    }
     Ok(Threshold {
         metric: metric.to_string(),
         op,

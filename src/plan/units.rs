@@ -118,6 +118,13 @@ fn split_number(s: &str) -> (&str, &str) {
 /// when the result is a whole number (`1.2345k` is an error).
 pub fn parse_count(s: &str) -> Result<u64, UnitError> {
     let t = s.trim();
+    if t.starts_with('-') {
+        return Err(err(
+            s,
+            COUNT,
+            Some("must be positive (a count of connections, threads, …)".into()),
+        ));
+    }
     let (num, suffix) = split_number(t);
     if num.is_empty() {
         return Err(err(s, COUNT, None));

@@ -35,6 +35,7 @@ use crate::metrics::{DropReason, FailureKind, tls_alert_name};
 
 use crate::metrics::Percentiles;
 use crate::metrics::outcome::{IntervalRow, RunOutcome};
+use crate::plan::redact::redact_url;
 
 /// Version of the JSON layout. Bump it (and add `schema/report-v<N>.json`) on any change that
 /// could break a consumer: a removed or renamed field, a changed type or unit.
@@ -75,6 +76,18 @@ pub struct JsonReport {
     pub histograms: BTreeMap<String, String>,
     /// One entry per agent of a distributed run; empty otherwise.
     pub agents: Vec<super::agents::JsonAgent>,
+    /// The run's verdict and exit code (`null` for a report written before the run was
+    /// judged).
+    pub verdict: Option<JsonVerdict>,
+}
+
+/// The verdict: what the exit code says, in words.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JsonVerdict {
+    /// `passed`, `thresholds_failed`, `completed_with_failures` or `interrupted`.
+    pub status: String,
+    pub exit_code: i32,
+    pub reasons: Vec<String>,
 }
 
 /// One planned stage.
@@ -94,6 +107,10 @@ pub struct JsonConnections {
     pub closed: u64,
     pub reconnects: u64,
     pub peak_open: u64,
+    /// The highest stage target: the peak the plan asked for.
+    pub planned_peak: u64,
+    /// Why `peak_open` stayed below `planned_peak` (`null` when it did not).
+    pub shortfall: Option<String>,
     /// Seconds from the start of the first stage until `peak_open` was first reached.
     pub peak_reached_after_s: f64,
     /// `peak_open ÷ peak_reached_after_s`: the achieved ramp rate (connections per second);
@@ -230,6 +247,8 @@ impl JsonReport {
                 closed: c.closed,
                 reconnects: c.reconnects,
                 peak_open: o.peak_open,
+                planned_peak: crate::metrics::verdict::planned_peak(o),
+                shortfall: crate::metrics::verdict::shortfall(o),
                 peak_reached_after_s: o.peak_reached_after.as_secs_f64(),
                 peak_ramp_rate_per_s: peak_ramp_rate(o),
                 open_at_end: o.totals.gauges.open,
@@ -315,6 +334,11 @@ impl JsonReport {
                 .collect(),
             histograms: super::agents::json_histograms(o),
             agents: super::agents::json_agents(o),
+            verdict: o.verdict.as_ref().map(|v| JsonVerdict {
+                status: v.status.label().to_string(),
+                exit_code: v.exit_code(),
+                reasons: v.reasons.clone(),
+            }),
         }
     }
 }
@@ -413,42 +437,9 @@ pub(crate) fn rfc3339_utc(t: std::time::SystemTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_string())
 }
 
-/// Hide a password in a URL's user info (`ws://user:secret@host/` → `ws://user:***@host/`) so
-/// credentials given in a target URL never reach a report. Everything else is kept as given.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let auth_start = scheme_end + 3;
-    let rest = &url[auth_start..];
-    let auth_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..auth_len];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return url.to_string();
-    };
-    format!(
-        "{}{}:***{}",
-        &url[..auth_start],
-        &userinfo[..colon],
-        &url[auth_start + at..]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_only_the_password() {
-        assert_eq!(redact_url("ws://a:b@h:1/x?t=1"), "ws://a:***@h:1/x?t=1");
-        assert_eq!(redact_url("ws://a@h/x"), "ws://a@h/x");
-        assert_eq!(redact_url("ws://h/x@y"), "ws://h/x@y");
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
 
     #[test]
     fn formats_utc_millis() {

@@ -159,6 +159,7 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
         thresholds: Vec::new(),
         aborted_by_threshold: parsed.iter().any(|p| p.aborted_by_threshold),
         agents: Vec::new(),
+        verdict: None,
     };
 
     let mut id = 0;

@@ -21,9 +21,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::json::{drop_counts, failure_counts, peak_ramp_rate, redact_url, rfc3339_utc};
+use super::json::{drop_counts, failure_counts, peak_ramp_rate, rfc3339_utc};
 use crate::metrics::Percentiles;
 use crate::metrics::outcome::RunOutcome;
+use crate::metrics::verdict::{planned_peak, shortfall};
+use crate::plan::redact::redact_url;
 
 /// How many per-source rows the summary shows before summing up the rest.
 const MAX_SOURCE_ROWS: usize = 20;
@@ -68,6 +70,12 @@ fn kv(s: &mut String, label: &str, value: impl std::fmt::Display) {
 
 fn header(s: &mut String, o: &RunOutcome) {
     let _ = writeln!(s, "wsscale {} run summary", env!("CARGO_PKG_VERSION"));
+    if let Some(v) = &o.verdict {
+        kv(s, "VERDICT", v.headline());
+        for r in &v.reasons {
+            kv(s, "", format!("- {r}"));
+        }
+    }
     let note = if o.embedded_gateway {
         " (embedded gateway, in-process: memory figures include it)"
     } else {
@@ -135,6 +143,7 @@ fn connections(s: &mut String, o: &RunOutcome) {
     let c = &o.totals.counters;
     let _ = writeln!(s, "Connections");
     let num = |n: u64| format!("{n:>12}");
+    kv(s, "planned peak", num(planned_peak(o)));
     kv(s, "attempted", num(c.attempted));
     kv(
         s,
@@ -160,6 +169,9 @@ fn connections(s: &mut String, o: &RunOutcome) {
             ),
         ),
         None => kv(s, "peak open", num(o.peak_open)),
+    }
+    if let Some(why) = shortfall(o) {
+        kv(s, "SHORT OF PLAN", why);
     }
     kv(s, "open at end", num(o.totals.gauges.open));
     s.push('\n');

@@ -121,6 +121,7 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "report_csv",
     "thresholds",
     "abort_on_fail",
+    "allow_failures",
 ];
 
 impl WirePlan {

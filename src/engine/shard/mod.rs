@@ -266,8 +266,10 @@ impl Shard {
                         finishing = true;
                         self.release(u64::MAX);
                     } else {
+                        // The whole count (rounded up: every stage target is reached)
+                        // decides how many; the fractional target decides the direction.
                         let global = self.clock.target_at(elapsed);
-                        let desired = self.p.slice.count(global);
+                        let desired = self.p.slice.count(self.clock.count_at(elapsed));
                         let slots = self.slots();
                         // A slice's share of a rising target can dip by one for a moment
                         // (its lower boundary steps before its upper one): open only while

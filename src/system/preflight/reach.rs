@@ -21,6 +21,7 @@ use super::{Finding, Status};
 use crate::engine::jwt::JwtMinter;
 use crate::engine::tls::ClientTls;
 use crate::engine::ws::{self, UpgradeResponse};
+use crate::plan::redact::redact_url;
 use crate::plan::{Plan, Target};
 
 /// Longest a probe waits for any one step.
@@ -76,7 +77,7 @@ pub fn check_targets(plan: &Plan, unresolved: &[Unresolved]) -> (Vec<Finding>, V
     for u in unresolved {
         findings.push(Finding {
             check: "target",
-            name: format!("target {}", u.url),
+            name: format!("target {}", redact_url(&u.url)),
             status: Status::Fail,
             scope: "target",
             found: format!("DNS failed: {}", u.reason),
@@ -88,7 +89,7 @@ pub fn check_targets(plan: &Plan, unresolved: &[Unresolved]) -> (Vec<Finding>, V
             ],
         });
         probes.push(TargetProbe {
-            url: u.url.clone(),
+            url: redact_url(&u.url),
             addr: None,
             dns_ms: None,
             connect_ms: None,
@@ -120,7 +121,7 @@ pub fn check_target(plan: &Plan, index: usize) -> (Finding, TargetProbe) {
     let target = &plan.targets[index];
     let mut finding = Finding {
         check: "target",
-        name: format!("target {}", target.url),
+        name: format!("target {}", redact_url(&target.url)),
         status: Status::Pass,
         scope: "target",
         found: String::new(),
@@ -129,7 +130,7 @@ pub fn check_target(plan: &Plan, index: usize) -> (Finding, TargetProbe) {
         fix: Vec::new(),
     };
     let mut probe = TargetProbe {
-        url: target.url.clone(),
+        url: redact_url(&target.url),
         addr: Some(target.addr.to_string()),
         dns_ms: None,
         connect_ms: None,

@@ -1,0 +1,172 @@
+//! The verdict of a finished run, and its exit code — one rule for every run mode
+//! (`run`, `--processes`, `--shard`, coordinator, progressive steps, `report merge`).
+//!
+//! 1. **Interrupted** (Ctrl-C / SIGTERM): `130`, whatever else happened.
+//! 2. **Thresholds given**: they are the verdict. Any failed threshold (or a run stopped by
+//!    `--abort-on-fail`, which means one is lost): `99`; all passed: `0`.
+//! 3. **No thresholds**: a run that did not do what it was asked — the planned peak was not
+//!    reached, a connection attempt failed, an open connection was dropped, or a timed
+//!    message was lost — **completed with failures**: `98`. `--allow-failures` turns that
+//!    into `0` (the reasons are still listed). A clean run: `0`.
+//!
+//! Like Locust (which exits 1 on any failure) and unlike a tool that exits 0 whatever
+//! happened: a CI job that runs `wsscale run` without thresholds must not pass a run where
+//! nothing connected.
+
+use super::outcome::RunOutcome;
+
+/// Exit code: every threshold passed, or (without thresholds) nothing went wrong.
+pub const EXIT_PASSED: i32 = 0;
+/// Exit code: the run completed, had no thresholds, and had failures, drops, lost messages or
+/// a shortfall against the plan.
+pub const EXIT_COMPLETED_WITH_FAILURES: i32 = 98;
+/// Exit code: at least one threshold failed (k6's convention).
+pub const EXIT_THRESHOLDS: i32 = 99;
+/// Exit code: interrupted by Ctrl-C / SIGTERM (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// What the verdict is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    ThresholdsFailed,
+    CompletedWithFailures,
+    Interrupted,
+}
+
+impl Status {
+    /// The stable label in the JSON report (`verdict.status`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::ThresholdsFailed => "thresholds_failed",
+            Status::CompletedWithFailures => "completed_with_failures",
+            Status::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Passed => EXIT_PASSED,
+            Status::ThresholdsFailed => EXIT_THRESHOLDS,
+            Status::CompletedWithFailures => EXIT_COMPLETED_WITH_FAILURES,
+            Status::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+}
+
+/// The verdict with the reasons behind it, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: Status,
+    /// Why (empty for a clean pass). With `--allow-failures` a pass can still list what went
+    /// wrong.
+    pub reasons: Vec<String>,
+}
+
+impl Verdict {
+    pub fn exit_code(&self) -> i32 {
+        self.status.exit_code()
+    }
+
+    /// One line for the top of the summary: `PASSED`, `FAILED: …`.
+    pub fn headline(&self) -> String {
+        let what = match self.status {
+            Status::Passed if self.reasons.is_empty() => return "PASSED".to_string(),
+            Status::Passed => "PASSED (failures allowed by --allow-failures)",
+            Status::ThresholdsFailed => "FAILED: a threshold failed",
+            Status::CompletedWithFailures => "FAILED: completed with failures",
+            Status::Interrupted => "INTERRUPTED",
+        };
+        format!("{what} (exit code {})", self.exit_code())
+    }
+}
+
+/// The peak the plan asked for (the highest stage target).
+pub fn planned_peak(o: &RunOutcome) -> u64 {
+    o.stages.iter().map(|s| s.target).max().unwrap_or(0)
+}
+
+/// Why the run stayed below its planned peak, or `None` when it reached it.
+pub fn shortfall(o: &RunOutcome) -> Option<String> {
+    let planned = planned_peak(o);
+    if o.peak_open >= planned {
+        return None;
+    }
+    let c = &o.totals.counters;
+    let why = if o.interrupted {
+        "the run was interrupted"
+    } else if o.aborted_by_threshold {
+        "--abort-on-fail stopped the run"
+    } else if o.sources_exhausted {
+        "the source addresses ran out of local ports"
+    } else if c.failed > 0 {
+        "connection attempts failed"
+    } else if c.dropped > 0 {
+        "connections were dropped"
+    } else {
+        "connections did not open as fast as the plan ramped (in-flight cap: --max-pending)"
+    };
+    Some(format!(
+        "peak open {} of the planned {planned}: {why}",
+        o.peak_open
+    ))
+}
+
+/// Judge a finished run whose thresholds (if any) were evaluated into `o.thresholds`.
+pub fn judge(o: &RunOutcome, allow_failures: bool) -> Verdict {
+    if o.interrupted {
+        return Verdict {
+            status: Status::Interrupted,
+            reasons: vec![
+                "interrupted by Ctrl-C / SIGTERM; figures cover the run until then".into(),
+            ],
+        };
+    }
+    if !o.thresholds.is_empty() || o.aborted_by_threshold {
+        let reasons: Vec<String> = o
+            .thresholds
+            .iter()
+            .filter(|t| !t.passed)
+            .map(|t| match t.measured {
+                Some(v) => format!("threshold {} failed (measured {v})", t.expr),
+                None => format!("threshold {} failed (no data)", t.expr),
+            })
+            .collect();
+        let failed = !reasons.is_empty() || o.aborted_by_threshold;
+        return Verdict {
+            status: if failed {
+                Status::ThresholdsFailed
+            } else {
+                Status::Passed
+            },
+            reasons,
+        };
+    }
+    let c = &o.totals.counters;
+    let mut reasons = Vec::new();
+    if let Some(s) = shortfall(o) {
+        reasons.push(s);
+    }
+    if c.failed > 0 {
+        reasons.push(format!(
+            "{} of {} connection attempts failed",
+            c.failed, c.attempted
+        ));
+    }
+    if c.dropped > 0 {
+        reasons.push(format!("{} open connections were dropped", c.dropped));
+    }
+    if c.messages_lost > 0 {
+        reasons.push(format!(
+            "{} of {} timed messages were lost",
+            c.messages_lost, c.messages_sent
+        ));
+    }
+    let status = if reasons.is_empty() || allow_failures {
+        Status::Passed
+    } else {
+        Status::CompletedWithFailures
+    };
+    Verdict { status, reasons }
+}
