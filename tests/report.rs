@@ -148,6 +148,7 @@ fn sample() -> RunOutcome {
         aborted_by_threshold: false,
         agents: Vec::new(),
         verdict: None,
+        per_target: Vec::new(),
     }
 }
 

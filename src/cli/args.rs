@@ -186,6 +186,10 @@ pub struct RunArgs {
     )]
     pub stages: Vec<Stage>,
 
+    /// Pause between the steps of a progressive profile [default: the profile's cool_down]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Load")]
+    pub cool_down: Option<Duration>,
+
     // ---- engine ----
     /// Engine threads (one shard each) [default: number of CPU cores]
     #[arg(long, value_name = "N", value_parser = units::parse_count, help_heading = "Engine")]
@@ -478,6 +482,7 @@ impl RunArgs {
             hold: self.hold.clone(),
             ramp_down: self.ramp_down.clone(),
             stages: self.stages.clone(),
+            cool_down: self.cool_down,
             threads: self.threads.clone(),
             max_pending: self.max_pending.clone(),
             source_ips: self.source_ips.clone(),

@@ -1,6 +1,6 @@
 //! One connection under test: a compact struct that lives in the shard's slab.
 //!
-//! What a held, idle connection costs in user space is `size_of::<Conn>()` (≈ 32 bytes) plus
+//! What a held, idle connection costs in user space is `size_of::<Conn>()` (56 bytes in release builds: `conn_is_compact` checks it) plus
 //! its share of the slab's slack: the socket is a bare fd, timestamps are µs offsets from the
 //! shard epoch, the `Sec-WebSocket-Key` is recomputed from the id instead of stored, and the
 //! read/write buffers ([`Bufs`]) exist only while a frame is split across reads or the kernel

@@ -11,9 +11,7 @@ use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
-use super::{
-    GatewayConfig, GatewayCounts, GatewayStats, SHUTDOWN_GRACE, bind_listener, run,
-};
+use super::{GatewayConfig, GatewayCounts, GatewayStats, SHUTDOWN_GRACE, bind_listener, run};
 
 /// A gateway running on its own tokio runtime in a background thread. Dropping it shuts the
 /// gateway down (like [`GatewayHandle::shutdown`]).

@@ -22,8 +22,8 @@ pub mod wire;
 
 pub use aggregate::Aggregator;
 pub use outcome::{
-    AgentOutcome, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome, ThresholdOutcome,
-    build_outcome,
+    AgentOutcome, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome, TargetOutcome,
+    ThresholdOutcome, build_outcome,
 };
 pub use percentiles::{Percentiles, quantile_ms};
 
@@ -472,6 +472,8 @@ pub struct Snapshot {
     pub hist: Histograms,
     /// Indexed like the source pool; empty when the kernel chooses the source.
     pub per_source: Vec<SourceCounts>,
+    /// Indexed like the plan's targets: established and failed per target.
+    pub per_target: Vec<SourceCounts>,
 }
 
 impl Snapshot {
@@ -493,6 +495,13 @@ impl Snapshot {
                 .resize(o.per_source.len(), SourceCounts::default());
         }
         for (a, b) in self.per_source.iter_mut().zip(o.per_source.iter()) {
+            a.merge(b);
+        }
+        if self.per_target.len() < o.per_target.len() {
+            self.per_target
+                .resize(o.per_target.len(), SourceCounts::default());
+        }
+        for (a, b) in self.per_target.iter_mut().zip(o.per_target.iter()) {
             a.merge(b);
         }
     }

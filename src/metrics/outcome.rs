@@ -36,6 +36,22 @@ impl SourceOutcome {
     }
 }
 
+/// One target and its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetOutcome {
+    /// The target URL as given.
+    pub url: String,
+    pub established: u64,
+    pub failed: u64,
+}
+
+impl TargetOutcome {
+    /// True when every attempt to this target failed (it was down or refused everything).
+    pub fn all_failed(&self) -> bool {
+        self.established == 0 && self.failed > 0
+    }
+}
+
 /// One row of the time series: what happened during one live-output interval (also the
 /// JSON report's `timeseries[]` row and the CSV line).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -107,6 +123,8 @@ pub struct RunOutcome {
     pub rss_at_peak_open_bytes: u64,
     /// Per source address; one `"kernel"` row when no source addresses were given.
     pub per_source: Vec<SourceOutcome>,
+    /// Per target, in the plan's order: connections established and attempts failed.
+    pub per_target: Vec<TargetOutcome>,
     /// One row per live-output interval.
     pub timeseries: Vec<IntervalRow>,
     /// Threshold verdicts (filled in after the run; empty when none were given).
@@ -228,6 +246,20 @@ pub fn build_outcome(
     let per_source = meta.per_source.unwrap_or_else(|| {
         SourceOutcome::rows(plan.source_labels().into_iter().zip(&agg.totals.per_source))
     });
+    let none = SourceCounts::default();
+    let per_target = plan
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let c = agg.totals.per_target.get(i).unwrap_or(&none);
+            TargetOutcome {
+                url: t.url.clone(),
+                established: c.established,
+                failed: c.failed,
+            }
+        })
+        .collect();
     RunOutcome {
         started_at: meta.started_at,
         duration: meta.duration,
@@ -245,6 +277,7 @@ pub fn build_outcome(
         rss_at_peak_open_bytes: agg.rss_at_peak_open,
         totals: agg.into_totals(),
         per_source,
+        per_target,
         timeseries,
         thresholds: Vec::new(),
         aborted_by_threshold: meta.aborted_by_threshold,

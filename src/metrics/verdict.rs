@@ -148,6 +148,13 @@ pub fn judge(o: &RunOutcome, allow_failures: bool) -> Verdict {
     if let Some(s) = shortfall(o) {
         reasons.push(s);
     }
+    for t in o.per_target.iter().filter(|t| t.all_failed()) {
+        reasons.push(format!(
+            "target {} was down: all {} of its connection attempts failed",
+            crate::plan::redact::redact_url(&t.url),
+            t.failed
+        ));
+    }
     if c.failed > 0 {
         reasons.push(format!(
             "{} of {} connection attempts failed",

@@ -47,6 +47,8 @@ pub struct WireSnapshot {
     pub gauges: Gauges,
     /// Indexed like the sender's source pool.
     pub per_source: Vec<SourceCounts>,
+    /// Indexed like the plan's targets.
+    pub per_target: Vec<SourceCounts>,
     /// Histogram name (as in [`Histograms::named`]) → base64 V2-deflate; empty ones omitted.
     pub hist: BTreeMap<String, String>,
 }
@@ -58,6 +60,7 @@ impl WireSnapshot {
             counters: s.counters.clone(),
             gauges: s.gauges.clone(),
             per_source: s.per_source.clone(),
+            per_target: s.per_target.clone(),
             hist: encode_histograms(&s.hist),
         }
     }
@@ -68,6 +71,7 @@ impl WireSnapshot {
             counters: self.counters,
             gauges: self.gauges,
             per_source: self.per_source,
+            per_target: self.per_target,
             hist: decode_histograms(&self.hist)?,
         })
     }

@@ -51,6 +51,10 @@ use crate::plan::source_spec::parse_sources;
 /// The largest stage target accepted (connection ids are 32-bit in a process).
 pub const MAX_CONNECTIONS: u64 = u32::MAX as u64;
 
+/// Largest `max_frame`: 1 GiB. A frame is buffered whole before it is handled, so the cap
+/// bounds what one connection can make this process allocate.
+pub const MAX_MAX_FRAME: u64 = 1 << 30;
+
 /// Smallest `max_frame`: a control frame may carry 125 bytes.
 pub const MIN_MAX_FRAME: u64 = 125;
 
@@ -137,6 +141,13 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
                 l.value
             )));
         }
+        Some(l) if l.value > MAX_MAX_FRAME => {
+            return Err(l.origin.invalid(format!(
+                "{} bytes is too large; the largest accepted frame is 1GiB (a frame is buffered \
+                 whole: use e.g. 16MiB, or at most 1GiB)",
+                l.value
+            )));
+        }
         Some(l) => l.value,
         None => defaults::MAX_FRAME,
     };
@@ -180,8 +191,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         traffic,
         thresholds,
         abort_on_fail,
-        allow_failures: args.allow_failures
-            || p.allow_failures.as_ref().is_some_and(|l| l.value),
+        allow_failures: args.allow_failures || p.allow_failures.as_ref().is_some_and(|l| l.value),
         tls,
     })
 }

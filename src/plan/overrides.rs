@@ -29,6 +29,8 @@ pub struct Overrides {
     pub ramp_down: Option<Duration>,
     /// k6-style stage DUR:TARGET, repeatable, e.g. --stage 1m:10k --stage 5m:10k --stage 30s:0.
     pub stages: Vec<Stage>,
+    /// Pause between the steps of a progressive profile [default: the profile's cool_down]
+    pub cool_down: Option<Duration>,
     /// Engine threads (one shard each) [default: number of CPU cores]
     pub threads: Option<u64>,
     /// Maximum connections in flight (connecting or handshaking) [default: 1024]

@@ -107,7 +107,10 @@ mod tests {
             redact_url("ws://h/?access_token=a&JWT=b#frag"),
             "ws://h/?access_token=***&JWT=***#frag"
         );
-        assert_eq!(redact_url("ws://h/?tokens=a&token="), "ws://h/?tokens=a&token=");
+        assert_eq!(
+            redact_url("ws://h/?tokens=a&token="),
+            "ws://h/?tokens=a&token="
+        );
         assert_eq!(redact_url("ws://h?token=a"), "ws://h?token=***");
     }
 }

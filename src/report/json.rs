@@ -122,6 +122,16 @@ pub struct JsonConnections {
     pub failures: BTreeMap<String, u64>,
     pub drops: BTreeMap<String, u64>,
     pub per_source: Vec<JsonSource>,
+    pub per_target: Vec<JsonTarget>,
+}
+
+/// One target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JsonTarget {
+    /// The URL, password redacted.
+    pub url: String,
+    pub established: u64,
+    pub failed: u64,
 }
 
 /// One source address.
@@ -255,6 +265,15 @@ impl JsonReport {
                 success_rate: o.success_rate(),
                 failures: failure_counts(o).into_iter().collect(),
                 drops: drop_counts(o).into_iter().collect(),
+                per_target: o
+                    .per_target
+                    .iter()
+                    .map(|t| JsonTarget {
+                        url: redact_url(&t.url),
+                        established: t.established,
+                        failed: t.failed,
+                    })
+                    .collect(),
                 per_source: o
                     .per_source
                     .iter()

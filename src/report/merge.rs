@@ -34,7 +34,9 @@ use serde_json::Value;
 
 use super::agents::JsonAgent;
 use super::json::JsonReport;
-use crate::metrics::outcome::{AgentOutcome, IntervalRow, RunOutcome, SourceOutcome};
+use crate::metrics::outcome::{
+    AgentOutcome, IntervalRow, RunOutcome, SourceOutcome, TargetOutcome,
+};
 use crate::metrics::wire::{decode_histograms, parse_drop_label, parse_failure_label};
 use crate::metrics::{Counters, FailureKind, Snapshot, SourceCounts, tls_alert_name};
 use crate::plan::Stage;
@@ -90,6 +92,7 @@ struct Parsed {
     rss_peak: u64,
     rss_at_peak_open: u64,
     per_source: Vec<SourceOutcome>,
+    per_target: Vec<TargetOutcome>,
     timeseries: Vec<IntervalRow>,
     thresholds: Vec<String>,
     agents: Vec<AgentOutcome>,
@@ -155,6 +158,7 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
         rss_peak_bytes: parsed.iter().map(|p| p.rss_peak).sum(),
         rss_at_peak_open_bytes: parsed.iter().map(|p| p.rss_at_peak_open).sum(),
         per_source: merge_sources(&parsed),
+        per_target: merge_targets(&parsed),
         timeseries: merge_rows(&parsed),
         thresholds: Vec::new(),
         aborted_by_threshold: parsed.iter().any(|p| p.aborted_by_threshold),
@@ -241,6 +245,20 @@ fn merge_sources(parsed: &[Parsed]) -> Vec<SourceOutcome> {
         }
     }
     SourceOutcome::rows(rows.iter().map(|(a, c)| (a.clone(), c)))
+}
+
+fn merge_targets(parsed: &[Parsed]) -> Vec<TargetOutcome> {
+    let mut out: Vec<TargetOutcome> = Vec::new();
+    for t in parsed.iter().flat_map(|p| &p.per_target) {
+        match out.iter_mut().find(|o| o.url == t.url) {
+            Some(o) => {
+                o.established += t.established;
+                o.failed += t.failed;
+            }
+            None => out.push(t.clone()),
+        }
+    }
+    out
 }
 
 fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
@@ -440,6 +458,16 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         rss_peak: r.memory.rss_peak_bytes,
         rss_at_peak_open: r.memory.rss_at_peak_open_bytes,
         per_source,
+        per_target: r
+            .connections
+            .per_target
+            .iter()
+            .map(|t| TargetOutcome {
+                url: t.url.clone(),
+                established: t.established,
+                failed: t.failed,
+            })
+            .collect(),
         timeseries: r.timeseries,
         thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,

@@ -175,6 +175,27 @@ fn connections(s: &mut String, o: &RunOutcome) {
     }
     kv(s, "open at end", num(o.totals.gauges.open));
     s.push('\n');
+    if o.per_target.len() > 1 || o.per_target.iter().any(|t| t.all_failed()) {
+        let _ = writeln!(s, "Targets");
+        for t in &o.per_target {
+            let down = if t.all_failed() {
+                "  DOWN: every connection to it failed"
+            } else {
+                ""
+            };
+            kv(
+                s,
+                "",
+                format!(
+                    "{}: {} established, {} failed{down}",
+                    redact_url(&t.url),
+                    t.established,
+                    t.failed
+                ),
+            );
+        }
+        s.push('\n');
+    }
 }
 
 /// `99.00% success`, truncated (not rounded) from the integer counts.

@@ -445,7 +445,7 @@ mod tests {
             assert!(
                 known,
                 "Plan::{field} is neither sent to agents (WirePlan) nor listed in \
-                 PLAN_FIELDS_NOT_SENT: add it to src/cluster/wire.rs"
+                 PLAN_FIELDS_NOT_SENT: add it to src/cluster/wire/plan.rs"
             );
         }
         for (name, pretty, wire_pretty) in [
@@ -484,7 +484,7 @@ mod tests {
             for field in debug_fields(&pretty) {
                 assert!(
                     wire_fields.contains(&field),
-                    "{name}::{field} is not carried to agents: add it to src/cluster/wire.rs"
+                    "{name}::{field} is not carried to agents: add it to src/cluster/wire/plan.rs"
                 );
             }
         }

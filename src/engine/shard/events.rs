@@ -367,7 +367,12 @@ impl Shard {
                 }
                 FrameParse::Frame(f) => f,
             };
-            let total = frame.header_len + frame.payload_len;
+            // Checked: `payload_len` is bounded by `--max-frame` (≤ MAX_MAX_FRAME), but the
+            // sum must never wrap whatever a server sends.
+            let Some(total) = frame.header_len.checked_add(frame.payload_len) else {
+                self.end(key, End::Dropped(DropReason::Protocol));
+                return (pos, false);
+            };
             if buf.len() - pos < total {
                 break;
             }

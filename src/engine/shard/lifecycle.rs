@@ -53,7 +53,7 @@ impl Shard {
                         Interest::READABLE | Interest::WRITABLE,
                     ) {
                         self.count_attempt(attempt);
-                        self.fail_slot(FailureKind::from_io(&e), pick.index, attempt);
+                        self.fail_slot(FailureKind::from_io(&e), pick.index, target, attempt);
                         return true;
                     }
                     let id = self.next_id;
@@ -100,13 +100,13 @@ impl Shard {
                         && e.raw_os_error() != Some(libc::EADDRINUSE)
                     {
                         self.count_attempt(attempt);
-                        self.fail_slot(FailureKind::from_io(&e), pick.index, attempt);
+                        self.fail_slot(FailureKind::from_io(&e), pick.index, target, attempt);
                         return true;
                     }
                 }
                 Err(OpenError::Other(e)) => {
                     self.count_attempt(attempt);
-                    self.fail_slot(FailureKind::from_io(&e), pick.index, attempt);
+                    self.fail_slot(FailureKind::from_io(&e), pick.index, target, attempt);
                     return true;
                 }
             }
@@ -134,9 +134,16 @@ impl Shard {
     }
 
     /// A slot whose attempt failed before a connection existed.
-    pub(super) fn fail_slot(&mut self, kind: FailureKind, source: usize, attempt: u8) {
+    pub(super) fn fail_slot(
+        &mut self,
+        kind: FailureKind,
+        source: usize,
+        target: usize,
+        attempt: u8,
+    ) {
         self.snap.counters.fail(kind);
         self.snap.per_source[source].failed += 1;
+        self.snap.per_target[target].failed += 1;
         self.retire_slot(attempt);
     }
 
@@ -261,7 +268,12 @@ impl Shard {
         match how {
             End::Failed(kind) => {
                 self.pending -= 1;
-                self.fail_slot(kind, conn.source as usize, conn.attempt);
+                self.fail_slot(
+                    kind,
+                    conn.source as usize,
+                    conn.target as usize,
+                    conn.attempt,
+                );
             }
             End::Dropped(reason) => {
                 self.open -= 1;

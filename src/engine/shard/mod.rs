@@ -211,6 +211,7 @@ impl Shard {
             rng: fastrand::Rng::with_seed(seed),
             snap: Snapshot {
                 per_source,
+                per_target: vec![SourceCounts::default(); plan.targets.len()],
                 ..Default::default()
             },
             open: 0,
@@ -327,6 +328,7 @@ impl Shard {
         g.sources_exhausted = self.sources.exhausted();
         let fresh = Snapshot {
             per_source: vec![SourceCounts::default(); self.sources.len()],
+            per_target: vec![SourceCounts::default(); self.p.plan.targets.len()],
             ..Default::default()
         };
         let snapshot = std::mem::replace(&mut self.snap, fresh);

@@ -195,11 +195,12 @@ impl Shard {
         let c = &mut self.conns[key];
         c.state = State::Open;
         c.mark_us = now;
-        let (id, source) = (c.id, c.source as usize);
+        let (id, source, target) = (c.id, c.source as usize, c.target as usize);
         self.pending -= 1;
         self.open += 1;
         self.snap.counters.established += 1;
         self.snap.per_source[source].established += 1;
+        self.snap.per_target[target].established += 1;
         let plan = self.p.plan.clone();
         let t = &plan.traffic;
         if let Some(period) = self.msg_period_us() {

@@ -3,11 +3,20 @@
 //!
 //! [`build_progressive`] builds *every* step's plan before anything runs, so a mistake in the
 //! last step is reported before the first one starts. Each step is built exactly as
-//! `wsscale run STEP.toml FLAGS…` would be, with the same flags for every step (e.g.
-//! `--target`, `--threshold`), except:
+//! `wsscale run STEP.toml FLAGS…` would be ([`build_plan_with`] with the step profile and the
+//! same flags for every step): every flag overrides every step, with the precedence rules of
+//! a single run (see the [`build`](super) module docs). In particular the load-shape flags:
 //!
-//! - load-shape flags (`-c`, `--stage`, `--ramp`, `--hold`, `--ramp-down`) are an error: the
-//!   steps *are* the load shape;
+//! - `-c N` or `--stage` replace each step's load shape (`-c 5`: every step holds 5);
+//! - `--ramp`, `--hold`, `--ramp-down` without `-c` adjust each step's own `connections`
+//!   shape (`--ramp 1s --hold 2s`: every step keeps its connection count, ramps for 1s and
+//!   holds for 2s), and are an error, naming the step's file, against a step with
+//!   `[[stages]]` (give `-c N` as well, or edit the step).
+//!
+//! Three settings belong to the sequence rather than to a step:
+//!
+//! - `--cool-down` / `cool_down` is the pause between steps (the flag wins); `--cool-down`
+//!   without a progressive profile is an error rather than a silent no-op;
 //! - `--report-json` / `report_json` is one document for the whole sequence (written by the
 //!   runner, `crate::cli::progressive`), so step plans carry none;
 //! - `--report-csv` / `report_csv` becomes one file per step, `FILE` with `-<step>` before
@@ -42,7 +51,8 @@ pub struct Progressive {
     pub profile: PathBuf,
     pub description: Option<String>,
     pub steps: Vec<ProgressiveStep>,
-    /// Pause between two steps (after one step's ramp-down, before the next one's ramp).
+    /// Pause between two steps (after one step's ramp-down, before the next one's ramp):
+    /// `--cool-down`, else the profile's `cool_down`, else none.
     pub cool_down: Duration,
     /// Run the next step even when a step's thresholds failed.
     pub continue_on_fail: bool,
@@ -51,16 +61,18 @@ pub struct Progressive {
 }
 
 /// `Some` when `args` names a profile with `steps` (every step's plan built and validated),
-/// `None` for an ordinary run.
+/// `None` for an ordinary run (which must not give `--cool-down`).
 pub fn build_progressive(args: &Overrides) -> Result<Option<Progressive>, PlanError> {
-    let Some(path) = &args.profile else {
-        return Ok(None);
-    };
-    let profile = Profile::load(path)?;
-    if profile.steps.is_none() {
-        return Ok(None);
+    let profile = args.profile.as_deref().map(Profile::load).transpose()?;
+    match profile {
+        Some(p) if p.steps.is_some() => build_progressive_with(args, &p).map(Some),
+        _ if args.cool_down.is_some() => Err(Origin::Flag("--cool-down").invalid(
+            "it is the pause between the steps of a progressive profile (one with \
+             steps = [...], e.g. profiles/progressive.toml), and this run has no steps; \
+             remove --cool-down",
+        )),
+        _ => Ok(None),
     }
-    build_progressive_with(args, &profile).map(Some)
 }
 
 /// Like [`build_progressive`] with an already parsed profile, which must have `steps`.
@@ -71,24 +83,6 @@ pub fn build_progressive_with(args: &Overrides, p: &Profile) -> Result<Progressi
             p.path.display()
         ))
     })?;
-    let shape_flag = [
-        (args.connections.is_some(), "--connections"),
-        (!args.stages.is_empty(), "--stage"),
-        (args.ramp.is_some(), "--ramp"),
-        (args.hold.is_some(), "--hold"),
-        (args.ramp_down.is_some(), "--ramp-down"),
-    ]
-    .into_iter()
-    .find_map(|(given, f)| given.then_some(f));
-    if let Some(flag) = shape_flag {
-        return Err(PlanError::Conflict {
-            first: flag.to_string(),
-            second: format!("the steps of {}", steps_l.origin),
-            hint: "each step profile sets its own load; run a step profile directly to change its load"
-                .into(),
-        });
-    }
-
     let report_csv = args
         .report_csv
         .clone()
@@ -130,7 +124,10 @@ pub fn build_progressive_with(args: &Overrides, p: &Profile) -> Result<Progressi
         profile: p.path.clone(),
         description: p.description.clone(),
         steps,
-        cool_down: p.cool_down.as_ref().map_or(Duration::ZERO, |l| l.value),
+        cool_down: args
+            .cool_down
+            .or_else(|| p.cool_down.as_ref().map(|l| l.value))
+            .unwrap_or(Duration::ZERO),
         continue_on_fail: p.continue_on_fail.as_ref().is_some_and(|l| l.value),
         report_json: args
             .report_json
