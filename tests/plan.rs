@@ -1986,17 +1986,9 @@ fn progressive_profile_errors() {
         .unwrap_err()
         .to_string();
     assert!(m.contains("steps cannot be nested"), "{m}");
-    let m = build("steps = [\"a.toml\"]\n", &["-c", "5"])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        m.starts_with("--connections cannot be combined with the steps of"),
-        "{m}"
-    );
-    let m = build("steps = [\"a.toml\"]\n", &["--hold", "5s"])
-        .unwrap_err()
-        .to_string();
-    assert!(m.starts_with("--hold cannot be combined"), "{m}");
+    // Load-shape flags override every step (they used to be refused with a steps' profile).
+    build("steps = [\"a.toml\"]\n", &["-c", "5"]).expect("-c applies to every step");
+    build("steps = [\"a.toml\"]\n", &["--hold", "5s"]).expect("--hold applies to every step");
     // A bad step is reported before anything runs.
     temp_file(&dir, "bad.toml", "connections = 1\nmessage_size = 64\n");
     let m = build("steps = [\"a.toml\", \"bad.toml\"]\n", &[])
@@ -2054,4 +2046,138 @@ fn documented_bad_duration_example_fails_as_shown() {
         shown,
         "no README.md or docs/*.md shows the bad-profile example with its message"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Progressive runs: every flag overrides every step.
+
+/// (connections, ramp, hold, ramp_down) of profiles/quick, medium and stress, in step order.
+const PROGRESSIVE_STEPS: [(u64, u64, u64, u64); 3] =
+    [(100, 10, 30, 5), (1000, 30, 120, 10), (5000, 60, 300, 30)];
+
+fn progressive_of(argv: &[&str]) -> wsscale::plan::build::Progressive {
+    let mut full = vec!["profiles/progressive.toml"];
+    full.extend_from_slice(argv);
+    build_progressive(&run_args(&full).unwrap())
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+        .expect("a progressive profile")
+}
+
+#[test]
+fn progressive_ramp_and_hold_shorten_every_step() {
+    let prog = progressive_of(&["--ramp", "1s", "--hold", "2s"]);
+    assert_eq!(prog.steps.len(), 3);
+    for (step, (n, _, _, ramp_down)) in prog.steps.iter().zip(PROGRESSIVE_STEPS) {
+        // The step's own connection count and ramp-down; the flags' ramp and hold.
+        assert_eq!(
+            step.plan.stages,
+            vec![st(s(1), n), st(s(2), n), st(s(ramp_down), 0)],
+            "{}",
+            step.name
+        );
+        // Everything else is still the step's: its two thresholds.
+        assert_eq!(step.plan.thresholds.len(), 2, "{}", step.name);
+    }
+    assert_eq!(prog.cool_down, s(30), "the profile's cool_down is kept");
+
+    // --ramp-down 0s drops the closing stage, as for a single profile (one shape rule).
+    let prog = progressive_of(&["--ramp", "200ms", "--hold", "200ms", "--ramp-down", "0s"]);
+    for (step, (n, ..)) in prog.steps.iter().zip(PROGRESSIVE_STEPS) {
+        assert_eq!(step.plan.stages, shape(n, ms(200), ms(200), Duration::ZERO));
+        assert_eq!(step.plan.stages, vec![st(ms(200), n), st(ms(200), n)]);
+    }
+}
+
+#[test]
+fn progressive_cool_down_flag_overrides_the_profile() {
+    assert_eq!(progressive_of(&[]).cool_down, s(30));
+    assert_eq!(
+        progressive_of(&["--cool-down", "0s"]).cool_down,
+        Duration::ZERO
+    );
+    assert_eq!(progressive_of(&["--cool-down", "1m30s"]).cool_down, s(90));
+    // Parsed by clap with the duration parser.
+    let e = run_args(&["profiles/progressive.toml", "--cool-down", "ten"]).unwrap_err();
+    assert!(e.to_string().contains("--cool-down"), "{e}");
+    // Without steps there is nothing to pause between: refused, not ignored.
+    for argv in [
+        &["profiles/quick.toml", "--cool-down", "1s"][..],
+        &["-c", "1", "--cool-down", "1s"][..],
+    ] {
+        let m = build_progressive(&run_args(argv).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            m.starts_with("invalid value for --cool-down:") && m.contains("progressive profile"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn progressive_connections_and_stages_set_every_step() {
+    // -c replaces each step's count; ramp/hold/ramp-down fall back to the step's own.
+    let prog = progressive_of(&["-c", "5"]);
+    for (step, (_, ramp, hold, ramp_down)) in prog.steps.iter().zip(PROGRESSIVE_STEPS) {
+        assert_eq!(step.plan.peak_connections(), 5, "{}", step.name);
+        assert_eq!(
+            step.plan.stages,
+            vec![st(s(ramp), 5), st(s(hold), 5), st(s(ramp_down), 0)]
+        );
+    }
+    let prog = progressive_of(&["-c", "5", "--hold", "1s"]);
+    for (step, (_, ramp, _, ramp_down)) in prog.steps.iter().zip(PROGRESSIVE_STEPS) {
+        assert_eq!(
+            step.plan.stages,
+            vec![st(s(ramp), 5), st(s(1), 5), st(s(ramp_down), 0)]
+        );
+    }
+    // --stage replaces every step's shape.
+    let prog = progressive_of(&["--stage", "1s:7", "--stage", "2s:0"]);
+    for step in &prog.steps {
+        assert_eq!(step.plan.stages, vec![st(s(1), 7), st(s(2), 0)]);
+    }
+}
+
+#[test]
+fn progressive_shape_flags_against_a_step_with_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    temp_file(&dir, "simple.toml", "connections = 4\nramp = \"3s\"\n");
+    temp_file(
+        &dir,
+        "staged.toml",
+        "[[stages]]\nduration = \"1m\"\ntarget = 10\n",
+    );
+    let prog_path = temp_file(
+        &dir,
+        "prog.toml",
+        "steps = [\"simple.toml\", \"staged.toml\"]\n",
+    );
+    let prog = |argv: &[&str]| {
+        let mut full = vec![prog_path.to_str().unwrap()];
+        full.extend_from_slice(argv);
+        build_progressive(&run_args(&full).unwrap())
+    };
+    // The single-profile rule: --ramp without -c cannot adjust [[stages]]; the error names
+    // the step's file.
+    let m = prog(&["--ramp", "1s"]).unwrap_err().to_string();
+    assert!(
+        m.contains("--ramp cannot be combined with the [[stages]] of") && m.contains("staged.toml"),
+        "{m}"
+    );
+    assert!(m.contains("-c N"), "{m}");
+    // With -c both steps take the flags' shape.
+    let p = prog(&["-c", "3", "--ramp", "1s"]).unwrap().unwrap();
+    assert_eq!(
+        p.steps[0].plan.stages,
+        vec![st(s(1), 3), st(s(30), 3), st(s(5), 0)]
+    );
+    assert_eq!(
+        p.steps[1].plan.stages,
+        vec![st(s(1), 3), st(s(30), 3), st(s(5), 0)]
+    );
+    // Without shape flags each step keeps its own.
+    let p = prog(&[]).unwrap().unwrap();
+    assert_eq!(p.steps[0].plan.stages[0], st(s(3), 4));
+    assert_eq!(p.steps[1].plan.stages, vec![st(s(60), 10)]);
 }
