@@ -15,31 +15,38 @@ AGENTS=${1:-8}
 N=${2:-8000}
 HOLD=${3:-60s}
 BIN=target/release/wsscale
-cargo build --release --quiet
+echo "building wsscale (release)…"
+cargo build --release
 WORK=$(mktemp -d)
 GW_PID=
 trap 'if [ -n "$GW_PID" ]; then kill -TERM "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 
+echo "starting the gateway (wsscale serve --processes 2)…"
 "$BIN" serve --processes 2 --listen 127.0.0.1:0 --threads 1 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 GW_PID=$!
 for _ in $(seq 1 100); do grep -q '^listening on ' "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
 URL=$(awk '/^listening on / {print $3}' "$WORK/serve.out")
 [ -n "$URL" ] || { cat "$WORK/serve.err"; exit 1; }
+echo "gateway: $URL"
 
 hold_s=$(echo "$HOLD" | sed 's/s$//')
+echo "running wsscale run --processes $AGENTS -c $N (5 s ramp, $HOLD hold, 2 s ramp-down)…"
 "$BIN" run --processes "$AGENTS" -c "$N" --ramp 5s --hold "$HOLD" --ramp-down 2s --target "$URL" \
   --interval 1s --message-rate 1/s --report-json "$WORK/report.json" >"$WORK/summary.txt" 2>"$WORK/live.txt" &
 RUN_PID=$!
 TCK=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$RUN_PID/stat"; }
 sleep 8 # ramp done, every agent reporting
+echo "sampling the coordinator's CPU over the hold ($((hold_s - 8)) s)…"
 T0=$(date +%s.%N); C0=$(ticks)
 sleep $((hold_s - 8))
 T1=$(date +%s.%N); C1=$(ticks)
 RSS=$(awk '/^VmRSS:/ {print $2}' "/proc/$RUN_PID/status")
 HWM=$(awk '/^VmHWM:/ {print $2}' "/proc/$RUN_PID/status")
 THREADS=$(awk '/^Threads:/ {print $2}' "/proc/$RUN_PID/status")
+echo "waiting for the ramp-down and the merged report…"
 wait "$RUN_PID" || true
+echo
 SNAPS=$(python3 -c "import json; r = json.load(open('$WORK/report.json')); print(len(r['agents']), r['connections']['established'], r['messages']['received'])")
 python3 - "$T0" "$T1" "$C0" "$C1" "$TCK" "$RSS" "$HWM" "$THREADS" "$AGENTS" "$SNAPS" <<'EOF'
 import sys

@@ -26,7 +26,8 @@ RAMP=${2:-30s}
 HOLD=${3:-60s}
 SOURCES=127.0.0.2-127.0.0.9
 BIN=target/release/wsscale
-cargo build --release --quiet
+echo "building wsscale (release)…"
+cargo build --release
 
 HARD=$(ulimit -Hn)
 if [ "$HARD" = unlimited ]; then HARD=$(cat /proc/sys/fs/nr_open); fi
@@ -43,6 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+echo "starting the gateway ($P processes)…"
 "$BIN" serve --processes "$P" --listen 127.0.0.1:0 --threads 1 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 GW_PID=$!
 for _ in $(seq 1 200); do
@@ -72,11 +74,14 @@ hold_s=$(echo "$HOLD" | sed 's/s$//')
 SAMPLER=$!
 
 awk '/^Slab:/ {print $2}' /proc/meminfo >"$WORK/slab_before_kb"
+echo "running the client: $N connections from $P processes (ramp $RAMP, hold $HOLD, ramp-down 10s;" \
+  "live output in $WORK/live.txt)…"
 START=$(date +%s.%N)
 "$BIN" run --processes "$P" -c "$N" --ramp "$RAMP" --hold "$HOLD" --ramp-down 10s \
   --source-ip "$SOURCES" --target "$URL" --interval 1s --max-pending 2048 \
   --report-json "$WORK/report.json" >"$WORK/summary.txt" 2>"$WORK/live.txt" || true
 END=$(date +%s.%N)
+echo "client finished; last live lines and summary:"
 wait "$SAMPLER" 2>/dev/null || true
 tail -n 40 "$WORK/live.txt" | grep -v '^    agent' | tail -n 6
 cat "$WORK/summary.txt"

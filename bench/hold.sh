@@ -20,10 +20,12 @@ cd "$(dirname "$0")/.."
 N=${1:-18000}
 HOLD=${2:-20s}
 BIN=target/release/wsscale
-cargo build --release --quiet
+echo "building wsscale (release)…"
+cargo build --release
 WORK=$(mktemp -d)
 trap 'kill "$GW_PID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
+echo "starting the gateway…"
 "$BIN" serve --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
 GW_PID=$!
 for _ in $(seq 1 100); do
@@ -33,10 +35,12 @@ done
 URL=$(sed -n 's/^listening on //p' "$WORK/serve.out")
 [ -n "$URL" ] || { echo "gateway did not start:"; cat "$WORK/serve.err"; exit 1; }
 echo "gateway: $URL (pid $GW_PID)"
+echo "running the client: $N connections, 0 s ramp, hold $HOLD, 2 s ramp-down…"
 
 "$BIN" run --target "$URL" -c "$N" --ramp 0s --hold "$HOLD" --ramp-down 2s \
   --source-ip 127.0.0.2-127.0.0.5 --max-pending 512 --interval 2s \
-  --report-json "$WORK/report.json" >"$WORK/summary.txt"
+  --report-json "$WORK/report.json" >"$WORK/summary.txt" ||
+  [ -s "$WORK/report.json" ] || { echo "the client run failed (see above)"; exit 1; }
 cat "$WORK/summary.txt"
 
 python3 - "$WORK/report.json" "$N" <<'EOF'

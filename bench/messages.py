@@ -12,7 +12,8 @@ Each benchmark starts `wsscale serve` in its own process on a free loopback port
                                amount; must be within 1 ms + 1 % of the delay (exit 1 if not)
   bench/messages.py all        all three
 
-Build first: cargo build --release
+It builds the release binary first (cargo's progress is shown) and prints a line before
+every run, with how long that run takes.
 """
 import json
 import os
@@ -69,9 +70,19 @@ def hold_rows(report):
     return [r for r in report["timeseries"] if ramp + 1.0 <= r["t_s"] <= ramp + hold]
 
 
+def say(line):
+    print(line, flush=True)
+
+
+def build():
+    say("building wsscale (release)…")
+    subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
+
+
 def pipeline():
-    print("== echo pipeline: one client thread, gateway in its own process (1 thread) ==")
+    say("== echo pipeline: one client thread, gateway in its own process (1 thread) ==")
     for size in (1024, 64):
+        say(f"  running {size} B messages: 200 connections x 1,000 msg/s (about 12 s)…")
         gw = Gateway("--threads", "1")
         try:
             # 200 connections x 1,000 msg/s = 200,000 msg/s offered: more than one thread
@@ -89,13 +100,14 @@ def pipeline():
         sent = sum(r["msgs_sent_per_s"] for r in rows) / max(len(rows), 1)
         m = rep["timings"]["message_rtt_ms"]
         lag = rep["timings"]["schedule_lag_ms"]
-        print(f"  {size:>5} B: {recv:>9.0f} msg/s echoed ({sent:.0f}/s sent), "
+        say(f"  {size:>5} B: {recv:>9.0f} msg/s echoed ({sent:.0f}/s sent), "
               f"rtt p50 {m['p50']:.1f} ms p99 {m['p99']:.1f} ms, schedule lag p99 {lag['p99']:.1f} ms, "
               f"client CPU {cpu:.1f} s over {rep['duration_s']:.1f} s")
 
 
 def cpu():
-    print("== throughput profile: client CPU at 10,000 msg/s (hold shortened to 60 s) ==")
+    say("== throughput profile: client CPU at 10,000 msg/s (hold shortened to 60 s) ==")
+    say("  running profiles/throughput.toml (ramp, 60 s hold, ramp-down: a minute or two)…")
     gw = Gateway()
     try:
         rep, cpu_s = run_client([
@@ -106,15 +118,16 @@ def cpu():
         gw.stop()
     rows = hold_rows(rep)
     recv = sum(r["msgs_received_per_s"] for r in rows) / max(len(rows), 1)
-    print(f"  echoed {recv:.0f} msg/s during the hold; client CPU {cpu_s:.2f} s over "
+    say(f"  echoed {recv:.0f} msg/s during the hold; client CPU {cpu_s:.2f} s over "
           f"{rep['duration_s']:.1f} s = {100.0 * cpu_s / rep['duration_s']:.1f} % of one core "
           f"(whole run, ramp included); rtt p99 {rep['timings']['message_rtt_ms']['p99']:.2f} ms")
 
 
 def accuracy():
-    print("== latency accuracy against --echo-delay ==")
+    say("== latency accuracy against --echo-delay ==")
     ok = True
     for delay_ms in (5, 20, 100):
+        say(f"  running with --echo-delay {delay_ms}ms: 50 connections x 10 msg/s (about 12 s)…")
         gw = Gateway("--echo-delay", f"{delay_ms}ms")
         try:
             rep, _ = run_client([
@@ -128,15 +141,16 @@ def accuracy():
         bound = 1.0 + 0.01 * delay_ms
         good = 0 <= err <= bound
         ok &= good
-        print(f"  delay {delay_ms:>4} ms: reported p50 {p50:.3f} ms, error {err:+.3f} ms "
+        say(f"  delay {delay_ms:>4} ms: reported p50 {p50:.3f} ms, error {err:+.3f} ms "
               f"(bound {bound:.2f} ms) {'OK' if good else 'MISSED'}")
     return ok
 
 
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if not os.path.exists(BIN):
-        raise SystemExit("build first: cargo build --release")
+    if which not in ("pipeline", "cpu", "accuracy", "all"):
+        raise SystemExit(f"unknown benchmark {which!r}: pipeline, cpu, accuracy or all")
+    build()
     ok = True
     if which in ("pipeline", "all"):
         pipeline()

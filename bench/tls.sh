@@ -25,8 +25,10 @@ N=${1:-10000}
 HOLD=${2:-10s}
 RATE_N=${3:-10000}
 BIN=target/release/wsscale
-cargo build --release --quiet
-cargo build --release --quiet --example tls_conn_heap
+echo "building wsscale (release)…"
+cargo build --release
+echo "building examples/tls_conn_heap (release)…"
+cargo build --release --example tls_conn_heap
 WORK=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -56,11 +58,13 @@ echo "rustls $RUSTLS (ring provider), $(nproc) cores"
 echo
 
 # ---- 1. memory per held idle wss connection ---------------------------------------------
+echo "1/4 memory: $N idle wss:// connections held for $HOLD…"
 start_gateway tls --tls-self-signed
-echo "gateway: $URL (self-signed, separate process)"
+echo "    gateway: $URL (self-signed, separate process)"
 "$BIN" run --target "$URL" --tls-insecure -c "$N" --ramp 0s --hold "$HOLD" --ramp-down 2s \
   --max-pending 512 --interval 5s --skip-preflight \
-  --report-json "$WORK/mem.json" >"$WORK/mem.txt" 2>"$WORK/mem.err"
+  --report-json "$WORK/mem.json" >"$WORK/mem.txt" 2>"$WORK/mem.err" ||
+  [ -s "$WORK/mem.json" ] || { echo "the client run failed:"; cat "$WORK/mem.err"; exit 1; }
 stop_gateways
 
 # ---- 2. connection rate: plain, TLS, TLS with resumption --------------------------------
@@ -70,17 +74,22 @@ rate_run() { # NAME URL [client flags...]
   # The hold only has to outlast the ramp (the rate is measured up to the peak).
   "$BIN" run --target "$url" -c "$RATE_N" --ramp 0s --hold 15s --ramp-down 0s \
     --max-pending 512 --interval 5s --skip-preflight \
-    --report-json "$WORK/$name.json" "$@" >"$WORK/$name.txt" 2>"$WORK/$name.err"
+    --report-json "$WORK/$name.json" "$@" >"$WORK/$name.txt" 2>"$WORK/$name.err" ||
+    [ -s "$WORK/$name.json" ] || { echo "the $name client run failed:"; cat "$WORK/$name.err"; exit 1; }
 }
+echo "2/4 rate: $RATE_N plain ws:// connections, 0 s ramp, 15 s hold…"
 start_gateway plain
 rate_run plain "$URL"
 stop_gateways
+echo "3/4 rate: $RATE_N wss:// connections, full handshakes…"
 start_gateway tls_full --tls-self-signed
 rate_run tls_full "$URL" --tls-insecure
 stop_gateways
+echo "4/4 rate: $RATE_N wss:// connections with --tls-resume…"
 start_gateway tls_resume --tls-self-signed
 rate_run tls_resume "$URL" --tls-insecure --tls-resume
 stop_gateways
+echo
 
 echo "what one idle client connection's TLS state holds (live heap, counting allocator):"
 ./target/release/examples/tls_conn_heap | sed 's/^/  /'
