@@ -22,7 +22,7 @@ use wsscale::system::preflight::{
 use wsscale::system::{Role, normalize_value, parse_numbers, parse_port_range, read_sysctl};
 
 const SCHEMA: &str = include_str!("../schema/preflight-v1.json");
-const DOC: &str = include_str!("../README.md");
+const DOC: &str = include_str!("../docs/preflight.md");
 
 fn bin(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wsscale"))
@@ -755,7 +755,7 @@ fn json_output_matches_the_schema() {
     for key in keys {
         assert!(
             DOC.contains(&format!("`{key}`")),
-            "JSON field {key} is not documented in README.md"
+            "JSON field {key} is not documented in docs/preflight.md"
         );
     }
     // A document with an extra field is rejected: the schema is closed.

@@ -57,8 +57,10 @@ the embedded reference gateway is started and loaded.
 Units: counts 18000, 18k, 1.5k, 1M; durations 500ms, 10s, 1m30s; sizes 1024, 64k (=64000),
 64KiB (=65536), 16MiB; rates 10/s, 0.5/s, 1/10s, 600/m.
 
-Exit codes: 0 completed and every threshold passed, 1 could not run, 2 usage error,
-99 a threshold failed, 130 interrupted (the report is still written).
+Exit codes: 0 passed; 1 could not run (unreachable target, preflight refusal);
+2 bad input; 98 completed with failures (no thresholds, but failed or dropped connections,
+lost messages or a peak below the plan; --allow-failures gives 0); 99 a threshold failed;
+130 interrupted (the report is still written).
 
 Examples:
   wsscale run profiles/quick.toml

@@ -73,6 +73,12 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
         args::Command::Run(a) => {
             // A profile with `steps` is a sequence of runs (see `progressive`).
             if let Some(p) = crate::plan::build::build_progressive(&a.overrides())? {
+                if a.processes.is_some() || a.shard.is_some() || a.start_at.is_some() {
+                    return Err(usage(
+                        "--processes, --shard and --start-at cannot be combined with a \
+                         progressive profile (steps = [...]); run its steps one by one",
+                    ));
+                }
                 return progressive::run_progressive(p, a.skip_preflight);
             }
             let plan = crate::plan::build::build_plan(&a.overrides())?;
