@@ -463,12 +463,11 @@ impl<'a> State<'a> {
         agg.add(idx, &s);
         if !self.aborted_by_threshold
             && let Some(rule) = &self.abort_rule
+            && let Some(t) = rule.lost(&agg.totals)
         {
-            if let Some(t) = rule.lost(&agg.totals) {
-                let reason = format!("threshold {} can no longer be met", t.expr);
-                self.aborted_by_threshold = true;
-                self.begin_stop(&reason);
-            }
+            let reason = format!("threshold {} can no longer be met", t.expr);
+            self.aborted_by_threshold = true;
+            self.begin_stop(&reason);
         }
     }
 
