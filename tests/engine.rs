@@ -1,39 +1,32 @@
 //! Engine runs against the in-process gateway (port 0) and against small hand-written
 //! misbehaving servers. Every count is checked exactly.
 
+mod util;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use util::{closed_port, drain, run, stage, tcp_server};
 use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
-use wsscale::metrics::RunOutcome;
 use wsscale::metrics::{DropReason, FailureKind};
 use wsscale::plan::{Auth, CloseMode, JwtAlg, JwtPlacement, Plan, Secret, Stage, Target};
 
-fn stage(ms: u64, target: u64) -> Stage {
-    Stage {
-        duration: Duration::from_millis(ms),
-        target,
-    }
-}
-
+/// This file's plans: `ws://addr/ws` on two engine threads, [`util::TIMEOUT`] to connect
+/// and to handshake.
 fn plan_for(addr: SocketAddr, stages: Vec<Stage>) -> Plan {
-    let mut p = Plan::with_defaults(vec![Target::ws(addr, "/ws")], stages);
+    let mut p = util::plan(vec![Target::ws(addr, "/ws")], stages);
     p.threads = 2;
-    p.connect_timeout = Duration::from_secs(5);
-    p.handshake_timeout = Duration::from_secs(5);
+    p.connect_timeout = util::TIMEOUT;
+    p.handshake_timeout = util::TIMEOUT;
     p
 }
 
-fn run(plan: &Plan) -> RunOutcome {
-    engine::run(plan, &RunOptions::new(Arc::new(AtomicBool::new(false)))).expect("engine run")
-}
-
 fn gateway(config: GatewayConfig) -> GatewayHandle {
-    GatewayHandle::start("127.0.0.1:0".parse().unwrap(), config, 1).expect("gateway")
+    util::gateway(config, 1)
 }
 
 #[test]
@@ -95,11 +88,7 @@ fn spreads_over_source_addresses() {
 
 #[test]
 fn refused_port_is_counted_as_refused() {
-    // Bind then drop: nothing listens on that port any more.
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = closed_port();
     let plan = plan_for(addr, vec![stage(100, 20), stage(100, 20)]);
     let o = run(&plan);
     let c = &o.totals.counters;
@@ -114,10 +103,7 @@ fn refused_port_is_counted_as_refused() {
 
 #[test]
 fn reconnect_retries_failed_slots() {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = closed_port();
     let mut plan = plan_for(addr, vec![stage(50, 4), stage(600, 4)]);
     plan.reconnect = Some(wsscale::plan::Reconnect {
         initial: Duration::from_millis(20),
@@ -129,20 +115,6 @@ fn reconnect_retries_failed_slots() {
     assert_eq!(c.attempted, 4 + c.reconnects);
     // A reconnect still connecting when the run ends is aborted, not failed.
     assert_eq!(c.failures_of(FailureKind::Refused) + c.aborted, c.attempted);
-}
-
-/// A TCP server that accepts connections on its own thread and runs `f` on each.
-fn raw_server(f: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let f = Arc::new(f);
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let f = f.clone();
-            std::thread::spawn(move || f(s));
-        }
-    });
-    addr
 }
 
 /// Read an HTTP request head and return the Sec-WebSocket-Key.
@@ -173,11 +145,10 @@ fn accept_101(s: &mut std::net::TcpStream) -> bool {
 
 #[test]
 fn server_that_never_answers_the_upgrade_is_handshake_timeout() {
-    let addr = raw_server(|mut s| {
+    let addr = tcp_server(|mut s| {
         let _ = read_key(&mut s);
         // Hold the socket open without answering until the client gives up.
-        let mut b = [0u8; 16];
-        while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        drain(&mut s);
     });
     let mut plan = plan_for(addr, vec![stage(50, 5), stage(600, 5)]);
     plan.handshake_timeout = Duration::from_millis(200);
@@ -190,12 +161,11 @@ fn server_that_never_answers_the_upgrade_is_handshake_timeout() {
 
 #[test]
 fn malformed_frame_is_counted_as_protocol() {
-    let addr = raw_server(|mut s| {
+    let addr = tcp_server(|mut s| {
         if accept_101(&mut s) {
             // Opcode 0x3 is reserved: a protocol violation.
             let _ = s.write_all(&[0x83, 0x00]);
-            let mut b = [0u8; 16];
-            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+            drain(&mut s);
         }
     });
     let plan = plan_for(addr, vec![stage(50, 3), stage(300, 3)]);
@@ -208,12 +178,11 @@ fn malformed_frame_is_counted_as_protocol() {
 
 #[test]
 fn oversized_frame_is_counted_as_protocol() {
-    let addr = raw_server(|mut s| {
+    let addr = tcp_server(|mut s| {
         if accept_101(&mut s) {
             // A 1 KiB binary frame header against a 100-byte --max-frame.
             let _ = s.write_all(&[0x82, 126, 0x04, 0x00]);
-            let mut b = [0u8; 16];
-            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+            drain(&mut s);
         }
     });
     let mut plan = plan_for(addr, vec![stage(50, 2), stage(300, 2)]);
@@ -224,13 +193,12 @@ fn oversized_frame_is_counted_as_protocol() {
 
 #[test]
 fn server_close_during_hold_is_a_drop_with_its_code_and_pings_are_answered() {
-    let addr = raw_server(|mut s| {
+    let addr = tcp_server(|mut s| {
         if accept_101(&mut s) {
             // A ping, then a close with code 1001 (going away).
             let _ = s.write_all(&[0x89, 0x02, b'h', b'i']);
             let _ = s.write_all(&[0x88, 0x02, 0x03, 0xE9]);
-            let mut b = [0u8; 64];
-            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+            drain(&mut s);
         }
     });
     let plan = plan_for(addr, vec![stage(50, 4), stage(400, 4)]);
@@ -311,10 +279,7 @@ fn stop_flag_ends_the_run_and_closes_everything() {
 
 #[test]
 fn abort_on_fail_stops_when_a_threshold_is_lost() {
-    let addr = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = closed_port();
     let mut plan = plan_for(addr, vec![stage(2000, 50), stage(60_000, 50)]);
     plan.thresholds = vec![wsscale::plan::threshold::parse("failed<3").unwrap()];
     plan.abort_on_fail = true;

@@ -3,6 +3,8 @@
 //! synchronize (the few counters that settle after the client is done are polled with a
 //! deadline).
 
+mod util;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -385,8 +387,7 @@ async fn shutdown_sends_going_away_and_run_returns() {
 
 #[test]
 fn handle_start_stats_shutdown_from_sync_code() {
-    let handle =
-        GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1).unwrap();
+    let handle = util::gateway(GatewayConfig::default(), 1);
     let port = handle.local_addr().port();
     assert_ne!(port, 0);
     assert_eq!(handle.url(), format!("ws://127.0.0.1:{port}/"));
@@ -417,9 +418,7 @@ fn handle_start_stats_shutdown_from_sync_code() {
 fn handle_drop_shuts_down() {
     let addr;
     {
-        let handle =
-            GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 2)
-                .unwrap();
+        let handle = util::gateway(GatewayConfig::default(), 2);
         addr = handle.local_addr();
     }
     // After the drop nothing listens there any more.

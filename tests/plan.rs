@@ -230,7 +230,11 @@ fn whole_counts_reach_every_stage_target_exactly() {
     assert_eq!(peak_vertex.count_at(ms(1999)), 1.0);
     assert_eq!(peak_vertex.count_at(ms(2000)), 0.0);
     let exact = StageClock::new(vec![st(s(1), 1000)]);
-    assert_eq!(exact.count_at(ms(300)), 300.0, "no float noise rounds 300 up to 301");
+    assert_eq!(
+        exact.count_at(ms(300)),
+        300.0,
+        "no float noise rounds 300 up to 301"
+    );
     for n in 1..=7 {
         let g = peak_vertex.count_at(ms(999));
         let sum: u64 = (0..n).map(|i| Slice::nth(i, n).count(g)).sum();

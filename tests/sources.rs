@@ -1,19 +1,14 @@
 //! `--source-ip` spec parsing: the accepted forms, their expansions, and error messages that
 //! name the spec and say what to write instead.
 
+mod util;
+
 use std::net::IpAddr;
 
+use util::{ip, ips};
 use wsscale::plan::source_spec::{
     MAX_SOURCES, SourceError, check_bindable, parse_source, parse_sources,
 };
-
-fn ip(text: &str) -> IpAddr {
-    text.parse().unwrap()
-}
-
-fn ips(texts: &[&str]) -> Vec<IpAddr> {
-    texts.iter().map(|t| ip(t)).collect()
-}
 
 #[test]
 fn accepted_forms_expand_as_documented() {

@@ -2,13 +2,16 @@
 //! metric names), evaluation against hand-built run outcomes (including metrics without
 //! data), and the "already lost" check behind `--abort-on-fail`.
 
+mod util;
+
 use std::time::{Duration, UNIX_EPOCH};
 
+use util::stage;
 use wsscale::metrics::RunOutcome;
 use wsscale::metrics::thresholds::{cannot_be_met, evaluate, measure, planned_attempts};
 use wsscale::metrics::{FailureKind, Snapshot, record_us};
+use wsscale::plan::Reconnect;
 use wsscale::plan::threshold::{METRICS, Op, Threshold, ThresholdError, parse};
-use wsscale::plan::{Plan, Reconnect, Stage, Target};
 use wsscale::report::summary_text;
 
 fn t(expr: &str) -> Threshold {
@@ -171,10 +174,7 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
     RunOutcome {
         started_at: UNIX_EPOCH,
         duration: Duration::from_secs(10),
-        stages: vec![Stage {
-            duration: Duration::from_secs(10),
-            target: 100,
-        }],
+        stages: vec![stage(10_000, 100)],
         targets: vec!["ws://127.0.0.1:1/".into()],
         embedded_gateway: false,
         interrupted: false,
@@ -415,14 +415,17 @@ fn percentiles_are_never_lost_early_but_max_and_min_are() {
 
 #[test]
 fn planned_attempts_sum_the_increases() {
-    let target = Target::ws("127.0.0.1:1".parse().unwrap(), "/");
-    let st = |secs, target| Stage {
-        duration: Duration::from_secs(secs),
-        target,
-    };
-    let mut plan = Plan::with_defaults(vec![target], vec![st(10, 100), st(30, 100), st(5, 0)]);
+    let mut plan = util::plan_for(
+        "127.0.0.1:1".parse().unwrap(),
+        vec![stage(10_000, 100), stage(30_000, 100), stage(5_000, 0)],
+    );
     assert_eq!(planned_attempts(&plan), Some(100));
-    plan.stages = vec![st(10, 100), st(10, 40), st(10, 150), st(5, 0)];
+    plan.stages = vec![
+        stage(10_000, 100),
+        stage(10_000, 40),
+        stage(10_000, 150),
+        stage(5_000, 0),
+    ];
     assert_eq!(planned_attempts(&plan), Some(210));
     plan.reconnect = Some(Reconnect::default());
     assert_eq!(planned_attempts(&plan), None);

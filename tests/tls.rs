@@ -4,46 +4,34 @@
 //! counted by the gateway; pings, heartbeats and messages exactly as over plain TCP; and a
 //! smoke test of the real binary (`serve --tls-self-signed`, `run --tls-ca`).
 
+mod util;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use wsscale::engine::{self, RunOptions};
+use util::{run, stage};
 use wsscale::gateway::{GatewayConfig, GatewayHandle, tls as gwtls};
 use wsscale::metrics::FailureKind;
-use wsscale::metrics::RunOutcome;
 use wsscale::plan::build::parse_target;
 use wsscale::plan::error::Origin;
-use wsscale::plan::{HeartbeatSpec, MessageSpec, PingSpec, Plan, Stage, TlsSpec};
-
-fn stage(ms: u64, target: u64) -> Stage {
-    Stage {
-        duration: Duration::from_millis(ms),
-        target,
-    }
-}
+use wsscale::plan::{HeartbeatSpec, MessageSpec, PingSpec, Plan, TlsSpec};
 
 /// A wss plan for `localhost:port` (so the certificate name `localhost` matches).
 fn plan_for(gw: &GatewayHandle, conns: u64, ramp_ms: u64, hold_ms: u64, tls: TlsSpec) -> Plan {
     let url = format!("wss://localhost:{}/", gw.local_addr().port());
     let target = parse_target(&url, &Origin::Flag("--target")).expect("target");
     assert!(target.tls);
-    let mut p = Plan::with_defaults(
+    let mut p = util::plan(
         vec![target],
         vec![stage(ramp_ms, conns), stage(hold_ms, conns)],
     );
-    p.threads = 1;
-    p.handshake_timeout = Duration::from_secs(5);
+    p.handshake_timeout = util::TIMEOUT;
     p.tls = tls;
     p
-}
-
-fn run(plan: &Plan) -> RunOutcome {
-    engine::run(plan, &RunOptions::new(Arc::new(AtomicBool::new(false)))).expect("engine run")
 }
 
 fn gateway(tls: Arc<rustls::ServerConfig>) -> GatewayHandle {
@@ -51,7 +39,7 @@ fn gateway(tls: Arc<rustls::ServerConfig>) -> GatewayHandle {
         tls: Some(tls),
         ..Default::default()
     };
-    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), config, 1).expect("gateway");
+    let gw = util::gateway(config, 1);
     assert!(gw.url().starts_with("wss://"), "{}", gw.url());
     gw
 }
@@ -286,8 +274,11 @@ fn resumption_is_used_on_a_ramp_only_with_tls_resume() {
             resume,
             ..Default::default()
         };
-        // 30 connections over 300 ms: after the first handshakes, tickets are waiting.
-        let o = run(&plan_for(&gw, 30, 300, 100, tls));
+        // 30 connections over 300 ms: after the first handshakes, tickets are waiting. Held
+        // until all 30 are up (debug-build handshakes on a busy machine can take longer than
+        // the ramp), then stopped.
+        let plan = plan_for(&gw, 30, 300, 600_000, tls);
+        let o = util::run_until(&plan, "30 connections", |c| c.established == 30);
         let c = &o.totals.counters;
         assert_eq!(c.established, 30, "{c:?}");
         let s = gw.stats();
@@ -311,7 +302,7 @@ fn resumption_is_used_on_reconnect() {
         max_connections: Some(2),
         ..Default::default()
     };
-    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), config, 1).unwrap();
+    let gw = util::gateway(config, 1);
     let dir = tempfile::tempdir().unwrap();
     let tls = TlsSpec {
         ca_files: vec![file(&dir, "ca.pem", &ca.pem)],

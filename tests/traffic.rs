@@ -2,62 +2,31 @@
 //! hand-written servers. Timing assertions are bounds (a lower bound that follows from the
 //! setup, and a generous upper bound), never exact wall-clock values.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+mod util;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tungstenite::Message;
-use wsscale::engine::{self, RunOptions};
+use util::{run, stage, ws_server};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
-use wsscale::metrics::RunOutcome;
 use wsscale::metrics::{DropReason, FailureKind};
-use wsscale::plan::{HeartbeatSpec, MessageSpec, PingSpec, Plan, Stage, Target};
+use wsscale::plan::{HeartbeatSpec, MessageSpec, PingSpec, Plan, Target};
 
-fn stage(ms: u64, target: u64) -> Stage {
-    Stage {
-        duration: Duration::from_millis(ms),
-        target,
-    }
-}
-
+/// `conns` connections to `ws://addr/` opened over 50 ms and held for `hold_ms`.
 fn plan_for(addr: SocketAddr, conns: u64, hold_ms: u64) -> Plan {
-    let mut p = Plan::with_defaults(
+    util::plan(
         vec![Target::ws(addr, "/")],
         vec![stage(50, conns), stage(hold_ms, conns)],
-    );
-    p.threads = 1;
-    p
-}
-
-fn run(plan: &Plan) -> RunOutcome {
-    engine::run(plan, &RunOptions::new(Arc::new(AtomicBool::new(false)))).expect("engine run")
+    )
 }
 
 fn gateway(config: GatewayConfig) -> GatewayHandle {
-    GatewayHandle::start("127.0.0.1:0".parse().unwrap(), config, 1).expect("gateway")
+    util::gateway(config, 1)
 }
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
-}
-
-/// A WebSocket server (tungstenite, blocking) running `f` on each accepted connection.
-fn ws_server(f: impl Fn(tungstenite::WebSocket<TcpStream>) + Send + Sync + 'static) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let f = Arc::new(f);
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let f = f.clone();
-            std::thread::spawn(move || {
-                if let Ok(ws) = tungstenite::accept(s) {
-                    f(ws)
-                }
-            });
-        }
-    });
-    addr
 }
 
 #[test]
