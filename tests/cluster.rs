@@ -5,7 +5,11 @@
 //! the multi-host test, which puts the gateway, the coordinator and two agents into network
 //! namespaces of their own (root and `ip netns` needed; skipped with a message otherwise).
 //! Waits are on channels and join handles with generous deadlines; no sleep synchronizes
-//! anything.
+//! anything. Nothing assumes an idle machine: a count the plan must reach is waited for (a
+//! long hold, stopped once it is reached), or a fixed-length run is checked for what a slow
+//! run still guarantees (attempts established or aborted, sums over agents exact).
+
+mod util;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,52 +19,33 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use util::{UNTIL_STOPPED, WAIT, eventually, ips, spawn, stage};
 use wsscale::cluster::agent::{AgentConfig, AgentError, AgentRun, run_agent};
 use wsscale::cluster::coordinator::{ClusterError, Coordinator, CoordinatorConfig};
 use wsscale::cluster::split::{AgentCapacity, split};
 use wsscale::cluster::wire::{AgentMsg, Assignment, CoordMsg, PROTOCOL_VERSION, WirePlan, unix_ns};
-use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
 use wsscale::metrics::RunOutcome;
+use wsscale::metrics::thresholds::{AbortRule, cannot_be_met, planned_attempts};
 use wsscale::metrics::wire::{WireSnapshot, decode_histogram, encode_histogram};
 use wsscale::metrics::{FailureKind, Snapshot, new_histogram, record_us};
-use wsscale::plan::{Plan, Secret, Slice, Stage, Target};
+use wsscale::plan::{Plan, Reconnect, Secret, Slice, Stage, threshold};
 
-const WAIT: Duration = Duration::from_secs(60);
-
-fn stage(ms: u64, target: u64) -> Stage {
-    Stage {
-        duration: Duration::from_millis(ms),
-        target,
-    }
-}
-
+/// This file's gateway: the default configuration on two worker threads.
 fn gateway() -> GatewayHandle {
-    GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 2)
-        .expect("gateway")
+    util::gateway(GatewayConfig::default(), 2)
 }
 
+/// This file's plans: [`util::plan_for`] with 200 ms intervals and a 500 ms close timeout.
 fn plan_for(addr: SocketAddr, stages: Vec<Stage>) -> Plan {
-    let mut p = Plan::with_defaults(vec![Target::ws(addr, "/")], stages);
-    p.threads = 1;
+    let mut p = util::plan_for(addr, stages);
     p.interval = Duration::from_millis(200);
-    p.connect_timeout = Duration::from_secs(5);
-    p.handshake_timeout = Duration::from_secs(5);
     p.close_timeout = Duration::from_millis(500);
     p
 }
 
 fn token() -> Secret {
     Secret("test-token-0123456789".into())
-}
-
-/// Run a thread and get its result on a channel (so waits are bounded).
-fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> mpsc::Receiver<T> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx
 }
 
 struct Running {
@@ -89,20 +74,6 @@ fn agent_cfg(url: &str, token: Secret, name: &str) -> AgentConfig {
 
 fn start_agent(cfg: AgentConfig) -> mpsc::Receiver<Result<AgentRun, AgentError>> {
     spawn(move || run_agent(&cfg, Arc::new(AtomicBool::new(false))))
-}
-
-/// Poll `cond` until it holds or `WAIT` passes (conditions on another process's or thread's
-/// state that has no channel to wait on).
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn ips(list: &[&str]) -> Vec<IpAddr> {
-    list.iter().map(|s| s.parse().unwrap()).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -669,20 +640,31 @@ fn two_agents_merge_exactly() {
     let r1 = a1.recv_timeout(WAIT).unwrap().expect("agent 1");
     let r2 = a2.recv_timeout(WAIT).unwrap().expect("agent 2");
 
+    // What a run on a busy machine still guarantees: the plan ends on time whether or not
+    // the ramp kept up, and the slots not open by then are aborted while connecting. So the
+    // counts are checked against what was established (exactly: the merge loses and
+    // duplicates nothing), not against the plan's 300.
     let t = &o.totals.counters;
-    assert_eq!(
-        (t.attempted, t.established, t.failed, t.dropped),
-        (n, n, 0, 0)
+    let est = t.established;
+    assert!(est > 0, "{t:?}");
+    assert!(t.attempted <= n, "{t:?}");
+    assert_eq!(t.attempted, est + t.aborted, "{t:?}");
+    assert_eq!((t.failed, t.dropped), (0, 0), "{t:?}");
+    assert_eq!(t.closed, est);
+    assert!(o.peak_open <= est, "{} > {est}", o.peak_open);
+    // The gateway upgraded every established connection, and maybe a few the client
+    // aborted before it read the 101.
+    let upgraded = gw.stats().upgraded;
+    assert!(
+        est <= upgraded && upgraded <= t.attempted,
+        "{upgraded} upgraded; {t:?}"
     );
-    assert_eq!(t.closed, n);
-    assert_eq!(o.peak_open, n);
-    assert_eq!(gw.stats().upgraded, n);
     assert!(!o.interrupted);
 
     // agents[]: their counts sum to the global ones, each within its own sources.
     assert_eq!(o.agents.len(), 2);
     let sum: u64 = o.agents.iter().map(|a| a.totals.counters.established).sum();
-    assert_eq!(sum, n);
+    assert_eq!(sum, est);
     assert_eq!(
         o.agents.iter().map(|a| a.planned_connections).sum::<u64>(),
         n
@@ -690,7 +672,7 @@ fn two_agents_merge_exactly() {
     assert_eq!(o.agents[0].sources, ["127.0.0.2", "127.0.0.3"]);
     assert_eq!(o.agents[1].sources, ["127.0.0.4", "127.0.0.5"]);
     let per: u64 = o.per_source.iter().map(|s| s.established).sum();
-    assert_eq!(per, n);
+    assert_eq!(per, est);
     assert_eq!(o.per_source.len(), 4);
 
     // The agents' own outcomes agree with what the coordinator holds for them.
@@ -698,7 +680,7 @@ fn two_agents_merge_exactly() {
         .iter()
         .map(|r| r.outcome.totals.counters.established)
         .sum();
-    assert_eq!(own, n);
+    assert_eq!(own, est);
 
     // Merged histograms are the histogram of all samples.
     let parts: Vec<&Histogram<u64>> = o
@@ -708,7 +690,7 @@ fn two_agents_merge_exactly() {
         .collect();
     let expect = merged_of(&parts);
     let got = &o.totals.hist.ws_handshake;
-    assert_eq!(got.len(), n);
+    assert_eq!(got.len(), est);
     assert_eq!(got.len(), expect.len());
     assert_eq!(quantiles(got), quantiles(&expect));
     let own_parts = [
@@ -732,13 +714,19 @@ fn two_agents_merge_exactly() {
 fn ctrl_c_on_the_coordinator_ramps_agents_down_and_still_reports() {
     let gw = gateway();
     let n = 100;
-    let plan = plan_for(gw.local_addr(), vec![stage(200, n), stage(600_000, n)]);
+    let mut plan = plan_for(gw.local_addr(), vec![stage(200, n), stage(600_000, n)]);
+    // Each connection sends one message once the client has read the 101 (the gateway counts
+    // a connection open before it answers, so its `open` alone could run ahead of the
+    // client, which aborts whatever is still handshaking when it stops).
+    plan.traffic.first_message = Some(b"up".to_vec());
     let mut cfg = CoordinatorConfig::new(2, token());
     cfg.start_lead = Duration::from_millis(100);
     let c = start_coordinator(plan, cfg);
     let a1 = start_agent(agent_cfg(&c.url, token(), "a1"));
     let a2 = start_agent(agent_cfg(&c.url, token(), "a2"));
-    eventually("all connections held", || gw.stats().open == n);
+    eventually("all connections held by the clients", || {
+        gw.stats().messages_echoed == n
+    });
     c.stop.store(true, Ordering::Relaxed);
     let o = c
         .result
@@ -871,14 +859,193 @@ fn abort_on_agent_loss_stops_the_run() {
 }
 
 // ---------------------------------------------------------------------------------------
+// --abort-on-fail: one rule in every run mode
+// ---------------------------------------------------------------------------------------
+
+/// A WebSocket server that holds at most 10 connections at a time and closes any other
+/// before answering its upgrade: of a plan's 20 connections, 10 fail (and, with
+/// `--reconnect`, keep failing). Not the gateway's `max_connections`: an agent cannot yet
+/// report its 503s to the coordinator (integer-keyed maps in a snapshot do not parse).
+fn server_of_10() -> SocketAddr {
+    let open = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    util::tcp_server(move |s| {
+        if open.fetch_add(1, Ordering::SeqCst) < 10 {
+            if let Ok(mut ws) = tungstenite::accept(s) {
+                while ws.read().is_ok() {}
+            }
+        }
+        // Otherwise `s` is dropped unanswered: the client's upgrade fails.
+        open.fetch_sub(1, Ordering::SeqCst);
+    })
+}
+
+/// 20 connections (ramped in 200 ms, then held `hold_ms`) with `--abort-on-fail` and one
+/// threshold.
+fn abort_plan(addr: SocketAddr, threshold: &str, hold_ms: u64) -> Plan {
+    let mut p = plan_for(addr, vec![stage(200, 20), stage(hold_ms, 20)]);
+    p.thresholds = vec![threshold::parse(threshold).unwrap()];
+    p.abort_on_fail = true;
+    p
+}
+
+/// The plan `make` builds for a fresh [`server_of_10`], run by one engine in this process
+/// (`wsscale run`) and by a coordinator with two agents (what `wsscale run --processes 2`
+/// runs, here in-process).
+fn run_in_one_process_and_coordinated(
+    make: impl Fn(SocketAddr) -> Plan,
+) -> Vec<(&'static str, RunOutcome)> {
+    let plan = make(server_of_10());
+    let single = spawn(move || util::run(&plan))
+        .recv_timeout(WAIT)
+        .expect("the single-process run ends");
+
+    let mut cfg = CoordinatorConfig::new(2, token());
+    cfg.start_lead = Duration::from_millis(100);
+    let c = start_coordinator(make(server_of_10()), cfg);
+    let agents = [
+        start_agent(agent_cfg(&c.url, token(), "a1")),
+        start_agent(agent_cfg(&c.url, token(), "a2")),
+    ];
+    let coordinated = c
+        .result
+        .recv_timeout(WAIT)
+        .expect("the coordinator returns")
+        .expect("the coordinated run");
+    for a in agents {
+        a.recv_timeout(WAIT)
+            .expect("the agent returns")
+            .expect("the agent's run");
+    }
+    vec![
+        ("one process", single),
+        ("coordinator, 2 agents", coordinated),
+    ]
+}
+
+/// `wsscale run --processes 2 ARGS` against a fresh [`server_of_10`]: the exit code and the
+/// JSON report. The child is killed if it is still running after [`WAIT`].
+fn run_processes_2(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let target = format!("ws://{}/", server_of_10());
+    let dir = tempfile::tempdir().unwrap();
+    let (report, stderr) = (dir.path().join("r.json"), dir.path().join("stderr"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsscale"))
+        .args(["run", "--processes", "2", "--target", &target])
+        .args(args)
+        .arg("--report-json")
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("wsscale starts");
+    let mut status = None;
+    let deadline = Instant::now() + WAIT;
+    while status.is_none() {
+        status = child.try_wait().unwrap();
+        if status.is_none() && Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wsscale run --processes 2 {args:?} still running after {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+        panic!("no report ({e}); exit {status:?}\n{err}")
+    });
+    (status.unwrap().code(), serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn abort_on_fail_bounds_attempts_by_the_plan_in_every_run_mode() {
+    // --reconnect: failed connections are re-opened without limit, so no number of failures
+    // makes connect_success_rate>=0.5 unreachable, and no run mode may stop early. Half of
+    // the 20 fail and then keep reconnecting into a full server: with the attempts bounded
+    // by the peak (20, what the coordinator used to take) instead, the threshold would be
+    // lost at the first failed reconnect (11 of 21 failed).
+    let reconnecting = |addr| {
+        let mut p = abort_plan(addr, "connect_success_rate>=0.5", 1000);
+        p.reconnect = Some(Reconnect {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+        });
+        p
+    };
+    let p = reconnecting("127.0.0.1:9".parse().unwrap());
+    assert_eq!(planned_attempts(&p), None);
+    assert_eq!(p.peak_connections(), 20);
+    let rule = AbortRule::for_plan(&p).expect("an abort rule");
+    let rate = &p.thresholds[0];
+    for (mode, o) in run_in_one_process_and_coordinated(reconnecting) {
+        let c = &o.totals.counters;
+        assert!(c.reconnects > 0, "{mode}: {c:?}");
+        assert!(
+            cannot_be_met(rate, &o.totals, p.peak_connections()),
+            "{mode}: the peak as the bound would have aborted this run: {c:?}"
+        );
+        assert!(rule.lost(&o.totals).is_none(), "{mode}: {c:?}");
+        assert!(!o.aborted_by_threshold, "{mode}: stopped early: {c:?}");
+        assert!(!o.interrupted, "{mode}");
+    }
+    let (code, doc) = run_processes_2(&[
+        "--stage",
+        "200ms:20",
+        "--stage",
+        "1s:20",
+        "--reconnect-initial",
+        "20ms",
+        "--reconnect-max",
+        "100ms",
+        "--threshold",
+        "connect_success_rate>=0.5",
+        "--abort-on-fail",
+    ]);
+    assert_eq!(doc["aborted_by_threshold"], false, "{}", doc["connections"]);
+    assert!(doc["connections"]["reconnects"].as_u64().unwrap() > 0);
+    assert_eq!(code, Some(99), "the threshold fails at the end, not before");
+
+    // Without --reconnect the plan makes 20 attempts; 10 fail, more than the 8 that
+    // connect_success_rate>=0.6 allows: every run mode stops early. The hold is ten minutes,
+    // so only the abort ends these runs in time.
+    let lost = |addr| abort_plan(addr, "connect_success_rate>=0.6", UNTIL_STOPPED);
+    let p = lost("127.0.0.1:9".parse().unwrap());
+    assert_eq!(planned_attempts(&p), Some(20));
+    for (mode, o) in run_in_one_process_and_coordinated(lost) {
+        let c = &o.totals.counters;
+        assert!(c.failed >= 9, "{mode}: {c:?}");
+        assert!(o.aborted_by_threshold, "{mode}: {c:?}");
+        assert!(!o.interrupted, "{mode}: an abort is not an interruption");
+    }
+    let (code, doc) = run_processes_2(&[
+        "--stage",
+        "200ms:20",
+        "--stage",
+        "10m:20",
+        "--threshold",
+        "connect_success_rate>=0.6",
+        "--abort-on-fail",
+    ]);
+    assert_eq!(doc["aborted_by_threshold"], true, "{}", doc["connections"]);
+    assert_eq!(doc["interrupted"], false);
+    assert_eq!(code, Some(99));
+}
+
+// ---------------------------------------------------------------------------------------
 // Shards and report merge
 // ---------------------------------------------------------------------------------------
 
 /// What `wsscale run --shard` runs: the shard's own share of the plan.
 fn run_part(plan: &Plan, slice: Slice) -> RunOutcome {
+    util::run(&wsscale::cluster::slice_view(plan, slice))
+}
+
+/// [`run_part`] for a plan that ends on a long hold: run until every connection of the share
+/// is established, then stop (so reaching the count does not depend on the machine's speed).
+fn run_part_until_held(plan: &Plan, slice: Slice) -> RunOutcome {
     let part = wsscale::cluster::slice_view(plan, slice);
-    let opts = RunOptions::new(Arc::new(AtomicBool::new(false)));
-    engine::run(&part, &opts).expect("engine run")
+    let share = part.peak_connections();
+    util::run_until(&part, &format!("{share} connections"), |c| {
+        c.established >= share
+    })
 }
 
 fn input(name: &str, o: &RunOutcome) -> wsscale::report::merge::Input {
@@ -892,10 +1059,17 @@ fn input(name: &str, o: &RunOutcome) -> wsscale::report::merge::Input {
 fn report_merge_of_shards_equals_a_single_run() {
     let gw = gateway();
     let n = 201;
-    let mut plan = plan_for(gw.local_addr(), vec![stage(300, n), stage(200, n)]);
+    // Each run holds until its share is established, then stops: the whole and the shards
+    // then hold exactly what the plan asks, however slow the machine.
+    let mut plan = plan_for(
+        gw.local_addr(),
+        vec![stage(300, n), stage(UNTIL_STOPPED, n)],
+    );
     plan.threads = 2;
-    let whole = run_part(&plan, Slice::WHOLE);
-    let parts: Vec<RunOutcome> = (0..3).map(|i| run_part(&plan, Slice::nth(i, 3))).collect();
+    let whole = run_part_until_held(&plan, Slice::WHOLE);
+    let parts: Vec<RunOutcome> = (0..3)
+        .map(|i| run_part_until_held(&plan, Slice::nth(i, 3)))
+        .collect();
     let shard_counts: Vec<u64> = parts
         .iter()
         .map(|p| p.totals.counters.established)
@@ -988,8 +1162,7 @@ fn report_merge_refuses_reports_without_histograms() {
 
 #[test]
 fn run_with_processes_merges_exact_counts() {
-    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 2)
-        .expect("gateway");
+    let gw = gateway();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("r.json");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsscale"))
@@ -1009,6 +1182,9 @@ fn run_with_processes_merges_exact_counts() {
             "500ms",
             "--source-ip",
             "127.0.0.2-127.0.0.4",
+            // A busy machine may fall short of the peak in 2 s (exit 98 otherwise); what
+            // this test checks is the merge, below.
+            "--allow-failures",
             "--target",
             &gw.url(),
             "--report-json",
@@ -1020,17 +1196,25 @@ fn run_with_processes_merges_exact_counts() {
     assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(doc["connections"]["attempted"], 3000);
-    assert_eq!(doc["connections"]["established"], 3000);
-    assert_eq!(doc["connections"]["failed"], 0);
-    assert_eq!(doc["connections"]["peak_open"], 3000);
+    // Counts are checked against what was established, not against the plan's 3000: three
+    // agent processes may not open every slot within the plan's 2 s on a busy machine (the
+    // rest are aborted while connecting). Whatever they did adds up exactly.
+    let count = |field: &str| doc["connections"][field].as_u64().unwrap();
+    let (attempted, est) = (count("attempted"), count("established"));
+    assert!(
+        0 < est && est <= attempted && attempted <= 3000,
+        "{}",
+        doc["connections"]
+    );
+    assert_eq!(count("failed"), 0);
+    assert!(count("peak_open") <= est);
     let agents = doc["agents"].as_array().unwrap();
     assert_eq!(agents.len(), 3);
-    let sum: u64 = agents
-        .iter()
-        .map(|a| a["established"].as_u64().unwrap())
-        .sum();
-    assert_eq!(sum, 3000);
+    let field = |a: &serde_json::Value, f: &str| a[f].as_u64().unwrap();
+    let sum = |f: &str| agents.iter().map(|a| field(a, f)).sum::<u64>();
+    assert_eq!(sum("established"), est);
+    assert_eq!(sum("attempted"), attempted);
+    assert_eq!(sum("planned_connections"), 3000);
     // Each process its own source address.
     for (i, a) in agents.iter().enumerate() {
         assert_eq!(
@@ -1038,7 +1222,13 @@ fn run_with_processes_merges_exact_counts() {
             serde_json::json!([format!("127.0.0.{}", i + 2)])
         );
     }
-    assert_eq!(gw.stats().upgraded, 3000);
+    // The gateway upgraded every established connection, and maybe a few the client
+    // aborted before it read the 101.
+    let upgraded = gw.stats().upgraded;
+    assert!(
+        est <= upgraded && upgraded <= attempted,
+        "{upgraded} upgraded, {est} established, {attempted} attempted"
+    );
     assert!(
         stderr.contains("agent 3"),
         "per-agent live lines:\n{stderr}"
@@ -1245,6 +1435,9 @@ mod netns {
                     "0s",
                     "--interval",
                     "500ms",
+                    // Exit 0 even if a busy machine falls short of the peak in 2 s:
+                    // what this test checks is who connected from where, below.
+                    "--allow-failures",
                     "--target",
                     "ws://10.77.0.1:8080/",
                     "--report-json",
@@ -1301,7 +1494,10 @@ mod netns {
 
         let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-        assert_eq!(doc["connections"]["established"], n);
+        // Checked against what was established, not against the plan's n: the agents may
+        // not open every slot within the plan's 2 s on a busy machine.
+        let est = doc["connections"]["established"].as_u64().unwrap();
+        assert!(0 < est && est <= n, "{}", doc["connections"]);
         assert_eq!(doc["connections"]["failed"], 0);
         let agents = doc["agents"].as_array().unwrap();
         let mut sum = 0;
@@ -1335,6 +1531,6 @@ mod netns {
             assert_eq!(from_own, a["established"].as_u64().unwrap(), "agent {name}");
             sum += a["established"].as_u64().unwrap();
         }
-        assert_eq!(sum, n, "the merged report is the sum of the agents");
+        assert_eq!(sum, est, "the merged report is the sum of the agents");
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use util::{closed_port, drain, run, stage, tcp_server};
+use util::{UNTIL_STOPPED, closed_port, drain, run, run_until, stage, tcp_server};
 use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
 use wsscale::metrics::{DropReason, FailureKind};
@@ -34,7 +34,9 @@ fn a_few_hundred_connections_every_count_exact() {
     let gw = gateway(GatewayConfig::default());
     let plan = plan_for(
         gw.local_addr(),
-        vec![stage(400, 300), stage(300, 300), stage(200, 0)],
+        // A long hold: every connection must be open before the ramp-down starts, also on
+        // a busy machine.
+        vec![stage(400, 300), stage(3000, 300), stage(200, 0)],
     );
     let o = run(&plan);
     let c = &o.totals.counters;
@@ -58,9 +60,12 @@ fn a_few_hundred_connections_every_count_exact() {
 #[test]
 fn end_of_run_closes_what_is_still_open_with_reset() {
     let gw = gateway(GatewayConfig::default());
-    let mut plan = plan_for(gw.local_addr(), vec![stage(200, 50), stage(200, 50)]);
+    let mut plan = plan_for(
+        gw.local_addr(),
+        vec![stage(200, 50), stage(UNTIL_STOPPED, 50)],
+    );
     plan.close_mode = CloseMode::Reset;
-    let o = run(&plan);
+    let o = run_until(&plan, "50 connections", |c| c.established >= 50);
     let c = &o.totals.counters;
     assert_eq!((c.attempted, c.established, c.closed), (50, 50, 50));
     assert_eq!(c.dropped, 0);
@@ -69,11 +74,14 @@ fn end_of_run_closes_what_is_still_open_with_reset() {
 #[test]
 fn spreads_over_source_addresses() {
     let gw = gateway(GatewayConfig::default());
-    let mut plan = plan_for(gw.local_addr(), vec![stage(300, 200), stage(100, 200)]);
+    let mut plan = plan_for(
+        gw.local_addr(),
+        vec![stage(300, 200), stage(UNTIL_STOPPED, 200)],
+    );
     plan.sources = (2..=5)
         .map(|i| format!("127.0.0.{i}").parse().unwrap())
         .collect();
-    let o = run(&plan);
+    let o = run_until(&plan, "200 connections", |c| c.established >= 200);
     assert_eq!(o.totals.counters.established, 200);
     let addrs: Vec<&str> = o.per_source.iter().map(|s| s.address.as_str()).collect();
     assert_eq!(addrs, ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]);
@@ -89,8 +97,8 @@ fn spreads_over_source_addresses() {
 #[test]
 fn refused_port_is_counted_as_refused() {
     let addr = closed_port();
-    let plan = plan_for(addr, vec![stage(100, 20), stage(100, 20)]);
-    let o = run(&plan);
+    let plan = plan_for(addr, vec![stage(100, 20), stage(UNTIL_STOPPED, 20)]);
+    let o = run_until(&plan, "20 failures", |c| c.failed >= 20);
     let c = &o.totals.counters;
     assert_eq!(
         c.attempted, 20,
@@ -150,9 +158,9 @@ fn server_that_never_answers_the_upgrade_is_handshake_timeout() {
         // Hold the socket open without answering until the client gives up.
         drain(&mut s);
     });
-    let mut plan = plan_for(addr, vec![stage(50, 5), stage(600, 5)]);
+    let mut plan = plan_for(addr, vec![stage(50, 5), stage(UNTIL_STOPPED, 5)]);
     plan.handshake_timeout = Duration::from_millis(200);
-    let o = run(&plan);
+    let o = run_until(&plan, "5 failures", |c| c.failed >= 5);
     let c = &o.totals.counters;
     assert_eq!(c.attempted, 5);
     assert_eq!(c.failures_of(FailureKind::HandshakeTimeout), 5);
@@ -168,8 +176,8 @@ fn malformed_frame_is_counted_as_protocol() {
             drain(&mut s);
         }
     });
-    let plan = plan_for(addr, vec![stage(50, 3), stage(300, 3)]);
-    let o = run(&plan);
+    let plan = plan_for(addr, vec![stage(50, 3), stage(UNTIL_STOPPED, 3)]);
+    let o = run_until(&plan, "3 drops", |c| c.dropped >= 3);
     let c = &o.totals.counters;
     assert_eq!(c.established, 3);
     assert_eq!(c.dropped, 3);
@@ -185,9 +193,9 @@ fn oversized_frame_is_counted_as_protocol() {
             drain(&mut s);
         }
     });
-    let mut plan = plan_for(addr, vec![stage(50, 2), stage(300, 2)]);
+    let mut plan = plan_for(addr, vec![stage(50, 2), stage(UNTIL_STOPPED, 2)]);
     plan.max_frame = 100;
-    let o = run(&plan);
+    let o = run_until(&plan, "2 drops", |c| c.dropped >= 2);
     assert_eq!(o.totals.counters.drops.get(&DropReason::Protocol), Some(&2));
 }
 
@@ -201,8 +209,8 @@ fn server_close_during_hold_is_a_drop_with_its_code_and_pings_are_answered() {
             drain(&mut s);
         }
     });
-    let plan = plan_for(addr, vec![stage(50, 4), stage(400, 4)]);
-    let o = run(&plan);
+    let plan = plan_for(addr, vec![stage(50, 4), stage(UNTIL_STOPPED, 4)]);
+    let o = run_until(&plan, "4 drops", |c| c.dropped >= 4);
     let c = &o.totals.counters;
     assert_eq!(c.established, 4);
     assert_eq!(c.pings_answered, 4);
@@ -223,14 +231,19 @@ fn jwt_accepted_and_bad_secret_is_http_401() {
         (JwtPlacement::Query("token".into()), secret.clone(), true),
         (JwtPlacement::Header, Secret("wrong".into()), false),
     ] {
-        let mut plan = plan_for(gw.local_addr(), vec![stage(100, 10), stage(100, 10)]);
+        let mut plan = plan_for(
+            gw.local_addr(),
+            vec![stage(100, 10), stage(UNTIL_STOPPED, 10)],
+        );
         plan.handshake.auth = Auth::Jwt {
             alg: JwtAlg::HS256,
             key,
             claims: claims.clone(),
             placement: placement.clone(),
         };
-        let o = run(&plan);
+        let o = run_until(&plan, "10 attempts done", |c| {
+            c.established + c.failed >= 10
+        });
         let c = &o.totals.counters;
         if expect_ok {
             assert_eq!(c.established, 10, "{placement:?}");
@@ -246,9 +259,12 @@ fn jwt_accepted_and_bad_secret_is_http_401() {
 fn several_targets_round_robin() {
     let a = gateway(GatewayConfig::default());
     let b = gateway(GatewayConfig::default());
-    let mut plan = plan_for(a.local_addr(), vec![stage(200, 100), stage(100, 100)]);
+    let mut plan = plan_for(
+        a.local_addr(),
+        vec![stage(200, 100), stage(UNTIL_STOPPED, 100)],
+    );
     plan.targets.push(Target::ws(b.local_addr(), "/"));
-    let o = run(&plan);
+    let o = run_until(&plan, "100 connections", |c| c.established >= 100);
     assert_eq!(o.totals.counters.established, 100);
     assert_eq!(a.stats().upgraded, 50);
     assert_eq!(b.stats().upgraded, 50);
@@ -302,7 +318,9 @@ fn ramps_split_over_many_shards_open_each_connection_once() {
     let gw = gateway(GatewayConfig::default());
     let mut plan = plan_for(
         gw.local_addr(),
-        vec![stage(500, 300), stage(100, 300), stage(300, 0)],
+        // A long hold: every connection must be open before the ramp-down starts, also on
+        // a busy machine.
+        vec![stage(500, 300), stage(3000, 300), stage(300, 0)],
     );
     plan.threads = 7;
     let o = run(&plan);

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use util::{run, stage};
+use util::{UNTIL_STOPPED, stage};
 use wsscale::gateway::{GatewayConfig, GatewayHandle, tls as gwtls};
-use wsscale::metrics::FailureKind;
+use wsscale::metrics::{FailureKind, RunOutcome};
 use wsscale::plan::build::parse_target;
 use wsscale::plan::error::Origin;
 use wsscale::plan::{HeartbeatSpec, MessageSpec, PingSpec, Plan, TlsSpec};
@@ -32,6 +32,18 @@ fn plan_for(gw: &GatewayHandle, conns: u64, ramp_ms: u64, hold_ms: u64, tls: Tls
     p.handshake_timeout = util::TIMEOUT;
     p.tls = tls;
     p
+}
+
+/// Run `plan` (ending on an [`UNTIL_STOPPED`] hold) until each of its connections is
+/// established or has failed, then stop it: debug-build TLS handshakes on a busy machine can
+/// take longer than any fixed hold.
+fn run_all(plan: &Plan) -> RunOutcome {
+    let n = plan.peak_connections();
+    util::run_until(
+        plan,
+        &format!("{n} connections established or failed"),
+        |c| c.established + c.failed >= n,
+    )
 }
 
 fn gateway(tls: Arc<rustls::ServerConfig>) -> GatewayHandle {
@@ -121,7 +133,7 @@ fn wss_run_trusting_the_ca_file() {
         ca_files: vec![file(&dir, "ca.pem", &ca.pem)],
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 20, 100, 300, tls));
+    let o = run_all(&plan_for(&gw, 20, 100, UNTIL_STOPPED, tls));
     let c = &o.totals.counters;
     assert_eq!(c.established, 20, "{c:?}");
     assert_eq!(c.failed, 0);
@@ -145,7 +157,7 @@ fn wss_run_with_a_self_signed_gateway_and_insecure() {
         insecure: true,
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 10, 50, 200, tls));
+    let o = run_all(&plan_for(&gw, 10, 50, UNTIL_STOPPED, tls));
     assert_eq!(o.totals.counters.established, 10);
     assert!(o.tls_insecure, "the report flags --tls-insecure");
     let text = wsscale::report::summary_text(&o);
@@ -158,7 +170,7 @@ fn wss_run_with_a_self_signed_gateway_and_insecure() {
         ca_files: vec![file(&dir, "gw.pem", &self_signed.cert_pem)],
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 5, 50, 100, tls));
+    let o = run_all(&plan_for(&gw, 5, 50, UNTIL_STOPPED, tls));
     assert_eq!(o.totals.counters.established, 5);
 }
 
@@ -172,7 +184,7 @@ fn wrong_ca_is_tls_cert() {
         ca_files: vec![file(&dir, "other.pem", &other.pem)],
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 5, 50, 200, tls));
+    let o = run_all(&plan_for(&gw, 5, 50, UNTIL_STOPPED, tls));
     let c = &o.totals.counters;
     assert_eq!(c.established, 0);
     assert_eq!(c.failures_of(FailureKind::TlsCert), 5, "{c:?}");
@@ -195,7 +207,7 @@ fn sni_mismatch_is_tls_cert() {
         sni: Some("wrong.example".into()),
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 4, 50, 200, tls));
+    let o = run_all(&plan_for(&gw, 4, 50, UNTIL_STOPPED, tls));
     let c = &o.totals.counters;
     assert_eq!(c.established, 0);
     assert_eq!(c.failures_of(FailureKind::TlsCert), 4, "{c:?}");
@@ -214,7 +226,7 @@ fn mtls_accepted_with_a_client_certificate() {
         client_key: Some(file(&dir, "client.key", &key_pem)),
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 6, 50, 200, tls));
+    let o = run_all(&plan_for(&gw, 6, 50, UNTIL_STOPPED, tls));
     let c = &o.totals.counters;
     assert_eq!(c.established, 6, "{c:?}");
     assert_eq!(gw.stats().tls_handshakes, 6);
@@ -233,7 +245,7 @@ fn mtls_rejected_without_or_with_a_foreign_client_certificate() {
         ca_files: vec![ca_file.clone()],
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 4, 50, 300, tls));
+    let o = run_all(&plan_for(&gw, 4, 50, UNTIL_STOPPED, tls));
     let c = &o.totals.counters;
     assert_eq!(c.established, 0);
     assert_eq!(c.failures_of(FailureKind::TlsAlert), 4, "{c:?}");
@@ -255,7 +267,7 @@ fn mtls_rejected_without_or_with_a_foreign_client_certificate() {
         client_key: Some(file(&dir, "stranger.key", &key_pem)),
         ..Default::default()
     };
-    let o = run(&plan_for(&gw, 3, 50, 300, tls));
+    let o = run_all(&plan_for(&gw, 3, 50, UNTIL_STOPPED, tls));
     let c = &o.totals.counters;
     assert_eq!(c.established, 0);
     assert_eq!(c.failures_of(FailureKind::TlsAlert), 3, "{c:?}");
@@ -277,8 +289,7 @@ fn resumption_is_used_on_a_ramp_only_with_tls_resume() {
         // 30 connections over 300 ms: after the first handshakes, tickets are waiting. Held
         // until all 30 are up (debug-build handshakes on a busy machine can take longer than
         // the ramp), then stopped.
-        let plan = plan_for(&gw, 30, 300, 600_000, tls);
-        let o = util::run_until(&plan, "30 connections", |c| c.established == 30);
+        let o = run_all(&plan_for(&gw, 30, 300, UNTIL_STOPPED, tls));
         let c = &o.totals.counters;
         assert_eq!(c.established, 30, "{c:?}");
         let s = gw.stats();
@@ -309,12 +320,14 @@ fn resumption_is_used_on_reconnect() {
         resume: true,
         ..Default::default()
     };
-    let mut plan = plan_for(&gw, 4, 0, 600, tls);
+    let mut plan = plan_for(&gw, 4, 0, UNTIL_STOPPED, tls);
     plan.reconnect = Some(wsscale::plan::Reconnect {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(100),
     });
-    let o = run(&plan);
+    let o = util::run_until(&plan, "a resumed reconnect", |c| {
+        c.reconnects > 0 && c.tls_resumed > 0
+    });
     let c = &o.totals.counters;
     assert!(c.reconnects > 0, "{c:?}");
     assert!(c.tls_resumed > 0, "{c:?}");
@@ -330,7 +343,7 @@ fn pings_heartbeats_and_messages_work_over_tls() {
         ca_files: vec![file(&dir, "ca.pem", &ca.pem)],
         ..Default::default()
     };
-    let mut plan = plan_for(&gw, 8, 50, 800, tls);
+    let mut plan = plan_for(&gw, 8, 50, UNTIL_STOPPED, tls);
     plan.traffic.ping = Some(PingSpec {
         interval: Duration::from_millis(100),
         timeout: Duration::from_secs(5),
@@ -347,7 +360,10 @@ fn pings_heartbeats_and_messages_work_over_tls() {
         text: None,
         timeout: Duration::from_secs(5),
     });
-    let o = run(&plan);
+    // Until every kind of traffic has flowed (the lower bounds below), then stopped.
+    let o = util::run_until(&plan, "traffic on all 8 connections", |c| {
+        c.established >= 8 && c.pings_sent >= 8 && c.heartbeats_sent >= 8 && c.messages_sent >= 80
+    });
     let c = &o.totals.counters;
     assert_eq!(c.established, 8);
     assert_eq!(c.dropped, 0, "{c:?}");
@@ -375,7 +391,7 @@ fn large_messages_span_many_tls_records() {
         ca_files: vec![file(&dir, "ca.pem", &ca.pem)],
         ..Default::default()
     };
-    let mut plan = plan_for(&gw, 2, 20, 600, tls);
+    let mut plan = plan_for(&gw, 2, 20, UNTIL_STOPPED, tls);
     // 200 KB: 13 TLS records each way, frames split across reads and records.
     plan.traffic.message = Some(MessageSpec {
         rate: 5.0,
@@ -383,7 +399,9 @@ fn large_messages_span_many_tls_records() {
         text: None,
         timeout: Duration::from_secs(5),
     });
-    let o = run(&plan);
+    let o = util::run_until(&plan, "2 messages echoed", |c| {
+        c.established >= 2 && c.messages_received >= 2
+    });
     let c = &o.totals.counters;
     assert_eq!(c.established, 2);
     assert!(c.messages_sent >= 2, "{c:?}");
@@ -434,8 +452,10 @@ fn binary_serve_self_signed_and_run_wss() {
         "5",
         "--ramp",
         "100ms",
+        // Long enough for 5 debug-build TLS handshakes on a busy machine (a peak below
+        // the plan exits 98).
         "--hold",
-        "200ms",
+        "2s",
         "--ramp-down",
         "0s",
     ];

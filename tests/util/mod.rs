@@ -29,6 +29,9 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// needs on loopback, short enough that a hung server fails a test quickly.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A last hold (ms) that only a stop ends within [`WAIT`]: for plans run with [`run_until`].
+pub const UNTIL_STOPPED: u64 = 600_000;
+
 /// A stage of `ms` milliseconds moving to `target` connections.
 pub fn stage(ms: u64, target: u64) -> Stage {
     Stage {
