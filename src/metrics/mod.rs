@@ -183,9 +183,11 @@ pub struct Counters {
     #[serde(with = "wire::failure_map")]
     pub failures: [u64; FailureKind::ALL.len()],
     /// Non-101 upgrade statuses by code.
+    #[serde(with = "wire::num_key_map")]
     pub http_status: BTreeMap<u16, u64>,
     /// Fatal TLS alerts received from the server, by alert description code (see
     /// [`tls_alert_name`]).
+    #[serde(with = "wire::num_key_map")]
     pub tls_alerts: BTreeMap<u8, u64>,
     /// TLS handshakes completed, and how many of them resumed an earlier session.
     pub tls_handshakes: u64,

@@ -214,6 +214,40 @@ pub(crate) mod drop_map {
     }
 }
 
+/// Maps keyed by a number (HTTP status, TLS alert code), serialized with string keys.
+///
+/// serde_json accepts integer map keys only on the direct path; inside an internally tagged
+/// enum (the agent's `{"type":"snapshot",…}` message) the content is buffered first and the
+/// keys arrive as strings, so a snapshot with `http_status: {503: 1}` failed to parse and the
+/// agent's figures were lost. Explicit string keys work on every path.
+pub(crate) mod num_key_map {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use super::*;
+    use serde::de::Error as _;
+
+    pub fn serialize<K: Display, S: serde::Serializer>(
+        v: &BTreeMap<K, u64>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(v.iter().map(|(k, n)| (k.to_string(), *n)))
+    }
+
+    pub fn deserialize<'de, K: FromStr + Ord, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<K, u64>, D::Error> {
+        let map = BTreeMap::<String, u64>::deserialize(d)?;
+        map.into_iter()
+            .map(|(k, n)| {
+                k.parse()
+                    .map(|k| (k, n))
+                    .map_err(|_| D::Error::custom(format!("`{k}` is not a number")))
+            })
+            .collect()
+    }
+}
+
 /// The inverse of [`DropReason::label`].
 pub fn parse_drop_label(label: &str) -> Option<DropReason> {
     Some(match label {

@@ -243,6 +243,30 @@ mod tests {
     use crate::plan::{Plan, Stage, Target};
 
     #[test]
+    fn snapshots_with_status_codes_and_tls_alerts_cross_the_link() {
+        // Integer-keyed maps inside the internally tagged message used to fail to parse
+        // ("invalid type: string \"503\", expected u16"), losing every agent snapshot of a
+        // run where a gateway answered 503 or sent a TLS alert.
+        let mut s = crate::metrics::Snapshot::default();
+        s.counters.http_status.insert(503, 7);
+        s.counters.tls_alerts.insert(116, 2);
+        s.counters.failed = 9;
+        let msg = AgentMsg::Snapshot {
+            seq: 1,
+            last: false,
+            snapshot: Box::new(crate::metrics::wire::WireSnapshot::encode(&s)),
+        };
+        let back = AgentMsg::parse(&msg.to_text()).expect("snapshot parses");
+        assert_eq!(back, msg);
+        let AgentMsg::Snapshot { snapshot, .. } = back else {
+            panic!("not a snapshot")
+        };
+        let counters = snapshot.decode().unwrap().counters;
+        assert_eq!(counters.http_status.get(&503), Some(&7));
+        assert_eq!(counters.tls_alerts.get(&116), Some(&2));
+    }
+
+    #[test]
     fn messages_round_trip() {
         let hello = AgentMsg::Hello(Hello {
             protocol: PROTOCOL_VERSION,
