@@ -507,3 +507,31 @@ fn binary_serve_self_signed_and_run_wss() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+/// A gateway that serves a CA certificate (CA:TRUE) as its own: the run says why it failed
+/// (`CaUsedAsEndEntity`) in the failure detail, not only `tls_cert`.
+#[test]
+fn a_ca_certificate_served_as_the_gateway_s_own_is_named() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let key_der = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let gw = gateway(gwtls::server_config(vec![cert.der().clone()], key_der, None).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsSpec {
+        ca_files: vec![file(&dir, "ca.pem", &cert.pem())],
+        ..Default::default()
+    };
+    let o = run_all(&plan_for(&gw, 3, 50, UNTIL_STOPPED, tls));
+    let c = &o.totals.counters;
+    assert_eq!(c.failures_of(FailureKind::TlsCert), 3, "{c:?}");
+    let why = c.examples.get("tls_cert").expect("a tls_cert example");
+    assert!(why.contains("CaUsedAsEndEntity"), "{why}");
+    let json = wsscale::report::json::to_json(&o);
+    assert_eq!(
+        json["connections"]["failure_examples"]["tls_cert"],
+        why.as_str()
+    );
+    assert!(wsscale::report::summary_text(&o).contains("CaUsedAsEndEntity"));
+}

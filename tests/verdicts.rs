@@ -308,3 +308,28 @@ fn a_down_target_is_named_and_counted() {
     );
     assert!(targets[1]["failed"].as_u64().unwrap() >= 3);
 }
+
+/// A handshake that waits for a reply that never comes says which step timed out.
+#[test]
+fn a_handshake_timeout_says_which_step() {
+    let out = wsscale(&[
+        "run",
+        "-c",
+        "2",
+        "--ramp",
+        "0s",
+        "--hold",
+        "600ms",
+        "--ramp-down",
+        "0s",
+        "--first-message",
+        "hi",
+        "--first-message-expect",
+        "never",
+        "--handshake-timeout",
+        "200ms",
+        "--allow-failures",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("handshake_timeout, e.g.: upgraded (101), but no frame containing the --first-message-expect text"), "{stdout}");
+}

@@ -220,12 +220,24 @@ pub struct Counters {
     /// Application heartbeats sent / expected replies received.
     pub heartbeats_sent: u64,
     pub heartbeat_replies: u64,
+    /// The first detail seen per failure category label (`tls_cert` → "invalid peer
+    /// certificate: …CaUsedAsEndEntity…"): why, in words, for the summary and the report.
+    /// Kept small: one entry per category, the first one wins when merging.
+    pub examples: BTreeMap<String, String>,
 }
 
 impl Counters {
     pub fn fail(&mut self, kind: FailureKind) {
         self.failed += 1;
         self.failures[kind as usize] += 1;
+    }
+
+    /// Keep `detail` as the example of `label` unless one is kept already (a string is
+    /// built only then).
+    pub fn example(&mut self, label: &str, detail: impl FnOnce() -> String) {
+        if !self.examples.contains_key(label) {
+            self.examples.insert(label.to_string(), detail());
+        }
     }
 
     pub fn failures_of(&self, kind: FailureKind) -> u64 {
@@ -247,6 +259,11 @@ impl Counters {
         self.aborted += o.aborted;
         for (a, b) in self.failures.iter_mut().zip(o.failures.iter()) {
             *a += b;
+        }
+        for (k, v) in &o.examples {
+            if !self.examples.contains_key(k) {
+                self.examples.insert(k.clone(), v.clone());
+            }
         }
         for (k, v) in &o.http_status {
             *self.http_status.entry(*k).or_default() += v;

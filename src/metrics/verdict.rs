@@ -104,6 +104,8 @@ pub fn shortfall(o: &RunOutcome) -> Option<String> {
         "connection attempts failed"
     } else if c.dropped > 0 {
         "connections were dropped"
+    } else if c.aborted > 0 {
+        "connections were still connecting or handshaking when the plan closed them"
     } else {
         "connections did not open as fast as the plan ramped (in-flight cap: --max-pending)"
     };

@@ -120,6 +120,10 @@ pub struct JsonConnections {
     /// established ÷ attempted, 0.0..=1.0 (1.0 when nothing was attempted).
     pub success_rate: f64,
     pub failures: BTreeMap<String, u64>,
+    /// The first detail seen per failure category (`tls_cert` → the certificate error).
+    pub failure_examples: BTreeMap<String, String>,
+    /// Attempts the client cancelled before they were established.
+    pub aborted: u64,
     pub drops: BTreeMap<String, u64>,
     pub per_source: Vec<JsonSource>,
     pub per_target: Vec<JsonTarget>,
@@ -264,6 +268,8 @@ impl JsonReport {
                 open_at_end: o.totals.gauges.open,
                 success_rate: o.success_rate(),
                 failures: failure_counts(o).into_iter().collect(),
+                failure_examples: c.examples.clone(),
+                aborted: c.aborted,
                 drops: drop_counts(o).into_iter().collect(),
                 per_target: o
                     .per_target

@@ -340,6 +340,8 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
         dropped: cn.dropped,
         closed: cn.closed,
         reconnects: cn.reconnects,
+        aborted: cn.aborted,
+        examples: cn.failure_examples.clone(),
         messages_sent: m.sent,
         messages_received: m.received,
         messages_lost: m.lost,

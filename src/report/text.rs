@@ -155,6 +155,16 @@ fn connections(s: &mut String, o: &RunOutcome) {
         ),
     );
     kv(s, "failed", num(c.failed));
+    if c.aborted > 0 {
+        kv(
+            s,
+            "aborted",
+            format!(
+                "{}  (still connecting or handshaking when the plan closed them)",
+                num(c.aborted)
+            ),
+        );
+    }
     kv(s, "dropped", num(c.dropped));
     kv(s, "closed", num(c.closed));
     kv(s, "reconnects", num(c.reconnects));
@@ -228,6 +238,15 @@ fn counted_section(s: &mut String, title: &str, rows: Vec<(String, u64)>) {
 
 fn failures(s: &mut String, o: &RunOutcome) {
     counted_section(s, "Failures by category", failure_counts(o));
+    let examples = &o.totals.counters.examples;
+    if !examples.is_empty() {
+        // Replace the blank line the section ended with.
+        s.pop();
+        for (label, detail) in examples {
+            kv(s, "", format!("{label}, e.g.: {detail}"));
+        }
+        s.push('\n');
+    }
 }
 
 fn drops(s: &mut String, o: &RunOutcome) {

@@ -194,6 +194,7 @@ impl Shard {
                 if let Some(code) = alert {
                     *self.snap.counters.tls_alerts.entry(code).or_default() += 1;
                 }
+                self.snap.counters.example(kind.label(), || e.to_string());
                 End::Failed(kind)
             }
         };

@@ -370,7 +370,21 @@ impl Shard {
                 (TimerKind::HandshakeTimeout, State::TlsHandshaking) => {
                     self.end(key, End::Failed(FailureKind::TlsHandshakeTimeout))
                 }
-                (TimerKind::HandshakeTimeout, State::Handshaking | State::AwaitingReply) => {
+                (
+                    TimerKind::HandshakeTimeout,
+                    state @ (State::Handshaking | State::AwaitingReply),
+                ) => {
+                    let timeout = self.p.plan.handshake_timeout;
+                    self.snap.counters.example(FailureKind::HandshakeTimeout.label(), || {
+                        if state == State::AwaitingReply {
+                            format!(
+                                "upgraded (101), but no frame containing the --first-message-expect \
+                                 text arrived within the handshake timeout ({timeout:?})"
+                            )
+                        } else {
+                            format!("no HTTP 101 response within the handshake timeout ({timeout:?})")
+                        }
+                    });
                     self.end(key, End::Failed(FailureKind::HandshakeTimeout))
                 }
                 (TimerKind::CloseTimeout, State::Closing) => self.end(key, End::Closed),
