@@ -349,6 +349,7 @@ fn pings_heartbeats_and_messages_work_over_tls() {
         timeout: Duration::from_secs(5),
     });
     plan.traffic.heartbeat = Some(HeartbeatSpec {
+        binary: false,
         text: b"{\"type\":\"ping\"}".to_vec(),
         interval: Duration::from_millis(100),
         expect: Some(b"\"ping\"".to_vec()),

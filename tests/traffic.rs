@@ -75,6 +75,7 @@ fn app_heartbeat_with_expected_reply() {
     let gw = gateway(GatewayConfig::default());
     let mut plan = plan_for(gw.local_addr(), 5, 600);
     plan.traffic.heartbeat = Some(HeartbeatSpec {
+        binary: false,
         text: b"{\"type\":\"ping\"}".to_vec(),
         interval: Duration::from_millis(100),
         expect: Some(b"\"ping\"".to_vec()),
@@ -105,6 +106,7 @@ fn heartbeat_reply_inside_a_binary_frame_with_other_data_counts() {
     });
     let mut plan = plan_for(addr, 2, 500);
     plan.traffic.heartbeat = Some(HeartbeatSpec {
+        binary: false,
         text: b"hb".to_vec(),
         interval: Duration::from_millis(100),
         expect: Some(b"pong".to_vec()),
@@ -133,7 +135,7 @@ fn first_message_expect_gates_established() {
     assert_eq!(o.totals.counters.established, 4);
 
     // A server that never sends the expected reply: nothing is established; the connections
-    // fail as handshake_timeout.
+    // fail as open_sequence_timeout.
     let silent = ws_server(|mut ws| while ws.read().is_ok() {});
     let mut plan = plan_for(silent, 3, 600);
     plan.handshake_timeout = Duration::from_millis(200);
@@ -142,7 +144,7 @@ fn first_message_expect_gates_established() {
     let o = run(&plan);
     let c = &o.totals.counters;
     assert_eq!(c.established, 0);
-    assert_eq!(c.failures_of(FailureKind::HandshakeTimeout), 3);
+    assert_eq!(c.failures_of(FailureKind::OpenSequenceTimeout), 3);
 }
 
 fn message_spec(rate: f64, size: usize) -> MessageSpec {

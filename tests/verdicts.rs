@@ -331,5 +331,10 @@ fn a_handshake_timeout_says_which_step() {
         "--allow-failures",
     ]);
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("handshake_timeout, e.g.: upgraded (101), but no frame containing the --first-message-expect text"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "open_sequence_timeout, e.g.: upgraded (101), but step 2 of the open sequence (expect \"*never\")"
+        ),
+        "{stdout}"
+    );
 }

@@ -70,10 +70,15 @@ pub enum FailureKind {
     PingTimeout,
     /// Any other socket error.
     Io,
+    /// Upgraded, but the open sequence (`--expect`, `--first-message-expect`, a preset's
+    /// handshake) did not complete within the handshake timeout.
+    OpenSequenceTimeout,
+    /// Upgraded, but the server closed the connection during the open sequence.
+    OpenSequenceClosed,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 16] = [
+    pub const ALL: [FailureKind; 18] = [
         FailureKind::Dns,
         FailureKind::Refused,
         FailureKind::ConnectTimeout,
@@ -90,6 +95,8 @@ impl FailureKind {
         FailureKind::ClosedByServer,
         FailureKind::PingTimeout,
         FailureKind::Io,
+        FailureKind::OpenSequenceTimeout,
+        FailureKind::OpenSequenceClosed,
     ];
 
     /// Stable label used in reports (`http_status` is refined to `http_status_<code>` there,
@@ -112,6 +119,8 @@ impl FailureKind {
             FailureKind::ClosedByServer => "closed_by_server",
             FailureKind::PingTimeout => "ping_timeout",
             FailureKind::Io => "io",
+            FailureKind::OpenSequenceTimeout => "open_sequence_timeout",
+            FailureKind::OpenSequenceClosed => "open_sequence_closed",
         }
     }
 
@@ -224,6 +233,11 @@ pub struct Counters {
     /// certificate: …CaUsedAsEndEntity…"): why, in words, for the summary and the report.
     /// Kept small: one entry per category, the first one wins when merging.
     pub examples: BTreeMap<String, String>,
+    /// Auto-replies sent, per rule of the session table (in rule order).
+    pub replies: Vec<u64>,
+    /// Server keep-alives answered by an auto-reply (Engine.IO `2`, NATS `PING`, …; WebSocket
+    /// pings answered are `pings_answered`).
+    pub server_pings_answered: u64,
 }
 
 impl Counters {
@@ -258,6 +272,13 @@ impl Counters {
         self.closed += o.closed;
         self.aborted += o.aborted;
         for (a, b) in self.failures.iter_mut().zip(o.failures.iter()) {
+            *a += b;
+        }
+        self.server_pings_answered += o.server_pings_answered;
+        if self.replies.len() < o.replies.len() {
+            self.replies.resize(o.replies.len(), 0);
+        }
+        for (a, b) in self.replies.iter_mut().zip(&o.replies) {
             *a += b;
         }
         for (k, v) in &o.examples {

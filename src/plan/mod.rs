@@ -11,8 +11,10 @@
 pub mod build;
 pub mod error;
 pub mod overrides;
+pub mod payload;
 pub mod profile;
 pub mod redact;
+pub mod session;
 pub mod source_spec;
 pub mod stages;
 pub mod suggest;
@@ -216,8 +218,10 @@ pub struct PingSpec {
 /// reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeartbeatSpec {
-    /// Payload sent as a text frame (escapes already resolved).
+    /// Payload (escapes already resolved).
     pub text: Vec<u8>,
+    /// Sent as a binary frame (MQTT PINGREQ) instead of a text frame.
+    pub binary: bool,
     pub interval: Duration,
     /// The reply that answers a heartbeat: matched as a byte substring of any data frame.
     pub expect: Option<Vec<u8>>,
@@ -250,6 +254,8 @@ pub struct Traffic {
     /// arrives (after `first_message`).
     pub first_message_expect: Option<Vec<u8>>,
     pub message: Option<MessageSpec>,
+    /// The session protocol: open sequence, auto-replies, envelope (empty: raw WebSocket).
+    pub session: session::Session,
 }
 
 impl Plan {

@@ -84,11 +84,16 @@ pub struct WireTraffic {
     pub first_message: Option<Vec<u8>>,
     pub first_message_expect: Option<Vec<u8>>,
     pub message: Option<WireMessage>,
+    /// The session table (patterns travel as their source text and compile again).
+    #[serde(default)]
+    pub session: crate::plan::session::Session,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireHeartbeat {
     pub text: Vec<u8>,
+    #[serde(default)]
+    pub binary: bool,
     pub interval: Duration,
     pub expect: Option<Vec<u8>>,
     pub timeout: Duration,
@@ -190,6 +195,7 @@ impl WirePlan {
                 ping: t.ping.as_ref().map(|p| (p.interval, p.timeout)),
                 heartbeat: t.heartbeat.as_ref().map(|hb| WireHeartbeat {
                     text: hb.text.clone(),
+                    binary: hb.binary,
                     interval: hb.interval,
                     expect: hb.expect.clone(),
                     timeout: hb.timeout,
@@ -202,6 +208,7 @@ impl WirePlan {
                     text: m.text.clone(),
                     timeout: m.timeout,
                 }),
+                session: t.session.clone(),
             },
             tls: WireTls {
                 sni: plan.tls.sni.clone(),
@@ -301,6 +308,7 @@ impl WirePlan {
                 .map(|(interval, timeout)| PingSpec { interval, timeout }),
             heartbeat: t.heartbeat.as_ref().map(|hb| HeartbeatSpec {
                 text: hb.text.clone(),
+                binary: hb.binary,
                 interval: hb.interval,
                 expect: hb.expect.clone(),
                 timeout: hb.timeout,
@@ -313,6 +321,7 @@ impl WirePlan {
                 text: m.text.clone(),
                 timeout: m.timeout,
             }),
+            session: t.session.clone(),
         };
         plan.tls = TlsSpec {
             sni: self.tls.sni.clone(),
@@ -398,6 +407,7 @@ mod tests {
             }),
             heartbeat: Some(HeartbeatSpec {
                 text: b"hb".to_vec(),
+                binary: true,
                 interval: Duration::from_secs(3),
                 expect: Some(b"ok".to_vec()),
                 timeout: Duration::from_secs(2),
@@ -410,6 +420,14 @@ mod tests {
                 text: Some("{seq}".into()),
                 timeout: Duration::from_secs(4),
             }),
+            session: crate::plan::session::Session {
+                protocol: Some("socketio".into()),
+                open: vec![crate::plan::session::OpenStep::Expect(
+                    crate::plan::payload::Pattern::parse("re:^0\\{").unwrap(),
+                )],
+                replies: vec![crate::plan::session::Reply::parse("2=>3").unwrap()],
+                envelope: Default::default(),
+            },
         };
         p.tls = TlsSpec {
             sni: Some("example.org".into()),

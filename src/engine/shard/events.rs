@@ -414,7 +414,7 @@ impl Shard {
                         return false;
                     }
                     State::AwaitingReply => {
-                        self.end(key, End::Failed(FailureKind::ClosedByServer));
+                        self.end(key, End::Failed(FailureKind::OpenSequenceClosed));
                         return false;
                     }
                     _ => {}

@@ -315,8 +315,12 @@ impl Shard {
             State::TlsHandshaking => {
                 End::Failed(err.map_or(FailureKind::Tls, FailureKind::from_io))
             }
-            State::Handshaking | State::AwaitingReply => End::Failed(match err {
+            State::Handshaking => End::Failed(match err {
                 None => FailureKind::ClosedByServer,
+                Some(e) => FailureKind::from_io(e),
+            }),
+            State::AwaitingReply => End::Failed(match err {
+                None => FailureKind::OpenSequenceClosed,
                 Some(e) => FailureKind::from_io(e),
             }),
             State::Open => End::Dropped(match err {

@@ -139,6 +139,8 @@ struct Shard {
     payload: Vec<u8>,
     /// Parsed `--message-text` (empty: binary payloads).
     msg_template: Vec<traffic::Part>,
+    /// The open sequence (session table or `--first-message`), once per shard.
+    open_steps: Vec<crate::plan::session::OpenStep>,
     templates: Vec<RequestTemplate>,
     minter: Option<JwtMinter>,
     sources: SourcePool,
@@ -195,6 +197,10 @@ impl Shard {
             wire: Vec::new(),
             plain: Vec::new(),
             payload: Vec::with_capacity(1024),
+            open_steps: plan.traffic.session.open_sequence(
+                plan.traffic.first_message.as_deref(),
+                plan.traffic.first_message_expect.as_deref(),
+            ),
             msg_template: plan
                 .traffic
                 .message
@@ -375,17 +381,34 @@ impl Shard {
                     state @ (State::Handshaking | State::AwaitingReply),
                 ) => {
                     let timeout = self.p.plan.handshake_timeout;
-                    self.snap.counters.example(FailureKind::HandshakeTimeout.label(), || {
-                        if state == State::AwaitingReply {
-                            format!(
-                                "upgraded (101), but no frame containing the --first-message-expect \
-                                 text arrived within the handshake timeout ({timeout:?})"
-                            )
-                        } else {
-                            format!("no HTTP 101 response within the handshake timeout ({timeout:?})")
-                        }
-                    });
-                    self.end(key, End::Failed(FailureKind::HandshakeTimeout))
+                    if state == State::AwaitingReply {
+                        let step = self.conns[key].hb_pending as usize;
+                        let what = match self.open_steps.get(step) {
+                            Some(crate::plan::session::OpenStep::Expect(p)) => p.src.clone(),
+                            _ => String::new(),
+                        };
+                        self.snap.counters.example(
+                            FailureKind::OpenSequenceTimeout.label(),
+                            || {
+                                format!(
+                                    "upgraded (101), but step {} of the open sequence (expect \
+                                     {what:?}) saw no matching frame within the handshake \
+                                     timeout ({timeout:?})",
+                                    step + 1
+                                )
+                            },
+                        );
+                        self.end(key, End::Failed(FailureKind::OpenSequenceTimeout))
+                    } else {
+                        self.snap
+                            .counters
+                            .example(FailureKind::HandshakeTimeout.label(), || {
+                                format!(
+                                    "no HTTP 101 response within the handshake timeout ({timeout:?})"
+                                )
+                            });
+                        self.end(key, End::Failed(FailureKind::HandshakeTimeout))
+                    }
                 }
                 (TimerKind::CloseTimeout, State::Closing) => self.end(key, End::Closed),
                 (

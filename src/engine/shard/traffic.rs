@@ -28,6 +28,7 @@ use super::{End, Shard, TICK_US, TimerEntry, TimerKind};
 use crate::engine::conn::State;
 use crate::engine::ws;
 use crate::metrics::{DropReason, record_us};
+use crate::plan::session::Envelope;
 
 /// Length of the latency marker in a message payload.
 pub const MARKER_LEN: usize = 32;
@@ -171,22 +172,85 @@ impl Shard {
         );
     }
 
-    /// The upgrade succeeded: send the first message, or start the held-connection schedules.
-    /// Returns false if the connection ended.
+    /// The upgrade succeeded: run the open sequence (or start the held-connection schedules
+    /// at once when there is none). Returns false if the connection ended.
     pub(super) fn after_upgrade(&mut self, key: usize) -> bool {
-        let plan = self.p.plan.clone();
-        if let Some(first) = &plan.traffic.first_message {
-            self.frame_out(ws::opcode::TEXT, first);
-            if !self.send_out(key) {
+        self.advance_open(key, 0)
+    }
+
+    /// The connection number of `key` (what `{conn}` renders to).
+    fn conn_no(&self, key: usize) -> u64 {
+        self.conns[key].id as u64 * self.p.conn_stride + self.p.conn_offset
+    }
+
+    /// Run the open sequence from step `from`: send until the next expectation (then wait
+    /// in `AwaitingReply`, the step index kept in `hb_pending`, which heartbeats do not use
+    /// before the connection is established) or the end (then it is established).
+    fn advance_open(&mut self, key: usize, from: usize) -> bool {
+        let conn = self.conn_no(key);
+        for i in from..self.open_steps.len() {
+            let mut buf = std::mem::take(&mut self.payload);
+            let binary = self.open_steps[i].render(conn, &mut buf);
+            let sent = match binary {
+                None => {
+                    self.payload = buf;
+                    let c = &mut self.conns[key];
+                    c.state = State::AwaitingReply;
+                    c.hb_pending = i as u32;
+                    return true;
+                }
+                Some(binary) => {
+                    let op = if binary {
+                        ws::opcode::BINARY
+                    } else {
+                        ws::opcode::TEXT
+                    };
+                    self.frame_out(op, &buf);
+                    self.payload = buf;
+                    self.send_out(key)
+                }
+            };
+            if !sent {
                 return false;
             }
-            if self.p.plan.traffic.first_message_expect.is_some() {
-                self.conns[key].state = State::AwaitingReply;
-                return true;
-            }
         }
+        self.conns[key].hb_pending = 0;
         self.established(key);
         true
+    }
+
+    /// Answer `payload` with the first auto-reply rule that matches it. Returns false if the
+    /// connection ended.
+    fn auto_reply(&mut self, key: usize, payload: &[u8]) -> bool {
+        let plan = self.p.plan.clone();
+        let rules = &plan.traffic.session.replies;
+        let mut groups: Vec<&[u8]> = Vec::new();
+        let Some(i) = rules
+            .iter()
+            .position(|r| r.pattern.captures(payload, &mut groups))
+        else {
+            return true;
+        };
+        let rule = &rules[i];
+        let mut buf = std::mem::take(&mut self.payload);
+        buf.clear();
+        rule.response.render(self.conn_no(key), &groups, &mut buf);
+        let op = if rule.response.frame == crate::plan::payload::FrameType::Binary {
+            ws::opcode::BINARY
+        } else {
+            ws::opcode::TEXT
+        };
+        self.frame_out(op, &buf);
+        self.payload = buf;
+        let counters = &mut self.snap.counters;
+        if counters.replies.len() < rules.len() {
+            counters.replies.resize(rules.len(), 0);
+        }
+        counters.replies[i] += 1;
+        if rule.server_ping {
+            counters.server_pings_answered += 1;
+        }
+        self.send_out(key)
     }
 
     /// Count the connection as established and start its schedules.
@@ -284,10 +348,10 @@ impl Shard {
             }
             self.build_message(key, seq, intended, spec);
             let payload = std::mem::take(&mut self.payload);
-            let opcode = if spec.text.is_some() {
-                ws::opcode::TEXT
-            } else {
-                ws::opcode::BINARY
+            let opcode = match &plan.traffic.session.envelope {
+                Envelope::MqttPublish { .. } => ws::opcode::BINARY,
+                Envelope::Raw if spec.text.is_some() => ws::opcode::TEXT,
+                Envelope::Raw => ws::opcode::BINARY,
             };
             self.frame_out(opcode, &payload);
             let len = payload.len() as u64;
@@ -317,7 +381,15 @@ impl Shard {
         let id = self.conns[key].id;
         let mut p = std::mem::take(&mut self.payload);
         p.clear();
-        if self.msg_template.is_empty() {
+        if let Envelope::MqttPublish { topic } = &self.p.plan.traffic.session.envelope {
+            let mut t = Vec::new();
+            topic.render(self.conn_no(key), &[], &mut t);
+            let mut body = Vec::with_capacity(spec.size);
+            write_marker(&mut body, intended, id, seq);
+            let fill = spec.size.saturating_sub(body.len());
+            body.extend(std::iter::repeat_n(b'x', fill));
+            crate::plan::session::mqtt::publish(&t, &body, &mut p);
+        } else if self.msg_template.is_empty() {
             write_marker(&mut p, intended, id, seq);
             let fill = spec.size.saturating_sub(p.len());
             p.extend(std::iter::repeat_n(b'x', fill));
@@ -380,7 +452,12 @@ impl Shard {
         let now = self.now_us();
         let period = spec.interval.as_micros() as u64;
         let intended = c_intended(self, key, SALT_HB, period, k);
-        self.frame_out(ws::opcode::TEXT, &spec.text);
+        let op = if spec.binary {
+            ws::opcode::BINARY
+        } else {
+            ws::opcode::TEXT
+        };
+        self.frame_out(op, &spec.text);
         record_us(
             &mut self.snap.hist.schedule_lag,
             now.saturating_sub(intended),
@@ -423,12 +500,17 @@ impl Shard {
     pub(super) fn on_data(&mut self, key: usize, payload: &[u8]) -> bool {
         let now = self.now_us();
         self.snap.counters.message_bytes_received += payload.len() as u64;
+        if !self.p.plan.traffic.session.replies.is_empty() && !self.auto_reply(key, payload) {
+            return false;
+        }
         let state = self.conns[key].state;
         if state == State::AwaitingReply {
-            let expect = self.p.plan.traffic.first_message_expect.as_deref();
-            if expect.is_some_and(|e| memmem::find(payload, e).is_some()) {
-                self.snap.counters.other_messages_received += 1;
-                self.established(key);
+            self.snap.counters.other_messages_received += 1;
+            let step = self.conns[key].hb_pending as usize;
+            if let Some(crate::plan::session::OpenStep::Expect(p)) = self.open_steps.get(step)
+                && p.matches(payload)
+            {
+                return self.advance_open(key, step + 1);
             }
             return true;
         }

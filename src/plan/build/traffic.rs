@@ -136,6 +136,8 @@ pub(super) fn traffic(args: &Overrides, p: &Profile, max_frame: u64) -> Result<T
         .map(text)
         .transpose()?,
         message: message(args, p, max_frame)?,
+        // Filled by `build::session` (it needs the targets and the message settings).
+        session: Default::default(),
     })
 }
 
@@ -205,6 +207,7 @@ fn heartbeat(args: &Overrides, p: &Profile) -> Result<Option<HeartbeatSpec>, Pla
     };
     Ok(Some(HeartbeatSpec {
         text: text(text_l)?,
+        binary: false,
         interval: interval.map_or(HEARTBEAT_INTERVAL, |l| l.value),
         expect: expect.map(text).transpose()?,
         timeout: positive(timeout, TRAFFIC_TIMEOUT)?,
