@@ -13,7 +13,8 @@
 //!
 //! To add a key: add a field to `RawProfile` (as `Option<Spanned<…>>`), a field to
 //! [`Profile`], and one line in [`Profile::parse`] using the `count`/`duration`/`size`/
-//! `string` helpers; then merge it with its flag in `build.rs`.
+//! `string` helpers (of `Ctx`, in the `convert` submodule); then merge it with its flag in
+//! `build.rs`.
 //!
 //! Relative paths in a profile (`report_json`, `report_csv`, `jwt_key_file`,
 //! `jwt_secret_file`, `first_message = "@file"`, `steps`) are resolved against the profile's
@@ -31,8 +32,11 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
+mod convert;
 mod locate;
 mod traffic;
+
+use convert::Ctx;
 
 pub use locate::line_col;
 use locate::toml_error;
@@ -42,7 +46,6 @@ use traffic::{RawThresholds, foreign_key_error};
 use super::error::{Origin, PlanError};
 use super::threshold::Threshold;
 use super::{CloseMode, JwtAlg, JwtPlacement, Reconnect, Secret, Stage};
-use crate::plan::units::{self, UnitError};
 
 /// A value together with where it was set.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,234 +253,7 @@ impl<'de> Deserialize<'de> for RawReconnect {
 }
 
 // ---------------------------------------------------------------------------------------
-// Conversion.
-
-/// Converts spans to origins and raw values to typed ones, for one file.
-struct Ctx<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn origin(&self, span: std::ops::Range<usize>, key: &str) -> Origin {
-        let (line, col) = line_col(self.text, span.start);
-        Origin::Profile {
-            path: self.path.to_path_buf(),
-            line,
-            col,
-            key: key.to_string(),
-        }
-    }
-
-    fn at<T>(&self, v: &Spanned<T>, key: &str) -> Origin {
-        self.origin(v.span(), key)
-    }
-
-    fn string(&self, v: &Option<Spanned<String>>, key: &str) -> Option<Located<String>> {
-        v.as_ref()
-            .map(|s| Located::new(s.get_ref().clone(), self.at(s, key)))
-    }
-
-    fn strings(&self, v: &Option<Vec<Spanned<String>>>, key: &str) -> Vec<Located<String>> {
-        v.iter()
-            .flatten()
-            .map(|s| Located::new(s.get_ref().clone(), self.at(s, key)))
-            .collect()
-    }
-
-    fn path(&self, v: &Option<Spanned<String>>, key: &str) -> Option<Located<PathBuf>> {
-        v.as_ref().map(|s| {
-            let p = Path::new(s.get_ref());
-            let resolved = match self.path.parent() {
-                Some(dir) if p.is_relative() && !dir.as_os_str().is_empty() => dir.join(p),
-                _ => p.to_path_buf(),
-            };
-            Located::new(resolved, self.at(s, key))
-        })
-    }
-
-    /// Integer, or a string parsed by `parse`.
-    fn unit<T>(
-        &self,
-        v: &Option<Spanned<Value>>,
-        key: &str,
-        what: &str,
-        parse: fn(&str) -> Result<T, UnitError>,
-        from_int: fn(i64) -> Result<T, String>,
-    ) -> Result<Option<Located<T>>, PlanError> {
-        let Some(v) = v else { return Ok(None) };
-        let origin = self.at(v, key);
-        let value = match v.get_ref() {
-            Value::String(s) => parse(s).map_err(|e| origin.invalid(e.to_string()))?,
-            Value::Integer(i) => from_int(*i).map_err(|m| origin.invalid(m))?,
-            other => {
-                return Err(origin.invalid(format!("expected {what}, found {}", other.type_str())));
-            }
-        };
-        Ok(Some(Located::new(value, origin)))
-    }
-
-    fn count(
-        &self,
-        v: &Option<Spanned<Value>>,
-        key: &str,
-    ) -> Result<Option<Located<u64>>, PlanError> {
-        self.unit(
-            v,
-            key,
-            "an integer or a string like \"18k\"",
-            units::parse_count,
-            non_negative,
-        )
-    }
-
-    fn size(
-        &self,
-        v: &Option<Spanned<Value>>,
-        key: &str,
-    ) -> Result<Option<Located<u64>>, PlanError> {
-        self.unit(
-            v,
-            key,
-            "a byte count or a string like \"64KiB\", \"16MiB\"",
-            units::parse_size,
-            non_negative,
-        )
-    }
-
-    fn duration(
-        &self,
-        v: &Option<Spanned<Value>>,
-        key: &str,
-    ) -> Result<Option<Located<Duration>>, PlanError> {
-        self.unit(
-            v,
-            key,
-            "a duration string like \"10s\"",
-            units::parse_duration,
-            |i| {
-                if i == 0 {
-                    Ok(Duration::ZERO)
-                } else {
-                    Err(format!(
-                        "{i} has no unit; write durations as strings, e.g. \"{i}s\" or \"{i}ms\""
-                    ))
-                }
-            },
-        )
-    }
-
-    fn stages(
-        &self,
-        v: &Option<Spanned<Vec<RawStage>>>,
-    ) -> Result<Option<Located<Vec<Stage>>>, PlanError> {
-        let Some(v) = v else { return Ok(None) };
-        let origin = self.at(v, "stages");
-        if v.get_ref().is_empty() {
-            return Err(origin.invalid(
-                "the stage list is empty; add [[stages]] tables with duration and target, or use connections",
-            ));
-        }
-        let mut out = Vec::new();
-        for (i, s) in v.get_ref().iter().enumerate() {
-            let duration = self
-                .duration(&Some(s.duration.clone()), &format!("stages[{i}].duration"))?
-                .map(|l| l.value)
-                .unwrap_or_default();
-            let target = self
-                .count(&Some(s.target.clone()), &format!("stages[{i}].target"))?
-                .map(|l| l.value)
-                .unwrap_or_default();
-            out.push(Stage { duration, target });
-        }
-        Ok(Some(Located::new(out, origin)))
-    }
-
-    fn reconnect(
-        &self,
-        v: &Option<Spanned<RawReconnect>>,
-    ) -> Result<Option<Located<Option<Reconnect>>>, PlanError> {
-        let Some(v) = v else { return Ok(None) };
-        let origin = self.at(v, "reconnect");
-        let value = match v.get_ref() {
-            RawReconnect::Flag(false) => None,
-            RawReconnect::Flag(true) => Some(Reconnect::default()),
-            RawReconnect::Table(t) => {
-                let mut r = Reconnect::default();
-                if let Some(d) = self.duration(&t.initial, "reconnect.initial")? {
-                    r.initial = d.value;
-                }
-                if let Some(d) = self.duration(&t.max, "reconnect.max")? {
-                    r.max = d.value;
-                }
-                Some(r)
-            }
-        };
-        Ok(Some(Located::new(value, origin)))
-    }
-
-    fn close(&self, v: &Option<Spanned<String>>) -> Result<Option<Located<CloseMode>>, PlanError> {
-        let Some(s) = self.string(v, "close") else {
-            return Ok(None);
-        };
-        let mode = parse_close(&s.value).map_err(|m| s.origin.invalid(m))?;
-        Ok(Some(Located::new(mode, s.origin)))
-    }
-
-    fn auth(&self, raw: &Option<RawAuth>) -> Result<ProfileAuth, PlanError> {
-        let Some(a) = raw else {
-            return Ok(ProfileAuth::default());
-        };
-        let secret = |v: &Option<Spanned<String>>, key: &str| {
-            self.string(v, key)
-                .map(|l| Located::new(Secret(l.value), l.origin))
-        };
-        let jwt_alg = match self.string(&a.jwt_alg, "auth.jwt_alg") {
-            None => None,
-            Some(l) => {
-                let alg = parse_jwt_alg(&l.value).map_err(|m| l.origin.invalid(m))?;
-                Some(Located::new(alg, l.origin))
-            }
-        };
-        let jwt_in = match self.string(&a.jwt_in, "auth.jwt_in") {
-            None => None,
-            Some(l) => {
-                let p = parse_jwt_in(&l.value).map_err(|m| l.origin.invalid(m))?;
-                Some(Located::new(p, l.origin))
-            }
-        };
-        let jwt_claims = match &a.jwt_claims {
-            None => None,
-            Some(v) => {
-                let origin = self.at(v, "auth.jwt_claims");
-                let json = match v.get_ref() {
-                    Value::Table(_) => toml_to_json(v.get_ref()),
-                    Value::String(s) => parse_claims(s).map_err(|m| origin.invalid(m))?,
-                    other => {
-                        return Err(origin.invalid(format!(
-                            "expected a table like {{ sub = \"user-{{conn}}\", exp = \"{{now+3600}}\" }}, found {}",
-                            other.type_str()
-                        )));
-                    }
-                };
-                Some(Located::new(json, origin))
-            }
-        };
-        Ok(ProfileAuth {
-            token: secret(&a.token, "auth.token"),
-            jwt_secret: secret(&a.jwt_secret, "auth.jwt_secret"),
-            jwt_secret_file: self.path(&a.jwt_secret_file, "auth.jwt_secret_file"),
-            jwt_key_file: self.path(&a.jwt_key_file, "auth.jwt_key_file"),
-            jwt_alg,
-            jwt_claims,
-            jwt_in,
-        })
-    }
-}
-
-fn non_negative(i: i64) -> Result<u64, String> {
-    u64::try_from(i).map_err(|_| format!("{i} is negative"))
-}
+// Conversion (the helpers are in `convert`).
 
 impl Profile {
     /// Reads and parses a profile file.
@@ -636,22 +412,5 @@ pub fn parse_claims(s: &str) -> Result<serde_json::Value, String> {
         Err(e) => Err(format!(
             "{s:?} is not valid JSON: {e} (expected e.g. '{{\"sub\":\"user-{{conn}}\",\"exp\":\"{{now+3600}}\"}}')"
         )),
-    }
-}
-
-fn toml_to_json(v: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        Value::String(s) => J::String(s.clone()),
-        Value::Integer(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        Value::Boolean(b) => J::Bool(*b),
-        Value::Datetime(d) => J::String(d.to_string()),
-        Value::Array(a) => J::Array(a.iter().map(toml_to_json).collect()),
-        Value::Table(t) => J::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
     }
 }
