@@ -432,3 +432,310 @@ fn bind_reuseport_lets_two_listeners_share_a_port() {
     let second = bind_reuseport(addr).unwrap();
     assert_eq!(second.local_addr().unwrap(), addr);
 }
+
+// --- Server push (`push`) and the chat room (`broadcast`) -------------------------------
+
+/// A push message, checked to be the documented JSON `{"ts":…,"seq":N,"pad":"xx…"}`.
+#[derive(Debug)]
+struct Push {
+    ts_ms: f64,
+    seq: u64,
+    text: String,
+}
+
+fn parse_push(message: Message) -> Push {
+    let Message::Text(text) = message else {
+        panic!("a push is a text message, got {message:?}");
+    };
+    let text = text.as_str().to_owned();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("a push is JSON");
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["pad", "seq", "ts"], "{text}");
+    let pad = v["pad"].as_str().unwrap();
+    assert!(pad.bytes().all(|b| b == b'x'), "{text}");
+    Push {
+        ts_ms: v["ts"].as_f64().expect("ts is a number"),
+        seq: v["seq"].as_u64().expect("seq is an integer"),
+        text,
+    }
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+fn push_config(rate: f64, size: usize) -> GatewayConfig {
+    GatewayConfig {
+        push: Some(PushConfig { rate, size }),
+        ..GatewayConfig::default()
+    }
+}
+
+/// Nothing arrives on `ws` within a short wait.
+async fn assert_silent(ws: &mut Client, who: &str) {
+    if let Ok(got) = tokio::time::timeout(Duration::from_millis(300), ws.next()).await {
+        panic!("{who} received {got:?}");
+    }
+}
+
+#[tokio::test]
+async fn push_feed_reaches_every_connection_with_increasing_seq() {
+    let gw = TestGateway::start(GatewayConfig {
+        push: Some(PushConfig::new(20.0)),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(gw.connect("/").await.unwrap());
+    }
+    let mut received: Vec<Vec<Push>> = Vec::new();
+    for ws in &mut clients {
+        let mut pushes: Vec<Push> = Vec::new();
+        while pushes.len() < 5 {
+            let push = parse_push(next(ws).await);
+            let age = now_ms() - push.ts_ms;
+            assert!(
+                (-5000.0..5000.0).contains(&age),
+                "ts {} is {age} ms away from now",
+                push.ts_ms
+            );
+            assert_eq!(push.text.len(), PushConfig::DEFAULT_SIZE, "{}", push.text);
+            if let Some(last) = pushes.last() {
+                // Subscribed at the upgrade, a connection that keeps up gets every tick.
+                assert_eq!(push.seq, last.seq + 1, "{pushes:?} then {push:?}");
+                assert!(push.ts_ms >= last.ts_ms, "{pushes:?} then {push:?}");
+            }
+            pushes.push(push);
+        }
+        received.push(pushes);
+    }
+    // One feed: a tick every client saw is the same message for all of them.
+    let common = received.iter().map(|p| p[0].seq).max().unwrap();
+    let texts: Vec<&str> = received
+        .iter()
+        .filter_map(|p| p.iter().find(|push| push.seq == common))
+        .map(|push| push.text.as_str())
+        .collect();
+    assert_eq!(texts.len(), 3, "every client saw tick {common}");
+    assert!(texts.iter().all(|t| *t == texts[0]), "{texts:?}");
+
+    let counts = gw.stats.snapshot();
+    assert!(counts.push_ticks >= 5, "{counts:?}");
+    assert!(counts.pushes_sent >= 15, "{counts:?}");
+    assert_eq!(counts.push_lagged, 0, "{counts:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn push_size_is_respected_and_echo_goes_on() {
+    // 70,000 needs a 64-bit frame length and more than the 4 KiB read buffer on the client.
+    for size in [100, 1000, 70_000] {
+        let gw = TestGateway::start(push_config(50.0, size)).await;
+        let mut ws = gw.connect("/").await.unwrap();
+        for _ in 0..2 {
+            let push = parse_push(next(&mut ws).await);
+            assert_eq!(push.text.len(), size);
+        }
+        // Echo still answers the sender, between pushes.
+        ws.send(Message::text("still echoing")).await.unwrap();
+        loop {
+            match next(&mut ws).await {
+                Message::Text(t) if t.as_str() == "still echoing" => break,
+                other => assert_eq!(parse_push(other).text.len(), size),
+            }
+        }
+        assert!(gw.stats.snapshot().messages_echoed >= 1);
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn push_size_below_the_json_minimum_sends_an_empty_pad() {
+    let gw = TestGateway::start(push_config(50.0, 10)).await;
+    let mut ws = gw.connect("/").await.unwrap();
+    let push = parse_push(next(&mut ws).await);
+    assert!(push.text.ends_with(r#","pad":""}"#), "{}", push.text);
+    assert!(push.text.len() < 60, "{}", push.text);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_connection_including_the_sender() {
+    let gw = TestGateway::start(GatewayConfig {
+        broadcast: true,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let mut a = gw.connect("/").await.unwrap();
+    let mut b = gw.connect("/room").await.unwrap();
+    let mut c = gw.connect("/room").await.unwrap();
+
+    a.send(Message::text("from a")).await.unwrap();
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(next(ws).await, Message::text("from a"));
+    }
+    let payload = vec![1u8, 2, 3];
+    b.send(Message::binary(payload.clone())).await.unwrap();
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(next(ws).await, Message::binary(payload.clone()));
+    }
+    // Pings are still answered by the connection itself, not broadcast.
+    c.send(Message::Ping(b"hb".to_vec().into())).await.unwrap();
+    assert_eq!(next(&mut c).await, Message::Pong(b"hb".to_vec().into()));
+
+    let counts = gw.stats.snapshot();
+    assert_eq!(counts.broadcast_received, 2, "{counts:?}");
+    assert_eq!(counts.broadcast_delivered, 6, "{counts:?}");
+    assert_eq!(counts.broadcast_lagged, 0, "{counts:?}");
+    assert_eq!(counts.messages_echoed, 0, "{counts:?}");
+    // Nothing else is on the way.
+    assert_silent(&mut a, "a").await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn without_broadcast_only_the_sender_gets_its_echo() {
+    let gw = TestGateway::start(GatewayConfig::default()).await;
+    let mut a = gw.connect("/").await.unwrap();
+    let mut b = gw.connect("/").await.unwrap();
+    let mut c = gw.connect("/").await.unwrap();
+    a.send(Message::text("just for a")).await.unwrap();
+    assert_eq!(next(&mut a).await, Message::text("just for a"));
+    // The echo to A has been written; anything for B or C would have been by now.
+    assert_silent(&mut b, "b").await;
+    assert_silent(&mut c, "c").await;
+    let counts = gw.stats.snapshot();
+    assert_eq!(
+        (
+            counts.messages_echoed,
+            counts.broadcast_delivered,
+            counts.push_ticks
+        ),
+        (1, 0, 0)
+    );
+    gw.stop().await;
+}
+
+/// `wsscale serve ARGS` as a child process, stopped with SIGTERM (and reaped) when dropped.
+struct ServeProcess(std::process::Child);
+
+impl ServeProcess {
+    /// Start it and read its `listening on ws://…/` line; returns the URL too.
+    fn start(args: &[&str]) -> (ServeProcess, String) {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsscale"))
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let process = ServeProcess(child);
+        let url = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("expected `listening on URL`, got {line:?}"))
+            .to_owned();
+        (process, url)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_command_pushes_and_broadcasts() {
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--push-rate",
+        "20/s",
+        "--push-size",
+        "100",
+        "--broadcast",
+    ];
+    let (_serve, url) = ServeProcess::start(&args);
+    let (mut a, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    let (mut b, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    assert_eq!(parse_push(next(&mut a).await).text.len(), 100);
+    a.send(Message::text("hello room")).await.unwrap();
+    loop {
+        match next(&mut b).await {
+            Message::Text(t) if t.as_str() == "hello room" => break,
+            other => assert_eq!(parse_push(other).text.len(), 100),
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_processes_forward_push_and_broadcast() {
+    let mut args = vec!["--processes", "2"];
+    args.extend([
+        "--listen",
+        "127.0.0.1:0",
+        "--threads",
+        "1",
+        "--push-rate",
+        "20/s",
+        "--push-size",
+        "200",
+        "--broadcast",
+    ]);
+    let (_serve, url) = ServeProcess::start(&args);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    assert_eq!(parse_push(next(&mut ws).await).text.len(), 200);
+    // Its own message comes back through its process's room.
+    ws.send(Message::text("hello")).await.unwrap();
+    loop {
+        match next(&mut ws).await {
+            Message::Text(t) if t.as_str() == "hello" => break,
+            other => assert_eq!(parse_push(other).text.len(), 200),
+        }
+    }
+}
+
+#[test]
+fn serve_refuses_bad_push_and_broadcast_flags() {
+    for (args, says) in [
+        (&["--push-rate", "0/s"][..], "above zero"),
+        (&["--push-rate", "5000/s"][..], "1000/s"),
+        (&["--push-rate", "fast"][..], "fast"),
+        (&["--push-size", "100"][..], "--push-rate"),
+        (&["--push-rate", "1/s", "--push-size", "1G"][..], "16 MiB"),
+        (&["--broadcast", "--echo-delay", "5ms"][..], "--echo-delay"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsscale"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

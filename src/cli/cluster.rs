@@ -402,6 +402,21 @@ pub fn serve_processes_command(a: &ServeArgs, n: usize) -> anyhow::Result<i32> {
     if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
         extra.extend(["--tls-cert".into(), c.into(), "--tls-key".into(), k.into()]);
     }
+    if let Some(rate) = a.push_rate {
+        // f64's Display is the shortest form that parses back to the same value.
+        extra.extend(["--push-rate".into(), format!("{rate}/s").into()]);
+        extra.extend(["--push-size".into(), a.push_size.to_string().into()]);
+        eprintln!(
+            "push: each of the {n} processes runs its own feed (its own ticks and seq numbers)"
+        );
+    }
+    if a.broadcast {
+        extra.push("--broadcast".into());
+        eprintln!(
+            "broadcast: each of the {n} processes is its own room: a message reaches the \
+             connections the kernel gave to the same process, not all of them"
+        );
+    }
     let stop = crate::cli::run::install_signals()?;
     let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
     Ok(serve_processes(

@@ -1,4 +1,5 @@
-//! The `wsscale serve` command body: gateway settings from the flags, TLS set-up
+//! The `wsscale serve` command body: gateway settings from the flags (echo, push feed, chat
+//! room), TLS set-up
 //! (`--tls-cert/--tls-key` or `--tls-self-signed`), then [`crate::gateway::serve_listener_blocking`]
 //! on a listener bound here (`SO_REUSEPORT` only with `--reuse-port`).
 
@@ -8,7 +9,7 @@ use std::net::IpAddr;
 use anyhow::Context;
 
 use crate::cli::args::ServeArgs;
-use crate::gateway::{self, GatewayConfig, tls::ServerTls};
+use crate::gateway::{self, GatewayConfig, PushConfig, tls::ServerTls};
 
 /// Run `wsscale serve`; returns the process exit code.
 pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
@@ -27,7 +28,23 @@ pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
         max_connections: a.max_connections.map(|n| n as usize),
         echo_delay: a.echo_delay,
         tls: tls.map(|t| t.config),
+        push: a.push_rate.map(|rate| PushConfig {
+            rate,
+            size: a.push_size as usize,
+        }),
+        broadcast: a.broadcast,
     };
+    if let Some(push) = &config.push {
+        eprintln!(
+            "push: a {}-byte message to every connection {}/s (every {:?})",
+            push.size,
+            push.rate,
+            push.period()
+        );
+    }
+    if config.broadcast {
+        eprintln!("broadcast: every message received goes to every connection");
+    }
     gateway::serve_listener_blocking(listener, config, a.threads)?;
     Ok(0)
 }

@@ -1,7 +1,9 @@
 //! One accepted socket: handshake (auth, capacity, subprotocol), then echo until the peer
 //! leaves or the gateway stops.
 //!
-//! A connection is one tokio task and nothing else: no channels, no per-message tasks. With
+//! A connection is one tokio task and nothing else: no per-message tasks, and in the plain
+//! echo case no channels. With push or broadcast on, the task also holds a receiver of each
+//! fan-out channel (see `fanout`) and `select!`s on it next to the socket. With
 //! `echo_delay` set, messages wait in a small per-connection FIFO (`VecDeque`, allocated only
 //! once a message arrives) and the task `select!`s between "next message due" and "read the
 //! next frame", so reading — and therefore answering pings and close frames — never waits
@@ -26,8 +28,9 @@ use tungstenite::http::{HeaderValue, StatusCode, header};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::Shared;
+use super::fanout::{self, Fanout};
 use super::stats::GatewayStats;
+use super::{Shared, Subscriptions};
 
 /// A client that connects but never finishes its upgrade request is dropped after this.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,7 +96,7 @@ async fn serve_ws<S>(stream: S, shared: &Shared, stop: &mut watch::Receiver<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let Some(mut ws) = Box::pin(upgrade(stream, shared, stop)).await else {
+    let Some((mut ws, subscriptions)) = Box::pin(upgrade(stream, shared, stop)).await else {
         return;
     };
     let stats = &*shared.stats;
@@ -101,7 +104,7 @@ where
     let _open = OpenGuard(stats);
 
     let stopping = tokio::select! {
-        () = echo(&mut ws, shared) => false,
+        () = echo(&mut ws, shared, subscriptions) => false,
         _ = stop.changed() => true,
     };
     if stopping {
@@ -110,17 +113,20 @@ where
 }
 
 /// Run the server handshake (bounded by [`HANDSHAKE_TIMEOUT`] and by shutdown). On success
-/// the connection holds an `open` slot; on failure the counters are settled here.
+/// the connection holds an `open` slot and its fan-out subscriptions, taken when the upgrade
+/// was accepted — before the 101 is written, so a client that has seen its 101 gets every
+/// push tick and room message from then on. On failure the counters are settled here.
 async fn upgrade<S>(
     stream: S,
     shared: &Shared,
     stop: &mut watch::Receiver<()>,
-) -> Option<WebSocketStream<S>>
+) -> Option<(WebSocketStream<S>, Option<Box<Subscriptions>>)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let stats = &*shared.stats;
     let slot = AtomicU8::new(Slot::NotDecided as u8);
+    let mut subscriptions = None;
     #[expect(
         clippy::result_large_err,
         reason = "the error type is fixed by tungstenite's Callback trait"
@@ -128,6 +134,7 @@ where
     let callback = |request: &Request, response: Response| {
         let decision = shared.on_upgrade(request, response);
         let state = if decision.is_ok() {
+            subscriptions = shared.subscribe();
             Slot::Taken
         } else {
             Slot::Rejected
@@ -152,7 +159,7 @@ where
             _ => GatewayStats::incr(&stats.handshake_failed),
         }
     }
-    ws
+    Some((ws?, subscriptions))
 }
 
 /// Best-effort 1001 close frame on shutdown, bounded by [`CLOSE_TIMEOUT`].
@@ -176,10 +183,14 @@ impl Drop for OpenGuard<'_> {
 
 /// Echo text and binary messages until the connection ends. Pings are answered and close
 /// frames completed by tungstenite itself, as long as we keep reading.
-async fn echo<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, shared: &Shared) {
-    if let Some(delay) = shared.echo_delay {
-        // Boxed so connections without a delay do not carry its state (queue, timer).
-        return Box::pin(delayed_echo(ws, &shared.stats, delay)).await;
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    shared: &Shared,
+    subscriptions: Option<Box<Subscriptions>>,
+) {
+    if shared.relays() {
+        // Boxed so plain echo connections do not carry its state (queue, timer, receivers).
+        return Box::pin(relay(ws, shared, subscriptions)).await;
     }
     while let Some(Ok(message)) = ws.next().await {
         if is_data(&message) {
@@ -194,15 +205,25 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, sh
     }
 }
 
-async fn delayed_echo<S: AsyncRead + AsyncWrite + Unpin>(
+/// The connection loop with any of `echo_delay`, the push feed or the chat room: one
+/// `select!` over "next delayed echo due", "read the next frame", "next push" and "next room
+/// message", in that order of priority. Messages received go to the room when there is one,
+/// otherwise they are echoed (after the delay, if any). Writing a message holds up only this
+/// connection: the fan-out channels go on without it (see `fanout`).
+async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
-    stats: &GatewayStats,
-    delay: Duration,
+    shared: &Shared,
+    subscriptions: Option<Box<Subscriptions>>,
 ) {
+    let stats = &*shared.stats;
+    let (mut push, mut room) = match subscriptions {
+        Some(s) => (s.push, s.room),
+        None => (None, None),
+    };
     let mut pending: VecDeque<(Instant, Message)> = VecDeque::new();
     loop {
         let next_due = pending.front().map(|(due, _)| *due);
-        tokio::select! {
+        let outgoing = tokio::select! {
             biased;
             () = sleep_until(early(next_due)), if next_due.is_some() => {
                 let Some((due, message)) = pending.pop_front() else { continue };
@@ -213,18 +234,62 @@ async fn delayed_echo<S: AsyncRead + AsyncWrite + Unpin>(
                     tokio::task::yield_now().await;
                 }
                 GatewayStats::incr(&stats.messages_echoed);
-                if ws.send(message).await.is_err() {
-                    return;
-                }
+                message
             }
             incoming = ws.next(), if pending.len() < MAX_PENDING_ECHOES => match incoming {
                 Some(Ok(message)) if is_data(&message) => {
-                    pending.push_back((Instant::now() + delay, message));
+                    if let Some(room_tx) = &shared.room {
+                        GatewayStats::incr(&stats.broadcast_received);
+                        // Never waits; it fails only when no connection is subscribed.
+                        let _ = room_tx.send(message);
+                        continue;
+                    }
+                    match shared.echo_delay {
+                        Some(delay) => {
+                            pending.push_back((Instant::now() + delay, message));
+                            continue;
+                        }
+                        None => {
+                            GatewayStats::incr(&stats.messages_echoed);
+                            message
+                        }
+                    }
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return,
             },
+            pushed = fanout::next(&mut push), if push.is_some() => match pushed {
+                Fanout::Message(message) => {
+                    GatewayStats::incr(&stats.pushes_sent);
+                    message
+                }
+                Fanout::Lagged(n) => {
+                    GatewayStats::add(&stats.push_lagged, n);
+                    continue;
+                }
+                Fanout::Closed => {
+                    push = None;
+                    continue;
+                }
+            },
+            said = fanout::next(&mut room), if room.is_some() => match said {
+                Fanout::Message(message) => {
+                    GatewayStats::incr(&stats.broadcast_delivered);
+                    message
+                }
+                Fanout::Lagged(n) => {
+                    GatewayStats::add(&stats.broadcast_lagged, n);
+                    continue;
+                }
+                Fanout::Closed => {
+                    room = None;
+                    continue;
+                }
+            },
             else => return,
+        };
+        if ws.send(outgoing).await.is_err() {
+            return;
         }
     }
 }
@@ -283,6 +348,60 @@ mod tests {
         let task = serve(stream, shared, stop_rx);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "connection task future is {size} bytes");
+    }
+
+    /// A connection whose client does not read falls behind the push channel and skips
+    /// messages (counted); a connection that reads gets every message meanwhile. Runs over
+    /// in-memory pipes with a 256-byte buffer, so the slow one blocks after a few messages.
+    #[tokio::test]
+    async fn a_slow_connection_lags_without_stalling_the_others() {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        const CAPACITY: usize = 4;
+        const MESSAGES: usize = 40;
+        let mut shared = Shared::new(Default::default(), Default::default());
+        let tx = fanout::channel(CAPACITY);
+        shared.push = Some(tx.clone());
+        let shared = Arc::new(shared);
+
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let (server_io, client_io) = tokio::io::duplex(256);
+            let server_shared = Arc::clone(&shared);
+            let subscriptions = shared.subscribe();
+            tokio::spawn(async move {
+                let mut ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+                relay(&mut ws, &server_shared, subscriptions).await;
+            });
+            clients.push(WebSocketStream::from_raw_socket(client_io, Role::Client, None).await);
+        }
+        let [slow, fast] = &mut clients[..] else {
+            unreachable!()
+        };
+        async fn next(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> usize {
+            match timeout(Duration::from_secs(5), ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => text.as_str()[..4].parse().unwrap(),
+                other => panic!("expected a push, got {other:?}"),
+            }
+        }
+        // The fast client reads each message before the next is sent; the slow one never
+        // reads until the end.
+        for seq in 0..MESSAGES {
+            tx.send(Message::text(format!("{seq:04}{}", "x".repeat(196))))
+                .unwrap();
+            assert_eq!(next(fast).await, seq);
+        }
+        let mut seen = Vec::new();
+        while seen.last() != Some(&(MESSAGES - 1)) {
+            seen.push(next(slow).await);
+        }
+        let skipped = MESSAGES - seen.len();
+        assert!(skipped > 0, "the slow connection lagged: {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order: {seen:?}");
+        assert_eq!(shared.stats.push_lagged.load(Relaxed), skipped as u64);
+        assert_eq!(
+            shared.stats.pushes_sent.load(Relaxed),
+            (MESSAGES + seen.len()) as u64
+        );
     }
 
     #[test]

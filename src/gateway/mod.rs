@@ -13,6 +13,13 @@
 //! - Echoes back the first subprotocol the client offers, so clients that insist on one work.
 //! - Echoes text and binary messages as-is, optionally after [`GatewayConfig::echo_delay`]
 //!   (which never delays pongs or the close handshake, see `connection`).
+//! - Optional server push ([`GatewayConfig::push`]): one timer task sends every connection
+//!   the same JSON message `{"ts":…,"seq":N,"pad":"…"}` at a fixed rate, like a market-data
+//!   feed, so clients can measure server-originated latency (receive time − `ts`).
+//! - Optional chat room ([`GatewayConfig::broadcast`]): every text or binary message
+//!   received is sent to every connection, the sender included, instead of being echoed.
+//!   Push and room share one fan-out mechanism (see `fanout`): a slow connection skips
+//!   messages (counted) instead of holding up the others.
 //! - Counts everything in [`GatewayStats`]; connection errors end that connection quietly.
 //! - Optional TLS ([`GatewayConfig::tls`], see [`tls`]): `wss://`, with stateless session
 //!   tickets so clients can resume, and the number of resumed handshakes counted. A config
@@ -25,7 +32,9 @@
 //! `WebSocketStream<TcpStream>` — no channels, no per-message tasks, no per-connection
 //! allocation of our own. tungstenite's default 128 KiB read buffer would cost ~135 KiB per
 //! connection; we configure a [`READ_BUFFER_SIZE`] (4 KiB) read buffer and no write
-//! buffering (frames go straight to the socket). The handshake state (~1.3 KiB) lives in a
+//! buffering (frames go straight to the socket). A plain echo connection holds no channel;
+//! with push or broadcast on, each connection also holds a broadcast receiver and a boxed
+//! message loop (a few hundred bytes more). The handshake state (~1.3 KiB) lives in a
 //! boxed future freed after the upgrade, so the resident task stays under 1 KiB. Measured
 //! with 8,000 held idle connections: about 5.5 KiB of user space per connection (4 KiB read
 //! buffer + task + tokio-tungstenite's stream wrapper and wakers), on top of the kernel's
@@ -44,6 +53,7 @@
 
 mod auth;
 mod connection;
+mod fanout;
 mod handle;
 mod stats;
 pub mod tls;
@@ -92,6 +102,53 @@ pub struct GatewayConfig {
     /// Serve `wss://` with this configuration (see [`tls`]; build it with a client
     /// verifier for mTLS). `None`: plain `ws://`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Server push: send every connection one message per tick (see [`PushConfig`]).
+    /// Echo (or broadcast) goes on as usual alongside.
+    pub push: Option<PushConfig>,
+    /// Chat room: every text or binary message received from any connection is sent to every
+    /// connection (the sender included) instead of being echoed to the sender.
+    /// [`GatewayConfig::echo_delay`] does not apply to it.
+    pub broadcast: bool,
+}
+
+/// The server-push feed: at `rate` messages per second, one text message
+/// `{"ts":<unix ms with a 3-digit fraction>,"seq":N,"pad":"xx…"}` sent to every open
+/// connection, the same message to all in one tick. `ts` is the wall-clock time the message
+/// was made, `seq` counts ticks from 1, and `pad` fills the message to `size` bytes (empty
+/// when `size` is below the unpadded length: 41 bytes while `seq` has one digit, one more
+/// per further digit, for the next few centuries of `ts`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PushConfig {
+    /// Messages per second (`1.0`, `10.0`, `0.2` for one every 5 s). Periods below 1 ms are
+    /// raised to 1 ms (tokio's timer granularity); a rate that is not positive and finite
+    /// disables the feed.
+    pub rate: f64,
+    /// Bytes per message.
+    pub size: usize,
+}
+
+impl PushConfig {
+    /// The default message size.
+    pub const DEFAULT_SIZE: usize = 64;
+
+    /// A feed at `rate` messages per second of [`PushConfig::DEFAULT_SIZE`] bytes.
+    pub fn new(rate: f64) -> Self {
+        Self {
+            rate,
+            size: Self::DEFAULT_SIZE,
+        }
+    }
+
+    /// Time between two messages.
+    pub fn period(&self) -> Duration {
+        Duration::try_from_secs_f64(1.0 / self.rate)
+            .unwrap_or(Duration::MAX)
+            .max(fanout::MIN_PUSH_PERIOD)
+    }
+
+    fn enabled(&self) -> bool {
+        self.rate.is_finite() && self.rate > 0.0
+    }
 }
 
 /// State shared (read-only, apart from the atomics) by every connection task.
@@ -102,6 +159,10 @@ struct Shared {
     ws_config: WebSocketConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stats: Arc<GatewayStats>,
+    /// The push feed's channel (with [`GatewayConfig::push`]).
+    push: Option<tokio::sync::broadcast::Sender<tungstenite::Message>>,
+    /// The chat room's channel (with [`GatewayConfig::broadcast`]).
+    room: Option<tokio::sync::broadcast::Sender<tungstenite::Message>>,
 }
 
 impl Shared {
@@ -109,11 +170,37 @@ impl Shared {
         Self {
             auth: config.jwt_secret.as_ref().map(Authenticator::new),
             max_connections: config.max_connections,
-            echo_delay: config.echo_delay.filter(|d| !d.is_zero()),
+            // The room replaces the echo, delayed or not.
+            echo_delay: config
+                .echo_delay
+                .filter(|d| !d.is_zero() && !config.broadcast),
             ws_config: ws_config(),
             tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             stats,
+            push: config
+                .push
+                .filter(PushConfig::enabled)
+                .map(|_| fanout::channel(fanout::FANOUT_CAPACITY)),
+            room: config
+                .broadcast
+                .then(|| fanout::channel(fanout::FANOUT_CAPACITY)),
         }
+    }
+
+    /// Receivers of the fan-out channels that are on; `None` when both are off.
+    fn subscribe(&self) -> Option<Box<Subscriptions>> {
+        if self.push.is_none() && self.room.is_none() {
+            return None;
+        }
+        Some(Box::new(Subscriptions {
+            push: self.push.as_ref().map(|tx| tx.subscribe()),
+            room: self.room.as_ref().map(|tx| tx.subscribe()),
+        }))
+    }
+
+    /// True when connections need more than the plain echo loop.
+    fn relays(&self) -> bool {
+        self.echo_delay.is_some() || self.push.is_some() || self.room.is_some()
     }
 
     /// The upgrade callback: auth, then capacity (taking an `open` slot), then subprotocol.
@@ -152,6 +239,13 @@ impl Shared {
     }
 }
 
+/// One connection's receivers of the fan-out channels (`None`: that channel is off). Boxed
+/// where it is held, so a plain echo connection's task carries one null pointer for it.
+struct Subscriptions {
+    push: Option<tokio::sync::broadcast::Receiver<tungstenite::Message>>,
+    room: Option<tokio::sync::broadcast::Receiver<tungstenite::Message>>,
+}
+
 /// The WebSocket settings every gateway connection uses (see the module docs).
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -174,7 +268,17 @@ pub async fn run(
     stats: Arc<GatewayStats>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let push = config.push;
     let shared = Arc::new(Shared::new(config, stats));
+    // Ticks until shutdown (dropping it stops the timer task).
+    let feed = match (push, &shared.push) {
+        (Some(push), Some(tx)) => Some(fanout::PushFeed::start(
+            push,
+            tx.clone(),
+            Arc::clone(&shared.stats),
+        )),
+        _ => None,
+    };
     // Every connection holds a receiver; a send tells them to close, and `closed()` resolves
     // when the last one is gone.
     let (stop_tx, stop_rx) = watch::channel(());
@@ -201,6 +305,7 @@ pub async fn run(
         }
     }
     drop(listener);
+    drop(feed);
     drop(stop_rx);
     stop_tx.send_replace(());
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, stop_tx.closed()).await;

@@ -40,6 +40,19 @@ pub struct GatewayStats {
     /// Accepted sockets whose TLS handshake failed (bad certificate on either side, missing
     /// client certificate, not TLS at all, timeout). Also counted in `handshake_failed`.
     pub tls_failed: AtomicU64,
+    /// Push messages made by the feed (one per tick, whether or not a connection is open).
+    pub push_ticks: AtomicU64,
+    /// Push messages handed to connections (one per connection per tick; counted before the
+    /// write, like `messages_echoed`).
+    pub pushes_sent: AtomicU64,
+    /// Push messages skipped by connections that fell too far behind the feed.
+    pub push_lagged: AtomicU64,
+    /// Text and binary messages received for the chat room (`broadcast`).
+    pub broadcast_received: AtomicU64,
+    /// Room messages handed to connections (one per connection per message received).
+    pub broadcast_delivered: AtomicU64,
+    /// Room messages skipped by connections that fell too far behind.
+    pub broadcast_lagged: AtomicU64,
 }
 
 /// A point-in-time copy of [`GatewayStats`].
@@ -69,6 +82,18 @@ pub struct GatewayCounts {
     pub tls_resumed: u64,
     /// TLS handshakes that failed.
     pub tls_failed: u64,
+    /// Push messages made by the feed.
+    pub push_ticks: u64,
+    /// Push messages handed to connections.
+    pub pushes_sent: u64,
+    /// Push messages skipped by lagging connections.
+    pub push_lagged: u64,
+    /// Messages received for the chat room.
+    pub broadcast_received: u64,
+    /// Room messages handed to connections.
+    pub broadcast_delivered: u64,
+    /// Room messages skipped by lagging connections.
+    pub broadcast_lagged: u64,
 }
 
 impl GatewayStats {
@@ -87,11 +112,21 @@ impl GatewayStats {
             tls_handshakes: self.tls_handshakes.load(Relaxed),
             tls_resumed: self.tls_resumed.load(Relaxed),
             tls_failed: self.tls_failed.load(Relaxed),
+            push_ticks: self.push_ticks.load(Relaxed),
+            pushes_sent: self.pushes_sent.load(Relaxed),
+            push_lagged: self.push_lagged.load(Relaxed),
+            broadcast_received: self.broadcast_received.load(Relaxed),
+            broadcast_delivered: self.broadcast_delivered.load(Relaxed),
+            broadcast_lagged: self.broadcast_lagged.load(Relaxed),
         }
     }
 
     pub(super) fn incr(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
     }
 
     /// Take one slot of `open`, refusing when `limit` slots are already taken. Returns whether
@@ -138,6 +173,20 @@ impl std::fmt::Display for GatewayCounts {
                 f,
                 ", tls handshakes {} (resumed {}), tls failed {}",
                 self.tls_handshakes, self.tls_resumed, self.tls_failed
+            )?;
+        }
+        if self.push_ticks > 0 {
+            write!(
+                f,
+                ", push ticks {}, pushes sent {} (lagged {})",
+                self.push_ticks, self.pushes_sent, self.push_lagged
+            )?;
+        }
+        if self.broadcast_received + self.broadcast_delivered > 0 {
+            write!(
+                f,
+                ", broadcast received {}, delivered {} (lagged {})",
+                self.broadcast_received, self.broadcast_delivered, self.broadcast_lagged
             )?;
         }
         Ok(())

@@ -46,6 +46,28 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration)]
     pub echo_delay: Option<Duration>,
 
+    /// Server push: send every connection the same JSON text message
+    /// {"ts":UNIX_MS,"seq":N,"pad":"…"} at this rate (1/s, 10/s, 1/5s; at most 1000/s), like a
+    /// market-data feed; clients measure receive time − ts [default: off]
+    #[arg(long, value_name = "RATE", value_parser = ServeArgs::parse_push_rate)]
+    pub push_rate: Option<f64>,
+
+    /// Bytes per push message (64, 1k, 4KiB): the JSON is padded to this size (below ~41
+    /// bytes it is sent unpadded)
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value = "64",
+        value_parser = ServeArgs::parse_push_size,
+        requires = "push_rate"
+    )]
+    pub push_size: u64,
+
+    /// Chat room: send every text or binary message received to every connection (the
+    /// sender included) instead of echoing it to the sender only
+    #[arg(long, conflicts_with = "echo_delay")]
+    pub broadcast: bool,
+
     /// Runtime worker threads; 0 = number of CPU cores
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
@@ -119,6 +141,36 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 }
 
 impl ServeArgs {
+    /// The highest `--push-rate` (tokio's timer ticks once per millisecond at most).
+    pub const MAX_PUSH_RATE: f64 = 1000.0;
+
+    /// `--push-rate`: a positive rate of at most [`ServeArgs::MAX_PUSH_RATE`] per second.
+    pub fn parse_push_rate(s: &str) -> Result<f64, String> {
+        let rate = units::parse_rate(s).map_err(|e| e.to_string())?;
+        if rate <= 0.0 {
+            return Err("the push rate must be above zero (e.g. 1/s, 10/s, 1/5s); leave                         --push-rate out to disable server push"
+                .into());
+        }
+        if rate > Self::MAX_PUSH_RATE {
+            return Err(format!(
+                "{rate}/s is above the highest push rate, 1000/s (one message per                  millisecond, the timer's granularity); for more data per second raise                  --push-size"
+            ));
+        }
+        Ok(rate)
+    }
+
+    /// `--push-size`: bytes, at most the gateway's largest message (16 MiB).
+    pub fn parse_push_size(s: &str) -> Result<u64, String> {
+        let size = units::parse_size(s).map_err(|e| e.to_string())?;
+        let max = crate::gateway::MAX_FRAME_SIZE as u64;
+        if size > max {
+            return Err(format!(
+                "{size} bytes is above the largest message, {max} bytes (16 MiB)"
+            ));
+        }
+        Ok(size)
+    }
+
     /// The JWT secret, from --jwt-secret or --jwt-secret-file (one trailing newline
     /// trimmed). An empty secret is an error.
     pub fn secret(&self) -> Result<Option<Secret>, PlanError> {
