@@ -396,6 +396,62 @@ pub struct RunArgs {
     #[arg(long, value_name = "TEXT", help_heading = "Traffic")]
     pub first_message_expect: Option<String>,
 
+    // ---- session protocol ----
+    /// Speak this session protocol over WebSocket: socketio, stomp, mqtt, nats. Sets the
+    /// subprotocol, the URL path (Socket.IO), the open sequence, keep-alives and their
+    /// answers, and the envelope of timed messages (see docs/protocols.md) [default: raw
+    /// WebSocket]
+    #[arg(long, value_name = "NAME", help_heading = "Protocol")]
+    pub protocol: Option<String>,
+
+    /// Send MSG as a step of the open sequence, repeatable and ordered with --expect. MSG is
+    /// payload notation: TEXT (escapes \r \n \t \0 \xNN \u{..}; {conn}), text:/binary:
+    /// prefixes, hex:.., base64:.., @FILE. After a --protocol's own sequence.
+    #[arg(long = "send", value_name = "MSG", help_heading = "Protocol")]
+    pub send: Vec<String>,
+
+    /// Wait for a server frame matching PATTERN as a step of the open sequence (exact TEXT,
+    /// ^PREFIX, *CONTAINS, re:REGEX); the connection counts as established when the whole
+    /// sequence completed
+    #[arg(long = "expect", value_name = "PATTERN", help_heading = "Protocol")]
+    pub expect: Vec<String>,
+
+    /// Auto-reply 'PATTERN=>RESPONSE', repeatable: a server frame matching PATTERN is
+    /// answered with RESPONSE (payload notation; {1}..{9} copy groups of a re: pattern).
+    /// E.g. '2=>3' (Engine.IO ping), 're:"ref":"(\d+)"=>{"ref":"{1}"}'
+    #[arg(
+        long = "reply",
+        value_name = "PATTERN=>RESPONSE",
+        help_heading = "Protocol"
+    )]
+    pub replies: Vec<String>,
+
+    /// Subscribe to this topic / destination / subject (stomp, mqtt, nats; {conn} allowed),
+    /// repeatable [default: a per-connection topic when --message-rate is set]
+    #[arg(long = "subscribe", value_name = "TOPIC", help_heading = "Protocol")]
+    pub subscribe: Vec<String>,
+
+    /// Publish timed messages to this topic (stomp, mqtt, nats) [default: the first
+    /// --subscribe]
+    #[arg(long, value_name = "TOPIC", help_heading = "Protocol")]
+    pub publish_topic: Option<String>,
+
+    /// Socket.IO namespace to connect (e.g. /chat) [default: /]
+    #[arg(long, value_name = "NS", help_heading = "Protocol")]
+    pub namespace: Option<String>,
+
+    /// Socket.IO event that carries timed messages [default: message]
+    #[arg(long, value_name = "NAME", help_heading = "Protocol")]
+    pub event: Option<String>,
+
+    /// STOMP login and passcode USER:PASS [default: guest:guest]
+    #[arg(long, value_name = "USER:PASS", help_heading = "Protocol")]
+    pub stomp_login: Option<String>,
+
+    /// The order of --send and --expect on the command line (filled after parsing).
+    #[arg(skip)]
+    pub open: Vec<crate::plan::OpenArg>,
+
     /// Timed messages per connection: 10/s, 0.5/s, 1/10s, 600/m. Each is echoed by the
     /// gateway; round trip = echo received − intended send time (no coordinated omission).
     /// 0 disables messages set by a profile [default: no messages]
@@ -521,6 +577,27 @@ impl RunArgs {
             heartbeat_timeout: self.heartbeat_timeout,
             first_message: self.first_message.clone(),
             first_message_expect: self.first_message_expect.clone(),
+            protocol: self.protocol.clone(),
+            open: if self.open.is_empty() {
+                // Built in code rather than parsed: sends first, then expectations.
+                self.send
+                    .iter()
+                    .map(|s| crate::plan::OpenArg::Send(s.clone()))
+                    .chain(
+                        self.expect
+                            .iter()
+                            .map(|e| crate::plan::OpenArg::Expect(e.clone())),
+                    )
+                    .collect()
+            } else {
+                self.open.clone()
+            },
+            replies: self.replies.clone(),
+            subscribe: self.subscribe.clone(),
+            publish_topic: self.publish_topic.clone(),
+            namespace: self.namespace.clone(),
+            event: self.event.clone(),
+            stomp_login: self.stomp_login.clone(),
             message_rate: self.message_rate,
             message_size: self.message_size,
             message_text: self.message_text.clone(),

@@ -15,8 +15,6 @@ pub mod progressive;
 pub mod run;
 pub mod serve;
 
-use clap::Parser;
-
 /// Exit code when the run could not be carried out although the input was valid: no target
 /// reachable, a host name that does not resolve, a plan this host cannot hold (preflight), an
 /// engine or I/O failure.
@@ -28,7 +26,7 @@ pub const EXIT_USAGE: i32 = 2;
 
 /// Parse the command line and run; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match args::Cli::try_parse() {
+    let cli = match parse(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are "errors" that print to stdout and exit 0.
@@ -44,6 +42,45 @@ pub fn main() -> i32 {
             exit_code_of(&e)
         }
     }
+}
+
+/// Parse the command line, keeping the relative order of `--send` and `--expect` (clap
+/// collects each flag on its own; their indices tell the order).
+pub fn parse<I, T>(argv: I) -> Result<args::Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = args::Cli::command().try_get_matches_from(argv)?;
+    let mut cli = args::Cli::from_arg_matches(&matches)?;
+    let Some((_, sub)) = matches.subcommand() else {
+        return Ok(cli);
+    };
+    let run = match &mut cli.command {
+        args::Command::Run(a) => a,
+        args::Command::Preflight(a) => &mut a.run,
+        args::Command::Coordinator(a) => &mut a.run,
+        _ => return Ok(cli),
+    };
+    let mut steps: Vec<(usize, crate::plan::OpenArg)> = Vec::new();
+    for (id, send) in [("send", true), ("expect", false)] {
+        if let (Some(idx), Some(vals)) = (sub.indices_of(id), sub.get_many::<String>(id)) {
+            for (i, v) in idx.zip(vals) {
+                steps.push((
+                    i,
+                    if send {
+                        crate::plan::OpenArg::Send(v.clone())
+                    } else {
+                        crate::plan::OpenArg::Expect(v.clone())
+                    },
+                ));
+            }
+        }
+    }
+    steps.sort_by_key(|(i, _)| *i);
+    run.open = steps.into_iter().map(|(_, s)| s).collect();
+    Ok(cli)
 }
 
 /// Bad input found by a command body (not by clap or the plan): exits [`EXIT_USAGE`].

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 mod auth;
 mod progressive;
+mod session;
 mod tls;
 mod traffic;
 
@@ -91,7 +92,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
     let sources = sources(args, p)?;
     check_families(&targets, &sources)?;
 
-    let (handshake, host_override) = auth::handshake(args, p)?;
+    let (mut handshake, host_override) = auth::handshake(args, p)?;
     if let Some(host) = host_override {
         for t in &mut targets {
             t.host_header = host.clone();
@@ -163,7 +164,8 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         .report_csv
         .clone()
         .or_else(|| p.report_csv.as_ref().map(|l| l.value.clone()));
-    let traffic = traffic::traffic(args, p, max_frame)?;
+    let mut traffic = traffic::traffic(args, p, max_frame)?;
+    session::session(args, &mut targets, &mut handshake, &mut traffic)?;
     let thresholds = traffic::thresholds(args, p);
     let abort_on_fail = traffic::abort_on_fail(args, p, &thresholds)?;
 

@@ -12,6 +12,7 @@ pub mod build;
 pub mod error;
 pub mod overrides;
 pub mod payload;
+pub mod presets;
 pub mod profile;
 pub mod redact;
 pub mod session;
@@ -23,7 +24,7 @@ pub mod tls;
 pub mod units;
 
 pub use error::PlanError;
-pub use overrides::Overrides;
+pub use overrides::{OpenArg, Overrides};
 
 use std::fmt;
 use std::net::SocketAddr;

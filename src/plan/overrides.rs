@@ -12,6 +12,13 @@ use std::time::Duration;
 use super::threshold::Threshold;
 use super::{CloseMode, JwtAlg, JwtPlacement, Secret, Stage};
 
+/// One `--send` or `--expect`, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenArg {
+    Send(String),
+    Expect(String),
+}
+
 /// Settings given on top of a profile; see the module docs.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -107,6 +114,22 @@ pub struct Overrides {
     pub first_message: Option<String>,
     /// `--first-message-expect` (see `wsscale run --help`).
     pub first_message_expect: Option<String>,
+    /// `--protocol`: a session preset.
+    pub protocol: Option<String>,
+    /// `--send` / `--expect` in command-line order.
+    pub open: Vec<OpenArg>,
+    /// `--reply PATTERN=>RESPONSE`.
+    pub replies: Vec<String>,
+    /// `--subscribe`.
+    pub subscribe: Vec<String>,
+    /// `--publish-topic`.
+    pub publish_topic: Option<String>,
+    /// `--namespace` (Socket.IO).
+    pub namespace: Option<String>,
+    /// `--event` (Socket.IO).
+    pub event: Option<String>,
+    /// `--stomp-login USER:PASS`.
+    pub stomp_login: Option<String>,
     /// `--message-rate` (see `wsscale run --help`).
     pub message_rate: Option<f64>,
     /// Payload size of a timed message, at least 32 bytes (the latency marker) [default: 64]

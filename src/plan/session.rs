@@ -108,6 +108,8 @@ pub enum Envelope {
     Raw,
     /// An MQTT PUBLISH (QoS 0) to `topic`, the marker padded to the size as its payload.
     MqttPublish { topic: Payload },
+    /// A NATS `PUB subject len` with the marker padded to the size as its payload.
+    NatsPub { subject: Payload },
 }
 
 /// The session table of a plan. Empty: a raw WebSocket connection.

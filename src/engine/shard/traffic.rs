@@ -90,6 +90,8 @@ pub enum Part {
     Seq,
     Ts,
     Marker,
+    /// Where the padding to `--message-size` goes (at the end when absent).
+    Pad,
 }
 
 /// Split a template on `{conn}`, `{seq}`, `{ts}`, `{marker}`; append a marker part when the
@@ -104,6 +106,7 @@ pub fn parse_template(t: &str) -> Vec<Part> {
             ("{seq}", Part::Seq),
             ("{ts}", Part::Ts),
             ("{marker}", Part::Marker),
+            ("{pad}", Part::Pad),
         ]
         .into_iter()
         .find(|(p, _)| rest.starts_with(p));
@@ -350,6 +353,7 @@ impl Shard {
             let payload = std::mem::take(&mut self.payload);
             let opcode = match &plan.traffic.session.envelope {
                 Envelope::MqttPublish { .. } => ws::opcode::BINARY,
+                Envelope::NatsPub { .. } => ws::opcode::TEXT,
                 Envelope::Raw if spec.text.is_some() => ws::opcode::TEXT,
                 Envelope::Raw => ws::opcode::BINARY,
             };
@@ -381,14 +385,25 @@ impl Shard {
         let id = self.conns[key].id;
         let mut p = std::mem::take(&mut self.payload);
         p.clear();
-        if let Envelope::MqttPublish { topic } = &self.p.plan.traffic.session.envelope {
+        if let Envelope::MqttPublish { topic } | Envelope::NatsPub { subject: topic } =
+            &self.p.plan.traffic.session.envelope
+        {
             let mut t = Vec::new();
             topic.render(self.conn_no(key), &[], &mut t);
             let mut body = Vec::with_capacity(spec.size);
             write_marker(&mut body, intended, id, seq);
             let fill = spec.size.saturating_sub(body.len());
             body.extend(std::iter::repeat_n(b'x', fill));
-            crate::plan::session::mqtt::publish(&t, &body, &mut p);
+            match &self.p.plan.traffic.session.envelope {
+                Envelope::NatsPub { .. } => {
+                    p.extend_from_slice(b"PUB ");
+                    p.extend_from_slice(&t);
+                    drop(write!(p, " {}\r\n", body.len()));
+                    p.extend_from_slice(&body);
+                    p.extend_from_slice(b"\r\n");
+                }
+                _ => crate::plan::session::mqtt::publish(&t, &body, &mut p),
+            }
         } else if self.msg_template.is_empty() {
             write_marker(&mut p, intended, id, seq);
             let fill = spec.size.saturating_sub(p.len());
@@ -396,6 +411,7 @@ impl Shard {
         } else {
             let conn_no = id as u64 * self.p.conn_stride + self.p.conn_offset;
             let unix_ms = self.unix_ms_at(intended);
+            let mut pad_at = None;
             for part in &self.msg_template {
                 match part {
                     Part::Lit(b) => p.extend_from_slice(b),
@@ -404,10 +420,17 @@ impl Shard {
                     Part::Seq => drop(write!(p, "{seq}")),
                     Part::Ts => drop(write!(p, "{unix_ms}")),
                     Part::Marker => write_marker(&mut p, intended, id, seq),
+                    Part::Pad => pad_at = Some(p.len()),
                 }
             }
             let fill = spec.size.saturating_sub(p.len());
-            p.extend(std::iter::repeat_n(b' ', fill));
+            match pad_at {
+                // Inside a string of the envelope (JSON, a STOMP body): filler letters.
+                Some(at) => {
+                    p.splice(at..at, std::iter::repeat_n(b'x', fill));
+                }
+                None => p.extend(std::iter::repeat_n(b' ', fill)),
+            }
         }
         self.payload = p;
     }

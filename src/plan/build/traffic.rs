@@ -195,6 +195,10 @@ fn heartbeat(args: &Overrides, p: &Profile) -> Result<Option<HeartbeatSpec>, Pla
         };
     }
     let Some(text_l) = text_l else {
+        if args.protocol.is_some() {
+            // A preset brings its own keep-alive and takes the interval and timeout.
+            return Ok(None);
+        }
         let stray = first_set([
             origin_of(&interval),
             origin_of(&expect),
