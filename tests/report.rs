@@ -149,6 +149,8 @@ fn sample() -> RunOutcome {
         agents: Vec::new(),
         verdict: None,
         per_target: Vec::new(),
+        protocol: None,
+        reply_rules: Vec::new(),
     }
 }
 

@@ -134,6 +134,11 @@ pub struct RunOutcome {
     /// One entry per agent of a distributed run (`wsscale coordinator`, `run --processes`,
     /// `report merge`); empty for a single-process run.
     pub agents: Vec<AgentOutcome>,
+    /// The session protocol preset (`--protocol`), if any.
+    pub protocol: Option<String>,
+    /// The auto-reply rules (`PATTERN=>RESPONSE`), in order: `totals.counters.replies[i]`
+    /// counts rule `i`.
+    pub reply_rules: Vec<String>,
     /// The verdict (set when the run is finished: thresholds evaluated, see
     /// [`super::verdict::judge`]); `None` before.
     pub verdict: Option<super::verdict::Verdict>,
@@ -282,6 +287,14 @@ pub fn build_outcome(
         thresholds: Vec::new(),
         aborted_by_threshold: meta.aborted_by_threshold,
         agents: meta.agents,
+        protocol: plan.traffic.session.protocol.clone(),
+        reply_rules: plan
+            .traffic
+            .session
+            .replies
+            .iter()
+            .map(|r| r.label())
+            .collect(),
         verdict: None,
     }
 }

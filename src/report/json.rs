@@ -58,6 +58,8 @@ pub struct JsonReport {
     /// True when `wss://` server certificates were NOT verified (`--tls-insecure`).
     pub tls_insecure: bool,
     pub threads: usize,
+    /// The session protocol preset (`--protocol`), `null` for raw WebSocket.
+    pub protocol: Option<String>,
     pub targets: Vec<String>,
     pub stages: Vec<JsonStage>,
     pub connections: JsonConnections,
@@ -215,6 +217,17 @@ pub struct JsonTraffic {
     pub bytes_received: u64,
     pub frames_received: u64,
     pub pings_answered: u64,
+    /// Server keep-alives (Engine.IO `2`, NATS `PING`, …) answered by an auto-reply.
+    pub server_pings_answered: u64,
+    /// Auto-reply rules and how many replies each sent.
+    pub replies: Vec<JsonReply>,
+}
+
+/// One auto-reply rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JsonReply {
+    pub rule: String,
+    pub sent: u64,
 }
 
 /// Process memory.
@@ -244,6 +257,7 @@ impl JsonReport {
             sources_exhausted: o.sources_exhausted,
             tls_insecure: o.tls_insecure,
             threads: o.threads,
+            protocol: o.protocol.clone(),
             targets: o.targets.iter().map(|t| redact_url(t)).collect(),
             stages: o
                 .stages
@@ -324,6 +338,16 @@ impl JsonReport {
                 bytes_received: c.bytes_received,
                 frames_received: c.frames_received,
                 pings_answered: c.pings_answered,
+                server_pings_answered: c.server_pings_answered,
+                replies: o
+                    .reply_rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rule)| JsonReply {
+                        rule: rule.clone(),
+                        sent: c.replies.get(i).copied().unwrap_or(0),
+                    })
+                    .collect(),
             },
             memory: JsonMemory {
                 rss_before_bytes: o.rss_before_bytes,

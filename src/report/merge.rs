@@ -93,6 +93,8 @@ struct Parsed {
     rss_at_peak_open: u64,
     per_source: Vec<SourceOutcome>,
     per_target: Vec<TargetOutcome>,
+    protocol: Option<String>,
+    reply_rules: Vec<String>,
     timeseries: Vec<IntervalRow>,
     thresholds: Vec<String>,
     agents: Vec<AgentOutcome>,
@@ -163,6 +165,11 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
         thresholds: Vec::new(),
         aborted_by_threshold: parsed.iter().any(|p| p.aborted_by_threshold),
         agents: Vec::new(),
+        protocol: parsed.iter().find_map(|p| p.protocol.clone()),
+        reply_rules: parsed
+            .first()
+            .map(|p| p.reply_rules.clone())
+            .unwrap_or_default(),
         verdict: None,
     };
 
@@ -356,6 +363,8 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
         bytes_received: t.bytes_received,
         frames_received: t.frames_received,
         pings_answered: t.pings_answered,
+        server_pings_answered: t.server_pings_answered,
+        replies: t.replies.iter().map(|x| x.sent).collect(),
         tls_handshakes: r.tls.handshakes,
         tls_resumed: r.tls.resumed,
         ..Counters::default()
@@ -470,6 +479,8 @@ fn parse(input: &Input) -> Result<Parsed, String> {
                 failed: t.failed,
             })
             .collect(),
+        protocol: r.protocol.clone(),
+        reply_rules: r.traffic.replies.iter().map(|x| x.rule.clone()).collect(),
         timeseries: r.timeseries,
         thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,

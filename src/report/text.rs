@@ -119,6 +119,9 @@ fn header(s: &mut String, o: &RunOutcome) {
             format!("{} ({} resumed)", c.tls_handshakes, c.tls_resumed),
         );
     }
+    if let Some(p) = &o.protocol {
+        kv(s, "protocol", p);
+    }
     kv(s, "threads", o.threads);
     kv(s, "started", rfc3339_utc(o.started_at));
     kv(s, "duration", fmt_duration(o.duration));
@@ -421,6 +424,17 @@ fn traffic(s: &mut String, o: &RunOutcome) {
     kv(s, "bytes received", format!("{:>12}", c.bytes_received));
     kv(s, "frames received", format!("{:>12}", c.frames_received));
     kv(s, "pings answered", format!("{:>12}", c.pings_answered));
+    if c.server_pings_answered > 0 || !o.reply_rules.is_empty() {
+        kv(
+            s,
+            "server keep-alives",
+            format!("{:>12}  answered by auto-replies", c.server_pings_answered),
+        );
+    }
+    for (i, rule) in o.reply_rules.iter().enumerate() {
+        let n = c.replies.get(i).copied().unwrap_or(0);
+        kv(s, "reply", format!("{n:>12}  {rule}"));
+    }
     s.push('\n');
 }
 
