@@ -397,8 +397,9 @@ pub struct RunArgs {
     pub first_message_expect: Option<String>,
 
     // ---- session protocol ----
-    /// Speak this session protocol over WebSocket: socketio, stomp, mqtt, nats. Sets the
-    /// subprotocol, the URL path (Socket.IO), the open sequence, keep-alives and their
+    /// Speak this session protocol over WebSocket: socketio, stomp, mqtt, nats, graphql-ws,
+    /// graphql-ws-legacy, signalr, phoenix, actioncable, centrifugo. Sets the subprotocol,
+    /// the URL path (Socket.IO, Phoenix, Centrifugo), the open sequence, keep-alives and their
     /// answers, and the envelope of timed messages (see docs/protocols.md) [default: raw
     /// WebSocket]
     #[arg(long, value_name = "NAME", help_heading = "Protocol")]
@@ -426,13 +427,14 @@ pub struct RunArgs {
     )]
     pub replies: Vec<String>,
 
-    /// Subscribe to this topic / destination / subject (stomp, mqtt, nats; {conn} allowed),
-    /// repeatable [default: a per-connection topic when --message-rate is set]
+    /// Subscribe to this topic / destination / subject / channel ({conn} allowed), repeatable;
+    /// graphql-ws: a subscription query; actioncable: a channel identifier (JSON)
+    /// [default: a per-connection topic when --message-rate is set]
     #[arg(long = "subscribe", value_name = "TOPIC", help_heading = "Protocol")]
     pub subscribe: Vec<String>,
 
-    /// Publish timed messages to this topic (stomp, mqtt, nats) [default: the first
-    /// --subscribe]
+    /// Publish timed messages to this topic / channel [default: the first --subscribe];
+    /// graphql-ws: the operation that carries them in its $marker variable
     #[arg(long, value_name = "TOPIC", help_heading = "Protocol")]
     pub publish_topic: Option<String>,
 
@@ -447,6 +449,16 @@ pub struct RunArgs {
     /// STOMP login and passcode USER:PASS [default: guest:guest]
     #[arg(long, value_name = "USER:PASS", help_heading = "Protocol")]
     pub stomp_login: Option<String>,
+
+    /// GraphQL connection_init payload, a JSON object (graphql-ws, graphql-ws-legacy)
+    /// [default: {}]
+    #[arg(long, value_name = "JSON", help_heading = "Protocol")]
+    pub init_payload: Option<String>,
+
+    /// SignalR hub method that timed messages invoke, with the marker as the argument
+    /// [default: Echo]
+    #[arg(long, value_name = "NAME", help_heading = "Protocol")]
+    pub method: Option<String>,
 
     /// The order of --send and --expect on the command line (filled after parsing).
     #[arg(skip)]
@@ -598,6 +610,8 @@ impl RunArgs {
             namespace: self.namespace.clone(),
             event: self.event.clone(),
             stomp_login: self.stomp_login.clone(),
+            init_payload: self.init_payload.clone(),
+            method: self.method.clone(),
             message_rate: self.message_rate,
             message_size: self.message_size,
             message_text: self.message_text.clone(),

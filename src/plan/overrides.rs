@@ -130,6 +130,10 @@ pub struct Overrides {
     pub event: Option<String>,
     /// `--stomp-login USER:PASS`.
     pub stomp_login: Option<String>,
+    /// `--init-payload JSON` (graphql-ws).
+    pub init_payload: Option<String>,
+    /// `--method NAME` (SignalR).
+    pub method: Option<String>,
     /// `--message-rate` (see `wsscale run --help`).
     pub message_rate: Option<f64>,
     /// Payload size of a timed message, at least 32 bytes (the latency marker) [default: 64]

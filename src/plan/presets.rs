@@ -14,7 +14,18 @@ use super::payload::{Pattern, Payload};
 use super::session::{Envelope, OpenStep, Reply, Session};
 
 /// The presets, as `--protocol` takes them.
-pub const NAMES: &[&str] = &["socketio", "stomp", "mqtt", "nats"];
+pub const NAMES: &[&str] = &[
+    "socketio",
+    "stomp",
+    "mqtt",
+    "nats",
+    "graphql-ws",
+    "graphql-ws-legacy",
+    "signalr",
+    "phoenix",
+    "actioncable",
+    "centrifugo",
+];
 
 /// What the user gave besides the preset name.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +44,16 @@ pub struct PresetOptions {
     pub messages: bool,
     /// STOMP login and passcode (`--stomp-login USER:PASS`); default guest/guest.
     pub login: Option<(String, String)>,
+    /// The user wrote the timed-message frame (`--message-text`): the preset's template is
+    /// not used, so a preset that has no default for it does not need one.
+    pub own_message_text: bool,
+    /// GraphQL `connection_init` payload (`--init-payload JSON`); default `{}`.
+    pub init_payload: Option<String>,
+    /// SignalR hub method that timed messages invoke (`--method`); default `Echo`.
+    pub method: Option<String>,
+    /// The static bearer token (`--token`), for protocols that carry it in their own connect
+    /// frame (Centrifugo).
+    pub token: Option<String>,
 }
 
 /// A preset's contribution to a plan.
@@ -51,11 +72,34 @@ pub struct Preset {
 
 /// Build preset `name`.
 pub fn preset(name: &str, o: &PresetOptions) -> Result<Preset, String> {
+    let is_graphql = name.starts_with("graphql-ws");
+    for (given, flag, owner) in [
+        (
+            o.init_payload.is_some() && !is_graphql,
+            "--init-payload",
+            "graphql-ws",
+        ),
+        (
+            o.method.is_some() && name != "signalr",
+            "--method",
+            "signalr",
+        ),
+    ] {
+        if given && NAMES.contains(&name) {
+            return Err(format!("{flag} belongs to --protocol {owner}, not {name}"));
+        }
+    }
     let mut p = match name {
         "socketio" => socketio(o),
         "stomp" => stomp(o),
         "mqtt" => mqtt(o),
         "nats" => nats(o),
+        "graphql-ws" => graphql(o, false),
+        "graphql-ws-legacy" => graphql(o, true),
+        "signalr" => signalr(o),
+        "phoenix" => phoenix(o),
+        "actioncable" => actioncable(o),
+        "centrifugo" => centrifugo(o),
         other => {
             return Err(format!(
                 "unknown protocol {other:?}; the presets are {} (or use --send/--expect/--reply \
@@ -273,6 +317,303 @@ fn nats(o: &PresetOptions) -> Result<Preset, String> {
     })
 }
 
+/// `s` as a JSON string literal (quoted and escaped). `{conn}` and the other placeholders
+/// pass through unchanged.
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+/// A `Send` step of text that is already JSON as it goes on the wire: its backslashes (JSON
+/// escapes such as `\"` and `\n`) are doubled so the payload notation keeps them; `{conn}`
+/// stays a placeholder.
+fn send_json(s: &str) -> Result<OpenStep, String> {
+    Ok(OpenStep::Send(template(&s.replace('\\', "\\\\"))?))
+}
+
+/// `s` parsed as JSON, with `{conn}` filled in first (it is a placeholder).
+fn json_of(what: &str, s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(&s.replace("{conn}", "0"))
+        .map_err(|e| format!("{what} {s:?} is not valid JSON ({e})"))
+}
+
+/// GraphQL over WebSocket.
+///
+/// `graphql-ws` is the graphql-transport-ws protocol (subprotocol `graphql-transport-ws`):
+/// `connection_init` with `--init-payload` (default `{}`), wait for `connection_ack`; a server
+/// `ping` is answered `pong`, and with `--heartbeat-interval` the client pings too and times
+/// the `pong`; each `--subscribe QUERY` is a `subscribe` operation (ids `1`, `2`, …) whose
+/// `next` results are pushes.
+///
+/// `graphql-ws-legacy` is subscriptions-transport-ws (subprotocol `graphql-ws`): the same
+/// init and ack, `ka` keep-alives need no answer, operations are `start`.
+///
+/// Timed messages are an operation (`--publish-topic DOCUMENT`, id `m{seq}`) with the marker
+/// in its `$marker` variable: whatever result carries the marker back closes the sample (the
+/// operation's own, or a subscription's push when the operation publishes it).
+fn graphql(o: &PresetOptions, legacy: bool) -> Result<Preset, String> {
+    let init = o.init_payload.as_deref().unwrap_or("{}");
+    if !matches!(
+        json_of("--init-payload", init)?,
+        serde_json::Value::Object(_) | serde_json::Value::Null
+    ) {
+        return Err(format!(
+            "--init-payload {init:?}: the connection_init payload is a JSON object, e.g. \
+             '{{\"authToken\":\"…\"}}'"
+        ));
+    }
+    let op = if legacy { "start" } else { "subscribe" };
+    let mut open = vec![
+        send_json(&format!(
+            "{{\"type\":\"connection_init\",\"payload\":{init}}}"
+        ))?,
+        OpenStep::Expect(pattern(r#"re:"type"\s*:\s*"connection_ack""#)),
+    ];
+    for (i, query) in o.subscribe.iter().enumerate() {
+        open.push(send_json(&format!(
+            "{{\"id\":\"{}\",\"type\":\"{op}\",\"payload\":{{\"query\":{}}}}}",
+            i + 1,
+            json_str(query)
+        ))?);
+    }
+    if o.messages && !o.own_message_text && o.publish_topic.is_none() {
+        return Err(
+            "graphql-ws has no echo of its own: timed messages are a GraphQL operation that \
+             returns or publishes its $marker variable; give it with --publish-topic, e.g. \
+             'mutation($marker: String!) { send(text: $marker) }' (or write the whole frame \
+             with --message-text)"
+                .into(),
+        );
+    }
+    let message_text = o.publish_topic.as_deref().map(|doc| {
+        format!(
+            "{{\"id\":\"m{{seq}}\",\"type\":\"{op}\",\"payload\":{{\"query\":{},\
+             \"variables\":{{\"marker\":\"{{marker}}{{pad}}\"}}}}}}",
+            json_str(doc)
+        )
+    });
+    let (subprotocol, replies, heartbeat) = if legacy {
+        ("graphql-ws", Vec::new(), None)
+    } else {
+        (
+            "graphql-transport-ws",
+            vec![reply(
+                r#"re:"type"\s*:\s*"ping""#,
+                "{\"type\":\"pong\"}",
+                true,
+            )],
+            o.heartbeat.map(|hb| {
+                keepalive(
+                    b"{\"type\":\"ping\"}",
+                    false,
+                    Some(b"\"type\":\"pong\""),
+                    hb,
+                )
+            }),
+        )
+    };
+    Ok(Preset {
+        session: Session {
+            open,
+            replies,
+            ..Default::default()
+        },
+        subprotocol: Some(subprotocol.into()),
+        heartbeat,
+        message_text,
+        ..Default::default()
+    })
+}
+
+/// ASP.NET Core SignalR, JSON hub protocol, connecting straight to the hub's WebSocket (the
+/// clients' `skipNegotiation`; no `/negotiate` request): the handshake
+/// `{"protocol":"json","version":1}␞`, wait for `{}␞`; server pings `{"type":6}␞` answered in
+/// kind; a client ping every `--heartbeat-interval` (default 15 s, the servers' keep-alive;
+/// a server drops a client silent for its client timeout, 30 s); timed messages invoke
+/// `--method` (default `Echo`) with the marker as the one argument, and the call back that
+/// carries it closes the sample.
+fn signalr(o: &PresetOptions) -> Result<Preset, String> {
+    let hb = o.heartbeat.unwrap_or(Duration::from_secs(15));
+    let method = o.method.as_deref().unwrap_or("Echo");
+    if method.is_empty() {
+        return Err("--method: give the hub method that timed messages invoke, e.g. Echo".into());
+    }
+    Ok(Preset {
+        session: Session {
+            open: vec![
+                send("{\"protocol\":\"json\",\"version\":1}\\x1e"),
+                OpenStep::Expect(pattern("^{}\\x1e")),
+            ],
+            replies: vec![reply(
+                r#"re:(^|\x1e)\{"type":6\}\x1e"#,
+                "{\"type\":6}\\x1e",
+                true,
+            )],
+            ..Default::default()
+        },
+        heartbeat: Some(keepalive(b"{\"type\":6}\x1e", false, None, hb)),
+        message_text: Some(format!(
+            "{{\"type\":1,\"target\":{},\"arguments\":[\"{{marker}}{{pad}}\"]}}\u{1e}",
+            json_str(method)
+        )),
+        ..Default::default()
+    })
+}
+
+/// Phoenix channels, serializer v2 (`[join_ref, ref, topic, event, payload]`; the URL path
+/// becomes `/socket/websocket?vsn=2.0.0` when it is `/`): `phx_join` per `--subscribe TOPIC`
+/// (join refs `1`, `2`, …), each waiting for its `phx_reply` with status ok; a heartbeat
+/// every `--heartbeat-interval` (default 30 s; the server closes an idle socket after 60 s)
+/// whose reply is timed; timed messages are `--event` (default `message`) pushes to
+/// `--publish-topic` (default the first topic; joined too when it is not one), and the
+/// broadcast that carries the marker back closes the sample.
+fn phoenix(o: &PresetOptions) -> Result<Preset, String> {
+    let hb = o.heartbeat.unwrap_or(Duration::from_secs(30));
+    let mut topics = subscriptions(o, "wsscale:{conn}");
+    let publish = o.publish_topic.clone().or_else(|| topics.first().cloned());
+    if let Some(p) = &publish
+        && !topics.contains(p)
+    {
+        topics.push(p.clone());
+    }
+    let event = o.event.as_deref().unwrap_or("message");
+    let mut open = Vec::new();
+    for (i, topic) in topics.iter().enumerate() {
+        let r = i + 1;
+        open.push(send_json(&format!(
+            "[\"{r}\",\"{r}\",{},\"phx_join\",{{}}]",
+            json_str(topic)
+        ))?);
+        open.push(OpenStep::Expect(pattern(&format!(
+            r#"re:^\["{r}","{r}",.*"phx_reply",\{{.*"status":"ok""#
+        ))));
+    }
+    let message_text = publish.map(|p| {
+        let r = topics.iter().position(|t| *t == p).unwrap_or(0) + 1;
+        format!(
+            "[\"{r}\",\"m\",{},{},{{\"body\":\"{{marker}}{{pad}}\"}}]",
+            json_str(&p),
+            json_str(event)
+        )
+    });
+    Ok(Preset {
+        session: Session {
+            open,
+            ..Default::default()
+        },
+        default_path: Some("/socket/websocket?vsn=2.0.0".into()),
+        heartbeat: Some(keepalive(
+            b"[null,\"hb\",\"phoenix\",\"heartbeat\",{}]",
+            false,
+            Some(b"\"hb\",\"phoenix\",\"phx_reply\""),
+            hb,
+        )),
+        message_text,
+        ..Default::default()
+    })
+}
+
+/// Rails Action Cable (subprotocol `actioncable-v1-json`): wait for the `welcome`; per
+/// `--subscribe IDENTIFIER` (a JSON object naming the channel, e.g.
+/// `{"channel":"ChatChannel","room":"1"}`) a `subscribe` command, waiting for its
+/// `confirm_subscription`; the server's `ping`s every 3 s need no answer. Timed messages are
+/// `message` commands to `--publish-topic` (default the first identifier; subscribed too when
+/// it is not one) with data `{"body":"<marker>"}`, received by the channel; the broadcast that
+/// carries the marker back closes the sample.
+fn actioncable(o: &PresetOptions) -> Result<Preset, String> {
+    let mut ids = o.subscribe.clone();
+    let publish = o.publish_topic.clone().or_else(|| ids.first().cloned());
+    if let Some(p) = &publish
+        && !ids.contains(p)
+    {
+        ids.push(p.clone());
+    }
+    if o.messages && !o.own_message_text && publish.is_none() {
+        return Err(
+            "Action Cable timed messages go to a channel: give its identifier with \
+             --subscribe, e.g. --subscribe '{\"channel\":\"EchoChannel\"}'"
+                .into(),
+        );
+    }
+    let mut open = vec![OpenStep::Expect(pattern("*\"welcome\""))];
+    for id in &ids {
+        match json_of("--subscribe", id) {
+            Ok(serde_json::Value::Object(m)) if m.contains_key("channel") => {}
+            _ => {
+                return Err(format!(
+                    "--subscribe {id:?}: an Action Cable identifier is a JSON object naming the \
+                     channel, e.g. '{{\"channel\":\"ChatChannel\",\"room\":\"1\"}}'"
+                ));
+            }
+        }
+        open.push(send_json(&format!(
+            "{{\"command\":\"subscribe\",\"identifier\":{}}}",
+            json_str(id)
+        ))?);
+        open.push(OpenStep::Expect(pattern("*\"confirm_subscription\"")));
+    }
+    let message_text = publish.map(|id| {
+        format!(
+            "{{\"command\":\"message\",\"identifier\":{},\"data\":{}}}",
+            json_str(&id),
+            json_str("{\"body\":\"{marker}{pad}\"}")
+        )
+    });
+    Ok(Preset {
+        session: Session {
+            open,
+            ..Default::default()
+        },
+        subprotocol: Some("actioncable-v1-json".into()),
+        message_text,
+        ..Default::default()
+    })
+}
+
+/// Centrifugo v4+ (client protocol v2, JSON; the URL path becomes `/connection/websocket`
+/// when it is `/`): `connect` with `--token` as the connection token (empty without one),
+/// wait for the connect result; server pings `{}` answered `{}`; `subscribe` per `--subscribe`
+/// channel (ids 2, 3, …), each waiting for its result; timed messages are `publish` commands
+/// (ids `1{seq}`: 10, 11, …) to `--publish-topic` (default the first channel) with data
+/// `{"m":"<marker>"}`, and the publication pushed back closes the sample.
+fn centrifugo(o: &PresetOptions) -> Result<Preset, String> {
+    let token = o.token.as_deref().unwrap_or("");
+    let mut open = vec![
+        send_json(&format!(
+            "{{\"id\":1,\"connect\":{{\"token\":{}}}}}",
+            json_str(token)
+        ))?,
+        OpenStep::Expect(pattern("*\"connect\":{")),
+    ];
+    let subs = subscriptions(o, "wsscale-{conn}");
+    for (i, channel) in subs.iter().enumerate() {
+        let id = i + 2;
+        open.push(send_json(&format!(
+            "{{\"id\":{id},\"subscribe\":{{\"channel\":{}}}}}",
+            json_str(channel)
+        ))?);
+        open.push(OpenStep::Expect(pattern(&format!(
+            r#"re:"id":\s*{id}\s*,\s*"subscribe""#
+        ))));
+    }
+    let publish = o.publish_topic.clone().or_else(|| subs.first().cloned());
+    Ok(Preset {
+        session: Session {
+            open,
+            // Replies may be batched one per line in a frame.
+            replies: vec![reply(r"re:(^|\n)\{\}(\n|$)", "{}", true)],
+            ..Default::default()
+        },
+        default_path: Some("/connection/websocket".into()),
+        message_text: publish.map(|ch| {
+            format!(
+                "{{\"id\":1{{seq}},\"publish\":{{\"channel\":{},\"data\":{{\"m\":\"{{marker}}{{pad}}\"}}}}}}",
+                json_str(&ch)
+            )
+        }),
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +688,337 @@ mod tests {
                 .matches(b"MSG a 1 4\r\nxPING\r\n")
         );
         assert!(preset("nope", &opts()).unwrap_err().contains("socketio"));
+    }
+
+    /// The frame open step `i` sends for connection 7, as text.
+    fn sent(p: &Preset, i: usize) -> String {
+        let mut buf = Vec::new();
+        assert_eq!(
+            p.session.open[i].render(7, &mut buf),
+            Some(false),
+            "step {i}"
+        );
+        String::from_utf8(buf).unwrap()
+    }
+
+    fn expects(p: &Preset, i: usize, frame: &str) -> bool {
+        matches!(&p.session.open[i], OpenStep::Expect(x) if x.matches(frame.as_bytes()))
+    }
+
+    /// The reply the preset's rules give to `frame` (None: no rule matches).
+    fn answer(p: &Preset, frame: &str) -> Option<(String, bool)> {
+        let mut g = Vec::new();
+        let r = p
+            .session
+            .replies
+            .iter()
+            .find(|r| r.pattern.captures(frame.as_bytes(), &mut g))?;
+        let mut out = Vec::new();
+        r.response.render(7, &g, &mut out);
+        Some((String::from_utf8(out).unwrap(), r.server_ping))
+    }
+
+    fn json(s: &str) -> serde_json::Value {
+        serde_json::from_str(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    }
+
+    #[test]
+    fn graphql_ws_table() {
+        let mut o = opts();
+        o.init_payload = Some("{\"authToken\":\"t-{conn}\"}".into());
+        o.subscribe = vec!["subscription {\n  messages(room: \"a\\\\b\")\n}".into()];
+        o.publish_topic = Some("mutation($marker: String!) { send(text: $marker) }".into());
+        o.heartbeat = Some(Duration::from_secs(5));
+        let p = preset("graphql-ws", &o).unwrap();
+        assert_eq!(p.subprotocol.as_deref(), Some("graphql-transport-ws"));
+        assert_eq!(
+            json(&sent(&p, 0)),
+            json("{\"type\":\"connection_init\",\"payload\":{\"authToken\":\"t-7\"}}")
+        );
+        assert!(expects(&p, 1, "{\"type\":\"connection_ack\"}"));
+        assert!(expects(
+            &p,
+            1,
+            "{\"type\": \"connection_ack\", \"payload\": {}}"
+        ));
+        let sub = json(&sent(&p, 2));
+        assert_eq!(sub["id"], "1");
+        assert_eq!(sub["type"], "subscribe");
+        assert_eq!(sub["payload"]["query"], o.subscribe[0].as_str(), "escaped");
+        assert_eq!(
+            answer(&p, "{\"type\":\"ping\"}"),
+            Some(("{\"type\":\"pong\"}".into(), true))
+        );
+        assert_eq!(answer(&p, "{\"id\":\"1\",\"type\":\"next\"}"), None);
+        let hb = p.heartbeat.as_ref().unwrap();
+        assert_eq!(hb.text, b"{\"type\":\"ping\"}");
+        assert!(hb.expect.is_some());
+        let m = p.message_text.unwrap();
+        let m = json(&m.replace("{marker}{pad}", "~x~").replace("{seq}", "3"));
+        assert_eq!(m["id"], "m3");
+        assert_eq!(m["type"], "subscribe");
+        assert_eq!(m["payload"]["variables"]["marker"], "~x~");
+        // Timed messages need an operation; --init-payload must be an object.
+        assert!(
+            preset("graphql-ws", &opts())
+                .unwrap_err()
+                .contains("--publish-topic")
+        );
+        let own = PresetOptions {
+            own_message_text: true,
+            ..opts()
+        };
+        assert!(preset("graphql-ws", &own).is_ok());
+        o.init_payload = Some("[1]".into());
+        assert!(preset("graphql-ws", &o).unwrap_err().contains("object"));
+        o.init_payload = Some("{".into());
+        assert!(
+            preset("graphql-ws", &o)
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn graphql_ws_legacy_table() {
+        let o = PresetOptions {
+            subscribe: vec!["subscription { ticks }".into()],
+            publish_topic: Some("query($marker: String!) { echo(m: $marker) }".into()),
+            heartbeat: Some(Duration::from_secs(5)),
+            ..opts()
+        };
+        let p = preset("graphql-ws-legacy", &o).unwrap();
+        assert_eq!(p.subprotocol.as_deref(), Some("graphql-ws"));
+        assert_eq!(json(&sent(&p, 0))["payload"], json("{}"));
+        assert_eq!(json(&sent(&p, 2))["type"], "start");
+        assert!(p.session.replies.is_empty(), "ka needs no answer");
+        assert!(
+            p.heartbeat.is_none(),
+            "the legacy protocol has no client ping"
+        );
+        assert!(p.message_text.unwrap().contains("\"type\":\"start\""));
+    }
+
+    #[test]
+    fn signalr_table() {
+        let p = preset("signalr", &opts()).unwrap();
+        assert_eq!(sent(&p, 0), "{\"protocol\":\"json\",\"version\":1}\u{1e}");
+        assert!(expects(&p, 1, "{}\u{1e}"));
+        assert!(!expects(&p, 1, "{\"error\":\"nope\"}\u{1e}"));
+        let pong = Some(("{\"type\":6}\u{1e}".to_string(), true));
+        assert_eq!(answer(&p, "{\"type\":6}\u{1e}"), pong);
+        assert_eq!(
+            answer(
+                &p,
+                "{\"type\":1,\"target\":\"x\",\"arguments\":[]}\u{1e}{\"type\":6}\u{1e}"
+            ),
+            pong,
+            "a ping batched after another record"
+        );
+        assert_eq!(
+            answer(
+                &p,
+                "{\"type\":1,\"arguments\":[\"{\\\"type\\\":6}\"]}\u{1e}"
+            ),
+            None
+        );
+        let hb = p.heartbeat.as_ref().unwrap();
+        assert_eq!(
+            (hb.text.as_slice(), hb.interval),
+            (&b"{\"type\":6}\x1e"[..], Duration::from_secs(15))
+        );
+        assert_eq!(
+            p.message_text.as_deref(),
+            Some("{\"type\":1,\"target\":\"Echo\",\"arguments\":[\"{marker}{pad}\"]}\u{1e}")
+        );
+        let p = preset(
+            "signalr",
+            &PresetOptions {
+                method: Some("Send\"It".into()),
+                heartbeat: Some(Duration::from_secs(2)),
+                ..opts()
+            },
+        )
+        .unwrap();
+        assert!(
+            p.message_text
+                .unwrap()
+                .contains("\"target\":\"Send\\\"It\"")
+        );
+        assert_eq!(p.heartbeat.unwrap().interval, Duration::from_secs(2));
+        // --method is SignalR's only.
+        let o = PresetOptions {
+            method: Some("Echo".into()),
+            ..opts()
+        };
+        assert!(preset("phoenix", &o).unwrap_err().contains("signalr"));
+    }
+
+    #[test]
+    fn phoenix_table() {
+        let o = PresetOptions {
+            subscribe: vec!["room:lobby".into(), "user:{conn}".into()],
+            publish_topic: Some("room:echo".into()),
+            ..opts()
+        };
+        let p = preset("phoenix", &o).unwrap();
+        assert_eq!(
+            p.default_path.as_deref(),
+            Some("/socket/websocket?vsn=2.0.0")
+        );
+        assert_eq!(sent(&p, 0), "[\"1\",\"1\",\"room:lobby\",\"phx_join\",{}]");
+        assert!(expects(
+            &p,
+            1,
+            "[\"1\",\"1\",\"room:lobby\",\"phx_reply\",{\"response\":{},\"status\":\"ok\"}]"
+        ));
+        assert!(!expects(
+            &p,
+            1,
+            "[\"1\",\"1\",\"room:lobby\",\"phx_reply\",{\"response\":{\"reason\":\"unmatched topic\"},\"status\":\"error\"}]"
+        ));
+        assert!(!expects(
+            &p,
+            3,
+            "[\"1\",\"1\",\"room:lobby\",\"phx_reply\",{\"response\":{},\"status\":\"ok\"}]"
+        ));
+        assert_eq!(sent(&p, 2), "[\"2\",\"2\",\"user:7\",\"phx_join\",{}]");
+        // The publish topic is joined too, and messages carry its join ref.
+        assert_eq!(sent(&p, 4), "[\"3\",\"3\",\"room:echo\",\"phx_join\",{}]");
+        assert_eq!(
+            p.message_text.as_deref(),
+            Some("[\"3\",\"m\",\"room:echo\",\"message\",{\"body\":\"{marker}{pad}\"}]")
+        );
+        let hb = p.heartbeat.unwrap();
+        assert_eq!(hb.text, b"[null,\"hb\",\"phoenix\",\"heartbeat\",{}]");
+        assert_eq!(hb.interval, Duration::from_secs(30));
+        let reply = b"[null,\"hb\",\"phoenix\",\"phx_reply\",{\"response\":{},\"status\":\"ok\"}]";
+        let e = hb.expect.unwrap();
+        assert!(reply.windows(e.len()).any(|w| w == e));
+        // Default: a topic per connection, timed messages to it.
+        let p = preset("phoenix", &opts()).unwrap();
+        assert_eq!(sent(&p, 0), "[\"1\",\"1\",\"wsscale:7\",\"phx_join\",{}]");
+        assert!(
+            p.message_text
+                .unwrap()
+                .starts_with("[\"1\",\"m\",\"wsscale:{conn}\"")
+        );
+    }
+
+    #[test]
+    fn actioncable_table() {
+        let id = "{\"channel\":\"EchoChannel\",\"room\":\"r{conn}\"}";
+        let o = PresetOptions {
+            subscribe: vec![id.into()],
+            ..opts()
+        };
+        let p = preset("actioncable", &o).unwrap();
+        assert_eq!(p.subprotocol.as_deref(), Some("actioncable-v1-json"));
+        assert!(expects(&p, 0, "{\"type\":\"welcome\"}"));
+        let sub = json(&sent(&p, 1));
+        assert_eq!(sub["command"], "subscribe");
+        assert_eq!(
+            sub["identifier"],
+            "{\"channel\":\"EchoChannel\",\"room\":\"r7\"}"
+        );
+        assert!(expects(
+            &p,
+            2,
+            "{\"identifier\":\"{\\\"channel\\\":\\\"EchoChannel\\\"}\",\"type\":\"confirm_subscription\"}"
+        ));
+        assert!(p.session.replies.is_empty() && p.heartbeat.is_none());
+        // Nested escaping: the data is a JSON string holding a JSON object.
+        let m = p.message_text.unwrap().replace("{marker}{pad}", "~x~");
+        let m = json(&m);
+        assert_eq!(m["command"], "message");
+        assert_eq!(m["identifier"], id);
+        assert_eq!(json(m["data"].as_str().unwrap())["body"], "~x~");
+        // Timed messages need a channel; identifiers are JSON objects naming one.
+        assert!(
+            preset("actioncable", &opts())
+                .unwrap_err()
+                .contains("--subscribe")
+        );
+        let bad = PresetOptions {
+            subscribe: vec!["ChatChannel".into()],
+            ..opts()
+        };
+        assert!(preset("actioncable", &bad).is_err());
+        let bad = PresetOptions {
+            subscribe: vec!["{\"room\":1}".into()],
+            ..opts()
+        };
+        assert!(preset("actioncable", &bad).unwrap_err().contains("channel"));
+    }
+
+    #[test]
+    fn centrifugo_table() {
+        let o = PresetOptions {
+            token: Some("tok\"en".into()),
+            subscribe: vec!["news".into(), "chat:{conn}".into()],
+            ..opts()
+        };
+        let p = preset("centrifugo", &o).unwrap();
+        assert_eq!(p.default_path.as_deref(), Some("/connection/websocket"));
+        assert_eq!(p.subprotocol, None);
+        assert_eq!(
+            json(&sent(&p, 0)),
+            json("{\"id\":1,\"connect\":{\"token\":\"tok\\\"en\"}}")
+        );
+        assert!(expects(
+            &p,
+            1,
+            "{\"id\":1,\"connect\":{\"client\":\"c\",\"version\":\"6.0.0\",\"ping\":25,\"pong\":true}}"
+        ));
+        assert!(!expects(&p, 1, "{\"id\":1,\"error\":{\"code\":101}}"));
+        assert_eq!(
+            sent(&p, 2),
+            "{\"id\":2,\"subscribe\":{\"channel\":\"news\"}}"
+        );
+        assert!(expects(&p, 3, "{\"id\":2,\"subscribe\":{}}"));
+        assert!(!expects(&p, 3, "{\"id\":2,\"error\":{\"code\":103}}"));
+        assert_eq!(
+            sent(&p, 4),
+            "{\"id\":3,\"subscribe\":{\"channel\":\"chat:7\"}}"
+        );
+        assert!(expects(&p, 5, "{\"id\":3,\"subscribe\":{}}"));
+        assert_eq!(answer(&p, "{}"), Some(("{}".into(), true)));
+        assert_eq!(answer(&p, "{\"push\":{}}\n{}"), Some(("{}".into(), true)));
+        assert_eq!(answer(&p, "{\"id\":2,\"subscribe\":{}}"), None);
+        let m = p.message_text.unwrap();
+        let m = json(&m.replace("{marker}{pad}", "~x~").replace("{seq}", "0"));
+        assert_eq!(m["id"], 10);
+        assert_eq!(m["publish"]["channel"], "news");
+        assert_eq!(m["publish"]["data"]["m"], "~x~");
+        // No token: an empty one (anonymous or insecure mode).
+        let p = preset("centrifugo", &opts()).unwrap();
+        assert_eq!(sent(&p, 0), "{\"id\":1,\"connect\":{\"token\":\"\"}}");
+        assert_eq!(
+            sent(&p, 2),
+            "{\"id\":2,\"subscribe\":{\"channel\":\"wsscale-7\"}}"
+        );
+    }
+
+    #[test]
+    fn names_are_the_presets() {
+        for name in NAMES {
+            let o = PresetOptions {
+                subscribe: vec!["{\"channel\":\"C\"}".into()],
+                publish_topic: Some("{\"channel\":\"C\"}".into()),
+                ..opts()
+            };
+            let p = preset(name, &o).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(p.session.protocol.as_deref(), Some(*name));
+        }
+        let e = preset("nope", &opts()).unwrap_err();
+        assert!(
+            e.contains("centrifugo") && e.contains("graphql-ws-legacy"),
+            "{e}"
+        );
+        let o = PresetOptions {
+            init_payload: Some("{}".into()),
+            ..opts()
+        };
+        assert!(preset("signalr", &o).unwrap_err().contains("graphql-ws"));
     }
 }

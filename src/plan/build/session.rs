@@ -40,6 +40,14 @@ pub(super) fn session(
             heartbeat: args.heartbeat_interval.filter(|d| !d.is_zero()),
             messages: traffic.message.is_some(),
             login,
+            own_message_text: traffic.message.as_ref().is_some_and(|m| m.text.is_some()),
+            init_payload: args.init_payload.clone(),
+            method: args.method.clone(),
+            // Centrifugo carries the static token in its connect command.
+            token: match &handshake.auth {
+                super::super::Auth::Bearer(t) => Some(t.0.clone()),
+                _ => None,
+            },
         };
         let p = preset(name, &opts).map_err(|m| flag("--protocol").invalid(m))?;
         session = p.session;
@@ -72,12 +80,14 @@ pub(super) fn session(
             (args.namespace.is_some(), "--namespace"),
             (args.event.is_some(), "--event"),
             (args.stomp_login.is_some(), "--stomp-login"),
+            (args.init_payload.is_some(), "--init-payload"),
+            (args.method.is_some(), "--method"),
         ] {
             if set {
-                return Err(flag(what).invalid(
-                    "this option belongs to a protocol preset; add --protocol NAME (socketio, \
-                     stomp, mqtt, nats)",
-                ));
+                return Err(flag(what).invalid(format!(
+                    "this option belongs to a protocol preset; add --protocol NAME ({})",
+                    super::super::presets::NAMES.join(", ")
+                )));
             }
         }
     }
