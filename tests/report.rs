@@ -58,6 +58,14 @@ fn sample() -> RunOutcome {
     record_us(&mut totals.hist.ping_rtt, 900);
     record_us(&mut totals.hist.heartbeat_rtt, 1100);
     record_us(&mut totals.hist.schedule_lag, 50);
+    c.pushes_received = 3;
+    for us in [400u64, 450, 1250] {
+        record_us(&mut totals.hist.push_latency, us);
+    }
+    c.fanout_received = 2;
+    for us in [900u64, 3000] {
+        record_us(&mut totals.hist.fanout_latency, us);
+    }
     for us in 1000..=100_000u64 {
         record_us(&mut totals.hist.tcp_connect, us);
     }
@@ -118,6 +126,11 @@ fn sample() -> RunOutcome {
                 msgs_received_per_s: 39.5,
                 message_p50_ms: 1.2,
                 message_p99_ms: 2.5,
+                pushes_per_s: 200.0,
+                push_p50_ms: 0.4,
+                push_p99_ms: 1.25,
+                fanout_p50_ms: 0.9,
+                fanout_p99_ms: 3.0,
             },
             IntervalRow {
                 t_s: 10.0,
@@ -129,6 +142,7 @@ fn sample() -> RunOutcome {
                 msgs_received_per_s: 119.0,
                 message_p50_ms: 0.0,
                 message_p99_ms: 0.0,
+                ..Default::default()
             },
         ],
         thresholds: vec![
@@ -386,8 +400,24 @@ fn json_values_are_exact() {
         doc["timeseries"][0],
         json!({"t_s": 5.0, "open": 400, "connect_rate": 80.0, "failures": 3, "dropped": 0,
                "msgs_sent_per_s": 40.0, "msgs_received_per_s": 39.5,
-               "message_p50_ms": 1.2, "message_p99_ms": 2.5})
+               "message_p50_ms": 1.2, "message_p99_ms": 2.5, "pushes_per_s": 200.0,
+               "push_p50_ms": 0.4, "push_p99_ms": 1.25, "fanout_p50_ms": 0.9,
+               "fanout_p99_ms": 3.0})
     );
+    // Server pushes and fan-out: delivered = fan-out samples + own echoes; expected =
+    // sent × peak open because the run saw fan-out.
+    assert_eq!(doc["pushes"], json!({"received": 3}));
+    assert_eq!(
+        doc["fanout"],
+        json!({"delivered": 1992, "expected": 2_000_000})
+    );
+    assert_eq!(doc["timings"]["push_latency_ms"]["count"], 3);
+    assert_eq!(doc["timings"]["push_latency_ms"]["p50"], 0.45);
+    assert_eq!(doc["timings"]["fanout_latency_ms"]["count"], 2);
+    let mut echo_only = sample();
+    echo_only.totals.counters.fanout_received = 0;
+    let doc2 = to_json(&echo_only);
+    assert_eq!(doc2["fanout"], json!({"delivered": 1990, "expected": null}));
     assert_eq!(doc["timeseries"].as_array().unwrap().len(), 2);
     assert_eq!(
         doc["thresholds"],
@@ -797,11 +827,11 @@ fn csv_has_header_and_one_line_per_interval() {
     assert_eq!(lines.len(), 1 + o.timeseries.len(), "{text}");
     assert_eq!(
         lines[0],
-        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms"
+        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms"
     );
     assert_eq!(lines[0], CSV_HEADER);
-    assert_eq!(lines[1], "5,400,80,3,0,40,39.5,1.2,2.5");
-    assert_eq!(lines[2], "10,800,80,7,1,120,119,0,0");
+    assert_eq!(lines[1], "5,400,80,3,0,40,39.5,1.2,2.5,200,0.4,1.25,0.9,3");
+    assert_eq!(lines[2], "10,800,80,7,1,120,119,0,0,0,0,0,0,0");
     let columns = CSV_HEADER.split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns));
     // The same columns as the JSON rows.

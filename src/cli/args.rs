@@ -484,6 +484,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Traffic")]
     pub message_timeout: Option<Duration>,
 
+    /// Only these connections send timed messages: the first N by connection number, or P%
+    /// of them spread evenly; the others only receive (a chat room's readers). A message
+    /// that comes back to its sender is a message_rtt sample, one that reaches another
+    /// connection a fanout_latency sample [default: every connection]
+    #[arg(long, value_name = "N|P%", value_parser = crate::plan::push::Publishers::parse, help_heading = "Traffic")]
+    pub publishers: Option<crate::plan::push::Publishers>,
+
+    /// Server push latency: read the creation time of server-originated frames from a JSON
+    /// key (json:ts, json:meta.ts) or capture group 1 of a regex (re:REGEX), optionally with
+    /// the unit :s, :ms, :us or :ns (else by magnitude); receive time − that time goes into
+    /// push_latency. Matches `wsscale serve --push-rate`'s feed with json:ts [default: off]
+    #[arg(long, value_name = "json:PATH|re:REGEX[:UNIT]", value_parser = crate::plan::push::PushTimestamp::parse, help_heading = "Traffic")]
+    pub push_timestamp: Option<crate::plan::push::PushTimestamp>,
+
     // ---- thresholds ----
     /// Pass/fail condition METRIC OP VALUE, repeatable, added to the profile's [thresholds]:
     /// e.g. 'connect_success_rate>=0.95', 'handshake_ms.p95<5000', 'message_rtt_ms.p99<200',
@@ -616,6 +630,8 @@ impl RunArgs {
             message_size: self.message_size,
             message_text: self.message_text.clone(),
             message_timeout: self.message_timeout,
+            publishers: self.publishers,
+            push_timestamp: self.push_timestamp.clone(),
             thresholds: self.thresholds.clone(),
             abort_on_fail: self.abort_on_fail,
             allow_failures: self.allow_failures,

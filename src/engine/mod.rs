@@ -10,6 +10,7 @@
 //! - [`ws`] — the client side of RFC 6455, sans I/O: request template, response check, frames.
 //! - [`tls`] — client TLS for `wss://` (rustls, sans I/O; the memory design is in its docs).
 //! - [`jwt`] — per-connection JWT minting.
+//! - [`marker`] — the latency marker of timed messages and the process's wall clock.
 //! - [`source`] — the source-address pool (its specs are parsed in `plan::source_spec`).
 //! - [`precise`] — the `timerfd` that wakes a shard for sub-millisecond timers.
 //! - [`timer`] — the coarse timer wheel.
@@ -18,6 +19,7 @@
 
 pub mod conn;
 pub mod jwt;
+pub mod marker;
 pub mod precise;
 pub mod shard;
 pub mod source;
@@ -131,6 +133,10 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     // per-connection cost.
     let tls = tls::ClientTls::new(&plan.tls, &plan.targets)?;
     let rss_before = rss_bytes().unwrap_or(0);
+    // Read the wall-clock anchor now, not on the first message.
+    marker::wall_us_at(Instant::now());
+    // Connection numbers restart with every run: so does the marker's sender identity.
+    let nonce = marker::new_nonce();
     let epoch = Instant::now();
     // A short lead so every shard thread is up before the first stage starts.
     let start = opts
@@ -153,6 +159,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             conn_stride: threads as u64,
             conn_offset: i as u64,
             tls: tls.clone(),
+            // Connection numbers are per process: its share of a publisher count.
+            publishers: plan.traffic.publishers.map(|p| p.share(opts.slice)),
+            nonce,
         };
         let h = std::thread::Builder::new()
             .name(format!("wsscale-shard-{i}"))

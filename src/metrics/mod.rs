@@ -238,6 +238,12 @@ pub struct Counters {
     /// Server keep-alives answered by an auto-reply (Engine.IO `2`, NATS `PING`, …; WebSocket
     /// pings answered are `pings_answered`).
     pub server_pings_answered: u64,
+    /// Server-originated frames whose creation time `--push-timestamp` read (each one a
+    /// `push_latency` sample; not counted in `other_messages_received`).
+    pub pushes_received: u64,
+    /// Frames carrying another sender's latency marker (fan-out: each one a
+    /// `fanout_latency` sample; not counted in `other_messages_received`).
+    pub fanout_received: u64,
 }
 
 impl Counters {
@@ -311,6 +317,8 @@ impl Counters {
         self.pongs_received += o.pongs_received;
         self.heartbeats_sent += o.heartbeats_sent;
         self.heartbeat_replies += o.heartbeat_replies;
+        self.pushes_received += o.pushes_received;
+        self.fanout_received += o.fanout_received;
     }
 }
 
@@ -448,6 +456,13 @@ pub struct Histograms {
     /// How late each scheduled send (message, ping, heartbeat) actually went out (µs):
     /// actual send time − intended send time.
     pub schedule_lag: Hist,
+    /// Receive wall-clock time − the marker's intended send time (wall clock) of timed
+    /// messages another connection published (µs); across hosts this needs synchronized
+    /// clocks.
+    pub fanout_latency: Hist,
+    /// Receive wall-clock time − the creation time a server push carries
+    /// (`--push-timestamp`) (µs); across hosts this needs synchronized clocks.
+    pub push_latency: Hist,
 }
 
 impl Histograms {
@@ -459,10 +474,12 @@ impl Histograms {
         self.ping_rtt.merge(&o.ping_rtt);
         self.heartbeat_rtt.merge(&o.heartbeat_rtt);
         self.schedule_lag.merge(&o.schedule_lag);
+        self.fanout_latency.merge(&o.fanout_latency);
+        self.push_latency.merge(&o.push_latency);
     }
 
     /// Every histogram with its report name (`message_rtt` → `message_rtt_ms` in JSON).
-    pub fn named(&self) -> [(&'static str, &Histogram<u64>); 7] {
+    pub fn named(&self) -> [(&'static str, &Histogram<u64>); 9] {
         [
             ("tcp_connect", &*self.tcp_connect),
             ("tls_handshake", &*self.tls_handshake),
@@ -471,6 +488,8 @@ impl Histograms {
             ("ping_rtt", &*self.ping_rtt),
             ("heartbeat_rtt", &*self.heartbeat_rtt),
             ("schedule_lag", &*self.schedule_lag),
+            ("fanout_latency", &*self.fanout_latency),
+            ("push_latency", &*self.push_latency),
         ]
     }
 }

@@ -54,7 +54,7 @@ impl TargetOutcome {
 
 /// One row of the time series: what happened during one live-output interval (also the
 /// JSON report's `timeseries[]` row and the CSV line).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IntervalRow {
     /// End of the interval, seconds since the start of the first stage.
     pub t_s: f64,
@@ -72,6 +72,20 @@ pub struct IntervalRow {
     /// Message round trip p50 / p99 during the interval (ms; 0 when no samples).
     pub message_p50_ms: f64,
     pub message_p99_ms: f64,
+    /// Server pushes whose timestamp was read, per second during the interval (added later
+    /// in schema version 1: absent from older reports, hence the defaults).
+    #[serde(default)]
+    pub pushes_per_s: f64,
+    /// Push latency p50 / p99 during the interval (ms; 0 when no samples).
+    #[serde(default)]
+    pub push_p50_ms: f64,
+    #[serde(default)]
+    pub push_p99_ms: f64,
+    /// Fan-out latency p50 / p99 during the interval (ms; 0 when no samples).
+    #[serde(default)]
+    pub fanout_p50_ms: f64,
+    #[serde(default)]
+    pub fanout_p99_ms: f64,
 }
 
 /// A threshold with its measured value and verdict.

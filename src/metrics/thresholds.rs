@@ -55,6 +55,7 @@ pub fn measure(metric: &str, o: &RunOutcome) -> Option<f64> {
             (c.messages_sent > 0).then(|| c.messages_lost as f64 / c.messages_sent as f64)
         }
         "memory.bytes_per_connection" => o.bytes_per_connection(),
+        "pushes.received" => count(c.pushes_received),
         _ => {
             let (hist, stat) = metric.split_once('.')?;
             let p = Percentiles::from_hist(histogram(hist, &o.totals)?);
@@ -88,6 +89,8 @@ fn histogram<'a>(name: &str, s: &'a Snapshot) -> Option<&'a hdrhistogram::Histog
         "ping_rtt_ms" => &h.ping_rtt,
         "heartbeat_rtt_ms" => &h.heartbeat_rtt,
         "schedule_lag_ms" => &h.schedule_lag,
+        "fanout_latency_ms" => &h.fanout_latency,
+        "push_latency_ms" => &h.push_latency,
         _ => return None,
     })
 }
@@ -120,7 +123,7 @@ pub fn planned_attempts(plan: &Plan) -> Option<u64> {
 /// `(failed + aborted) > (1 − X) × max(planned_peak, attempted)`.
 ///
 /// Monotonic figures: counters (`attempted`, `established`, `failed`, `dropped`,
-/// `reconnects`, `messages.sent/received/lost`) and `peak_open` only grow, so `<`, `<=` and
+/// `reconnects`, `messages.sent/received/lost`, `pushes.received`) and `peak_open` only grow, so `<`, `<=` and
 /// `==` are lost once crossed; a histogram's `max` only grows (same rule) and its `min` only
 /// shrinks (`>`, `>=`, `==` lost once crossed). Everything else — percentiles, means,
 /// `messages.lost_rate`, memory — can still move and is never lost early.
@@ -138,6 +141,7 @@ pub fn cannot_be_met(t: &Threshold, totals: &Snapshot, planned_peak: u64) -> boo
         "messages.sent" => grows(c.messages_sent),
         "messages.received" => grows(c.messages_received),
         "messages.lost" => grows(c.messages_lost),
+        "pushes.received" => grows(c.pushes_received),
         "connect_success_rate" => {
             let cap = planned_peak.max(c.attempted);
             if cap == 0 {

@@ -105,6 +105,11 @@ impl TimeSeries {
             msgs_received_per_s: iv.counters.messages_received as f64 / span,
             message_p50_ms: quantile_ms(mh, 0.5),
             message_p99_ms: quantile_ms(mh, 0.99),
+            pushes_per_s: iv.counters.pushes_received as f64 / span,
+            push_p50_ms: quantile_ms(&iv.hist.push_latency, 0.5),
+            push_p99_ms: quantile_ms(&iv.hist.push_latency, 0.99),
+            fanout_p50_ms: quantile_ms(&iv.hist.fanout_latency, 0.5),
+            fanout_p99_ms: quantile_ms(&iv.hist.fanout_latency, 0.99),
         });
         if let Some(sink) = sink {
             sink.interval(&IntervalView {

@@ -142,6 +142,8 @@ pub fn histograms_mut(h: &mut Histograms) -> Vec<(&'static str, &mut Histogram<u
         ping_rtt,
         heartbeat_rtt,
         schedule_lag,
+        fanout_latency,
+        push_latency,
     } = h;
     vec![
         ("tcp_connect", tcp_connect),
@@ -151,6 +153,8 @@ pub fn histograms_mut(h: &mut Histograms) -> Vec<(&'static str, &mut Histogram<u
         ("ping_rtt", ping_rtt),
         ("heartbeat_rtt", heartbeat_rtt),
         ("schedule_lag", schedule_lag),
+        ("fanout_latency", fanout_latency),
+        ("push_latency", push_latency),
     ]
 }
 
@@ -323,6 +327,14 @@ mod tests {
         for v in [1, 10, 100, 1000, 123_456] {
             record_us(&mut s.hist.ws_handshake, v);
         }
+        s.counters.pushes_received = 2;
+        s.counters.fanout_received = 3;
+        for v in [250, 900] {
+            record_us(&mut s.hist.push_latency, v);
+        }
+        for v in [40, 41, 4_000] {
+            record_us(&mut s.hist.fanout_latency, v);
+        }
         let json = serde_json::to_string(&WireSnapshot::encode(&s)).unwrap();
         let back: WireSnapshot = serde_json::from_str(&json).unwrap();
         let back = back.decode().unwrap();
@@ -330,6 +342,8 @@ mod tests {
         assert_eq!(back.gauges, s.gauges);
         assert_eq!(back.per_source, s.per_source);
         assert_eq!(back.hist.ws_handshake, s.hist.ws_handshake);
+        assert_eq!(back.hist.fanout_latency, s.hist.fanout_latency);
+        assert_eq!(back.hist.push_latency, s.hist.push_latency);
         assert!(back.hist.message_rtt.is_empty());
         assert!(json.contains("\"refused\":1"), "{json}");
         assert!(json.contains("\"close_1001\":1"), "{json}");

@@ -14,6 +14,7 @@ pub mod overrides;
 pub mod payload;
 pub mod presets;
 pub mod profile;
+pub mod push;
 pub mod redact;
 pub mod session;
 pub mod source_spec;
@@ -257,6 +258,10 @@ pub struct Traffic {
     pub message: Option<MessageSpec>,
     /// The session protocol: open sequence, auto-replies, envelope (empty: raw WebSocket).
     pub session: session::Session,
+    /// Which connections send the timed messages (`--publishers`); `None`: all of them.
+    pub publishers: Option<push::Publishers>,
+    /// Where server-originated frames carry their creation time (`--push-timestamp`).
+    pub push_timestamp: Option<push::PushTimestamp>,
 }
 
 impl Plan {

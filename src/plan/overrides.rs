@@ -142,6 +142,10 @@ pub struct Overrides {
     pub message_text: Option<String>,
     /// A message not echoed within DUR counts as lost [default: 10s]
     pub message_timeout: Option<Duration>,
+    /// `--publishers N|P%`: only these connections send timed messages [default: all].
+    pub publishers: Option<super::push::Publishers>,
+    /// `--push-timestamp json:PATH|re:REGEX[:UNIT]`: creation time of server pushes.
+    pub push_timestamp: Option<super::push::PushTimestamp>,
     /// `--threshold` (see `wsscale run --help`).
     pub thresholds: Vec<Threshold>,
     /// `--abort-on-fail` (see `wsscale run --help`).

@@ -117,6 +117,10 @@ pub struct Profile {
     pub message_size: Option<Located<u64>>,
     pub message_text: Option<Located<String>>,
     pub message_timeout: Option<Located<Duration>>,
+    /// `publishers = 10` or `"10%"`.
+    pub publishers: Option<Located<super::push::Publishers>>,
+    /// `push_timestamp = "json:ts"` (parsed when the plan is built).
+    pub push_timestamp: Option<Located<String>>,
     // ---- thresholds ----
     /// `[thresholds]`, in document order.
     pub thresholds: Vec<Located<Threshold>>,
@@ -192,6 +196,8 @@ struct RawProfile {
     message_size: Option<Spanned<Value>>,
     message_text: Option<Spanned<String>>,
     message_timeout: Option<Spanned<Value>>,
+    publishers: Option<Spanned<Value>>,
+    push_timestamp: Option<Spanned<String>>,
     thresholds: Option<RawThresholds>,
     abort_on_fail: Option<Spanned<bool>>,
     allow_failures: Option<Spanned<bool>>,
@@ -310,6 +316,8 @@ impl Profile {
             message_size: cx.size(&raw.message_size, "message_size")?,
             message_text: cx.string(&raw.message_text, "message_text"),
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
+            publishers: cx.publishers(&raw.publishers)?,
+            push_timestamp: cx.string(&raw.push_timestamp, "push_timestamp"),
             thresholds: cx.thresholds(&raw.thresholds)?,
             abort_on_fail: cx.boolean(&raw.abort_on_fail, "abort_on_fail"),
             allow_failures: cx.boolean(&raw.allow_failures, "allow_failures"),

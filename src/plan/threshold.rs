@@ -15,6 +15,8 @@
 //! | `handshake_ms.STAT` | `timings.ws_handshake_ms.STAT` |
 //! | `tls_handshake_ms.STAT` (wss:// only), `message_rtt_ms.STAT`, `ping_rtt_ms.STAT`, `heartbeat_rtt_ms.STAT`, `schedule_lag_ms.STAT` | `timings.*.STAT` |
 //! | `messages.sent`, `messages.received`, `messages.lost`, `messages.lost_rate` | `messages.*` |
+//! | `fanout_latency_ms.STAT`, `push_latency_ms.STAT` | `timings.*.STAT` |
+//! | `pushes.received` | `pushes.received` |
 //! | `memory.bytes_per_connection` | `memory.bytes_per_connection` |
 //!
 //! with `STAT` one of `min`, `mean`, `p50`, `p90`, `p95`, `p99`, `p999`, `p9999`, `max`.
@@ -93,6 +95,7 @@ const PLAIN: &[&str] = &[
     "messages.lost",
     "messages.lost_rate",
     "memory.bytes_per_connection",
+    "pushes.received",
 ];
 
 /// Latency histograms, by threshold name.
@@ -104,6 +107,8 @@ pub const HISTOGRAMS: &[&str] = &[
     "ping_rtt_ms",
     "heartbeat_rtt_ms",
     "schedule_lag_ms",
+    "fanout_latency_ms",
+    "push_latency_ms",
 ];
 
 /// Statistics of a latency histogram.
@@ -183,11 +188,30 @@ pub const METRICS: &[&str] = &[
     "schedule_lag_ms.p999",
     "schedule_lag_ms.p9999",
     "schedule_lag_ms.max",
+    "fanout_latency_ms.min",
+    "fanout_latency_ms.mean",
+    "fanout_latency_ms.p50",
+    "fanout_latency_ms.p90",
+    "fanout_latency_ms.p95",
+    "fanout_latency_ms.p99",
+    "fanout_latency_ms.p999",
+    "fanout_latency_ms.p9999",
+    "fanout_latency_ms.max",
+    "push_latency_ms.min",
+    "push_latency_ms.mean",
+    "push_latency_ms.p50",
+    "push_latency_ms.p90",
+    "push_latency_ms.p95",
+    "push_latency_ms.p99",
+    "push_latency_ms.p999",
+    "push_latency_ms.p9999",
+    "push_latency_ms.max",
     "messages.sent",
     "messages.received",
     "messages.lost",
     "messages.lost_rate",
     "memory.bytes_per_connection",
+    "pushes.received",
 ];
 
 /// Metrics that are fractions 0–1 and accept a percentage value (`95%`).

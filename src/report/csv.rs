@@ -4,8 +4,10 @@
 //! Columns (units in the names, as in the JSON): `t_s` (end of the interval, seconds since the
 //! start of the first stage), `open`, `connect_rate` (connections established per second),
 //! `failures`, `dropped`, `msgs_sent_per_s`, `msgs_received_per_s`, `message_p50_ms`,
-//! `message_p99_ms` (0 when the interval had no message sample). Numbers only, no quoting
-//! needed; `\n` line ends; written atomically like every report.
+//! `message_p99_ms` (0 when the interval had no message sample), `pushes_per_s`,
+//! `push_p50_ms`, `push_p99_ms`, `fanout_p50_ms`, `fanout_p99_ms` (server pushes and
+//! fan-out, same rule). Numbers only, no quoting needed; `\n` line ends; written atomically
+//! like every report.
 
 use std::fmt::Write as _;
 use std::io;
@@ -15,7 +17,7 @@ use super::write::write_atomic;
 use crate::metrics::outcome::IntervalRow;
 
 /// The header line (without the line end).
-pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms";
+pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms";
 
 /// The CSV text: header plus one line per row.
 pub fn to_csv(rows: &[IntervalRow]) -> String {
@@ -25,7 +27,7 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             num(r.t_s),
             r.open,
             num(r.connect_rate),
@@ -34,7 +36,12 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
             num(r.msgs_sent_per_s),
             num(r.msgs_received_per_s),
             num(r.message_p50_ms),
-            num(r.message_p99_ms)
+            num(r.message_p99_ms),
+            num(r.pushes_per_s),
+            num(r.push_p50_ms),
+            num(r.push_p99_ms),
+            num(r.fanout_p50_ms),
+            num(r.fanout_p99_ms)
         );
     }
     s

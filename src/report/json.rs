@@ -66,6 +66,13 @@ pub struct JsonReport {
     pub tls: JsonTls,
     pub timings: JsonTimings,
     pub messages: JsonMessages,
+    /// Server pushes whose creation time was read (`--push-timestamp`). Added within schema
+    /// version 1: absent from older reports, which read back as zeros.
+    #[serde(default)]
+    pub pushes: JsonPushes,
+    /// Timed messages delivered to other connections (a chat room, `--publishers`).
+    #[serde(default)]
+    pub fanout: JsonFanout,
     pub heartbeats: JsonHeartbeats,
     pub traffic: JsonTraffic,
     pub memory: JsonMemory,
@@ -173,6 +180,35 @@ pub struct JsonTimings {
     pub heartbeat_rtt_ms: Percentiles,
     /// Actual − intended send time of every scheduled send (message, ping, heartbeat).
     pub schedule_lag_ms: Percentiles,
+    /// Receive wall clock − intended send time (wall clock, from the marker) of timed
+    /// messages another connection published; across hosts it needs synchronized clocks.
+    #[serde(default)]
+    pub fanout_latency_ms: Percentiles,
+    /// Receive wall clock − the creation time a server push carries (`--push-timestamp`);
+    /// across hosts it needs synchronized clocks.
+    #[serde(default)]
+    pub push_latency_ms: Percentiles,
+}
+
+/// Server pushes (`--push-timestamp`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JsonPushes {
+    /// Frames whose creation time was read (each one a `push_latency_ms` sample); they are
+    /// not in `messages.other_received`.
+    pub received: u64,
+}
+
+/// Fan-out of timed messages: how many deliveries came back, and how many a room should
+/// have made.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JsonFanout {
+    /// Deliveries of timed messages seen: `fanout_latency_ms` samples (another
+    /// connection's message) + `messages.received` (a publisher's own echo).
+    pub delivered: u64,
+    /// `messages.sent × connections.peak_open` — every message reaching every connection,
+    /// the sender included (`wsscale serve --broadcast`) — when the run saw fan-out (a
+    /// `fanout_latency_ms` sample); `None` (null) otherwise.
+    pub expected: Option<u64>,
 }
 
 /// Timed messages (`--message-rate`) and other data frames received.
@@ -317,6 +353,8 @@ impl JsonReport {
                 ping_rtt_ms: Percentiles::from_hist(&o.totals.hist.ping_rtt),
                 heartbeat_rtt_ms: Percentiles::from_hist(&o.totals.hist.heartbeat_rtt),
                 schedule_lag_ms: Percentiles::from_hist(&o.totals.hist.schedule_lag),
+                fanout_latency_ms: Percentiles::from_hist(&o.totals.hist.fanout_latency),
+                push_latency_ms: Percentiles::from_hist(&o.totals.hist.push_latency),
             },
             messages: JsonMessages {
                 sent: c.messages_sent,
@@ -326,6 +364,13 @@ impl JsonReport {
                 bytes_sent: c.message_bytes_sent,
                 bytes_received: c.message_bytes_received,
                 other_received: c.other_messages_received,
+            },
+            pushes: JsonPushes {
+                received: c.pushes_received,
+            },
+            fanout: JsonFanout {
+                delivered: fanout_delivered(o),
+                expected: fanout_expected(o),
             },
             heartbeats: JsonHeartbeats {
                 pings_sent: c.pings_sent,
@@ -369,6 +414,11 @@ impl JsonReport {
                     msgs_received_per_s: finite(r.msgs_received_per_s),
                     message_p50_ms: finite(r.message_p50_ms),
                     message_p99_ms: finite(r.message_p99_ms),
+                    pushes_per_s: finite(r.pushes_per_s),
+                    push_p50_ms: finite(r.push_p50_ms),
+                    push_p99_ms: finite(r.push_p99_ms),
+                    fanout_p50_ms: finite(r.fanout_p50_ms),
+                    fanout_p99_ms: finite(r.fanout_p99_ms),
                 })
                 .collect(),
             thresholds: o
@@ -407,6 +457,19 @@ pub fn steps_document(reports: Vec<serde_json::Value>) -> serde_json::Value {
 pub(crate) fn lost_rate(o: &RunOutcome) -> Option<f64> {
     let c = &o.totals.counters;
     (c.messages_sent > 0).then(|| c.messages_lost as f64 / c.messages_sent as f64)
+}
+
+/// Deliveries of timed messages: fan-out samples + the publishers' own echoes.
+pub(crate) fn fanout_delivered(o: &RunOutcome) -> u64 {
+    let c = &o.totals.counters;
+    c.fanout_received + c.messages_received
+}
+
+/// `messages_sent × peak_open` when the run saw fan-out (one room: every message to every
+/// connection, the sender included); `None` otherwise.
+pub(crate) fn fanout_expected(o: &RunOutcome) -> Option<u64> {
+    let c = &o.totals.counters;
+    (c.fanout_received > 0).then(|| c.messages_sent.saturating_mul(o.peak_open))
 }
 
 /// JSON has no NaN or infinity: such a value (never expected) becomes 0.

@@ -17,8 +17,10 @@
 //!   that ran together from one `--start-at`. Memory figures are sums too, so
 //!   `bytes_per_connection` is total memory growth ÷ total peak connections.
 //! - `timeseries` rows are aligned by index (shards with one `--start-at` and one interval
-//!   tick together): counts and rates add; the per-interval p50/p99 are the *highest* of the
-//!   inputs' (an upper bound: intervals keep no histograms).
+//!   tick together): counts and rates add; the per-interval p50/p99 (messages, pushes,
+//!   fan-out) are the *highest* of the inputs' (an upper bound: intervals keep no histograms).
+//! - `fanout.expected` is recomputed from the merged figures (`messages.sent × peak_open`):
+//!   right for shards that loaded one room together.
 //! - `stages`: shards run their share of every stage (`--shard` turns the plan into the
 //!   shard's own plan), so with one stage layout the merged targets are the sums — the
 //!   global plan. Reports with different layouts keep the first one's stages.
@@ -272,17 +274,7 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
     let n = parsed.iter().map(|p| p.timeseries.len()).max().unwrap_or(0);
     (0..n)
         .map(|k| {
-            let mut row = IntervalRow {
-                t_s: 0.0,
-                open: 0,
-                connect_rate: 0.0,
-                failures: 0,
-                dropped: 0,
-                msgs_sent_per_s: 0.0,
-                msgs_received_per_s: 0.0,
-                message_p50_ms: 0.0,
-                message_p99_ms: 0.0,
-            };
+            let mut row = IntervalRow::default();
             for r in parsed.iter().filter_map(|p| p.timeseries.get(k)) {
                 row.t_s = row.t_s.max(r.t_s);
                 row.open += r.open;
@@ -293,6 +285,11 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
                 row.msgs_received_per_s += r.msgs_received_per_s;
                 row.message_p50_ms = row.message_p50_ms.max(r.message_p50_ms);
                 row.message_p99_ms = row.message_p99_ms.max(r.message_p99_ms);
+                row.pushes_per_s += r.pushes_per_s;
+                row.push_p50_ms = row.push_p50_ms.max(r.push_p50_ms);
+                row.push_p99_ms = row.push_p99_ms.max(r.push_p99_ms);
+                row.fanout_p50_ms = row.fanout_p50_ms.max(r.fanout_p50_ms);
+                row.fanout_p99_ms = row.fanout_p99_ms.max(r.fanout_p99_ms);
             }
             row
         })
@@ -364,6 +361,9 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
         frames_received: t.frames_received,
         pings_answered: t.pings_answered,
         server_pings_answered: t.server_pings_answered,
+        pushes_received: r.pushes.received,
+        // `fanout.delivered` = fan-out samples + own echoes.
+        fanout_received: r.fanout.delivered.saturating_sub(m.received),
         replies: t.replies.iter().map(|x| x.sent).collect(),
         tls_handshakes: r.tls.handshakes,
         tls_resumed: r.tls.resumed,

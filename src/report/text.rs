@@ -12,7 +12,8 @@
 //! - The per-source table shows the 20 source addresses with the most established
 //!   connections and sums up the rest on one line.
 //! - Timing rows for traffic (message, ping, heartbeat round trips, schedule lag) appear only
-//!   when that traffic was configured (something was sent); connect and handshake always.
+//!   when that traffic was configured (something was sent); fan-out and push latency only
+//!   when they have samples; connect and handshake always.
 //!   The Messages and Heartbeats sections likewise appear only when there was such traffic.
 //! - `--tls-insecure` is flagged in the header (`TLS INSECURE`), where nobody can miss it.
 //! - Thresholds come last, where a CI log's reader looks first: one line per threshold with
@@ -52,6 +53,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     }
     timings(&mut s, o);
     messages(&mut s, o);
+    pushes_and_fanout(&mut s, o);
     heartbeats(&mut s, o);
     traffic(&mut s, o);
     memory(&mut s, o);
@@ -280,6 +282,8 @@ fn timings(s: &mut String, o: &RunOutcome) {
         ("tls handshake", &h.tls_handshake, false),
         ("ws handshake", &h.ws_handshake, true),
         ("message rtt", &h.message_rtt, c.messages_sent > 0),
+        ("fanout latency", &h.fanout_latency, false),
+        ("push latency", &h.push_latency, false),
         ("ping rtt", &h.ping_rtt, c.pings_sent > 0),
         ("heartbeat rtt", &h.heartbeat_rtt, c.heartbeats_sent > 0),
         ("schedule lag", &h.schedule_lag, any_scheduled),
@@ -345,6 +349,40 @@ fn messages(s: &mut String, o: &RunOutcome) {
         "payload bytes recv",
         format!("{:>12}", c.message_bytes_received),
     );
+    s.push('\n');
+}
+
+/// Server pushes read (`--push-timestamp`) and fan-out deliveries, when there were any.
+fn pushes_and_fanout(s: &mut String, o: &RunOutcome) {
+    let c = &o.totals.counters;
+    if c.pushes_received == 0 && c.fanout_received == 0 {
+        return;
+    }
+    let _ = writeln!(s, "Pushes and fan-out");
+    if c.pushes_received > 0 {
+        let secs = o.duration.as_secs_f64();
+        let rate = if secs > 0.0 {
+            format!("  ({:.1}/s over the run)", c.pushes_received as f64 / secs)
+        } else {
+            String::new()
+        };
+        kv(
+            s,
+            "pushes received",
+            format!("{:>12}{rate}", c.pushes_received),
+        );
+    }
+    if c.fanout_received > 0 {
+        let delivered = super::json::fanout_delivered(o);
+        let of = match super::json::fanout_expected(o) {
+            Some(e) if e > 0 => format!(
+                "  of {e} expected ({}; sent × peak open)",
+                percent(delivered as f64 / e as f64)
+            ),
+            _ => String::new(),
+        };
+        kv(s, "fan-out delivered", format!("{delivered:>12}{of}"));
+    }
     s.push('\n');
 }
 

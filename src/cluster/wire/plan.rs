@@ -87,6 +87,12 @@ pub struct WireTraffic {
     /// The session table (patterns travel as their source text and compile again).
     #[serde(default)]
     pub session: crate::plan::session::Session,
+    /// `--publishers` (a count is shared out by the agent's slice when it runs).
+    #[serde(default)]
+    pub publishers: Option<crate::plan::push::Publishers>,
+    /// `--push-timestamp` (travels as its text and is parsed again).
+    #[serde(default)]
+    pub push_timestamp: Option<crate::plan::push::PushTimestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,6 +215,8 @@ impl WirePlan {
                     timeout: m.timeout,
                 }),
                 session: t.session.clone(),
+                publishers: t.publishers,
+                push_timestamp: t.push_timestamp.clone(),
             },
             tls: WireTls {
                 sni: plan.tls.sni.clone(),
@@ -322,6 +330,8 @@ impl WirePlan {
                 timeout: m.timeout,
             }),
             session: t.session.clone(),
+            publishers: t.publishers,
+            push_timestamp: t.push_timestamp.clone(),
         };
         plan.tls = TlsSpec {
             sni: self.tls.sni.clone(),
@@ -428,6 +438,10 @@ mod tests {
                 replies: vec![crate::plan::session::Reply::parse("2=>3").unwrap()],
                 envelope: Default::default(),
             },
+            publishers: Some(crate::plan::push::Publishers::Fraction(0.25)),
+            push_timestamp: Some(
+                crate::plan::push::PushTimestamp::parse("json:meta.ts:ms").unwrap(),
+            ),
         };
         p.tls = TlsSpec {
             sni: Some("example.org".into()),

@@ -81,6 +81,11 @@ pub struct ShardParams {
     pub conn_offset: u64,
     /// Shared TLS client set-up; `Some` when a target is `wss://`.
     pub tls: Option<Arc<ClientTls>>,
+    /// Which connection numbers send timed messages (this process's share of
+    /// `--publishers`); `None`: all.
+    pub publishers: Option<crate::plan::push::Publishers>,
+    /// This run's marker nonce (see `engine::marker`).
+    pub nonce: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +152,10 @@ struct Shard {
     next_target: usize,
     next_id: u32,
     seed: u64,
+    /// Unix µs at the shard epoch: wall clock = `wall_base_us + now_us()` (see `marker`).
+    wall_base_us: i64,
+    /// This run's marker nonce (a copy of `p.nonce`, read on every frame).
+    nonce: u64,
     rng: fastrand::Rng,
     snap: Snapshot,
     open: u64,
@@ -214,6 +223,8 @@ impl Shard {
             sources,
             next_id: 0,
             seed,
+            wall_base_us: super::marker::wall_us_at(p.epoch),
+            nonce: p.nonce,
             rng: fastrand::Rng::with_seed(seed),
             snap: Snapshot {
                 per_source,

@@ -7,13 +7,20 @@
 //! same tick). Nothing about the schedule is stored per connection except counters:
 //!
 //! - messages: `seq_next` (next sequence to send) and `seq_acked` (oldest sequence not yet
-//!   echoed). The payload carries a 32-byte ASCII marker `~<14 hex intended µs><8 hex conn
-//!   id><8 hex seq>~`; the echo's latency is `receive time − intended time`, so a stalled
-//!   gateway or a generator that fell behind shows up as latency, not as fewer samples, and
+//!   echoed). The payload carries the 32-byte [`marker`](crate::engine::marker): intended
+//!   send time as wall-clock Unix µs, this run's nonce, the connection number and the
+//!   sequence. A marker the connection sent itself is its echo: latency is `receive time −
+//!   intended time` (on the monotonic clock, converted back exactly), so a stalled gateway or
+//!   a generator that fell behind shows up as latency, not as fewer samples, and
 //!   `schedule_lag` records how late each send actually went out. Echoes arrive in order on a
 //!   connection, so a sequence skipped by a later echo is lost; a sequence outstanding past
 //!   `--message-timeout` is lost; sequences outstanding when the server drops the
-//!   connection are lost (not when the client closes it on purpose).
+//!   connection are lost (not when the client closes it on purpose). A marker of any other
+//!   sender (another connection, another process) is fan-out — a chat room delivering a
+//!   message it published: `fanout_latency` = receive wall clock − the marker's wall clock.
+//!   Only `--publishers` send; every connection receives.
+//! - server push (`--push-timestamp`): a frame that is none of the above and carries a
+//!   creation time gives `push_latency` = receive wall clock − that time.
 //! - pings: the payload is the intended send time (8 bytes, µs); the pong carries it back.
 //!   `pong_ms` remembers the newest answered ping so a timeout entry can tell whether its
 //!   ping was answered.
@@ -26,61 +33,13 @@ use memchr::memmem;
 
 use super::{End, Shard, TICK_US, TimerEntry, TimerKind};
 use crate::engine::conn::State;
+use crate::engine::marker::Marker;
 use crate::engine::ws;
 use crate::metrics::{DropReason, record_us};
 use crate::plan::session::Envelope;
 
-/// Length of the latency marker in a message payload.
-pub const MARKER_LEN: usize = 32;
 /// Most overdue messages sent in one burst when the generator fell behind.
 const CATCH_UP_BURST: u32 = 64;
-
-/// Write the marker for (intended µs, conn id, seq) into `out`.
-pub fn write_marker(out: &mut Vec<u8>, intended_us: u64, id: u32, seq: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'~');
-    for shift in (0..14).rev() {
-        out.push(HEX[((intended_us >> (shift * 4)) & 0xf) as usize]);
-    }
-    for v in [id, seq] {
-        for shift in (0..8).rev() {
-            out.push(HEX[((v >> (shift * 4)) & 0xf) as usize]);
-        }
-    }
-    out.push(b'~');
-}
-
-/// Find and decode a marker in `payload`: (intended µs, conn id, seq).
-pub fn find_marker(payload: &[u8]) -> Option<(u64, u32, u32)> {
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b'~', &payload[from..]) {
-        let at = from + i;
-        if let Some(m) = payload.get(at..at + MARKER_LEN)
-            && m[MARKER_LEN - 1] == b'~'
-            && let Some(v) = decode_marker(&m[1..MARKER_LEN - 1])
-        {
-            return Some(v);
-        }
-        from = at + 1;
-    }
-    None
-}
-
-fn decode_marker(hex: &[u8]) -> Option<(u64, u32, u32)> {
-    let num = |s: &[u8]| -> Option<u64> {
-        let mut v = 0u64;
-        for &c in s {
-            let d = (c as char).to_digit(16)?;
-            v = (v << 4) | d as u64;
-        }
-        Some(v)
-    };
-    Some((
-        num(&hex[..14])?,
-        num(&hex[14..22])? as u32,
-        num(&hex[22..30])? as u32,
-    ))
-}
 
 /// A message text template split into parts once per shard.
 #[derive(Debug, Clone)]
@@ -270,7 +229,12 @@ impl Shard {
         self.snap.per_target[target].established += 1;
         let plan = self.p.plan.clone();
         let t = &plan.traffic;
-        if let Some(period) = self.msg_period_us() {
+        if let Some(period) = self.msg_period_us()
+            && self
+                .p
+                .publishers
+                .is_none_or(|p| p.includes(self.conn_no(key)))
+        {
             let at = now + phase(self.seed, id, SALT_MSG, period);
             self.schedule(key, at, TimerKind::SendMessage);
         }
@@ -382,7 +346,13 @@ impl Shard {
         intended: u64,
         spec: &crate::plan::MessageSpec,
     ) {
-        let id = self.conns[key].id;
+        let conn_no = self.conn_no(key);
+        let marker = Marker {
+            wall_us: (self.wall_base_us + intended as i64) as u64,
+            nonce: self.nonce,
+            conn: conn_no,
+            seq,
+        };
         let mut p = std::mem::take(&mut self.payload);
         p.clear();
         if let Envelope::MqttPublish { topic } | Envelope::NatsPub { subject: topic } =
@@ -391,7 +361,7 @@ impl Shard {
             let mut t = Vec::new();
             topic.render(self.conn_no(key), &[], &mut t);
             let mut body = Vec::with_capacity(spec.size);
-            write_marker(&mut body, intended, id, seq);
+            marker.write(&mut body);
             let fill = spec.size.saturating_sub(body.len());
             body.extend(std::iter::repeat_n(b'x', fill));
             match &self.p.plan.traffic.session.envelope {
@@ -405,12 +375,11 @@ impl Shard {
                 _ => crate::plan::session::mqtt::publish(&t, &body, &mut p),
             }
         } else if self.msg_template.is_empty() {
-            write_marker(&mut p, intended, id, seq);
+            marker.write(&mut p);
             let fill = spec.size.saturating_sub(p.len());
             p.extend(std::iter::repeat_n(b'x', fill));
         } else {
-            let conn_no = id as u64 * self.p.conn_stride + self.p.conn_offset;
-            let unix_ms = self.unix_ms_at(intended);
+            let unix_ms = marker.wall_us / 1000;
             let mut pad_at = None;
             for part in &self.msg_template {
                 match part {
@@ -419,7 +388,7 @@ impl Shard {
                     Part::Conn => drop(write!(p, "{conn_no}")),
                     Part::Seq => drop(write!(p, "{seq}")),
                     Part::Ts => drop(write!(p, "{unix_ms}")),
-                    Part::Marker => write_marker(&mut p, intended, id, seq),
+                    Part::Marker => marker.write(&mut p),
                     Part::Pad => pad_at = Some(p.len()),
                 }
             }
@@ -538,19 +507,29 @@ impl Shard {
             return true;
         }
         let mut ours = false;
-        if self.p.plan.traffic.message.is_some()
-            && let Some((intended, id, seq)) = find_marker(payload)
-        {
-            let c = &mut self.conns[key];
-            if id == c.id && seq < c.seq_next && seq >= c.seq_acked {
-                // Sequences before this one that never came back are lost (echoes are ordered).
-                self.snap.counters.messages_lost += (seq - c.seq_acked) as u64;
-                c.seq_acked = seq + 1;
-                record_us(
-                    &mut self.snap.hist.message_rtt,
-                    now.saturating_sub(intended),
-                );
-                self.snap.counters.messages_received += 1;
+        if let Some(m) = Marker::find(payload) {
+            if m.is_from(self.nonce, self.conn_no(key)) {
+                let c = &mut self.conns[key];
+                if m.seq < c.seq_next && m.seq >= c.seq_acked {
+                    // Sequences before this one that never came back are lost (echoes are
+                    // ordered).
+                    self.snap.counters.messages_lost += (m.seq - c.seq_acked) as u64;
+                    c.seq_acked = m.seq + 1;
+                    // Our own wall clock converts back to the monotonic intended time exactly.
+                    let intended = (m.wall_us as i64 - self.wall_base_us).max(0) as u64;
+                    record_us(
+                        &mut self.snap.hist.message_rtt,
+                        now.saturating_sub(intended),
+                    );
+                    self.snap.counters.messages_received += 1;
+                    ours = true;
+                }
+            } else {
+                // Another connection's message (fan-out): wall clock against wall clock. A
+                // sender whose clock is ahead gives a negative age, recorded as the minimum.
+                let age = self.wall_base_us + now as i64 - m.wall_us as i64;
+                record_us(&mut self.snap.hist.fanout_latency, age.max(0) as u64);
+                self.snap.counters.fanout_received += 1;
                 ours = true;
             }
         }
@@ -570,6 +549,15 @@ impl Shard {
                 ours = true;
             }
         }
+        if !ours
+            && let Some(pt) = &self.p.plan.traffic.push_timestamp
+            && let Some(created) = pt.read_unix_us(payload)
+        {
+            let age = self.wall_base_us + now as i64 - created;
+            record_us(&mut self.snap.hist.push_latency, age.max(0) as u64);
+            self.snap.counters.pushes_received += 1;
+            ours = true;
+        }
         if !ours {
             self.snap.counters.other_messages_received += 1;
         }
@@ -580,14 +568,6 @@ impl Shard {
     pub(super) fn count_outstanding_lost(&mut self, key: usize) {
         let c = &self.conns[key];
         self.snap.counters.messages_lost += (c.seq_next - c.seq_acked) as u64;
-    }
-
-    fn unix_ms_at(&self, at_us: u64) -> u64 {
-        let delta = self.now_us() as i64 - at_us as i64;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        (now - delta / 1000).max(0) as u64
     }
 }
 
@@ -600,18 +580,6 @@ fn c_intended(s: &Shard, key: usize, salt: u64, period: u64, k: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn marker_round_trips_inside_other_bytes() {
-        let mut p = b"{\"x\":\"~~\",\"m\":\"".to_vec();
-        write_marker(&mut p, 123_456_789_012, 0xdead_beef, 42);
-        p.extend_from_slice(b"\"}");
-        assert_eq!(find_marker(&p), Some((123_456_789_012, 0xdead_beef, 42)));
-        let mut only = Vec::new();
-        write_marker(&mut only, 1, 2, 3);
-        assert_eq!(only.len(), MARKER_LEN);
-        assert_eq!(find_marker(b"no marker ~ here"), None);
-    }
 
     #[test]
     fn template_parts() {

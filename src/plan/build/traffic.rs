@@ -138,7 +138,39 @@ pub(super) fn traffic(args: &Overrides, p: &Profile, max_frame: u64) -> Result<T
         message: message(args, p, max_frame)?,
         // Filled by `build::session` (it needs the targets and the message settings).
         session: Default::default(),
+        publishers: publishers(args, p)?,
+        push_timestamp: push_timestamp(args, p)?,
     })
+}
+
+/// `--publishers` / `publishers`: only with timed messages on.
+fn publishers(
+    args: &Overrides,
+    p: &Profile,
+) -> Result<Option<crate::plan::push::Publishers>, PlanError> {
+    let Some(l) = pick(args.publishers, "--publishers", &p.publishers) else {
+        return Ok(None);
+    };
+    let rate = pick(args.message_rate, "--message-rate", &p.message_rate);
+    match rate {
+        None => Err(orphan(&l.origin, "--message-rate / message_rate")),
+        Some(r) if r.value == 0.0 => Err(switched_off(&l.origin, "timed messages", &r.origin)),
+        Some(_) => Ok(Some(l.value)),
+    }
+}
+
+/// `--push-timestamp` / `push_timestamp`.
+fn push_timestamp(
+    args: &Overrides,
+    p: &Profile,
+) -> Result<Option<crate::plan::push::PushTimestamp>, PlanError> {
+    if let Some(t) = &args.push_timestamp {
+        return Ok(Some(t.clone()));
+    }
+    p.push_timestamp
+        .as_ref()
+        .map(|l| crate::plan::push::PushTimestamp::parse(&l.value).map_err(|m| l.origin.invalid(m)))
+        .transpose()
 }
 
 fn ping(args: &Overrides, p: &Profile) -> Result<Option<PingSpec>, PlanError> {

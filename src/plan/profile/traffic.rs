@@ -102,6 +102,22 @@ impl Ctx<'_> {
         Ok(Some(Located::new(value, origin)))
     }
 
+    /// `publishers`: a count (integer or string, `"1k"`) or a percentage string (`"10%"`).
+    pub(super) fn publishers(
+        &self,
+        v: &Option<Spanned<Value>>,
+    ) -> Result<Option<Located<crate::plan::push::Publishers>>, PlanError> {
+        let Some(v) = v else { return Ok(None) };
+        let origin = self.at(v, "publishers");
+        let value = match v.get_ref() {
+            Value::String(s) => crate::plan::push::Publishers::parse(s),
+            Value::Integer(i) if *i >= 0 => Ok(crate::plan::push::Publishers::Count(*i as u64)),
+            _ => Err("expected a count like 10 or a percentage like \"10%\"".to_string()),
+        }
+        .map_err(|m| origin.invalid(m))?;
+        Ok(Some(Located::new(value, origin)))
+    }
+
     pub(super) fn boolean(&self, v: &Option<Spanned<bool>>, key: &str) -> Option<Located<bool>> {
         v.as_ref()
             .map(|b| Located::new(*b.get_ref(), self.at(b, key)))
