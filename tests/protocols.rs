@@ -1057,3 +1057,58 @@ fn centrifugo_fake_drops_a_client_that_does_not_pong() {
         ],
     );
 }
+
+/// An Engine.IO 3 server: `0{…}` then `40` on open; the client must ping (`2`, answered `3`)
+/// at least every 500 ms or it is dropped; events are echoed.
+fn fake_socketio_eio3() -> std::net::SocketAddr {
+    ws_server(|mut ws| {
+        ws.get_mut()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let _ = ws.send(Message::text(
+            "0{\"sid\":\"s\",\"pingInterval\":100,\"pingTimeout\":400}",
+        ));
+        let _ = ws.send(Message::text("40"));
+        let mut last_ping = Instant::now();
+        loop {
+            if last_ping.elapsed() > Duration::from_millis(500) {
+                let _ = ws.close(None);
+                return;
+            }
+            match ws.read() {
+                Ok(Message::Text(t)) if t.as_str() == "2" => {
+                    last_ping = Instant::now();
+                    let _ = ws.send(Message::text("3"));
+                }
+                Ok(Message::Text(t)) if t.as_str().starts_with("42") => {
+                    let _ = ws.send(Message::text(t.to_string()));
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+#[test]
+fn socketio_eio3_preset_pings_the_server_itself() {
+    let addr = fake_socketio_eio3();
+    let mut o = overrides(&format!("ws://{addr}/"), 4, Duration::from_millis(1500));
+    o.protocol = Some("socketio-eio3".into());
+    o.heartbeat_interval = Some(Duration::from_millis(100));
+    o.message_rate = Some(5.0);
+    let plan = plan_of(o);
+    assert_eq!(
+        plan.targets[0].path_and_query,
+        "/socket.io/?EIO=3&transport=websocket"
+    );
+    let out = run(&plan);
+    let c = &out.totals.counters;
+    assert_eq!(c.established, 4, "{c:?}");
+    assert_eq!(c.dropped, 0, "the client pinged in time {c:?}");
+    assert!(c.heartbeat_replies >= 4 * 8, "pongs timed {c:?}");
+    assert!(c.messages_received > 0 && c.messages_lost == 0, "{c:?}");
+}

@@ -16,6 +16,7 @@ use super::session::{Envelope, OpenStep, Reply, Session};
 /// The presets, as `--protocol` takes them.
 pub const NAMES: &[&str] = &[
     "socketio",
+    "socketio-eio3",
     "stomp",
     "mqtt",
     "nats",
@@ -91,6 +92,7 @@ pub fn preset(name: &str, o: &PresetOptions) -> Result<Preset, String> {
     }
     let mut p = match name {
         "socketio" => socketio(o),
+        "socketio-eio3" => socketio_eio3(o),
         "stomp" => stomp(o),
         "mqtt" => mqtt(o),
         "nats" => nats(o),
@@ -188,6 +190,36 @@ fn socketio(o: &PresetOptions) -> Result<Preset, String> {
         message_text: Some(format!("42{ns}[\"{event}\",\"{{marker}}{{pad}}\"]")),
         ..Default::default()
     })
+}
+
+/// Engine.IO 3 / Socket.IO 2: the server opens with `0{…}` and connects the default
+/// namespace itself (`40`); another namespace is joined with `40/ns,`; the **client** pings
+/// `2` every ping interval (default 25 s, `--heartbeat-interval`) and the server's `3` is timed
+/// as the heartbeat round trip.
+fn socketio_eio3(o: &PresetOptions) -> Result<Preset, String> {
+    let mut p = socketio(o)?;
+    let mut open = vec![
+        OpenStep::Expect(pattern("^0{")),
+        OpenStep::Expect(pattern("40")),
+    ];
+    if let Some(ns) = o
+        .namespace
+        .as_deref()
+        .filter(|n| *n != "/" && !n.is_empty())
+    {
+        open.push(send(&format!("40{ns},")));
+        open.push(OpenStep::Expect(pattern(&format!("^40{ns}"))));
+    }
+    p.session.open = open;
+    p.session.replies.clear();
+    p.default_path = Some("/socket.io/?EIO=3&transport=websocket".into());
+    p.heartbeat = Some(keepalive(
+        b"2",
+        false,
+        Some(b"3"),
+        o.heartbeat.unwrap_or(Duration::from_secs(25)),
+    ));
+    Ok(p)
 }
 
 /// STOMP 1.2: CONNECT/CONNECTED with heart-beat negotiation, SUBSCRIBE per destination,

@@ -533,7 +533,10 @@ impl Shard {
                 ours = true;
             }
         }
-        if let Some(h) = &self.p.plan.traffic.heartbeat
+        // A frame that carried a timed message is not a heartbeat reply, even if it happens
+        // to contain the reply's bytes (Engine.IO 3's pong is just `3`).
+        if !ours
+            && let Some(h) = &self.p.plan.traffic.heartbeat
             && let Some(expect) = &h.expect
         {
             let pending = self.conns[key].hb_pending;
