@@ -2186,3 +2186,53 @@ fn progressive_shape_flags_against_a_step_with_stages() {
     assert_eq!(p.steps[0].plan.stages[0], st(s(3), 4));
     assert_eq!(p.steps[1].plan.stages, vec![st(s(60), 10)]);
 }
+
+#[test]
+fn profiles_carry_the_session_protocol() {
+    let p = plan_from_text(
+        "targets = [\"ws://127.0.0.1:9/\"]\nconnections = 1\nmessage_rate = \"1/s\"\n\
+         protocol = \"socketio\"\nnamespace = \"/chat\"\nevent = \"tick\"\n\
+         replies = [\"re:^ping (\\\\d+)=>pong {1}\"]\nopen = [\"send:42/chat,[\\\"join\\\"]\", \"expect:*joined\"]\n",
+        &[],
+    )
+    .unwrap();
+    let s = &p.traffic.session;
+    assert_eq!(s.protocol.as_deref(), Some("socketio"));
+    assert_eq!(
+        p.targets[0].path_and_query,
+        "/socket.io/?EIO=4&transport=websocket"
+    );
+    // The preset's 3 steps, then the profile's 2.
+    assert_eq!(s.open.len(), 5);
+    assert!(
+        s.replies[0].pattern.matches(b"ping 7"),
+        "profile rules come first"
+    );
+    assert!(
+        p.traffic
+            .message
+            .as_ref()
+            .unwrap()
+            .text
+            .as_deref()
+            .unwrap()
+            .starts_with("42/chat,[\"tick\"")
+    );
+    // A flag replaces the profile's value.
+    let p = plan_from_text(
+        "targets = [\"ws://127.0.0.1:9/\"]\nconnections = 1\nprotocol = \"socketio\"\n",
+        &["--protocol", "nats"],
+    )
+    .unwrap();
+    assert_eq!(p.traffic.session.protocol.as_deref(), Some("nats"));
+    let e = plan_from_text(
+        "targets = [\"ws://127.0.0.1:9/\"]\nconnections = 1\nopen = [\"hello\"]\n",
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("profiles/x.toml:3") && e.contains("send: or expect:"),
+        "{e}"
+    );
+}

@@ -165,7 +165,8 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         .clone()
         .or_else(|| p.report_csv.as_ref().map(|l| l.value.clone()));
     let mut traffic = traffic::traffic(args, p, max_frame)?;
-    session::session(args, &mut targets, &mut handshake, &mut traffic)?;
+    let session_args = session::with_profile(args, p)?;
+    session::session(&session_args, &mut targets, &mut handshake, &mut traffic)?;
     let thresholds = traffic::thresholds(args, p);
     let abort_on_fail = traffic::abort_on_fail(args, p, &thresholds)?;
 

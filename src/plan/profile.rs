@@ -121,6 +121,16 @@ pub struct Profile {
     pub publishers: Option<Located<super::push::Publishers>>,
     /// `push_timestamp = "json:ts"` (parsed when the plan is built).
     pub push_timestamp: Option<Located<String>>,
+    // ---- session protocol (see docs/protocols.md) ----
+    pub protocol: Option<Located<String>>,
+    pub subscribe: Vec<Located<String>>,
+    pub publish_topic: Option<Located<String>>,
+    pub namespace: Option<Located<String>>,
+    pub event: Option<Located<String>>,
+    /// `replies = ["2=>3", …]`.
+    pub replies: Vec<Located<String>>,
+    /// `open = ["send:…", "expect:…", …]`: the open sequence in order.
+    pub open: Vec<Located<String>>,
     // ---- thresholds ----
     /// `[thresholds]`, in document order.
     pub thresholds: Vec<Located<Threshold>>,
@@ -198,6 +208,13 @@ struct RawProfile {
     message_timeout: Option<Spanned<Value>>,
     publishers: Option<Spanned<Value>>,
     push_timestamp: Option<Spanned<String>>,
+    protocol: Option<Spanned<String>>,
+    subscribe: Option<Vec<Spanned<String>>>,
+    publish_topic: Option<Spanned<String>>,
+    namespace: Option<Spanned<String>>,
+    event: Option<Spanned<String>>,
+    replies: Option<Vec<Spanned<String>>>,
+    open: Option<Vec<Spanned<String>>>,
     thresholds: Option<RawThresholds>,
     abort_on_fail: Option<Spanned<bool>>,
     allow_failures: Option<Spanned<bool>>,
@@ -318,6 +335,13 @@ impl Profile {
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
             publishers: cx.publishers(&raw.publishers)?,
             push_timestamp: cx.string(&raw.push_timestamp, "push_timestamp"),
+            protocol: cx.string(&raw.protocol, "protocol"),
+            subscribe: cx.strings(&raw.subscribe, "subscribe"),
+            publish_topic: cx.string(&raw.publish_topic, "publish_topic"),
+            namespace: cx.string(&raw.namespace, "namespace"),
+            event: cx.string(&raw.event, "event"),
+            replies: cx.strings(&raw.replies, "replies"),
+            open: cx.strings(&raw.open, "open"),
             thresholds: cx.thresholds(&raw.thresholds)?,
             abort_on_fail: cx.boolean(&raw.abort_on_fail, "abort_on_fail"),
             allow_failures: cx.boolean(&raw.allow_failures, "allow_failures"),

@@ -12,6 +12,48 @@ use super::super::presets::{PresetOptions, preset};
 use super::super::session::{OpenStep, Reply, Session};
 use super::super::{HandshakeSpec, OpenArg, Overrides, Target, Traffic};
 
+/// The flags with the profile's session keys filled in where no flag was given (a flag
+/// replaces the profile's value or list).
+pub(super) fn with_profile(
+    args: &Overrides,
+    p: &super::super::profile::Profile,
+) -> Result<Overrides, PlanError> {
+    let mut a = args.clone();
+    let one = |flag: &Option<String>, prof: &Option<super::super::profile::Located<String>>| {
+        flag.clone()
+            .or_else(|| prof.as_ref().map(|l| l.value.clone()))
+    };
+    let many = |flag: &Vec<String>, prof: &Vec<super::super::profile::Located<String>>| {
+        if flag.is_empty() {
+            prof.iter().map(|l| l.value.clone()).collect()
+        } else {
+            flag.clone()
+        }
+    };
+    a.protocol = one(&args.protocol, &p.protocol);
+    a.publish_topic = one(&args.publish_topic, &p.publish_topic);
+    a.namespace = one(&args.namespace, &p.namespace);
+    a.event = one(&args.event, &p.event);
+    a.subscribe = many(&args.subscribe, &p.subscribe);
+    a.replies = many(&args.replies, &p.replies);
+    if args.open.is_empty() {
+        for l in &p.open {
+            a.open.push(if let Some(s) = l.value.strip_prefix("send:") {
+                OpenArg::Send(s.to_string())
+            } else if let Some(e) = l.value.strip_prefix("expect:") {
+                OpenArg::Expect(e.to_string())
+            } else {
+                return Err(l.origin.invalid(format!(
+                    "{:?}: each step of 'open' starts with send: or expect: (e.g. \
+                     \"send:40\", \"expect:^40\")",
+                    l.value
+                )));
+            });
+        }
+    }
+    Ok(a)
+}
+
 /// Fill `traffic.session` (and what a preset sets) from the flags.
 pub(super) fn session(
     args: &Overrides,
