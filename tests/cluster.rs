@@ -106,7 +106,9 @@ fn plan_splitting_table() {
             sources: four.clone(),
             agents: vec![cap("h", 19_936); 6],
             connections: vec![16_666, 16_667, 16_667, 16_666, 16_667, 16_667],
-            sources_per_agent: vec![1, 1, 1, 1, 0, 0],
+            // 4 addresses for 6 agents: two groups of 3 agents share 2 addresses each
+            // (25,000 per address, where one address per agent put 33,333 on two of them).
+            sources_per_agent: vec![2; 6],
         },
         Case {
             name: "uneven capacities",
@@ -174,17 +176,19 @@ fn plan_splitting_table() {
             );
         }
         let per: Vec<usize> = shares.iter().map(|s| s.sources.len()).collect();
-        if c.name == "even" {
-            // 4 addresses for 6 agents on one host: neighbours share, everyone gets one.
-            assert!(per.iter().all(|&n| n == 1), "{}: {per:?}", c.name);
-        } else {
-            assert_eq!(per, c.sources_per_agent, "{}", c.name);
-        }
+        assert_eq!(per, c.sources_per_agent, "{}", c.name);
         // Slices partition [0, 1): at every target the counts sum to the target.
         for t in [0.0, 1.0, 2.5, 7.0, 99.0, 12_345.6, c.peak as f64] {
             let total: u64 = shares.iter().map(|s| s.slice.count(t)).sum();
             assert_eq!(total, (t + 1e-9).floor() as u64, "{}: target {t}", c.name);
         }
+    }
+
+    // The "even" case's groups: agents 0-2 share the first two addresses, 3-5 the others.
+    let shares = split(100_000, &four, &vec![cap("h", 19_936); 6]).unwrap();
+    for (i, s) in shares.iter().enumerate() {
+        let block = if i < 3 { &four[0..2] } else { &four[2..4] };
+        assert_eq!(s.sources, block, "agent {i}");
     }
 
     // Same host: disjoint blocks; different hosts: each host group gets the whole list.

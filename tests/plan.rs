@@ -1562,10 +1562,10 @@ fn escapes() {
     assert_eq!(unescape(r"\t\\\@x").unwrap(), "\t\\@x");
     let m = err_text(plan(&["-c", "1", "--heartbeat-text", r"bad\q"]));
     assert!(
-        m.starts_with("invalid value for --heartbeat-text: unknown escape \"\\q\""),
+        m.starts_with("invalid value for --heartbeat-text: \"bad\\\\q\": unknown escape \"\\q\""),
         "{m}"
     );
-    assert!(m.contains(r"\r \n \t \\"), "{m}");
+    assert!(m.contains(r"\r \n \t \0 \\ \@ \xNN"), "{m}");
     let m = err_text(plan(&["-c", "1", "--first-message", "trailing\\"]));
     assert!(m.contains("lone backslash"), "{m}");
     // `\@` sends a text that starts with '@' instead of naming a file.
@@ -2235,4 +2235,34 @@ fn profiles_carry_the_session_protocol() {
         e.contains("profiles/x.toml:3") && e.contains("send: or expect:"),
         "{e}"
     );
+}
+
+#[test]
+fn first_messages_and_heartbeats_take_the_payload_notation() {
+    let p = plan(&[
+        "-c",
+        "1",
+        "--first-message",
+        r"CONNECT\n\n\0",
+        "--first-message-expect",
+        r"\x1e",
+        "--heartbeat-text",
+        "hex:c0 00",
+        "--heartbeat-expect",
+        "hex:d0 00",
+    ])
+    .unwrap();
+    assert_eq!(
+        p.traffic.first_message.as_deref(),
+        Some(&b"CONNECT\n\n\0"[..])
+    );
+    assert_eq!(
+        p.traffic.first_message_expect.as_deref(),
+        Some(&b"\x1e"[..])
+    );
+    let hb = p.traffic.heartbeat.unwrap();
+    assert_eq!((hb.text.as_slice(), hb.binary), (&[0xc0u8, 0][..], true));
+    assert_eq!(hb.expect.as_deref(), Some(&[0xd0u8, 0][..]));
+    let m = err_text(plan(&["-c", "1", "--first-message", "hex:00"]));
+    assert!(m.contains("--send binary:"), "{m}");
 }

@@ -1,7 +1,10 @@
 //! `wsscale preflight`: the capacity arithmetic, `/proc/sys` value parsing, the checks on
 //! synthetic hosts, the real binary on this host (limits read via getrlimit, never assumed),
 //! reachability against an in-process gateway, and the JSON output against the committed
-//! schema. `wsscale run` refusing an impossible plan is checked here too.
+//! schema. `wsscale run` refusing an impossible plan is checked here too. Ports held now,
+//! the `--processes` source split (a table of the arithmetic) and the conntrack probe run
+//! against synthetic facts and a fake `/proc` tree; `tests/host_now.rs` does the same in
+//! network namespaces.
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::process::{Command, Output};
@@ -15,9 +18,11 @@ use wsscale::system::host::SysctlAccess;
 use wsscale::system::human::count;
 use wsscale::system::limits::NofileLimits;
 use wsscale::system::preflight::capacity::*;
+use wsscale::system::preflight::held::PortsHeld;
+use wsscale::system::preflight::spread::{Layout, equal_shares, max_load, spread};
 use wsscale::system::preflight::{
-    Finding, HostFacts, Needs, Status, check_system, peak_rate, preflight, reach, render,
-    system_findings,
+    Finding, HostFacts, Needs, Status, check_system, check_system_at, peak_rate, preflight, reach,
+    render, system_findings,
 };
 use wsscale::system::{Role, normalize_value, parse_numbers, parse_port_range, read_sysctl};
 
@@ -219,6 +224,11 @@ fn host() -> HostFacts {
         mem_available: Some(16 << 30),
         cgroup_memory: None,
         initial_netns: true,
+        // Nothing holds a port of the range.
+        ports_held: Some(PortsHeld {
+            range: (1024, 65535),
+            ..PortsHeld::default()
+        }),
         ..HostFacts::default()
     };
     for (k, v) in [
@@ -798,4 +808,390 @@ fn a_pair_holding_more_than_half_the_port_range_warns_and_suggests_sources() {
     n.sources = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
     let f = system_findings(&n, &facts);
     assert_eq!(find(&f, "ephemeral_ports").status, Status::Pass);
+}
+
+// ---------------------------------------------------------------------------------------
+// Ports held now.
+
+fn held(range: (u16, u16), time_wait: u64, active: u64) -> PortsHeld {
+    PortsHeld {
+        range,
+        active_sockets: active,
+        time_wait_sockets: time_wait,
+        ports: time_wait + active,
+        time_wait_ports: time_wait,
+        reserved_ports: 0,
+        time_wait_clears_in_ms: (time_wait > 0).then_some(42_000),
+        // 2023-11-14 22:13:20 UTC.
+        read_at_unix_ms: 1_700_000_000_000,
+    }
+}
+
+#[test]
+fn ports_held_now_shrink_the_free_figure_and_warn_until_they_expire() {
+    // The issue's case: 18,000 ports of the default range held in TIME_WAIT by explicit binds,
+    // and a run of 18,000 from one fresh source address.
+    let mut facts = host();
+    facts
+        .sysctls
+        .insert("net.ipv4.ip_local_port_range".into(), "32768 60999".into());
+    facts.ports_held = Some(held((32768, 60999), 18_000, 0));
+    let mut n = needs(18_000);
+    n.sources = vec!["127.0.0.2".parse().unwrap()];
+    n.loopback_only = true;
+    let f = system_findings(&n, &facts);
+    let ports = find(&f, "ephemeral_ports");
+    assert!(
+        ports.found.ends_with("; 10,232 free now"),
+        "{}",
+        ports.found
+    );
+    let h = find(&f, "ports_held");
+    assert_eq!(h.status, Status::Warn, "{h:#?}");
+    assert_eq!(
+        h.found,
+        "18,000 of 28,232 held: 18,000 in TIME_WAIT until 22:14:02 UTC"
+    );
+    // 18,000 at <= 90 % = 20,000 ports on the one pair: at most 8,232 may be held.
+    assert_eq!(h.needed, "<= 8,232 held (20,000 free per pair)");
+    assert!(
+        h.why.contains(
+            "18,000 connections at <= 90% use over 1 (source, destination) pair need 20,000 free \
+             ports per pair, of the 28,232 in 32768-60999; the last TIME_WAIT socket of the range \
+             expires in 42 s"
+        ),
+        "{}",
+        h.why
+    );
+    assert!(h.why.contains("whatever the source address"), "{}", h.why);
+    assert!(
+        h.why
+            .contains("about 10,232 connections open before connect() fails"),
+        "{}",
+        h.why
+    );
+    assert!(
+        h.fix[0].starts_with("wait until 22:14:02 UTC (42 s) for the 18,000 ports"),
+        "{:?}",
+        h.fix
+    );
+    assert!(
+        h.fix[1].contains("sport >= :32768 and sport <= :60999"),
+        "{:?}",
+        h.fix
+    );
+
+    // Sockets in use stay held: said so, with the fix.
+    facts.ports_held = Some(held((32768, 60999), 0, 12_000));
+    let f = system_findings(&n, &facts);
+    let h = find(&f, "ports_held");
+    assert_eq!(h.status, Status::Warn);
+    assert_eq!(h.found, "12,000 of 28,232 held: 12,000 in use");
+    assert!(
+        h.fix.iter().any(|l| l.contains("12,000 ports stay held")),
+        "{:?}",
+        h.fix
+    );
+
+    // A smaller plan fits in what is free: pass, with the count shown.
+    let f = system_findings(&needs(5_000), &facts);
+    let h = find(&f, "ports_held");
+    assert_eq!(h.status, Status::Pass, "{h:#?}");
+    assert!(h.found.starts_with("12,000 of 28,232 held"), "{}", h.found);
+
+    // Two source addresses to two destinations: 4 pairs share the need.
+    let mut n = needs(18_000);
+    n.sources = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    n.destinations = 2;
+    let f = system_findings(&n, &facts);
+    assert_eq!(find(&f, "ports_held").status, Status::Pass);
+}
+
+// ---------------------------------------------------------------------------------------
+// The --processes source split.
+
+#[test]
+fn source_split_arithmetic_table() {
+    // (addresses, processes, connections, layout, addresses per process, most on one address)
+    type Case = (usize, usize, u64, Layout, &'static [usize], u64);
+    let cases: &[Case] = &[
+        // The README's 100K example: disjoint blocks would leave 4 processes a single address.
+        (8, 6, 100_000, Layout::Groups { groups: 2 }, &[4; 6], 12_500),
+        (12, 6, 100_000, Layout::Disjoint, &[2; 6], 8_334),
+        (6, 6, 100_000, Layout::Disjoint, &[1; 6], 16_667),
+        (16, 6, 100_000, Layout::Groups { groups: 2 }, &[8; 6], 6_250),
+        (4, 6, 100_000, Layout::Groups { groups: 2 }, &[2; 6], 25_000),
+        (5, 6, 100_000, Layout::Shared, &[5; 6], 20_000),
+        (9, 4, 100_000, Layout::Shared, &[9; 4], 11_112),
+        (2, 6, 60_000, Layout::Groups { groups: 2 }, &[1; 6], 30_000),
+        (1, 3, 30_000, Layout::Shared, &[1; 3], 30_000),
+        (3, 1, 30_000, Layout::Disjoint, &[3], 10_000),
+    ];
+    for &(m, k, n, layout, per_process, most) in cases {
+        let shares = equal_shares(n, k);
+        let s = spread(m, &shares);
+        let case = format!("{m} addresses, {k} processes, {n} connections");
+        assert_eq!(s.layout, layout, "{case}");
+        let lens: Vec<usize> = s.ranges.iter().map(|r| r.len()).collect();
+        assert_eq!(lens, per_process, "{case}");
+        assert_eq!(s.max_load.ceil() as u64, most, "{case}");
+    }
+    // What the old disjoint split did with the README's example: 16,667 on one pair.
+    let old = [0..2, 2..4, 4..5, 5..6, 6..7, 7..8];
+    assert_eq!(
+        max_load(8, &equal_shares(100_000, 6), &old).ceil() as u64,
+        16_667
+    );
+    // Uneven shares: disjoint blocks in proportion (1 and 3 addresses: 10,000 each).
+    let s = spread(4, &[10_000, 30_000]);
+    assert_eq!(s.layout, Layout::Disjoint);
+    assert_eq!(s.ranges, vec![0..1, 1..4]);
+    // Every layout uses every address, stays in bounds, and reaches the even load
+    // (connections / addresses) up to the 1-connection differences between equal shares.
+    for m in 1..=20 {
+        for k in 1..=12 {
+            let s = spread(m, &equal_shares(100_000, k));
+            let mut used = vec![false; m];
+            for r in &s.ranges {
+                assert!(!r.is_empty() && r.end <= m, "{m}/{k}: {:?}", s.ranges);
+                used[r.clone()].iter_mut().for_each(|u| *u = true);
+            }
+            assert!(used.iter().all(|&u| u), "{m}/{k}: {:?}", s.ranges);
+            assert!(
+                s.max_load <= 100_000.0 / m as f64 + k as f64,
+                "{m}/{k}: {} per address",
+                s.max_load
+            );
+        }
+    }
+}
+
+#[test]
+fn source_split_check_reports_the_layout_and_proposes_addresses() {
+    let mut facts = host();
+    facts
+        .sysctls
+        .insert("net.ipv4.ip_local_port_range".into(), "32768 60999".into());
+    let loopback = |k: u8| -> Vec<IpAddr> {
+        (2..2 + k)
+            .map(|i| format!("127.0.0.{i}").parse().unwrap())
+            .collect()
+    };
+    let mut n = needs(100_000);
+    n.processes = 6;
+    n.loopback_only = true;
+    n.embedded_gateway = true;
+    n.sources = loopback(8);
+    let f = system_findings(&n, &facts);
+    let split = find(&f, "source_split");
+    assert_eq!(split.status, Status::Pass, "{split:#?}");
+    assert_eq!(
+        split.found,
+        "8 addresses, 2 groups of 3 processes sharing 4 each: 12,500 per pair"
+    );
+    assert_eq!(split.needed, "<= 14,116 per pair (half of 28,232 ports)");
+
+    // Six addresses: one each, 16,667 per pair, over half the range.
+    n.sources = loopback(6);
+    let f = system_findings(&n, &facts);
+    let split = find(&f, "source_split");
+    assert_eq!(split.status, Status::Warn);
+    assert_eq!(split.found, "6 addresses, 1 per process: 16,667 per pair");
+    assert_eq!(
+        split.fix[0],
+        "use at least 8 source addresses (12 give each of the 6 processes 2 of its own), e.g. \
+         --source-ip 127.0.0.2-127.0.0.13 on loopback"
+    );
+    assert!(split.fix[1].contains("1024 65535"), "{:?}", split.fix);
+
+    // One process, or no --source-ip: the ephemeral-port check covers it.
+    n.processes = 1;
+    assert!(
+        system_findings(&n, &facts)
+            .iter()
+            .all(|f| f.check != "source_split")
+    );
+    n.processes = 6;
+    n.sources.clear();
+    assert!(
+        system_findings(&n, &facts)
+            .iter()
+            .all(|f| f.check != "source_split")
+    );
+}
+
+#[test]
+fn preflight_with_processes_shows_the_split() {
+    let out = bin(&[
+        "preflight",
+        "-c",
+        "100000",
+        "--processes",
+        "6",
+        "--source-ip",
+        "127.0.0.2-127.0.0.9",
+        "--json",
+    ]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_valid(&validator(), &doc);
+    let split = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "source_split")
+        .unwrap_or_else(|| panic!("no source_split finding: {doc:#}"));
+    let found = split["found"].as_str().unwrap();
+    assert_eq!(
+        found,
+        "8 addresses, 2 groups of 3 processes sharing 4 each: 12,500 per pair"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The conntrack probe, against a fake /proc tree.
+
+/// A `/proc` tree with a conntrack table of 1,000 entries, `count` in use, and one socket of
+/// the port range in TIME_WAIT.
+fn fake_proc(count: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    put("sys/net/netfilter/nf_conntrack_max", "1000\n");
+    put(
+        "sys/net/netfilter/nf_conntrack_count",
+        &format!("{count}\n"),
+    );
+    put("sys/net/netfilter/nf_conntrack_buckets", "16384\n");
+    put("sys/net/ipv4/ip_local_port_range", "32768\t60999\n");
+    put("sys/net/ipv4/tcp_mem", "1 2 3\n");
+    put("sys/kernel/osrelease", "6.8.0-fake\n");
+    put(
+        "net/tcp",
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  \
+         timeout inode\n   0: 0100007F:9C40 0100007F:2328 06 00000000:00000000 03:00000BB8 \
+         00000000     0        0 0 3 0000000000000000\n",
+    );
+    dir
+}
+
+fn conntrack_finding(report: &wsscale::system::preflight::Report) -> Finding {
+    find(&report.findings, "net.netfilter.nf_conntrack_max").clone()
+}
+
+#[test]
+fn conntrack_that_tracks_nothing_passes_with_a_note() {
+    let root = fake_proc(0);
+    // A listener nobody reads from: the kernel completes the handshakes.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut plan = plan_for(addr);
+    plan.stages[0].target = 5_000;
+    let report = check_system_at(&plan, Role::Loadgen, root.path());
+    let f = conntrack_finding(&report);
+    assert_eq!(f.status, Status::Pass, "{f:#?}");
+    assert!(
+        f.found.ends_with("; loaded, not tracking this traffic"),
+        "{}",
+        f.found
+    );
+    assert!(
+        f.why.starts_with(&format!(
+            "probe: 16 connections held to {addr}: nf_conntrack_count 0 -> 0; nothing tracks \
+             this traffic"
+        )),
+        "{}",
+        f.why
+    );
+    assert!(f.why.contains("1,000 is short of the 5,000"), "{}", f.why);
+    assert!(f.fix.is_empty(), "{:?}", f.fix);
+    // The other facts came from the same tree.
+    let held = report.facts.ports_held.as_ref().unwrap();
+    assert_eq!((held.time_wait_sockets, held.ports), (1, 1));
+    assert_eq!(report.facts.kernel_release.as_deref(), Some("6.8.0-fake"));
+
+    // The embedded gateway: the probe connects to a listener of its own on loopback.
+    let mut plan = plan_for(addr);
+    plan.targets.clear();
+    plan.stages[0].target = 5_000;
+    let f = conntrack_finding(&check_system_at(&plan, Role::Loadgen, root.path()));
+    assert_eq!(f.status, Status::Pass, "{f:#?}");
+    assert!(
+        f.why.contains("its own listener on 127.0.0.1:"),
+        "{}",
+        f.why
+    );
+
+    // A table large enough: no probe, nothing said about tracking.
+    let mut plan = plan_for(addr);
+    plan.stages[0].target = 500;
+    let report = check_system_at(&plan, Role::Loadgen, root.path());
+    assert!(report.facts.conntrack_probe.is_none());
+    assert!(!conntrack_finding(&report).found.contains("tracking"));
+}
+
+#[test]
+fn conntrack_that_tracks_this_traffic_still_fails() {
+    let root = fake_proc(40);
+    let count_file = root.path().join("sys/net/netfilter/nf_conntrack_count");
+    // The "kernel": every accepted connection takes a table entry.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let path = count_file.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            held.push(stream);
+            let n: u64 = std::fs::read_to_string(&path)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            std::fs::write(&path, format!("{}\n", n + 1)).unwrap();
+        }
+    });
+    let mut plan = plan_for(addr);
+    plan.stages[0].target = 5_000;
+    let report = check_system_at(&plan, Role::Loadgen, root.path());
+    let f = conntrack_finding(&report);
+    assert_eq!(f.status, Status::Fail, "{f:#?}");
+    assert!(f.found.ends_with("; tracking this traffic"), "{}", f.found);
+    let probe = report.facts.conntrack_probe.as_ref().unwrap();
+    assert_eq!(probe.tracked, Some(true));
+    assert_eq!(probe.before, 40);
+    assert!(probe.during >= 48, "{probe:?}");
+    assert!(
+        f.why.contains(&format!(
+            "probe: 16 connections held to {addr}: nf_conntrack_count 40 -> "
+        )),
+        "{}",
+        f.why
+    );
+    assert!(f.why.contains("this traffic is tracked"), "{}", f.why);
+    assert!(f.fix.iter().any(|l| l.contains("notrack")), "{:?}", f.fix);
+    assert!(report.failed());
+}
+
+#[test]
+fn conntrack_probe_that_cannot_connect_keeps_the_failure() {
+    let root = fake_proc(0);
+    // A port nothing listens on.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut plan = plan_for(addr);
+    plan.stages[0].target = 5_000;
+    let f = conntrack_finding(&check_system_at(&plan, Role::Loadgen, root.path()));
+    assert_eq!(f.status, Status::Fail, "{f:#?}");
+    assert!(
+        f.why
+            .contains("could not tell whether this traffic is tracked"),
+        "{}",
+        f.why
+    );
+    assert!(f.why.contains("so it is taken as tracked"), "{}", f.why);
 }

@@ -9,16 +9,22 @@
 //! agents then hold nothing (and report zeros).
 //!
 //! **Source addresses**: an agent that brought its own `--source-ip` keeps it. The plan's
-//! list is split *disjointly* among the other agents *on the same host* (each host group
-//! gets the whole list, since each host has its own addresses): contiguous blocks, at least
-//! one address each, the rest in proportion to the agents' connections (largest remainder).
-//! With fewer addresses than agents on a host, neighbouring agents share an address (the
-//! kernel still picks distinct ports per 4-tuple; only the per-address port budget is
-//! shared).
+//! list is laid out over the other agents *on the same host* (each host group gets the whole
+//! list, since each host has its own addresses) by
+//! [`crate::system::preflight::spread::spread`], which keeps the load of every (source,
+//! destination) pair as low as the addresses allow: disjoint contiguous blocks (in proportion
+//! to the agents' connections, at least one address each) when that is as even as it gets,
+//! else groups of agents sharing a block, else every agent using every address. The kernel's
+//! port space is per (source, destination) pair and host-wide, so agents that share an
+//! address share its ports; what matters is that no pair carries more than half the port
+//! range, and preflight's `source_split` check reports exactly this layout. For 6 agents and
+//! 8 addresses, two groups of 3 agents share 4 addresses each: 12,500 of 100,000 connections
+//! per pair, where disjoint blocks would put 16,667 on the 4 agents with a single address.
 
 use std::net::IpAddr;
 
 use crate::plan::Slice;
+use crate::system::preflight::spread::spread;
 
 /// What the splitter needs to know about one agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,62 +150,11 @@ fn assign_sources(
         if k == 0 {
             continue;
         }
-        let m = plan_sources.len();
-        if m < k {
-            for (j, &i) in members.iter().enumerate() {
-                out[i] = vec![plan_sources[j * m / k]];
-            }
-            continue;
-        }
         let weights: Vec<u64> = members.iter().map(|&i| connections[i]).collect();
-        let extra = apportion(m - k, &weights);
-        let mut at = 0;
-        for (j, &i) in members.iter().enumerate() {
-            let len = 1 + extra[j];
-            out[i] = plan_sources[at..at + len].to_vec();
-            at += len;
+        let layout = spread(plan_sources.len(), &weights);
+        for (&i, range) in members.iter().zip(layout.ranges) {
+            out[i] = plan_sources[range].to_vec();
         }
     }
     out
-}
-
-/// Largest-remainder apportionment of `n` items by `weights` (equal when all are 0).
-fn apportion(n: usize, weights: &[u64]) -> Vec<usize> {
-    let k = weights.len();
-    let total: u128 = weights.iter().map(|&w| u128::from(w)).sum();
-    let weights: Vec<u128> = if total == 0 {
-        vec![1; k]
-    } else {
-        weights.iter().map(|&w| u128::from(w)).collect()
-    };
-    let total: u128 = weights.iter().sum();
-    let mut out: Vec<usize> = weights
-        .iter()
-        .map(|w| (n as u128 * w / total) as usize)
-        .collect();
-    let mut rest = n - out.iter().sum::<usize>();
-    let mut order: Vec<usize> = (0..k).collect();
-    // Largest remainder first; ties to the earlier agent.
-    order.sort_by_key(|&j| std::cmp::Reverse(n as u128 * weights[j] % total));
-    for j in order {
-        if rest == 0 {
-            break;
-        }
-        out[j] += 1;
-        rest -= 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn apportion_sums() {
-        assert_eq!(apportion(5, &[1, 1, 1]), vec![2, 2, 1]);
-        assert_eq!(apportion(0, &[3, 4]), vec![0, 0]);
-        assert_eq!(apportion(4, &[0, 0]), vec![2, 2]);
-        assert_eq!(apportion(10, &[1, 3]).iter().sum::<usize>(), 10);
-    }
 }

@@ -188,6 +188,9 @@ pub struct Counters {
     /// while connecting or handshaking). `attempted = established + failed + aborted +
     /// pending`.
     pub aborted: u64,
+    /// Retries of a (source, destination) pair that had run out of local ports
+    /// (`EADDRNOTAVAIL`), made with back-off while every pair of the target was full.
+    pub source_port_retries: u64,
     /// Failures by category, indexed by `FailureKind as usize`.
     #[serde(with = "wire::failure_map")]
     pub failures: [u64; FailureKind::ALL.len()],
@@ -277,6 +280,7 @@ impl Counters {
         self.reconnects += o.reconnects;
         self.closed += o.closed;
         self.aborted += o.aborted;
+        self.source_port_retries += o.source_port_retries;
         for (a, b) in self.failures.iter_mut().zip(o.failures.iter()) {
             *a += b;
         }

@@ -133,6 +133,10 @@ pub struct JsonConnections {
     pub failure_examples: BTreeMap<String, String>,
     /// Attempts the client cancelled before they were established.
     pub aborted: u64,
+    /// Retries of (source, destination) pairs that had run out of local ports (0 in reports
+    /// written before the engine retried).
+    #[serde(default)]
+    pub source_port_retries: u64,
     pub drops: BTreeMap<String, u64>,
     pub per_source: Vec<JsonSource>,
     pub per_target: Vec<JsonTarget>,
@@ -320,6 +324,7 @@ impl JsonReport {
                 failures: failure_counts(o).into_iter().collect(),
                 failure_examples: c.examples.clone(),
                 aborted: c.aborted,
+                source_port_retries: c.source_port_retries,
                 drops: drop_counts(o).into_iter().collect(),
                 per_target: o
                     .per_target

@@ -5,7 +5,8 @@
 //! A line shows: elapsed time, the stage (ramp-up / hold / ramp-down, index of count), open
 //! connections against the current target, the connect rate over the interval, pending
 //! handshakes, failures by category over the run, and the interval's p50/p99 handshake time.
-//! When every source address is out of ports, the line says so in capitals.
+//! When every source address is out of ports, the line says so in capitals, with the number
+//! of retries the engine has made so far (it retries full pairs with back-off).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -113,7 +114,12 @@ pub fn render(v: &IntervalView<'_>) -> String {
         ));
     }
     if g.sources_exhausted {
-        line.push_str(" | SOURCE PORTS EXHAUSTED: no more connections can be opened");
+        line.push_str(&format!(
+            " | SOURCE PORTS EXHAUSTED (retrying, {} retries)",
+            t.source_port_retries
+        ));
+    } else if t.source_port_retries > 0 {
+        line.push_str(&format!(" | source port retries {}", t.source_port_retries));
     }
     line
 }

@@ -21,8 +21,9 @@
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use super::sysctl::sysctl_path;
+use super::sysctl::{sysctl_path, sysctl_path_at};
 
 /// Capability number of `CAP_SYS_RESOURCE` (raise the hard `RLIMIT_NOFILE`, exceed quotas).
 pub const CAP_SYS_RESOURCE: u32 = 24;
@@ -131,6 +132,11 @@ pub fn in_initial_netns() -> bool {
     sysctl_path("net.ipv4.tcp_mem").is_ok_and(|p| p.exists())
 }
 
+/// [`in_initial_netns`] as the `/proc` tree at `proc_root` tells it.
+pub fn in_initial_netns_at(proc_root: &Path) -> bool {
+    sysctl_path_at(proc_root, "net.ipv4.tcp_mem").is_ok_and(|p| p.exists())
+}
+
 /// Whether a sysctl can be written from this process, probed without writing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SysctlAccess {
@@ -159,7 +165,12 @@ impl SysctlAccess {
 /// Probes whether sysctl `name` can be written (see the module docs). Invalid names are
 /// reported as [`SysctlAccess::Absent`].
 pub fn sysctl_access(name: &str) -> SysctlAccess {
-    let Ok(path) = sysctl_path(name) else {
+    sysctl_access_at(Path::new(super::sysctl::PROC), name)
+}
+
+/// [`sysctl_access`] of the file under the `/proc` tree at `proc_root`.
+pub fn sysctl_access_at(proc_root: &Path, name: &str) -> SysctlAccess {
+    let Ok(path) = sysctl_path_at(proc_root, name) else {
         return SysctlAccess::Absent;
     };
     let meta = match fs::metadata(&path) {

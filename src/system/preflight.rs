@@ -9,27 +9,37 @@
 //! 2 otherwise (warnings alone do not fail).
 //!
 //! Submodules: [`capacity`] (the arithmetic, no I/O), [`facts`] (the host snapshot),
-//! [`fds`] (descriptors and memory), [`ports`] (ephemeral ports, source addresses, kernel),
-//! [`tcp`] (TIME_WAIT/orphans, conntrack, TCP memory, listen queues), [`reach`] (DNS, TCP,
-//! WebSocket upgrade), [`render`] (table and JSON).
+//! [`fds`] (descriptors and memory), [`ports`] (ephemeral ports, source addresses, the
+//! `--processes` source split, kernel), [`held`] (ports of the range held now: in use and in
+//! `TIME_WAIT`), [`spread`] (how processes share source addresses, no I/O), [`tcp`]
+//! (TIME_WAIT/orphans, TCP memory, listen queues), [`conntrack`] (the table, and a probe of
+//! whether this traffic is tracked), [`reach`] (DNS, TCP, WebSocket upgrade), [`render`]
+//! (table and JSON).
 //!
 //! `wsscale run` runs [`check_system`] before it opens a socket and refuses a plan with a
 //! failing finding ([`Report::refusal`]) unless `--skip-preflight`; reachability is then the
-//! run's own target probe.
+//! run's own target probe. Both read the host once ([`HostFacts::read_at`]) and, when the
+//! conntrack table would be too small, probe whether this traffic is tracked
+//! ([`conntrack::probe`]) — the only network traffic `check_system` makes. The `*_at`
+//! variants take the `/proc` root, so tests run every check against a fake tree.
 //!
 //! Every limit is read from the system; nothing here assumes the numbers of a particular
 //! machine.
 
 pub mod capacity;
+pub mod conntrack;
 pub mod facts;
 pub mod fds;
+pub mod held;
 pub mod ports;
 pub mod reach;
 pub mod render;
+pub mod spread;
 pub mod tcp;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -147,7 +157,9 @@ pub fn system_findings(needs: &Needs, facts: &HostFacts) -> Vec<Finding> {
     ];
     if needs.role == Role::Loadgen {
         out.push(ports::ephemeral_ports(needs, facts));
+        out.push(held::ports_held(needs, facts));
         out.push(ports::source_addresses(needs));
+        out.extend(ports::source_split(needs, facts));
         out.push(ports::kernel(needs, facts));
         out.push(tcp::tw_reuse(needs, facts));
         out.push(tcp::timestamps(needs, facts));
@@ -155,7 +167,7 @@ pub fn system_findings(needs: &Needs, facts: &HostFacts) -> Vec<Finding> {
     out.push(tcp::fin_timeout(needs, facts));
     out.push(tcp::max_tw_buckets(needs, facts));
     out.push(tcp::max_orphans(needs, facts));
-    out.extend(tcp::conntrack(needs, facts));
+    out.extend(conntrack::conntrack(needs, facts));
     out.push(fds::memory(needs, facts));
     out.push(tcp::tcp_mem(needs, facts));
     if needs.role == Role::Gateway || needs.embedded_gateway {
@@ -207,11 +219,27 @@ impl Report {
     }
 }
 
-/// The system checks for `plan` on this host (no network traffic): what `wsscale run` runs
-/// before opening sockets.
+/// Reads the host under the `/proc` tree at `proc_root` for `needs`, probing conntrack when
+/// its table would fall short ([`conntrack::probe_wanted`]).
+pub fn host_facts(plan: &Plan, needs: &Needs, proc_root: &Path) -> HostFacts {
+    let mut facts = HostFacts::read_at(proc_root);
+    if conntrack::probe_wanted(needs, &facts) {
+        facts.conntrack_probe = Some(conntrack::probe(plan, needs, proc_root));
+    }
+    facts
+}
+
+/// The system checks for `plan` on this host: what `wsscale run` runs before opening
+/// sockets. No traffic, except the conntrack probe's few connections when the table would be
+/// too small.
 pub fn check_system(plan: &Plan, role: Role) -> Report {
+    check_system_at(plan, role, Path::new(crate::system::sysctl::PROC))
+}
+
+/// [`check_system`] with the `/proc` tree at `proc_root`.
+pub fn check_system_at(plan: &Plan, role: Role, proc_root: &Path) -> Report {
     let needs = Needs::from_plan(plan, role);
-    let facts = HostFacts::read();
+    let facts = host_facts(plan, &needs, proc_root);
     let findings = system_findings(&needs, &facts);
     Report {
         needs,
@@ -244,14 +272,29 @@ pub fn preflight(plan: &Plan, role: Role, unresolved: &[Unresolved]) -> Report {
 }
 
 /// [`preflight`] with adjusted needs (e.g. [`Needs::processes`] from `--processes`).
-pub fn preflight_needs(plan: &Plan, mut needs: Needs, unresolved: &[Unresolved]) -> Report {
+pub fn preflight_needs(plan: &Plan, needs: Needs, unresolved: &[Unresolved]) -> Report {
+    preflight_needs_at(
+        plan,
+        needs,
+        unresolved,
+        Path::new(crate::system::sysctl::PROC),
+    )
+}
+
+/// [`preflight_needs`] with the `/proc` tree at `proc_root`.
+pub fn preflight_needs_at(
+    plan: &Plan,
+    mut needs: Needs,
+    unresolved: &[Unresolved],
+    proc_root: &Path,
+) -> Report {
     let role = needs.role;
     if role == Role::Loadgen && !unresolved.is_empty() {
         needs.embedded_gateway = false;
         needs.destinations = plan.targets.len() as u64 + unresolved.len() as u64;
         needs.loopback_only = false;
     }
-    let facts = HostFacts::read();
+    let facts = host_facts(plan, &needs, proc_root);
     let mut findings = system_findings(&needs, &facts);
     let mut targets = Vec::new();
     if role == Role::Loadgen {

@@ -17,10 +17,14 @@
 
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the kernel exposes sysctls.
 const PROC_SYS: &str = "/proc/sys";
+
+/// Where `/proc` is mounted: the root that [`sysctl_path_at`] and preflight's readers take
+/// (tests point them at a fake tree).
+pub const PROC: &str = "/proc";
 
 /// Checks that `name` is a plausible dotted sysctl name (`[a-z0-9_.-]`, no empty component).
 pub fn validate_sysctl_name(name: &str) -> io::Result<()> {
@@ -59,10 +63,22 @@ pub fn sysctl_path(name: &str) -> io::Result<PathBuf> {
     Ok(PathBuf::from(PROC_SYS).join(name.replace('.', "/")))
 }
 
+/// The path of a validated sysctl name under the `/proc` tree at `proc_root`
+/// (`sys/net/ipv4/...`).
+pub fn sysctl_path_at(proc_root: &Path, name: &str) -> io::Result<PathBuf> {
+    validate_sysctl_name(name)?;
+    Ok(proc_root.join("sys").join(name.replace('.', "/")))
+}
+
 /// Reads a sysctl, e.g. `read_sysctl("net.ipv4.ip_local_port_range")` → `"32768\t60999"`
 /// (surrounding whitespace trimmed).
 pub fn read_sysctl(name: &str) -> io::Result<String> {
-    let path = sysctl_path(name)?;
+    read_sysctl_at(Path::new(PROC), name)
+}
+
+/// [`read_sysctl`] under the `/proc` tree at `proc_root`.
+pub fn read_sysctl_at(proc_root: &Path, name: &str) -> io::Result<String> {
+    let path = sysctl_path_at(proc_root, name)?;
     match fs::read_to_string(&path) {
         Ok(text) => Ok(text.trim().to_owned()),
         Err(err) => Err(io::Error::new(

@@ -8,6 +8,7 @@ use mio::{Interest, Token};
 
 use super::{End, OPENS_PER_TURN, Shard, TICK_US, TimerEntry, TimerKind};
 use crate::engine::conn::{Conn, OpenError, State, set_reset_on_close, start_connect};
+use crate::engine::source::{Pick, RETRY_MAX_US};
 use crate::engine::tls::{self};
 use crate::engine::ws::{self};
 use crate::metrics::{DropReason, FailureKind};
@@ -26,25 +27,35 @@ impl Shard {
         }
     }
 
-    /// Start one connection attempt. Returns false when no (source, target) pair has ports
-    /// left, in which case nothing was counted.
+    /// Start one connection attempt. Returns false when no (source, target) pair can be
+    /// tried now (all full, no retry due), in which case nothing was counted. A reconnect
+    /// (`attempt > 0`) that finds no pair waits for the source pool's next retry instead and
+    /// counts as handled (true): the slot stays waiting, not dead.
     pub(super) fn open_one(&mut self, attempt: u8) -> bool {
         loop {
-            let Some(target) = self.next_open_target() else {
+            let now = self.now_us();
+            let Some((target, pick)) = self.next_pick(now) else {
+                if attempt > 0 {
+                    self.reconnect_after_retry(attempt, now);
+                    return true;
+                }
                 return false;
             };
-            let Some(pick) = self.sources.pick(target) else {
-                continue;
-            };
+            if pick.retry {
+                self.snap.counters.source_port_retries += 1;
+            }
             let dest = self.p.plan.targets[target].addr;
             let src = pick.addr;
             if src.is_some_and(|s| s.is_ipv4() != dest.is_ipv4()) {
-                self.sources.mark_full(pick.index, target);
+                self.sources.mark_unusable(pick.index, target);
                 continue;
             }
             match start_connect(dest, src, self.opts) {
                 Ok(mut sock) => {
-                    let now = self.now_us();
+                    // connect() got a local port: the pair is not full (any more).
+                    if pick.retry {
+                        self.sources.mark_ok(pick.index, target);
+                    }
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     if let Err(e) = self.poll.registry().register(
@@ -86,15 +97,16 @@ impl Shard {
                     return true;
                 }
                 Err(OpenError::PortsExhausted) => {
+                    // Full for now: retried with back-off once the target has no other pair.
                     self.snap.per_source[pick.index].addr_not_available += 1;
-                    self.sources.mark_full(pick.index, target);
+                    self.sources.mark_full(pick.index, target, now);
                 }
                 Err(OpenError::Bind(e)) => {
                     // The address is not usable here (or out of ports entirely): every
                     // target is full for it.
                     self.snap.per_source[pick.index].addr_not_available += 1;
                     for t in 0..self.p.plan.targets.len() {
-                        self.sources.mark_full(pick.index, t);
+                        self.sources.mark_full(pick.index, t, now);
                     }
                     if e.raw_os_error() != Some(libc::EADDRNOTAVAIL)
                         && e.raw_os_error() != Some(libc::EADDRINUSE)
@@ -113,6 +125,25 @@ impl Shard {
         }
     }
 
+    /// A reconnect that found every pair full: wait (still counted in `waiting`) until the
+    /// earliest retry of the source pool is due, then try again with the same attempt number.
+    fn reconnect_after_retry(&mut self, attempt: u8, now: u64) {
+        let due = (0..self.p.plan.targets.len())
+            .filter_map(|t| self.sources.next_retry(t))
+            .min()
+            .unwrap_or(now + RETRY_MAX_US)
+            .max(now + TICK_US);
+        self.waiting += 1;
+        self.wheel.insert(
+            due / TICK_US,
+            TimerEntry {
+                key: 0,
+                id: 0,
+                kind: TimerKind::Reconnect(attempt),
+            },
+        );
+    }
+
     pub(super) fn count_attempt(&mut self, attempt: u8) {
         self.snap.counters.attempted += 1;
         if attempt > 0 {
@@ -120,14 +151,15 @@ impl Shard {
         }
     }
 
-    /// Round-robin target that still has a source with free ports.
-    pub(super) fn next_open_target(&mut self) -> Option<usize> {
+    /// Round-robin target with a source that can be tried now (free ports, or a full pair
+    /// whose retry is due), and that source.
+    pub(super) fn next_pick(&mut self, now_us: u64) -> Option<(usize, Pick)> {
         let n = self.p.plan.targets.len();
         for _ in 0..n {
             let t = self.next_target;
             self.next_target = (self.next_target + 1) % n;
-            if !self.sources.target_full(t) {
-                return Some(t);
+            if let Some(pick) = self.sources.pick(t, now_us) {
+                return Some((t, pick));
             }
         }
         None

@@ -8,8 +8,9 @@
 //! - A setting that only refines a kind of traffic (`--ping-timeout`, `--heartbeat-expect`,
 //!   `--message-size`, …) without that traffic being on is an error naming both, rather than
 //!   silently ignored.
-//! - Heartbeat and first-message texts resolve the escapes `\r`, `\n`, `\t`, `\\` and `\@`
-//!   ([`unescape`]); `@FILE` sends a file's bytes as they are. Message templates are not
+//! - Heartbeat and first-message texts are in payload notation ([`crate::plan::payload`]:
+//!   escapes `\r \n \t \0 \\ \@ \xNN \u{…}`, and for heartbeats `binary:`/`hex:`/`base64:`
+//!   binary frames); `@FILE` sends a file's bytes as they are. Message templates are not
 //!   unescaped (a JSON template may hold `\"`).
 //! - `--message-size` is at least [`MIN_MESSAGE_SIZE`] (the engine's latency marker) and at
 //!   most the plan's `max_frame` (the echo must be accepted).
@@ -35,46 +36,63 @@ pub const MIN_MESSAGE_SIZE: u64 = 32;
 /// Highest `--message-rate` per connection.
 pub const MAX_MESSAGE_RATE: f64 = 100_000.0;
 
-/// Resolve `\r`, `\n`, `\t`, `\\` and `\@` (a literal `@`, so a text can start with one
-/// without naming a file). Any other escape, or a trailing `\`, is an error.
+/// Resolve the escapes of the payload notation (`\r \n \t \0 \\ \@ \xNN \u{…}`, see
+/// [`crate::plan::payload`]) in a text. A bad escape, or a trailing `\`, is an error.
 pub fn unescape(s: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('r') => out.push('\r'),
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('\\') => out.push('\\'),
-            Some('@') => out.push('@'),
-            Some(other) => {
-                return Err(format!(
-                    "unknown escape \"\\{other}\" in {s:?}; the escapes are \\r \\n \\t \\\\ and \\@ (write \\\\ for a backslash)"
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "{s:?} ends with a lone backslash; write \\\\ for a backslash"
-                ));
-            }
+    let p = crate::plan::payload::parse_payload(&format!("text:{s}"), false)?;
+    let mut out = Vec::new();
+    for part in &p.parts {
+        match part {
+            crate::plan::payload::Part::Lit(b) => out.extend_from_slice(b),
+            // Placeholders stay as written here.
+            other => out.extend_from_slice(placeholder_text(other).as_bytes()),
         }
     }
-    Ok(out)
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 after its escapes"))
 }
 
-/// A text setting, unescaped, as bytes; empty is an error.
-fn text(l: Located<String>) -> Result<Vec<u8>, PlanError> {
-    let t = unescape(&l.value).map_err(|m| l.origin.invalid(m))?;
-    if t.is_empty() {
+fn placeholder_text(p: &crate::plan::payload::Part) -> &'static str {
+    use crate::plan::payload::Part;
+    match p {
+        Part::Conn => "{conn}",
+        Part::Seq => "{seq}",
+        Part::Ts => "{ts}",
+        Part::Marker => "{marker}",
+        _ => "",
+    }
+}
+
+/// A setting in payload notation (escapes, `text:`/`binary:`, `hex:`, `base64:`): its bytes
+/// and whether it is a binary frame; empty is an error.
+fn payload(l: Located<String>) -> Result<(Vec<u8>, bool), PlanError> {
+    let p =
+        crate::plan::payload::parse_payload(&l.value, false).map_err(|m| l.origin.invalid(m))?;
+    let mut bytes = Vec::new();
+    for part in &p.parts {
+        match part {
+            crate::plan::payload::Part::Lit(b) => bytes.extend_from_slice(b),
+            other => bytes.extend_from_slice(placeholder_text(other).as_bytes()),
+        }
+    }
+    if bytes.is_empty() {
         return Err(l
             .origin
             .invalid("the text is empty; give some text or leave it out"));
     }
-    Ok(t.into_bytes())
+    Ok((bytes, p.frame == crate::plan::payload::FrameType::Binary))
+}
+
+/// A text-frame setting in payload notation, as bytes.
+fn text(l: Located<String>) -> Result<Vec<u8>, PlanError> {
+    let origin = l.origin.clone();
+    let (bytes, binary) = payload(l)?;
+    if binary {
+        return Err(origin.invalid(
+            "this is sent as a text frame; for a binary frame use --send binary:… / hex:… \
+             (the open sequence)",
+        ));
+    }
+    Ok(bytes)
 }
 
 fn positive(l: Option<Located<Duration>>, default: Duration) -> Result<Duration, PlanError> {
@@ -241,11 +259,12 @@ fn heartbeat(args: &Overrides, p: &Profile) -> Result<Option<HeartbeatSpec>, Pla
             None => Ok(None),
         };
     };
+    let (hb_text, binary) = payload(text_l)?;
     Ok(Some(HeartbeatSpec {
-        text: text(text_l)?,
-        binary: false,
+        text: hb_text,
+        binary,
         interval: interval.map_or(HEARTBEAT_INTERVAL, |l| l.value),
-        expect: expect.map(text).transpose()?,
+        expect: expect.map(payload).transpose()?.map(|(b, _)| b),
         timeout: positive(timeout, TRAFFIC_TIMEOUT)?,
     }))
 }
@@ -389,8 +408,9 @@ mod tests {
     fn unescapes() {
         assert_eq!(unescape(r"a\r\nb\tc\\d\@").unwrap(), "a\r\nb\tc\\d@");
         assert_eq!(unescape("plain").unwrap(), "plain");
-        let e = unescape(r"\x41").unwrap_err();
-        assert!(e.contains(r#"unknown escape "\x""#), "{e}");
+        assert_eq!(unescape(r"\x41\0\u{20ac}").unwrap(), "A\0€");
+        let e = unescape(r"\q").unwrap_err();
+        assert!(e.contains(r#"unknown escape "\q""#), "{e}");
         assert!(unescape("end\\").unwrap_err().contains("lone backslash"));
     }
 }

@@ -1,15 +1,24 @@
 //! One snapshot of the host for the checks: rlimits, capabilities, memory, kernel, network
-//! namespace, and the `/proc/sys` values preflight looks at. Reading everything once keeps
-//! the checks pure (tests build synthetic [`HostFacts`]) and the report consistent.
+//! namespace, the `/proc/sys` values preflight looks at, the ports of the ephemeral range held
+//! right now ([`super::held`]) and, when the conntrack table matters, whether this traffic is
+//! really tracked ([`super::conntrack`]). Reading everything once keeps the checks pure
+//! (tests build synthetic [`HostFacts`]) and the report consistent.
+//!
+//! [`HostFacts::read_at`] reads the `/proc` files (sysctls, `net/tcp*`, the kernel release)
+//! under a root other than `/proc`: tests point it at a fake tree. Rlimits, capabilities and
+//! memory always come from the live process.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use super::conntrack::ConntrackProbe;
+use super::held::{self, PortsHeld};
 use crate::system::host::{
-    CAP_SYS_RESOURCE, SysctlAccess, cgroup_memory, has_capability, in_initial_netns, mem_available,
-    parse_kernel_version, sysctl_access,
+    CAP_SYS_RESOURCE, SysctlAccess, cgroup_memory, has_capability, in_initial_netns_at,
+    mem_available, parse_kernel_version, sysctl_access_at,
 };
 use crate::system::limits::{NofileLimits, nofile_limits};
-use crate::system::sysctl::{normalize_value, parse_numbers, read_sysctl};
+use crate::system::sysctl::{PROC, normalize_value, parse_numbers, read_sysctl_at};
 
 /// The sysctls preflight reads.
 pub const FACT_KEYS: &[&str] = &[
@@ -18,6 +27,7 @@ pub const FACT_KEYS: &[&str] = &[
     "fs.nr_open",
     "fs.epoll.max_user_watches",
     "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
     "net.ipv4.tcp_tw_reuse",
     "net.ipv4.tcp_timestamps",
     "net.ipv4.tcp_fin_timeout",
@@ -61,33 +71,49 @@ pub struct HostFacts {
     pub sysctls: BTreeMap<String, String>,
     /// Writability of [`PROBED_KEYS`] that exist.
     pub access: BTreeMap<String, SysctlAccess>,
+    /// Ports of the ephemeral range held now (`None`: not readable).
+    pub ports_held: Option<PortsHeld>,
+    /// Whether this plan's traffic is tracked, measured (`None`: not probed — conntrack is
+    /// not loaded, or its table is large enough anyway).
+    pub conntrack_probe: Option<ConntrackProbe>,
 }
 
 impl HostFacts {
     /// Reads the live host.
     pub fn read() -> HostFacts {
+        HostFacts::read_at(Path::new(PROC))
+    }
+
+    /// Reads the host with the `/proc` tree at `proc_root` (see the module docs).
+    pub fn read_at(proc_root: &Path) -> HostFacts {
         let mut sysctls = BTreeMap::new();
         for key in FACT_KEYS {
-            if let Ok(value) = read_sysctl(key) {
+            if let Ok(value) = read_sysctl_at(proc_root, key) {
                 sysctls.insert((*key).to_owned(), normalize_value(&value));
             }
         }
         let access = PROBED_KEYS
             .iter()
             .filter(|k| sysctls.contains_key(**k))
-            .map(|k| ((*k).to_owned(), sysctl_access(k)))
+            .map(|k| ((*k).to_owned(), sysctl_access_at(proc_root, k)))
             .collect();
-        HostFacts {
+        let mut facts = HostFacts {
             nofile: nofile_limits().ok(),
             cap_sys_resource: has_capability(CAP_SYS_RESOURCE),
-            kernel_release: crate::system::kernel_release(),
+            kernel_release: read_sysctl_at(proc_root, "kernel.osrelease")
+                .ok()
+                .filter(|r| !r.is_empty()),
             cores: crate::system::cores(),
             mem_available: mem_available().ok(),
             cgroup_memory: cgroup_memory(),
-            initial_netns: in_initial_netns(),
+            initial_netns: in_initial_netns_at(proc_root),
             sysctls,
             access,
-        }
+            ports_held: None,
+            conntrack_probe: None,
+        };
+        facts.ports_held = held::read_for(proc_root, &facts);
+        facts
     }
 
     /// The normalized value of sysctl `name`, if present.

@@ -1,22 +1,19 @@
 //! TCP stack checks: TIME_WAIT reuse and timestamps, FIN_WAIT_2 timeout, TIME_WAIT and
-//! orphan tables, conntrack table and hash buckets, `tcp_mem`, listen queues
-//! (`somaxconn`, `tcp_max_syn_backlog`), `netdev_max_backlog`, socket buffer defaults.
+//! orphan tables, `tcp_mem`, listen queues (`somaxconn`, `tcp_max_syn_backlog`),
+//! `netdev_max_backlog`, socket buffer defaults. The conntrack table is in
+//! [`super::conntrack`].
 //!
 //! Settings that only exist in the initial network namespace (`tcp_mem`,
 //! `tcp_max_orphans`, `netdev_max_backlog`) are absent inside a container: those findings
 //! warn that they belong to the node and cannot be checked from here.
 
-use super::capacity::{
-    CLOSE_STORM_CONNECTIONS, CONNTRACK_CHAIN, backlog_needed, conntrack_buckets_needed,
-    netdev_backlog_needed,
-};
+use super::capacity::{CLOSE_STORM_CONNECTIONS, backlog_needed, netdev_backlog_needed};
 use super::{Finding, HostFacts, Needs, Status};
-use crate::system::host::SysctlAccess;
 use crate::system::human::{bytes, count};
 use crate::system::settings::{Role, Scope, fix_lines, scope_of};
 use crate::system::tune;
 
-fn finding(check: &'static str, needed: String, why: String) -> Finding {
+pub(super) fn finding(check: &'static str, needed: String, why: String) -> Finding {
     Finding {
         check,
         name: check.to_owned(),
@@ -31,7 +28,7 @@ fn finding(check: &'static str, needed: String, why: String) -> Finding {
 
 /// The finding for a setting that is not visible here: node-wide in a child network
 /// namespace (warn), or simply unreadable.
-fn not_visible(mut f: Finding, facts: &HostFacts, name: &str) -> Finding {
+pub(super) fn not_visible(mut f: Finding, facts: &HostFacts, name: &str) -> Finding {
     f.status = Status::Warn;
     if !facts.initial_netns && scope_of(name) == Scope::Node {
         f.found = "not visible: this is a child network namespace (container)".to_owned();
@@ -50,7 +47,7 @@ fn not_visible(mut f: Finding, facts: &HostFacts, name: &str) -> Finding {
 
 /// Fix lines that set `name` to what `wsscale tune` recommends for N, combined with the
 /// current value.
-fn tune_fix(needs: &Needs, facts: &HostFacts, name: &str) -> Vec<String> {
+pub(super) fn tune_fix(needs: &Needs, facts: &HostFacts, name: &str) -> Vec<String> {
     let rec = tune::recommendations(needs.role, needs.connections)
         .into_iter()
         .find(|r| r.name == name);
@@ -199,101 +196,6 @@ pub fn max_orphans(needs: &Needs, facts: &HostFacts) -> Finding {
         f.fix = tune_fix(needs, facts, name);
     }
     f
-}
-
-/// The conntrack table and its hash buckets, when `nf_conntrack` is loaded.
-pub fn conntrack(needs: &Needs, facts: &HostFacts) -> Vec<Finding> {
-    let n = needs.connections;
-    let max_name = "net.netfilter.nf_conntrack_max";
-    let Some(max) = facts.num(max_name) else {
-        let mut f = finding(
-            max_name,
-            "-".to_owned(),
-            "with nf_conntrack loaded (a stateful firewall, NAT, Docker, kube-proxy) every \
-             connection takes a table entry"
-                .to_owned(),
-        );
-        f.name = "conntrack".to_owned();
-        f.found = if facts.initial_netns {
-            "nf_conntrack not loaded: connections are not tracked".to_owned()
-        } else {
-            "nf_conntrack not visible here (not loaded, or not in this namespace)".to_owned()
-        };
-        return vec![f];
-    };
-    let count_now = facts.num("net.netfilter.nf_conntrack_count").unwrap_or(0);
-    let needed = count_now.saturating_add(n);
-    let changeable = match facts.access(max_name) {
-        Some(SysctlAccess::Writable) => "writable from here".to_owned(),
-        Some(other) => other.describe(),
-        None => "writability unknown".to_owned(),
-    };
-    let mut table = finding(
-        max_name,
-        format!(">= {}", count(needed)),
-        format!(
-            "{} entries in use now + one per connection; a full table drops new connections \
-             (\"nf_conntrack: table full, dropping packet\") and they time out",
-            count(count_now)
-        ),
-    );
-    table.found = format!("{} ({changeable})", count(max));
-    if max < needed {
-        table.status = Status::Fail;
-        table.fix = tune_fix(needs, facts, max_name);
-        if !matches!(facts.access(max_name), Some(SysctlAccess::Writable)) {
-            table.fix.insert(
-                0,
-                "this namespace cannot change it: it is the node's table, set it on the node"
-                    .to_owned(),
-            );
-        }
-        table.fix.push(
-            "or exempt the test traffic from tracking: nftables `notrack` in `priority raw` \
-             prerouting/output chains, iptables `-t raw ... -j NOTRACK`"
-                .to_owned(),
-        );
-    }
-    let buckets_name = "net.netfilter.nf_conntrack_buckets";
-    let wanted = conntrack_buckets_needed(n);
-    let mut buckets = finding(
-        buckets_name,
-        format!(">= {}", count(wanted)),
-        format!(
-            "{} tracked connections over fewer buckets than that make hash chains longer than \
-             {CONNTRACK_CHAIN}, and every packet walks its chain",
-            count(n)
-        ),
-    );
-    match facts.num(buckets_name) {
-        None => return vec![table, not_visible(buckets, facts, buckets_name)],
-        Some(b) => {
-            buckets.found = format!(
-                "{} ({})",
-                count(b),
-                facts
-                    .access(buckets_name)
-                    .map_or_else(|| "writability unknown".to_owned(), SysctlAccess::describe)
-            );
-            if b < wanted {
-                buckets.status = Status::Warn;
-                let value = tune::file_value(needs.role, n, buckets_name)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(wanted)
-                    .max(wanted);
-                buckets.fix = vec![
-                    format!(
-                        "initial network namespace only: sudo sysctl -w {buckets_name}={value}"
-                    ),
-                    format!(
-                        "persist: echo \"options nf_conntrack hashsize={value}\" | sudo tee \
-                         /etc/modprobe.d/wsscale.conf"
-                    ),
-                ];
-            }
-        }
-    }
-    vec![table, buckets]
 }
 
 /// `net.ipv4.tcp_mem` (node-wide; absent in a child network namespace).
