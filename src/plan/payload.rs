@@ -193,7 +193,7 @@ fn template(s: &str, allow_groups: bool) -> Result<Vec<Part>, String> {
             }
         }
         if c == '\\' {
-            let (bytes, used) = escape(rest).map_err(|e| format!("{s:?}: {e}"))?;
+            let (bytes, used) = escape(rest)?;
             lit.extend_from_slice(&bytes);
             rest = &rest[used..];
             continue;
