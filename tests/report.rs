@@ -638,9 +638,10 @@ fn text_summary_flags_interrupted_embedded_and_exhausted_runs() {
     );
     assert!(
         text.lines().any(|l| l
-            == "All source addresses ran out of local ports for every target: no further \
-                connections could be opened. Add source addresses (--source-ip) or targets, \
-                or widen net.ipv4.ip_local_port_range."),
+            == "All source addresses ran out of local ports for every target at some point: \
+                the engine retried with back-off (connections.source_port_retries) while ports \
+                were held. Add source addresses (--source-ip) or targets, or widen \
+                net.ipv4.ip_local_port_range."),
         "{text}"
     );
 }

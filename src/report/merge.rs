@@ -344,6 +344,7 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
         dropped: cn.dropped,
         closed: cn.closed,
         reconnects: cn.reconnects,
+        source_port_retries: cn.source_port_retries,
         aborted: cn.aborted,
         examples: cn.failure_examples.clone(),
         messages_sent: m.sent,

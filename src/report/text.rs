@@ -35,7 +35,7 @@ const MAX_SOURCE_ROWS: usize = 20;
 const LABEL: usize = 20;
 
 /// The line printed when every source address is out of local ports.
-pub const SOURCES_EXHAUSTED_LINE: &str = "All source addresses ran out of local ports for every target: no further connections could be opened. Add source addresses (--source-ip) or targets, or widen net.ipv4.ip_local_port_range.";
+pub const SOURCES_EXHAUSTED_LINE: &str = "All source addresses ran out of local ports for every target at some point: the engine retried with back-off (connections.source_port_retries) while ports were held. Add source addresses (--source-ip) or targets, or widen net.ipv4.ip_local_port_range.";
 
 /// The header line of a run with `--tls-insecure`.
 pub const TLS_INSECURE_NOTE: &str = "server certificates were NOT verified (--tls-insecure): \
