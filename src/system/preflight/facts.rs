@@ -121,6 +121,12 @@ impl HostFacts {
         self.sysctls.get(name).map(String::as_str)
     }
 
+    /// `net.ipv4.ip_local_port_range` as `(lo, hi)`, when readable.
+    pub fn port_range(&self) -> Option<(u16, u16)> {
+        self.get("net.ipv4.ip_local_port_range")
+            .and_then(|v| crate::system::sysctl::parse_port_range(v).ok())
+    }
+
     /// The first number of sysctl `name`.
     pub fn num(&self, name: &str) -> Option<u64> {
         self.nums(name).and_then(|v| v.first().copied())

@@ -30,7 +30,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::capacity::{PORT_UTILISATION_PCT, has_bind_address_no_port, port_capacity};
 use super::{Finding, HostFacts, Needs, Status};
 use crate::system::human::count;
-use crate::system::sysctl::parse_port_range;
 
 /// `TIME_WAIT` in the `st` column of `/proc/net/tcp`.
 const TCP_TIME_WAIT: u8 = 0x06;
@@ -264,9 +263,7 @@ pub fn read(proc_root: &Path, range: (u16, u16), reserved: &str) -> io::Result<P
 /// Reads the held ports for the range in `facts` (`None` when the range or the tables are
 /// not readable).
 pub fn read_for(proc_root: &Path, facts: &HostFacts) -> Option<PortsHeld> {
-    let range = facts
-        .get("net.ipv4.ip_local_port_range")
-        .and_then(|v| parse_port_range(v).ok())?;
+    let range = facts.port_range()?;
     let reserved = facts.get("net.ipv4.ip_local_reserved_ports").unwrap_or("");
     read(proc_root, range, reserved).ok()
 }

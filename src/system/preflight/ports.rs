@@ -11,7 +11,6 @@ use super::{Finding, HostFacts, Needs, Status};
 use crate::plan::source_spec::check_bindable;
 use crate::system::human::count;
 use crate::system::settings::k8s_lines;
-use crate::system::sysctl::parse_port_range;
 use crate::system::tune::PORT_RANGE;
 
 /// Source addresses listed by name in a failing finding before "… and N more".
@@ -30,10 +29,7 @@ pub fn ephemeral_ports(needs: &Needs, facts: &HostFacts) -> Finding {
         why: String::new(),
         fix: Vec::new(),
     };
-    let Some((lo, hi)) = facts
-        .get("net.ipv4.ip_local_port_range")
-        .and_then(|v| parse_port_range(v).ok())
-    else {
+    let Some((lo, hi)) = facts.port_range() else {
         finding.status = Status::Warn;
         finding.found = "net.ipv4.ip_local_port_range not readable".to_owned();
         return finding;
@@ -258,10 +254,7 @@ pub fn source_split(needs: &Needs, facts: &HostFacts) -> Option<Finding> {
         why: String::new(),
         fix: Vec::new(),
     };
-    let Some((lo, hi)) = facts
-        .get("net.ipv4.ip_local_port_range")
-        .and_then(|v| parse_port_range(v).ok())
-    else {
+    let Some((lo, hi)) = facts.port_range() else {
         finding.status = Status::Warn;
         finding.found = "net.ipv4.ip_local_port_range not readable".to_owned();
         return Some(finding);
