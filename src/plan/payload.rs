@@ -52,6 +52,34 @@ pub enum Part {
     Marker,
     /// Group `n` (1–9) of the regex that matched (replies only).
     Group(u8),
+    /// Where the padding to `--message-size` goes (message templates only).
+    Pad,
+}
+
+impl Part {
+    /// The placeholder as written (`{conn}`, `{1}`, …); `None` for literal bytes.
+    pub fn placeholder(&self) -> Option<String> {
+        Some(match self {
+            Part::Lit(_) => return None,
+            Part::Conn => "{conn}".into(),
+            Part::Seq => "{seq}".into(),
+            Part::Ts => "{ts}".into(),
+            Part::Marker => "{marker}".into(),
+            Part::Pad => "{pad}".into(),
+            Part::Group(n) => format!("{{{n}}}"),
+        })
+    }
+}
+
+/// A `--message-text` template: split on `{conn}`, `{seq}`, `{ts}`, `{marker}` and `{pad}`,
+/// with no escapes resolved (a JSON template may hold `\"`); a marker part is appended when the
+/// template has none (the echo must be recognisable).
+pub fn message_template(t: &str) -> Vec<Part> {
+    let mut parts = template(t, false, false).expect("a template without escapes cannot fail");
+    if !parts.contains(&Part::Marker) {
+        parts.push(Part::Marker);
+    }
+    parts
 }
 
 /// Bytes with placeholders, and the frame type they go out in.
@@ -103,7 +131,7 @@ impl Payload {
                         out.extend_from_slice(g);
                     }
                 }
-                Part::Seq | Part::Ts | Part::Marker => {}
+                Part::Seq | Part::Ts | Part::Marker | Part::Pad => {}
             }
         }
     }
@@ -136,7 +164,7 @@ pub fn parse_payload(s: &str, allow_groups: bool) -> Result<Payload, String> {
         })?;
         return finish(forced.unwrap_or(FrameType::Binary), vec![Part::Lit(bytes)]);
     }
-    let parts = template(rest, allow_groups)?;
+    let parts = template(rest, allow_groups, true)?;
     finish(forced.unwrap_or(FrameType::Text), parts)
 }
 
@@ -158,7 +186,9 @@ fn finish(frame: FrameType, parts: Vec<Part>) -> Result<Payload, String> {
 }
 
 /// Resolve escapes and split on placeholders.
-fn template(s: &str, allow_groups: bool) -> Result<Vec<Part>, String> {
+/// Split on placeholders; with `escapes`, resolve the escapes of the payload notation (a
+/// message template has none, and only it knows `{pad}`).
+fn template(s: &str, allow_groups: bool, escapes: bool) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
     let mut lit: Vec<u8> = Vec::new();
     let mut rest = s;
@@ -174,8 +204,10 @@ fn template(s: &str, allow_groups: bool) -> Result<Vec<Part>, String> {
                 ("{seq}", Part::Seq),
                 ("{ts}", Part::Ts),
                 ("{marker}", Part::Marker),
+                ("{pad}", Part::Pad),
             ]
             .into_iter()
+            .filter(|(_, part)| !escapes || *part != Part::Pad)
             .find(|(p, _)| rest.starts_with(p));
             if let Some((p, part)) = named {
                 push_lit(&mut lit, &mut parts);
@@ -192,7 +224,7 @@ fn template(s: &str, allow_groups: bool) -> Result<Vec<Part>, String> {
                 continue;
             }
         }
-        if c == '\\' {
+        if c == '\\' && escapes {
             let (bytes, used) = escape(rest)?;
             lit.extend_from_slice(&bytes);
             rest = &rest[used..];
@@ -295,7 +327,7 @@ impl Pattern {
     /// Parse `TEXT` (exact), `^TEXT` (prefix), `*TEXT` (contains) or `re:REGEX`.
     pub fn parse(s: &str) -> Result<Pattern, String> {
         let bytes = |t: &str| -> Result<Vec<u8>, String> {
-            let parts = template(t, false)?;
+            let parts = template(t, false, true)?;
             let mut out = Vec::new();
             for p in parts {
                 match p {

@@ -88,11 +88,7 @@ impl Reply {
         for p in &self.response.parts {
             match p {
                 Part::Lit(b) => r.push_str(&String::from_utf8_lossy(b).escape_debug().to_string()),
-                Part::Conn => r.push_str("{conn}"),
-                Part::Seq => r.push_str("{seq}"),
-                Part::Ts => r.push_str("{ts}"),
-                Part::Marker => r.push_str("{marker}"),
-                Part::Group(n) => r.push_str(&format!("{{{n}}}")),
+                other => r.push_str(&other.placeholder().unwrap_or_default()),
             }
         }
         format!("{}=>{r}", self.pattern.src.escape_debug())

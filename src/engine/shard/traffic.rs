@@ -41,57 +41,7 @@ use crate::plan::session::Envelope;
 /// Most overdue messages sent in one burst when the generator fell behind.
 const CATCH_UP_BURST: u32 = 64;
 
-/// A message text template split into parts once per shard.
-#[derive(Debug, Clone)]
-pub enum Part {
-    Lit(Vec<u8>),
-    Conn,
-    Seq,
-    Ts,
-    Marker,
-    /// Where the padding to `--message-size` goes (at the end when absent).
-    Pad,
-}
-
-/// Split a template on `{conn}`, `{seq}`, `{ts}`, `{marker}`; append a marker part when the
-/// template has none (the echo must be recognisable).
-pub fn parse_template(t: &str) -> Vec<Part> {
-    let mut parts = Vec::new();
-    let mut rest = t;
-    let mut lit = String::new();
-    while !rest.is_empty() {
-        let found = [
-            ("{conn}", Part::Conn),
-            ("{seq}", Part::Seq),
-            ("{ts}", Part::Ts),
-            ("{marker}", Part::Marker),
-            ("{pad}", Part::Pad),
-        ]
-        .into_iter()
-        .find(|(p, _)| rest.starts_with(p));
-        match found {
-            Some((p, part)) => {
-                if !lit.is_empty() {
-                    parts.push(Part::Lit(std::mem::take(&mut lit).into_bytes()));
-                }
-                parts.push(part);
-                rest = &rest[p.len()..];
-            }
-            None => {
-                let c = rest.chars().next().expect("non-empty");
-                lit.push(c);
-                rest = &rest[c.len_utf8()..];
-            }
-        }
-    }
-    if !lit.is_empty() {
-        parts.push(Part::Lit(lit.into_bytes()));
-    }
-    if !parts.iter().any(|p| matches!(p, Part::Marker)) {
-        parts.push(Part::Marker);
-    }
-    parts
-}
+pub use crate::plan::payload::{Part, message_template as parse_template};
 
 /// Per-connection phase in `[0, period_us)` from the connection id and a salt.
 fn phase(seed: u64, id: u32, salt: u64, period_us: u64) -> u64 {
@@ -390,6 +340,7 @@ impl Shard {
                     Part::Ts => drop(write!(p, "{unix_ms}")),
                     Part::Marker => marker.write(&mut p),
                     Part::Pad => pad_at = Some(p.len()),
+                    Part::Group(_) => {}
                 }
             }
             let fill = spec.size.saturating_sub(p.len());

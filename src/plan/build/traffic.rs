@@ -45,21 +45,10 @@ pub fn unescape(s: &str) -> Result<String, String> {
         match part {
             crate::plan::payload::Part::Lit(b) => out.extend_from_slice(b),
             // Placeholders stay as written here.
-            other => out.extend_from_slice(placeholder_text(other).as_bytes()),
+            other => out.extend_from_slice(other.placeholder().unwrap_or_default().as_bytes()),
         }
     }
     String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 after its escapes"))
-}
-
-fn placeholder_text(p: &crate::plan::payload::Part) -> &'static str {
-    use crate::plan::payload::Part;
-    match p {
-        Part::Conn => "{conn}",
-        Part::Seq => "{seq}",
-        Part::Ts => "{ts}",
-        Part::Marker => "{marker}",
-        _ => "",
-    }
 }
 
 /// A setting in payload notation (escapes, `text:`/`binary:`, `hex:`, `base64:`): its bytes
@@ -71,7 +60,7 @@ fn payload(l: Located<String>) -> Result<(Vec<u8>, bool), PlanError> {
     for part in &p.parts {
         match part {
             crate::plan::payload::Part::Lit(b) => bytes.extend_from_slice(b),
-            other => bytes.extend_from_slice(placeholder_text(other).as_bytes()),
+            other => bytes.extend_from_slice(other.placeholder().unwrap_or_default().as_bytes()),
         }
     }
     if bytes.is_empty() {
