@@ -378,7 +378,15 @@ fn wrong_token_is_refused() {
     let c = start_coordinator(plan, cfg);
     let agent = start_agent(agent_cfg(&c.url, Secret("not-the-token".into()), "bad"));
     match agent.recv_timeout(WAIT).expect("agent returns") {
-        Err(AgentError::Refused(reason)) => assert!(reason.contains("wrong token"), "{reason}"),
+        // The coordinator proves its token first; this agent cannot tell a coordinator with
+        // another token from an impostor, and says both.
+        Err(AgentError::Refused(reason)) => {
+            assert!(
+                reason.contains("could not prove it holds the token"),
+                "{reason}"
+            );
+            assert!(reason.contains("--token-file"), "{reason}");
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     // The coordinator is still waiting for a real agent; Ctrl-C cancels it.
@@ -416,7 +424,7 @@ fn wrong_protocol_version_is_refused_clearly() {
     let c = start_coordinator(plan, CoordinatorConfig::new(1, token()));
     // A hello from a future version, with fields this version does not know.
     let hello = serde_json::json!({
-        "type": "hello", "protocol": PROTOCOL_VERSION + 1, "token": token().0,
+        "type": "hello", "protocol": PROTOCOL_VERSION + 1, "nonce": "00",
         "agent": {"something": "new"}, "capabilities": ["x"]
     });
     let answer = raw_exchange(&c.url, hello.to_string());
@@ -480,7 +488,9 @@ fn fake_coordinator(
                     other => panic!("expected hello, got {other:?}"),
                 }
             };
-            assert!(matches!(hello, AgentMsg::Hello(_)));
+            if protocol == PROTOCOL_VERSION {
+                util::link::coordinator_side(&mut ws, &token().0, &hello).await;
+            }
             let wire = WirePlan::from_plan(&plan);
             let hash = wire.hash();
             let send = |m: CoordMsg| tungstenite::Message::text(m.to_text());
@@ -757,14 +767,13 @@ fn dying_agent(url: &str, established: u64) -> JoinHandle<()> {
         rt.block_on(async move {
             let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
             let hello = serde_json::json!({
-                "type": "hello", "protocol": PROTOCOL_VERSION, "token": token().0,
+                "type": "hello", "protocol": PROTOCOL_VERSION,
                 "agent": {"name": "doomed", "host": "elsewhere", "pid": 1, "cores": 1,
                           "fd_soft": 1000, "fd_hard": 1000, "max_connections": 900,
                           "sources": [], "threads": null, "port_range": null},
             });
-            ws.send(tungstenite::Message::text(hello.to_string()))
-                .await
-                .unwrap();
+            let welcome = util::link::agent_side(&mut ws, &token().0, hello).await;
+            assert!(matches!(welcome, CoordMsg::Welcome { .. }), "{welcome:?}");
             while let Some(Ok(m)) = ws.next().await {
                 let tungstenite::Message::Text(t) = m else {
                     continue;
@@ -1449,12 +1458,27 @@ mod netns {
                     "ws://10.77.0.1:8080/",
                     "--report-json",
                     &report_s,
+                    // The link over TLS, its certificate pinned by the agents.
+                    "--tls-self-signed",
                 ],
             )
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let fingerprint = {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(co.stdout.take().unwrap()).lines();
+            let fp = loop {
+                let line = lines.next().expect("coordinator output").unwrap();
+                if let Some(rest) = line.strip_prefix("link: TLS; certificate SHA-256 fingerprint ")
+                {
+                    break rest.trim().to_string();
+                }
+            };
+            std::thread::spawn(move || lines.for_each(drop));
+            fp
+        };
         let mut agents = Vec::new();
         for (host, range) in [
             ("a1", "10.77.0.11-10.77.0.12"),
@@ -1467,7 +1491,11 @@ mod netns {
                         bin,
                         "agent",
                         "--coordinator",
-                        "ws://10.77.0.2:7070/",
+                        "wss://10.77.0.2:7070/",
+                        "--tls-fingerprint",
+                        &fingerprint,
+                        "--allow-target",
+                        "10.77.0.1:8080",
                         "--token-file",
                         &token_path,
                         "--source-ip",

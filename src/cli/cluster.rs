@@ -14,7 +14,9 @@ use clap::{Args, Subcommand};
 
 use crate::cli::args::{RunArgs, ServeArgs};
 use crate::cluster::agent::{AgentConfig, AgentError, run_agent};
+use crate::cluster::allow::{AllowEntry, AllowList};
 use crate::cluster::coordinator::{Coordinator, CoordinatorConfig};
+use crate::cluster::link_tls::LinkTrust;
 use crate::cluster::local::{LocalOptions, run_processes, serve_processes};
 use crate::plan::units;
 use crate::plan::{Plan, Slice};
@@ -143,14 +145,65 @@ pub struct CoordinatorArgs {
     /// Stop the whole run (and report it as interrupted) when an agent is lost
     #[arg(long, help_heading = "Coordinator")]
     pub abort_on_agent_loss: bool,
+
+    /// Serve the agent link as wss:// with this PEM certificate chain (needs --tls-key).
+    /// Agents check it with --tls-ca (or --tls-fingerprint)
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed",
+        help_heading = "Coordinator link security"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "Coordinator link security"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve the agent link as wss:// with a certificate generated at start; its SHA-256
+    /// fingerprint is printed for the agents' --tls-fingerprint
+    #[arg(long, help_heading = "Coordinator link security")]
+    pub tls_self_signed: bool,
 }
 
 /// Arguments of `wsscale agent`.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
-    /// The coordinator's URL (ws://HOST:PORT/)
+    /// The coordinator's URL: ws://HOST:PORT/, or wss://HOST:PORT/ when it runs with
+    /// --tls-self-signed or --tls-cert
     #[arg(long, value_name = "URL")]
     pub coordinator: String,
+
+    /// Check a wss:// coordinator's certificate against these PEM roots (e.g. the
+    /// coordinator's own --tls-cert) [default: the public web roots]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "tls_fingerprint",
+        help_heading = "Link security"
+    )]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Accept exactly the wss:// coordinator certificate with this SHA-256 fingerprint (what
+    /// `wsscale coordinator --tls-self-signed` prints; colons optional)
+    #[arg(long, value_name = "SHA256", help_heading = "Link security")]
+    pub tls_fingerprint: Option<String>,
+
+    /// Where this agent lets a plan send its connections: CIDR, address or host name, each
+    /// with an optional :PORT (repeatable). A plan with any target outside the list is
+    /// refused before a connection opens. [default: loopback only]
+    #[arg(
+        long = "allow-target",
+        value_name = "NET|HOST[:PORT]",
+        help_heading = "Link security"
+    )]
+    pub allow_targets: Vec<AllowEntry>,
 
     /// File holding the shared token
     #[arg(long, value_name = "FILE")]
@@ -293,17 +346,54 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     }
     let stop = crate::cli::run::install_signals()?;
     let mut cfg = CoordinatorConfig::new(a.agents, token);
+    cfg.tls = link_tls(a)?;
     cfg.join_timeout = a.join_timeout;
     cfg.orphan_timeout = a.orphan_timeout;
     cfg.abort_on_agent_loss = a.abort_on_agent_loss;
     cfg.live = LiveMode::detect();
     cfg.verbose = true;
+    let fingerprint = cfg.tls.as_ref().map(|t| t.fingerprint.clone());
     let coordinator = Coordinator::bind(a.listen, cfg)?;
     println!("coordinator listening on {}", coordinator.url());
+    match fingerprint {
+        Some(fp) => println!(
+            "link: TLS; certificate SHA-256 fingerprint {fp}\n      agents: wsscale agent \
+             --coordinator {} --tls-fingerprint {fp} --token-file FILE",
+            coordinator.url()
+        ),
+        None if !a.listen.ip().is_loopback() => eprintln!(
+            "warning: the agent link is plain ws:// on {}: the plan (with any tokens or keys \
+             in it) crosses the network in clear. Use --tls-self-signed (agents: \
+             --tls-fingerprint) or --tls-cert/--tls-key on any network you do not own.",
+            a.listen
+        ),
+        None => {}
+    }
     use std::io::Write;
     std::io::stdout().flush()?;
     let outcome = coordinator.run(&plan, stop)?;
     crate::cli::run::finish(&plan, &outcome)
+}
+
+/// The coordinator's link certificate (`--tls-cert/--tls-key` or `--tls-self-signed`).
+fn link_tls(a: &CoordinatorArgs) -> anyhow::Result<Option<crate::gateway::tls::ServerTls>> {
+    let files = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        _ if a.tls_self_signed => None,
+        _ => return Ok(None),
+    };
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".into(),
+        "::1".into(),
+        crate::cluster::hostname(),
+    ];
+    if !a.listen.ip().is_unspecified() {
+        names.push(a.listen.ip().to_string());
+    }
+    let tls = crate::cluster::link_tls::server_tls(files, &names)
+        .context("cannot set up TLS on the agent link")?;
+    Ok(Some(tls))
 }
 
 /// `wsscale agent`.
@@ -313,6 +403,15 @@ pub fn agent_command(a: &AgentArgs) -> anyhow::Result<i32> {
         crate::plan::source_spec::parse_sources(&a.source_ips).context("bad --source-ip")?;
     let stop = crate::cli::run::install_signals()?;
     let mut cfg = AgentConfig::new(a.coordinator.clone(), token);
+    cfg.trust = match (&a.tls_ca, &a.tls_fingerprint) {
+        (Some(ca), _) => LinkTrust::Ca(ca.clone()),
+        (None, Some(fp)) => {
+            crate::cluster::link_tls::parse_fingerprint(fp).map_err(|e| usage(e.to_string()))?;
+            LinkTrust::Fingerprint(fp.clone())
+        }
+        (None, None) => LinkTrust::WebRoots,
+    };
+    cfg.allow = AllowList::new(a.allow_targets.clone());
     cfg.name = a.name.clone();
     cfg.sources = sources;
     cfg.threads = a.threads;
@@ -345,6 +444,7 @@ pub fn agent_command(a: &AgentArgs) -> anyhow::Result<i32> {
             Ok(EXIT_ORPHANED)
         }
         Err(AgentError::Interrupted) => Ok(crate::cli::run::EXIT_INTERRUPTED),
+        Err(e @ AgentError::Link { .. }) => Err(usage(e.to_string())),
         Err(e) => Err(e.into()),
     }
 }

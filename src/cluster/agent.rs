@@ -24,12 +24,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 use tungstenite::Message;
 
+use super::allow::AllowList;
+use super::auth::{self, Role};
 use super::link::next_text;
+use super::link_tls::{LinkStream, LinkTrust};
 use super::wire::{
     AgentInfo, AgentMsg, Assignment, CoordMsg, Hello, PROTOCOL_VERSION, peek_protocol,
 };
@@ -46,9 +48,13 @@ mod assign;
 /// How an agent behaves.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// `ws://HOST:PORT/` of the coordinator.
+    /// `ws://HOST:PORT/` or `wss://HOST:PORT/` of the coordinator.
     pub coordinator: String,
     pub token: Secret,
+    /// How a `wss://` coordinator's certificate is checked.
+    pub trust: LinkTrust,
+    /// Where this agent lets a plan send its connections (see [`AllowList`]).
+    pub allow: AllowList,
     /// Shown in the coordinator's output and the report (default `HOSTNAME:PID`).
     pub name: Option<String>,
     /// Source addresses of this agent's own (empty: take the coordinator's split of the
@@ -73,6 +79,8 @@ impl AgentConfig {
         AgentConfig {
             coordinator: coordinator.into(),
             token,
+            trust: LinkTrust::default(),
+            allow: AllowList::default(),
             name: None,
             sources: Vec::new(),
             threads: None,
@@ -111,6 +119,8 @@ pub enum AgentError {
     Engine(#[from] EngineError),
     #[error("cannot start the control-plane runtime: {0}")]
     Runtime(io::Error),
+    #[error("--coordinator {url}: {reason}")]
+    Link { url: String, reason: String },
     #[error("cannot read or raise RLIMIT_NOFILE: {0}")]
     Limits(io::Error),
     #[error("interrupted before the run started")]
@@ -125,7 +135,7 @@ pub struct AgentRun {
     pub outcome: RunOutcome,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<LinkStream>;
 
 /// Longest a frame may take to go out on the control link.
 const SEND_TIMEOUT: Duration = Duration::from_secs(3);
@@ -164,22 +174,142 @@ enum DialError {
     Refused(String),
 }
 
-/// Connect, say hello, and read the answer (`welcome`: returns its `last_seq`).
-async fn dial(url: &str, hello: &Hello) -> Result<(Ws, usize, String, u64), DialError> {
-    let (mut ws, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    .map_err(|_| DialError::Io("connect timed out".into()))?
-    .map_err(|e| DialError::Io(e.to_string()))?;
-    ws.send(Message::text(AgentMsg::Hello(hello.clone()).to_text()))
+/// Where and how to dial the coordinator (checked once, before the first dial).
+#[derive(Clone)]
+struct Dialer {
+    url: String,
+    host: String,
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Dialer {
+    fn new(cfg: &AgentConfig) -> Result<Dialer, AgentError> {
+        let bad = |reason: String| AgentError::Link {
+            url: redact_url(&cfg.coordinator),
+            reason,
+        };
+        let url = url::Url::parse(&cfg.coordinator).map_err(|e| {
+            bad(format!(
+                "not a URL ({e}); give ws://HOST:PORT/ or wss://HOST:PORT/"
+            ))
+        })?;
+        let tls = match url.scheme() {
+            "ws" => {
+                if cfg.trust != LinkTrust::WebRoots {
+                    return Err(bad(
+                        "--tls-ca and --tls-fingerprint check a TLS link: give a wss:// \
+                         coordinator URL (the coordinator runs with --tls-self-signed or \
+                         --tls-cert/--tls-key)"
+                            .into(),
+                    ));
+                }
+                None
+            }
+            "wss" => {
+                Some(super::link_tls::client_config(&cfg.trust).map_err(|e| bad(e.to_string()))?)
+            }
+            other => {
+                return Err(bad(format!(
+                    "scheme `{other}` is not a WebSocket scheme; give ws://HOST:PORT/ or \
+                     wss://HOST:PORT/"
+                )));
+            }
+        };
+        let host = url
+            .host_str()
+            .ok_or_else(|| bad("the URL has no host".into()))?
+            .to_string();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| bad("the URL has no port".into()))?;
+        Ok(Dialer {
+            url: cfg.coordinator.clone(),
+            host,
+            port,
+            tls,
+        })
+    }
+
+    /// Connect, say hello, prove the token both ways, and read the answer (`welcome`:
+    /// returns its `last_seq`).
+    async fn dial(
+        &self,
+        token: &Secret,
+        hello: &Hello,
+    ) -> Result<(Ws, usize, String, u64), DialError> {
+        let io = |e: String| DialError::Io(e);
+        let connect = async {
+            let stream = super::link_tls::connect(&self.host, self.port, self.tls.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio_tungstenite::client_async(self.url.as_str(), stream)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), connect)
+            .await
+            .map_err(|_| io("connect timed out".into()))?
+            .map_err(io)?;
+        let mut hello = hello.clone();
+        hello.nonce = auth::nonce();
+        ws.send(Message::text(AgentMsg::Hello(hello.clone()).to_text()))
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        let text = answer(&mut ws, "hello").await?;
+        let (their_nonce, proof) = match CoordMsg::parse(&text) {
+            Ok(CoordMsg::Challenge { nonce, proof, .. }) => (nonce, proof),
+            Ok(CoordMsg::Refused { reason }) => return Err(DialError::Refused(reason)),
+            Ok(other) => {
+                return Err(DialError::Refused(format!(
+                    "unexpected answer to hello: {}",
+                    other.kind()
+                )));
+            }
+            Err(e) => return Err(DialError::Refused(e.to_string())),
+        };
+        if !auth::verify(
+            &token.0,
+            Role::Coordinator,
+            &hello.nonce,
+            &their_nonce,
+            &proof,
+        ) {
+            return Err(DialError::Refused(format!(
+                "the peer at {} could not prove it holds the token: it is not your coordinator \
+                 (a wrong address, or something else answering there) or its --token-file \
+                 differs. Nothing derived from the token was sent to it.",
+                redact_url(&self.url)
+            )));
+        }
+        let proof = auth::prove(&token.0, Role::Agent, &their_nonce, &hello.nonce);
+        ws.send(Message::text(AgentMsg::Proof { proof }.to_text()))
+            .await
+            .map_err(|e| io(e.to_string()))?;
+        let text = answer(&mut ws, "the proof").await?;
+        match CoordMsg::parse(&text) {
+            Ok(CoordMsg::Welcome {
+                agent_id,
+                run_id,
+                last_seq,
+                ..
+            }) => Ok((ws, agent_id, run_id, last_seq)),
+            Ok(CoordMsg::Refused { reason }) => Err(DialError::Refused(reason)),
+            Ok(other) => Err(DialError::Refused(format!(
+                "unexpected answer to the proof: {}",
+                other.kind()
+            ))),
+            Err(e) => Err(DialError::Refused(e.to_string())),
+        }
+    }
+}
+
+/// The coordinator's next text frame after `what`, with the version check.
+async fn answer(ws: &mut Ws, what: &str) -> Result<String, DialError> {
+    let text = tokio::time::timeout(super::coordinator::HELLO_TIMEOUT, next_text(ws))
         .await
-        .map_err(|e| DialError::Io(e.to_string()))?;
-    let text = tokio::time::timeout(super::coordinator::HELLO_TIMEOUT, next_text(&mut ws))
-        .await
-        .map_err(|_| DialError::Io("no answer to hello".into()))?
-        .ok_or_else(|| DialError::Io("closed after hello".into()))?;
+        .map_err(|_| DialError::Io(format!("no answer to {what}")))?
+        .ok_or_else(|| DialError::Io(format!("closed after {what}")))?;
     if let Some(v) = peek_protocol(&text)
         && v != u64::from(PROTOCOL_VERSION)
     {
@@ -189,19 +319,7 @@ async fn dial(url: &str, hello: &Hello) -> Result<(Ws, usize, String, u64), Dial
             env!("CARGO_PKG_VERSION")
         )));
     }
-    match CoordMsg::parse(&text) {
-        Ok(CoordMsg::Welcome {
-            agent_id,
-            run_id,
-            last_seq,
-            ..
-        }) => Ok((ws, agent_id, run_id, last_seq)),
-        Ok(CoordMsg::Refused { reason }) => Err(DialError::Refused(reason)),
-        Ok(other) => Err(DialError::Refused(format!(
-            "unexpected answer to hello: {other:?}"
-        ))),
-        Err(e) => Err(DialError::Refused(e.to_string())),
-    }
+    Ok(text)
 }
 
 async fn recv(ws: &mut Option<Ws>) -> Option<String> {
@@ -217,6 +335,7 @@ struct Agent<'a> {
     cfg: &'a AgentConfig,
     stop: Arc<AtomicBool>,
     hello: Hello,
+    dialer: Dialer,
     ws: Option<Ws>,
     agent_id: usize,
     run_id: String,
@@ -234,14 +353,16 @@ struct Agent<'a> {
 
 impl<'a> Agent<'a> {
     fn new(cfg: &'a AgentConfig, stop: Arc<AtomicBool>) -> Result<Self, AgentError> {
+        let dialer = Dialer::new(cfg)?;
         let info = agent_info(cfg)?;
         let now = Instant::now();
         Ok(Agent {
             cfg,
             stop,
+            dialer,
             hello: Hello {
                 protocol: PROTOCOL_VERSION,
-                token: cfg.token.0.clone(),
+                nonce: String::new(),
                 agent: info,
                 resume: None,
             },
@@ -307,7 +428,7 @@ impl<'a> Agent<'a> {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(AgentError::Interrupted);
             }
-            match dial(&self.cfg.coordinator, &self.hello).await {
+            match self.dialer.dial(&self.cfg.token, &self.hello).await {
                 Ok((ws, agent_id, run_id, _)) => {
                     self.ws = Some(ws);
                     self.agent_id = agent_id;
@@ -354,7 +475,8 @@ impl<'a> Agent<'a> {
     async fn on_message(&mut self, text: &str) -> Result<(), AgentError> {
         let msg = CoordMsg::parse(text).map_err(|e| AgentError::Protocol(e.to_string()))?;
         match msg {
-            CoordMsg::Welcome { .. } => {}
+            // The handshake's messages, out of place after it: ignored.
+            CoordMsg::Welcome { .. } | CoordMsg::Challenge { .. } => {}
             CoordMsg::Refused { reason } => {
                 if self.engine.is_some() {
                     self.orphan(&format!("the coordinator refused us: {reason}"));
@@ -443,9 +565,10 @@ impl<'a> Agent<'a> {
                 .orphan_timeout
                 .saturating_sub(now.duration_since(self.last_contact))
                 .clamp(Duration::from_millis(100), Duration::from_secs(3));
-            let dialed = tokio::time::timeout(budget, dial(&self.cfg.coordinator, &self.hello))
-                .await
-                .unwrap_or_else(|_| Err(DialError::Io("timed out".into())));
+            let dialed =
+                tokio::time::timeout(budget, self.dialer.dial(&self.cfg.token, &self.hello))
+                    .await
+                    .unwrap_or_else(|_| Err(DialError::Io("timed out".into())));
             match dialed {
                 Ok((ws, agent_id, _, last_seq)) => {
                     self.ws = Some(ws);

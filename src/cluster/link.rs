@@ -1,6 +1,7 @@
-//! The coordinator's side of each agent connection: accept, WebSocket upgrade, admission
-//! checks that need no run state (protocol version, then token), then a pump between the
-//! socket and the coordinator's single event loop.
+//! The coordinator's side of each agent connection: accept, TLS when the link has it,
+//! WebSocket upgrade, admission checks that need no run state (protocol version, then the
+//! mutual proof of the token — see [`super::auth`]), then a pump between the socket and
+//! the coordinator's single event loop.
 //!
 //! A refused agent gets one `refused {reason}` frame and a close; nothing about it reaches
 //! the event loop. The version is read from the raw JSON before the hello is parsed as a
@@ -12,11 +13,14 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::Message;
 
+use super::auth::{self, Role};
 use super::coordinator::HELLO_TIMEOUT;
-use super::wire::{AgentMsg, CoordMsg, Hello, PROTOCOL_VERSION, peek_protocol, token_matches};
+use super::link_tls::LinkStream;
+use super::wire::{AgentMsg, CoordMsg, Hello, PROTOCOL_VERSION, peek_protocol};
 use crate::plan::Secret;
 
 /// What connection tasks tell the coordinator's loop.
@@ -45,6 +49,7 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     events: mpsc::UnboundedSender<Event>,
     token: Secret,
+    tls: Option<TlsAcceptor>,
 ) {
     let mut next_conn = 0u64;
     loop {
@@ -57,6 +62,7 @@ pub(crate) async fn accept_loop(
                     next_conn,
                     events.clone(),
                     token.clone(),
+                    tls.clone(),
                 ));
             }
             Err(_) => {
@@ -73,8 +79,19 @@ async fn serve(
     conn: u64,
     events: mpsc::UnboundedSender<Event>,
     token: Secret,
+    tls: Option<TlsAcceptor>,
 ) {
     let _ = stream.set_nodelay(true);
+    let stream = match tls {
+        None => LinkStream::new(stream),
+        Some(acceptor) => {
+            match tokio::time::timeout(HELLO_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => LinkStream::new(tls),
+                // A plain ws:// agent, a scanner, or a client that distrusts our certificate.
+                _ => return,
+            }
+        }
+    };
     let Ok(Ok(mut ws)) =
         tokio::time::timeout(HELLO_TIMEOUT, tokio_tungstenite::accept_async(stream)).await
     else {
@@ -111,12 +128,7 @@ async fn serve(
             return;
         }
     };
-    if !token_matches(&token.0, &hello.token) {
-        refuse(
-            &mut ws,
-            "wrong token: the agent's --token-file does not hold the coordinator's token".into(),
-        )
-        .await;
+    if !authenticate(&mut ws, &token, &hello).await {
         return;
     }
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
@@ -181,7 +193,48 @@ where
     }
 }
 
-async fn refuse(ws: &mut WebSocketStream<TcpStream>, reason: String) {
+/// Prove the token to the agent, then check its proof (see [`super::auth`]). `false`: the
+/// agent was refused (or went away) and the connection is done.
+async fn authenticate(ws: &mut WebSocketStream<LinkStream>, token: &Secret, hello: &Hello) -> bool {
+    if !auth::well_formed(&hello.nonce) {
+        refuse(
+            ws,
+            "malformed hello: the nonce is not 32 bytes of hex".into(),
+        )
+        .await;
+        return false;
+    }
+    let nonce = auth::nonce();
+    let challenge = CoordMsg::Challenge {
+        protocol: PROTOCOL_VERSION,
+        proof: auth::prove(&token.0, Role::Coordinator, &hello.nonce, &nonce),
+        nonce: nonce.clone(),
+    };
+    if ws.send(Message::text(challenge.to_text())).await.is_err() {
+        return false;
+    }
+    let Ok(Some(text)) = tokio::time::timeout(HELLO_TIMEOUT, next_text(ws)).await else {
+        return false;
+    };
+    let proven = match AgentMsg::parse(&text) {
+        Ok(AgentMsg::Proof { proof }) => {
+            auth::verify(&token.0, Role::Agent, &nonce, &hello.nonce, &proof)
+        }
+        _ => false,
+    };
+    if !proven {
+        refuse(
+            ws,
+            "wrong token: the agent could not prove it holds the coordinator's token (check \
+             that both read the same --token-file)"
+                .into(),
+        )
+        .await;
+    }
+    proven
+}
+
+async fn refuse(ws: &mut WebSocketStream<LinkStream>, reason: String) {
     let _ = ws
         .send(Message::text(CoordMsg::Refused { reason }.to_text()))
         .await;

@@ -11,6 +11,10 @@
 //! - [`agent`] — [`agent::run_agent`]: dials out (agents never listen), authenticates, runs
 //!   its slice on the engine's own threads, streams snapshots; stops its load when the
 //!   coordinator is gone for longer than the orphan timeout.
+//! - `auth` — both ends prove they hold the token by HMAC over fresh nonces; the token
+//!   never crosses the link. [`link_tls`] — `wss://` on the link (certificate files,
+//!   self-signed with a printed fingerprint, CA or fingerprint pinning on the agent).
+//!   [`allow`] — the agent's own list of where a plan may send it.
 //! - [`local`] — `wsscale run --processes N` and `wsscale serve --processes N`: the same
 //!   machinery over loopback, with child processes this process starts and reaps.
 //!
@@ -30,8 +34,11 @@
 //!   goes on unless `--abort-on-agent-loss`.
 
 pub mod agent;
+pub mod allow;
+pub mod auth;
 pub mod coordinator;
 mod link;
+pub mod link_tls;
 pub mod local;
 pub mod split;
 pub mod wire;
@@ -90,7 +97,8 @@ pub fn read_token_file(path: &Path) -> io::Result<Secret> {
 
 /// A random token (128 bits, hex).
 pub fn random_token() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    // From the system's secure random source: a token guessed is a run hijacked.
+    auth::nonce()
 }
 
 /// A token written to a fresh file (mode 0600) in the temporary directory; the file is

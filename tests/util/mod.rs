@@ -10,6 +10,8 @@
 //! binary at once.
 #![allow(dead_code)]
 
+pub mod link;
+
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;

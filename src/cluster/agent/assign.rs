@@ -26,6 +26,9 @@ impl Agent<'_> {
                     a.plan.hash()
                 ));
             }
+            for t in &a.plan.targets {
+                self.cfg.allow.check(&t.url, t.addr)?;
+            }
             let cap = self.hello.agent.max_connections;
             if a.connections > cap {
                 return Err(format!(

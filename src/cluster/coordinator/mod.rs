@@ -58,6 +58,8 @@ pub struct CoordinatorConfig {
     pub start_lead: Duration,
     /// Print agent admissions and the split to stderr.
     pub verbose: bool,
+    /// TLS on the control link (`wss://`); `None`: plain `ws://`.
+    pub tls: Option<crate::gateway::tls::ServerTls>,
 }
 
 impl CoordinatorConfig {
@@ -72,6 +74,7 @@ impl CoordinatorConfig {
             snapshot_every: None,
             start_lead: Duration::from_millis(500),
             verbose: false,
+            tls: None,
         }
     }
 }
@@ -141,9 +144,10 @@ impl Coordinator {
         self.local_addr
     }
 
-    /// The URL agents dial (`ws://ADDR/`).
+    /// The URL agents dial (`ws://ADDR/`, or `wss://ADDR/` with TLS on the link).
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.local_addr)
+        let scheme = if self.cfg.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/", self.local_addr)
     }
 
     /// Admit the agents, run `plan` on them, and return the merged outcome. `stop` (Ctrl-C)
@@ -166,6 +170,10 @@ impl Coordinator {
                 listener,
                 events_tx,
                 self.cfg.token.clone(),
+                self.cfg
+                    .tls
+                    .as_ref()
+                    .map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone())),
             ));
             let mut state = State::new(plan, self.cfg, url, stop, events_rx);
             let result = state.drive().await;
@@ -373,7 +381,8 @@ impl<'a> State<'a> {
         };
         self.slots[idx].last_heard = Instant::now();
         match msg {
-            AgentMsg::Hello(_) => {}
+            // The handshake's messages, out of place after it: ignored.
+            AgentMsg::Hello(_) | AgentMsg::Proof { .. } => {}
             AgentMsg::Ready {
                 plan_hash,
                 threads,

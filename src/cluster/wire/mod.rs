@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! agent                                   coordinator
-//!   ── hello {protocol, token, agent}  ──►   check protocol, then token
+//!   ── hello {protocol, nonce, agent}  ──►   check protocol
+//!   ◄── challenge {protocol, nonce, proof}    the coordinator proves it holds the token
+//!   ── proof {proof}                   ──►   the agent proves it (module `auth`)
 //!   ◄── welcome {protocol, agent_id, run_id, plan_hash}   (or refused {reason}, then close)
 //!         … waits until every agent has joined; heartbeats {ack} every second …
 //!   ◄── assign {plan, plan_hash, slice, sources, snapshot_every, connections}
@@ -54,13 +56,18 @@ pub use plan::{
 };
 
 /// Version of the control protocol. Bump on any change to a message's shape.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: the token is proven by HMAC challenge–response, never sent (1 sent it in `hello`).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Agent → coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMsg {
     Hello(Hello),
+    /// The answer to `challenge`: HMAC of the token over both nonces (module `auth`).
+    Proof {
+        proof: String,
+    },
     Ready {
         plan_hash: String,
         /// Engine threads the agent runs.
@@ -89,8 +96,8 @@ pub enum AgentMsg {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {
     pub protocol: u32,
-    /// The shared token (compared in constant time).
-    pub token: String,
+    /// The agent's fresh nonce for the mutual proof (the token itself never crosses).
+    pub nonce: String,
     pub agent: AgentInfo,
     /// Set when re-joining a run after a lost link.
     #[serde(default)]
@@ -130,6 +137,12 @@ pub struct AgentInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CoordMsg {
+    /// The coordinator's proof that it holds the token, and its own nonce for the agent's.
+    Challenge {
+        protocol: u32,
+        nonce: String,
+        proof: String,
+    },
     Welcome {
         protocol: u32,
         /// 1-based position of the agent in the run.
@@ -198,6 +211,21 @@ impl AgentMsg {
 }
 
 impl CoordMsg {
+    /// The message's type tag (for messages about a message: never its contents, which
+    /// may carry the plan's secrets).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CoordMsg::Challenge { .. } => "challenge",
+            CoordMsg::Welcome { .. } => "welcome",
+            CoordMsg::Refused { .. } => "refused",
+            CoordMsg::Assign(_) => "assign",
+            CoordMsg::Start { .. } => "start",
+            CoordMsg::Heartbeat { .. } => "heartbeat",
+            CoordMsg::Stop { .. } => "stop",
+            CoordMsg::Bye => "bye",
+        }
+    }
+
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).expect("control messages serialize")
     }
@@ -212,18 +240,6 @@ impl CoordMsg {
 pub fn peek_protocol(text: &str) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     v.get("protocol")?.as_u64()
-}
-
-/// Compare two tokens in time independent of where they differ.
-pub fn token_matches(expected: &str, given: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
 }
 
 /// Wall-clock time as ns since the Unix epoch (0 before 1970).
@@ -270,7 +286,7 @@ mod tests {
     fn messages_round_trip() {
         let hello = AgentMsg::Hello(Hello {
             protocol: PROTOCOL_VERSION,
-            token: "t".into(),
+            nonce: "n".into(),
             agent: AgentInfo {
                 name: "a:1".into(),
                 host: "a".into(),
@@ -306,13 +322,5 @@ mod tests {
         }));
         assert_eq!(CoordMsg::parse(&assign.to_text()).unwrap(), assign);
         assert!(CoordMsg::parse("{\"type\":\"nope\"}").is_err());
-    }
-
-    #[test]
-    fn tokens_compare() {
-        assert!(token_matches("abc", "abc"));
-        assert!(!token_matches("abc", "abd"));
-        assert!(!token_matches("abc", "ab"));
-        assert!(!token_matches("", "a"));
     }
 }
