@@ -37,15 +37,18 @@ fn plan(addr: SocketAddr, n: u64) -> Plan {
     p
 }
 
-fn coordinator(
-    plan: Plan,
-    tls: bool,
-) -> (
+/// A running coordinator: URL, certificate fingerprint (with TLS), stop flag, result.
+type Running = (
     String,
     Option<String>,
     Arc<AtomicBool>,
     mpsc::Receiver<Result<RunOutcome, ClusterError>>,
-) {
+);
+
+/// How a fake agent answers a challenge: (coordinator nonce, coordinator proof, own nonce).
+type Answer = Box<dyn FnOnce(&str, &str, &str) -> String>;
+
+fn coordinator(plan: Plan, tls: bool) -> Running {
     let mut cfg = CoordinatorConfig::new(1, Secret(TOKEN.into()));
     cfg.join_timeout = WAIT;
     if tls {
@@ -192,7 +195,7 @@ fn raw_agent(url: &str, answer: impl FnOnce(&str, &str, &str) -> String) -> Coor
 fn an_agent_without_the_token_is_refused_however_it_answers() {
     let gw = gateway();
     let (url, _, stop, result) = coordinator(plan(gw.local_addr(), 2), false);
-    let attempts: Vec<(&str, Box<dyn FnOnce(&str, &str, &str) -> String>)> = vec![
+    let attempts: Vec<(&str, Answer)> = vec![
         (
             "another token",
             Box::new(|c, _, a| auth::prove("guess", Role::Agent, c, a)),
