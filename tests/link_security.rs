@@ -240,6 +240,36 @@ fn the_link_runs_over_tls_with_a_pinned_certificate() {
 }
 
 #[test]
+fn the_link_runs_over_tls_checked_against_a_ca_file() {
+    let gw = gateway();
+    let tls = wsscale::gateway::tls::self_signed(&["127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("coordinator.pem");
+    std::fs::write(&ca, &tls.cert_pem).unwrap();
+    let mut cfg = CoordinatorConfig::new(1, Secret(TOKEN.into()));
+    cfg.join_timeout = WAIT;
+    cfg.tls = Some(tls);
+    let c = Coordinator::bind("127.0.0.1:0".parse().unwrap(), cfg).unwrap();
+    let url = c.url();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let p = plan(gw.local_addr(), 3);
+    let result = spawn(move || c.run(&p, s));
+    let mut agent_cfg = agent_cfg(&url);
+    agent_cfg.trust = LinkTrust::Ca(ca);
+    let ran = agent(agent_cfg).recv_timeout(WAIT).expect("agent returns");
+    assert_eq!(
+        ran.expect("ran over wss:// verified by the CA file")
+            .outcome
+            .totals
+            .counters
+            .established,
+        3
+    );
+    result.recv_timeout(WAIT).unwrap().expect("merged outcome");
+}
+
+#[test]
 fn a_certificate_with_another_fingerprint_is_not_trusted() {
     let gw = gateway();
     let (url, fingerprint, stop, result) = coordinator(plan(gw.local_addr(), 2), true);

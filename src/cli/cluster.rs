@@ -37,10 +37,14 @@ start is a wall-clock instant.
 
 Examples:
   head -c 32 /dev/urandom | base64 > token
-  wsscale coordinator --listen 0.0.0.0:7070 --agents 4 --token-file token \\
+  wsscale coordinator --listen 0.0.0.0:7070 --agents 4 --token-file token --tls-self-signed \\
       -c 200k --ramp 2m --hold 10m --target ws://10.0.0.5:8080/ws --report-json total.json
-  # on each load-generator host:
-  wsscale agent --coordinator ws://10.0.0.2:7070/ --token-file token";
+  # on each load-generator host (the fingerprint is printed by the coordinator):
+  wsscale agent --coordinator wss://10.0.0.2:7070/ --tls-fingerprint AB:CD:… --token-file token \\
+      --allow-target 10.0.0.5:8080
+
+The token is proven by HMAC challenge-response both ways and never sent; with TLS on the
+link (--tls-self-signed, or --tls-cert/--tls-key) the plan and its secrets are encrypted too.";
 
 pub const AGENT_ABOUT: &str = "Join a coordinator and run its share of the load";
 
@@ -50,11 +54,17 @@ run it, and stream a snapshot every interval (counters and serialized histograms
 coordinator is silent for longer than --orphan-timeout, the agent closes every connection and
 exits: it never keeps loading a gateway unattended.
 
-Exit codes: 0 done, 1 could not run (refused, unreachable, bad assignment), 3 orphaned,
-130 interrupted.
+The agent runs only plans whose targets are in its --allow-target list (default: loopback
+only), and first makes the coordinator prove it holds the token (it never sends the token).
 
-Example:
-  wsscale agent --coordinator ws://10.0.0.2:7070/ --token-file token --source-ip iface:eth1";
+Exit codes: 0 done, 1 could not run (refused, unreachable, bad assignment), 2 bad flags,
+3 orphaned, 130 interrupted.
+
+Examples:
+  wsscale agent --coordinator ws://10.0.0.2:7070/ --token-file token --source-ip iface:eth1 \\
+      --allow-target 10.0.0.5:8080
+  wsscale agent --coordinator wss://10.0.0.2:7070/ --tls-fingerprint AB:CD:… --token-file token \\
+      --allow-target 10.0.0.0/24";
 
 pub const REPORT_ABOUT: &str = "Work with JSON reports (merge shard reports)";
 
