@@ -34,8 +34,8 @@
 //! # The plan on the wire
 //!
 //! [`WirePlan`] carries what the engine needs from a [`Plan`](crate::plan::Plan) — targets (as resolved by the
-//! coordinator), stages, handshake and auth (secrets included: run the control channel on a
-//! private network), timeouts, traffic, TLS settings (file paths: agents need the same files
+//! coordinator), stages, handshake and auth (secrets included: run the link over TLS,
+//! module `link_tls`, whenever it leaves the host), timeouts, traffic, TLS settings (file paths: agents need the same files
 //! at the same paths). It leaves out what is the coordinator's business (report paths,
 //! thresholds, `--abort-on-fail`, the profile path) and what each agent decides for itself
 //! (source addresses — given per agent in `assign` —, engine threads). A unit test fails when
