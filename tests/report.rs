@@ -162,6 +162,7 @@ fn sample() -> RunOutcome {
         aborted_by_threshold: false,
         agents: Vec::new(),
         verdict: None,
+        complete: true,
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),

@@ -193,6 +193,7 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         aborted_by_threshold: false,
         agents: Vec::new(),
         verdict: None,
+        complete: true,
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),

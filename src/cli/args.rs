@@ -530,6 +530,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report_csv: Option<PathBuf>,
 
+    /// With --report-json: rewrite the report this often while the run goes on, marked
+    /// "complete": false, so a run killed by SIGKILL or the OOM killer leaves its figures up to
+    /// the last checkpoint; 0 writes only at the end [default: 30s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Output")]
+    pub checkpoint: Option<Duration>,
+
     /// Run even when the preflight checks say the plan cannot work on this host (too few
     /// file descriptors, ephemeral ports, memory...). `wsscale preflight` shows the checks.
     #[arg(long, help_heading = "Output")]

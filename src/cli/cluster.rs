@@ -289,6 +289,8 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         let mut opts = LocalOptions::new(n as usize, exe);
         opts.live = LiveMode::detect();
         opts.skip_preflight = a.skip_preflight;
+        opts.checkpoint = crate::cli::run::checkpoint(&plan);
+        crate::cli::run::check_report_paths(&plan)?;
         let (plan, outcome) = run_processes(plan, &opts, stop)?;
         return crate::cli::run::finish(&plan, &outcome);
     }
@@ -362,6 +364,8 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     cfg.abort_on_agent_loss = a.abort_on_agent_loss;
     cfg.live = LiveMode::detect();
     cfg.verbose = true;
+    cfg.checkpoint = crate::cli::run::checkpoint(&plan);
+    crate::cli::run::check_report_paths(&plan)?;
     let fingerprint = cfg.tls.as_ref().map(|t| t.fingerprint.clone());
     let coordinator = Coordinator::bind(a.listen, cfg)?;
     println!("coordinator listening on {}", coordinator.url());

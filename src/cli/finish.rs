@@ -64,14 +64,15 @@ pub fn finish(plan: &Plan, outcome: RunOutcome) -> anyhow::Result<i32> {
     Ok(exit_code(&outcome))
 }
 
-/// The most severe of several verdicts (progressive runs): interrupted, then a failed
-/// threshold, then completed with failures, then passed.
+/// The most severe of several verdicts (progressive runs): interrupted, then incomplete,
+/// then a failed threshold, then completed with failures, then passed.
 pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
     let rank = |s: Status| match s {
         Status::Passed => 0,
         Status::CompletedWithFailures => 1,
         Status::ThresholdsFailed => 2,
-        Status::Interrupted => 3,
+        Status::Incomplete => 3,
+        Status::Interrupted => 4,
     };
     statuses
         .into_iter()

@@ -101,8 +101,47 @@ pub fn run_part_to_outcome(
     opts.live = LiveMode::detect().sink();
     opts.embedded_gateway = embedded;
     opts.start_at = start_at;
+    opts.checkpoint = checkpoint(&plan);
     let outcome = engine::run(&plan, &opts).context("the engine failed")?;
     Ok((plan, outcome))
+}
+
+/// The report destinations of `plan`, for runs whose own process does not pass the
+/// preflight gate (a coordinator, `run --processes`): a report that cannot be written is
+/// found now, not after the run.
+pub fn check_report_paths(plan: &Plan) -> anyhow::Result<()> {
+    let failing: Vec<String> = system::preflight::outputs::report_paths(plan)
+        .into_iter()
+        .filter(|f| f.status == system::preflight::Status::Fail)
+        .map(|f| {
+            format!(
+                "{}: {} ({}); fix: {}",
+                f.name,
+                f.found,
+                f.why,
+                f.fix.join("; ")
+            )
+        })
+        .collect();
+    if failing.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "cannot write the reports, so the run was not started:\n  {}",
+        failing.join("\n  ")
+    )
+}
+
+/// The `--checkpoint` sink of `plan`: with a JSON report and a non-zero period.
+pub fn checkpoint(plan: &Plan) -> Option<Arc<dyn crate::metrics::outcome::CheckpointSink>> {
+    let path = plan.report_json.as_deref()?;
+    if plan.checkpoint.is_zero() {
+        return None;
+    }
+    Some(Arc::new(report::write::JsonCheckpoint::new(
+        path,
+        plan.checkpoint,
+    )))
 }
 
 /// Finish a run: see [`crate::cli::finish`].

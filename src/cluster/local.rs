@@ -37,7 +37,7 @@ use crate::report::LiveMode;
 use crate::system;
 
 /// Settings of a `--processes` run besides the plan.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalOptions {
     pub processes: usize,
     /// The `wsscale` executable to start children from (normally `current_exe()`).
@@ -47,6 +47,8 @@ pub struct LocalOptions {
     pub orphan_timeout: Duration,
     /// Agents skip the preflight checks on their shares.
     pub skip_preflight: bool,
+    /// The merged outcome so far, while the run goes on (`--checkpoint`).
+    pub checkpoint: Option<std::sync::Arc<dyn crate::metrics::outcome::CheckpointSink>>,
 }
 
 impl LocalOptions {
@@ -57,6 +59,7 @@ impl LocalOptions {
             live: LiveMode::Quiet,
             orphan_timeout: Duration::from_secs(3),
             skip_preflight: false,
+            checkpoint: None,
         }
     }
 }
@@ -205,6 +208,7 @@ pub fn run_processes(
     let token = TokenFile::create().map_err(ClusterError::Spawn)?;
     let mut cfg = CoordinatorConfig::new(n, token.token().clone());
     cfg.live = opts.live;
+    cfg.checkpoint = opts.checkpoint.clone();
     cfg.join_timeout = Duration::from_secs(30);
     cfg.orphan_timeout = opts.orphan_timeout.max(Duration::from_secs(2));
     let coordinator = Coordinator::bind("127.0.0.1:0".parse().expect("literal address"), cfg)?;

@@ -33,6 +33,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::metrics::outcome::CheckpointSink;
 use crate::metrics::thresholds::AbortRule;
 use crate::metrics::timeseries::{IntervalSink, TimeSeries};
 use crate::metrics::{Aggregator, OutcomeMeta, RunOutcome, Snapshot, build_outcome, rss_bytes};
@@ -76,6 +77,8 @@ pub struct RunOptions {
     /// gauges) every `snapshot_every`, and a final one with `true` — how an agent streams to
     /// its coordinator.
     pub observer: Option<mpsc::Sender<(Snapshot, bool)>>,
+    /// Receives a partial outcome every `every()` while the run goes on (`--checkpoint`).
+    pub checkpoint: Option<Arc<dyn CheckpointSink>>,
 }
 
 impl RunOptions {
@@ -88,6 +91,7 @@ impl RunOptions {
             snapshot_every: Duration::from_millis(200),
             start_at: None,
             observer: None,
+            checkpoint: None,
         }
     }
 }
@@ -179,6 +183,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     let mut aborted = false;
     let abort_rule = AbortRule::for_plan(&plan);
     let mut next_forward = Instant::now() + opts.snapshot_every;
+    let mut next_checkpoint = opts.checkpoint.as_ref().map(|c| start + c.every());
     while finished < threads {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(r) => {
@@ -211,6 +216,30 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             false,
             opts.live.as_deref(),
         );
+        if let (Some(sink), Some(at)) = (&opts.checkpoint, next_checkpoint.as_mut())
+            && Instant::now() >= *at
+        {
+            *at = Instant::now() + sink.every();
+            let mut partial = build_outcome(
+                &plan,
+                agg.clone(),
+                series.rows().to_vec(),
+                OutcomeMeta {
+                    started_at,
+                    start,
+                    duration: start.elapsed(),
+                    embedded_gateway: opts.embedded_gateway,
+                    interrupted: false,
+                    threads,
+                    rss_before_bytes: rss_before,
+                    aborted_by_threshold: false,
+                    per_source: None,
+                    agents: Vec::new(),
+                },
+            );
+            partial.complete = false;
+            sink.checkpoint(&partial);
+        }
     }
     let duration = start.elapsed();
     series.tick(

@@ -7,7 +7,8 @@ use std::time::Instant;
 use super::{Gauges, Snapshot, SourceCounts, rss_bytes};
 
 /// Merges shard snapshots: totals over the run, current gauges per shard, an interval view
-/// for live output, and peak tracking.
+/// for live output, and peak tracking. Cloned for a checkpoint's partial outcome.
+#[derive(Clone)]
 pub struct Aggregator {
     /// Counters and histograms summed over the run (gauges: see `current_gauges`).
     pub totals: Snapshot,

@@ -156,6 +156,18 @@ pub struct RunOutcome {
     /// The verdict (set when the run is finished: thresholds evaluated, see
     /// [`super::verdict::judge`]); `None` before.
     pub verdict: Option<super::verdict::Verdict>,
+    /// False for a checkpoint written while the run goes on (`--checkpoint`): what a run
+    /// killed at that moment leaves behind.
+    pub complete: bool,
+}
+
+/// Receives partial outcomes while a run goes on (`--checkpoint`), so that a run killed by
+/// SIGKILL or the OOM killer still leaves its figures up to the last checkpoint.
+pub trait CheckpointSink: Send + Sync {
+    /// How often to be called.
+    fn every(&self) -> Duration;
+    /// A partial outcome (`complete == false`, no verdict).
+    fn checkpoint(&self, partial: &RunOutcome);
 }
 
 /// One agent of a distributed run: who it was and what it did. The global figures are the
@@ -310,5 +322,6 @@ pub fn build_outcome(
             .map(|r| r.label())
             .collect(),
         verdict: None,
+        complete: true,
     }
 }

@@ -61,6 +61,11 @@ impl TimeSeries {
         }
     }
 
+    /// The rows recorded so far (a checkpoint copies them).
+    pub fn rows(&self) -> &[IntervalRow] {
+        &self.rows
+    }
+
     /// The rows recorded so far.
     pub fn into_rows(self) -> Vec<IntervalRow> {
         self.rows

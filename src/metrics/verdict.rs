@@ -2,6 +2,9 @@
 //! (`run`, `--processes`, `--shard`, coordinator, progressive steps, `report merge`).
 //!
 //! 1. **Interrupted** (Ctrl-C / SIGTERM): `130`, whatever else happened.
+//! 1. **Incomplete**: an agent of a distributed run was lost mid-run (killed, its host or
+//!    link gone): the merged figures hold its part only up to its last snapshot, so neither
+//!    thresholds nor failure counts can be trusted — `97`.
 //! 2. **Thresholds given**: they are the verdict. Any failed threshold (or a run stopped by
 //!    `--abort-on-fail`, which means one is lost): `99`; all passed: `0`.
 //! 3. **No thresholds**: a run that did not do what it was asked — the planned peak was not
@@ -22,6 +25,8 @@ pub const EXIT_PASSED: i32 = 0;
 pub const EXIT_COMPLETED_WITH_FAILURES: i32 = 98;
 /// Exit code: at least one threshold failed (k6's convention).
 pub const EXIT_THRESHOLDS: i32 = 99;
+/// Exit code: an agent was lost mid-run; the merged figures are incomplete.
+pub const EXIT_INCOMPLETE: i32 = 97;
 /// Exit code: interrupted by Ctrl-C / SIGTERM (128 + SIGINT).
 pub const EXIT_INTERRUPTED: i32 = 130;
 
@@ -31,6 +36,7 @@ pub enum Status {
     Passed,
     ThresholdsFailed,
     CompletedWithFailures,
+    Incomplete,
     Interrupted,
 }
 
@@ -41,6 +47,7 @@ impl Status {
             Status::Passed => "passed",
             Status::ThresholdsFailed => "thresholds_failed",
             Status::CompletedWithFailures => "completed_with_failures",
+            Status::Incomplete => "incomplete",
             Status::Interrupted => "interrupted",
         }
     }
@@ -50,6 +57,7 @@ impl Status {
             Status::Passed => EXIT_PASSED,
             Status::ThresholdsFailed => EXIT_THRESHOLDS,
             Status::CompletedWithFailures => EXIT_COMPLETED_WITH_FAILURES,
+            Status::Incomplete => EXIT_INCOMPLETE,
             Status::Interrupted => EXIT_INTERRUPTED,
         }
     }
@@ -76,6 +84,7 @@ impl Verdict {
             Status::Passed => "PASSED (failures allowed by --allow-failures)",
             Status::ThresholdsFailed => "FAILED: a threshold failed",
             Status::CompletedWithFailures => "FAILED: completed with failures",
+            Status::Incomplete => "INCOMPLETE: an agent was lost",
             Status::Interrupted => "INTERRUPTED",
         };
         format!("{what} (exit code {})", self.exit_code())
@@ -123,6 +132,25 @@ pub fn judge(o: &RunOutcome, allow_failures: bool) -> Verdict {
             reasons: vec![
                 "interrupted by Ctrl-C / SIGTERM; figures cover the run until then".into(),
             ],
+        };
+    }
+    let lost: Vec<String> = o
+        .agents
+        .iter()
+        .filter_map(|a| {
+            a.lost.as_ref().map(|why| {
+                format!(
+                    "agent {} was lost mid-run ({why}): the merged figures hold its part only up \
+                     to its last snapshot",
+                    a.name
+                )
+            })
+        })
+        .collect();
+    if !lost.is_empty() {
+        return Verdict {
+            status: Status::Incomplete,
+            reasons: lost,
         };
     }
     if !o.thresholds.is_empty() || o.aborted_by_threshold {

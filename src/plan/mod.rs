@@ -177,6 +177,9 @@ pub struct Plan {
     pub report_json: Option<PathBuf>,
     /// CSV time-series path.
     pub report_csv: Option<PathBuf>,
+    /// Write the JSON report (marked `complete: false`) this often while the run goes on;
+    /// zero: only at the end. Only with `report_json`.
+    pub checkpoint: Duration,
     /// What every held connection sends and expects (heartbeats, messages).
     pub traffic: Traffic,
     /// Pass/fail conditions evaluated against the final report.
@@ -298,6 +301,8 @@ pub mod defaults {
     pub const MAX_PENDING: usize = 1024;
     pub const MAX_FRAME: u64 = 16 << 20;
     pub const INTERVAL: Duration = Duration::from_secs(5);
+    /// `--checkpoint`: the JSON report is rewritten this often during a run.
+    pub const CHECKPOINT: Duration = Duration::from_secs(30);
 }
 
 impl Target {
@@ -339,6 +344,7 @@ impl Plan {
             socket_sndbuf: None,
             report_json: None,
             report_csv: None,
+            checkpoint: defaults::CHECKPOINT,
             traffic: Traffic::default(),
             thresholds: Vec::new(),
             abort_on_fail: false,

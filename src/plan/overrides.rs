@@ -158,4 +158,6 @@ pub struct Overrides {
     pub report_json: Option<PathBuf>,
     /// `--report-csv` (see `wsscale run --help`).
     pub report_csv: Option<PathBuf>,
+    /// `--checkpoint DUR` (see `wsscale run --help`; 0 turns it off).
+    pub checkpoint: Option<Duration>,
 }

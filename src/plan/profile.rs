@@ -94,6 +94,7 @@ pub struct Profile {
     /// `Some(None)`: `reconnect = false`; `Some(Some(_))`: on, with defaults filled in.
     pub reconnect: Option<Located<Option<Reconnect>>>,
     pub interval: Option<Located<Duration>>,
+    pub checkpoint: Option<Located<Duration>>,
     pub rcvbuf: Option<Located<u64>>,
     pub sndbuf: Option<Located<u64>>,
     /// Resolved against the profile's directory.
@@ -189,6 +190,7 @@ struct RawProfile {
     max_frame: Option<Spanned<Value>>,
     reconnect: Option<Spanned<RawReconnect>>,
     interval: Option<Spanned<Value>>,
+    checkpoint: Option<Spanned<Value>>,
     rcvbuf: Option<Spanned<Value>>,
     sndbuf: Option<Spanned<Value>>,
     report_json: Option<Spanned<String>>,
@@ -316,6 +318,7 @@ impl Profile {
             max_frame: cx.size(&raw.max_frame, "max_frame")?,
             reconnect: cx.reconnect(&raw.reconnect)?,
             interval: cx.duration(&raw.interval, "interval")?,
+            checkpoint: cx.duration(&raw.checkpoint, "checkpoint")?,
             rcvbuf: cx.size(&raw.rcvbuf, "rcvbuf")?,
             sndbuf: cx.size(&raw.sndbuf, "sndbuf")?,
             report_json: cx.path(&raw.report_json, "report_json"),

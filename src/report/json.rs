@@ -41,6 +41,10 @@ use crate::plan::redact::redact_url;
 /// could break a consumer: a removed or renamed field, a changed type or unit.
 pub const SCHEMA_VERSION: u32 = 1;
 
+fn complete_default() -> bool {
+    true
+}
+
 /// The whole report document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonReport {
@@ -51,6 +55,10 @@ pub struct JsonReport {
     pub started_at: String,
     pub duration_s: f64,
     pub interrupted: bool,
+    /// False for a checkpoint written while the run went on (`--checkpoint`); reports of
+    /// older versions lack it and read as complete.
+    #[serde(default = "complete_default")]
+    pub complete: bool,
     /// True when `--abort-on-fail` stopped the run because a threshold could no longer be met.
     pub aborted_by_threshold: bool,
     pub embedded_gateway: bool,
@@ -292,6 +300,7 @@ impl JsonReport {
             started_at: rfc3339_utc(o.started_at),
             duration_s: o.duration.as_secs_f64(),
             interrupted: o.interrupted,
+            complete: o.complete,
             aborted_by_threshold: o.aborted_by_threshold,
             embedded_gateway: o.embedded_gateway,
             sources_exhausted: o.sources_exhausted,

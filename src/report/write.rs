@@ -77,3 +77,40 @@ pub fn write_json(path: &Path, o: &RunOutcome) -> io::Result<()> {
     bytes.push(b'\n');
     write_atomic(path, &bytes)
 }
+
+/// The `--checkpoint` sink: rewrites the JSON report (atomically, `complete: false`) every
+/// `every` while the run goes on. A failed write is reported once on stderr and retried at
+/// the next checkpoint; it never stops the run.
+pub struct JsonCheckpoint {
+    path: std::path::PathBuf,
+    every: std::time::Duration,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl JsonCheckpoint {
+    pub fn new(path: &Path, every: std::time::Duration) -> Self {
+        JsonCheckpoint {
+            path: path.to_path_buf(),
+            every,
+            warned: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl crate::metrics::outcome::CheckpointSink for JsonCheckpoint {
+    fn every(&self) -> std::time::Duration {
+        self.every
+    }
+
+    fn checkpoint(&self, partial: &RunOutcome) {
+        if let Err(e) = write_json(&self.path, partial)
+            && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!(
+                "warning: cannot write the checkpoint to {}: {e} (the run goes on; the final \
+                 report is tried at the end)",
+                self.path.display()
+            );
+        }
+    }
+}

@@ -31,6 +31,7 @@ pub mod conntrack;
 pub mod facts;
 pub mod fds;
 pub mod held;
+pub mod outputs;
 pub mod ports;
 pub mod reach;
 pub mod render;
@@ -240,7 +241,8 @@ pub fn check_system(plan: &Plan, role: Role) -> Report {
 pub fn check_system_at(plan: &Plan, role: Role, proc_root: &Path) -> Report {
     let needs = Needs::from_plan(plan, role);
     let facts = host_facts(plan, &needs, proc_root);
-    let findings = system_findings(&needs, &facts);
+    let mut findings = system_findings(&needs, &facts);
+    findings.extend(outputs::report_paths(plan));
     Report {
         needs,
         facts,
@@ -296,6 +298,7 @@ pub fn preflight_needs_at(
     }
     let facts = host_facts(plan, &needs, proc_root);
     let mut findings = system_findings(&needs, &facts);
+    findings.extend(outputs::report_paths(plan));
     let mut targets = Vec::new();
     if role == Role::Loadgen {
         let (target_findings, probes) = reach::check_targets(plan, unresolved);

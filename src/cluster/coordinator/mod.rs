@@ -39,7 +39,7 @@ use crate::plan::{Plan, Secret};
 use crate::report::LiveMode;
 
 /// How a coordinator behaves (the plan comes separately).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CoordinatorConfig {
     /// Agents to wait for before starting.
     pub agents: usize,
@@ -60,6 +60,8 @@ pub struct CoordinatorConfig {
     pub verbose: bool,
     /// TLS on the control link (`wss://`); `None`: plain `ws://`.
     pub tls: Option<crate::gateway::tls::ServerTls>,
+    /// Receives the merged outcome so far every `every()` while the run goes on.
+    pub checkpoint: Option<Arc<dyn crate::metrics::outcome::CheckpointSink>>,
 }
 
 impl CoordinatorConfig {
@@ -75,6 +77,7 @@ impl CoordinatorConfig {
             start_lead: Duration::from_millis(500),
             verbose: false,
             tls: None,
+            checkpoint: None,
         }
     }
 }
@@ -255,6 +258,7 @@ struct State<'a> {
     agg: Option<Aggregator>,
     series: Option<TimeSeries>,
     next_agent_lines: Instant,
+    next_checkpoint: Instant,
     sources: Vec<(String, SourceCounts)>,
     interrupted: bool,
     aborted_by_threshold: bool,
@@ -303,6 +307,7 @@ impl<'a> State<'a> {
             agg: None,
             series: None,
             next_agent_lines: now,
+            next_checkpoint: now,
             sources: Vec::new(),
             interrupted: false,
             abort_rule: AbortRule::for_plan(plan),

@@ -1,12 +1,15 @@
 //! The coordinator's output: the per-agent live lines under the global line, the merged
-//! [`RunOutcome`] with `agents[]` and per-source rows, and assignment warnings.
+//! [`RunOutcome`] with `agents[]` and per-source rows (at the end, and as `--checkpoint`
+//! partials while the run goes on), and assignment warnings.
 
 use std::time::Instant;
 
 use super::State;
 use crate::cluster::wire::CoordMsg;
 use crate::metrics::timeseries::TimeSeries;
-use crate::metrics::{AgentOutcome, OutcomeMeta, RunOutcome, SourceOutcome, build_outcome};
+use crate::metrics::{
+    AgentOutcome, Aggregator, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome, build_outcome,
+};
 use crate::plan::StageClock;
 use crate::report::{LiveMode, LivePrinter};
 
@@ -66,6 +69,30 @@ impl State<'_> {
             .take()
             .map(TimeSeries::into_rows)
             .unwrap_or_default();
+        let outcome = self.merged(agg, rows, self.interrupted);
+        for s in &self.slots {
+            s.send(CoordMsg::Bye);
+        }
+        outcome
+    }
+
+    /// Hand the checkpoint sink (`--checkpoint`) the merged outcome so far, when one is due.
+    pub(super) fn checkpoint_tick(&mut self, now: Instant) {
+        let (Some(sink), Some(agg), Some(series)) = (&self.cfg.checkpoint, &self.agg, &self.series)
+        else {
+            return;
+        };
+        if now < self.next_checkpoint {
+            return;
+        }
+        self.next_checkpoint = now + sink.every();
+        let mut partial = self.merged(agg.clone(), series.rows().to_vec(), false);
+        partial.complete = false;
+        sink.checkpoint(&partial);
+    }
+
+    /// The merged outcome of `agg` and `rows`, with every agent's entry.
+    fn merged(&self, agg: Aggregator, rows: Vec<IntervalRow>, interrupted: bool) -> RunOutcome {
         let agents = self
             .slots
             .iter()
@@ -91,7 +118,7 @@ impl State<'_> {
             start: self.start,
             duration: self.start.elapsed(),
             embedded_gateway: false,
-            interrupted: self.interrupted,
+            interrupted,
             threads: self.slots.iter().map(|s| s.threads).sum(),
             rss_before_bytes: self.slots.iter().map(|s| s.rss_before).sum(),
             aborted_by_threshold: self.aborted_by_threshold,
@@ -100,11 +127,7 @@ impl State<'_> {
             )),
             agents,
         };
-        let outcome = build_outcome(self.plan, agg, rows, meta);
-        for s in &self.slots {
-            s.send(CoordMsg::Bye);
-        }
-        outcome
+        build_outcome(self.plan, agg, rows, meta)
     }
 }
 

@@ -63,6 +63,9 @@ impl State<'_> {
         let now = Instant::now();
         let at = now_sys + lead;
         self.start = now + lead;
+        if let Some(c) = &self.cfg.checkpoint {
+            self.next_checkpoint = self.start + c.every();
+        }
         self.started_at = at;
         for s in &self.slots {
             s.send(CoordMsg::Start {
@@ -140,6 +143,7 @@ impl State<'_> {
                 }
                 self.check_losses(now);
                 self.live_tick(false);
+                self.checkpoint_tick(now);
                 if self.slots.iter().all(|s| !s.active()) {
                     return Ok(Some(self.finish()));
                 }

@@ -130,6 +130,7 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "threads",
     "report_json",
     "report_csv",
+    "checkpoint",
     "thresholds",
     "abort_on_fail",
     "allow_failures",
