@@ -31,6 +31,8 @@
 //!   It sits above `system` because agents run preflight on their own host before accepting
 //!   a share, and above `gateway` because `--processes` starts gateway processes.
 //! - [`cli`] — clap definitions, command bodies, and finishing a run.
+//! - [`fuzzing`] — beside `cli` at the top: the entry points of the fuzz targets (every
+//!   parser of untrusted input), shared by `fuzz/` and the corpus replay in the tests.
 //!
 //! `engine` and `report` sit side by side and neither imports the other: the seam is
 //! [`metrics::timeseries::IntervalSink`]. `tests/layering.rs` fails on an import that runs
@@ -43,6 +45,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod engine;
+pub mod fuzzing;
 pub mod gateway;
 pub mod metrics;
 pub mod plan;

@@ -24,6 +24,12 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "cluster", "system", "gateway", "engine", "report", "metrics", "plan",
             ][..],
         ),
+        (
+            "fuzzing",
+            &[
+                "cluster", "system", "gateway", "engine", "report", "metrics", "plan",
+            ][..],
+        ),
     ])
 }
 

@@ -1,0 +1,169 @@
+//! Entry points of the fuzz targets: every parser that sees untrusted bytes or text.
+//!
+//! The fuzzer (`fuzz/`, cargo-afl on stable Rust: `fuzz/run.sh TARGET SECONDS`) and the
+//! normal test suite (`tests/fuzz_corpus.rs`, which replays the committed corpus in
+//! `fuzz/corpus/TARGET/` and needs no fuzzer) call the same functions, listed in
+//! [`TARGETS`]. Each takes arbitrary bytes and must return without panicking, whatever
+//! they are; each also checks the invariants its parser promises (a frame's lengths fit
+//! the bytes it was read from, a decoded value round-trips), so a fuzzer finds wrong
+//! answers and not only crashes.
+//!
+//! This module sits at the top of the layers beside `cli`: it reaches into every parser.
+
+use std::path::Path;
+
+use crate::cluster::allow::AllowEntry;
+use crate::cluster::wire::{AgentMsg, CoordMsg};
+use crate::engine::marker::Marker;
+use crate::engine::ws::{
+    FrameParse, MAX_RESPONSE_HEAD, UpgradeResponse, close_code, connection_key, parse_frame_header,
+    parse_upgrade_response,
+};
+use crate::plan::payload::{Pattern, parse_payload};
+use crate::plan::presets::{self, PresetOptions};
+use crate::plan::session::{OpenStep, Reply};
+use crate::plan::{Overrides, units};
+
+/// Every fuzz target: its name (the directory of its corpus) and its entry point.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("upgrade_response", upgrade_response),
+    ("frames", frames),
+    ("protocol_decoders", protocol_decoders),
+    ("wire_messages", wire_messages),
+    ("profile", profile),
+    ("units", units_and_specs),
+];
+
+/// The entry point of target `name`.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// The server's answer to the upgrade request (`httparse` plus the accept-key check).
+pub fn upgrade_response(data: &[u8]) {
+    let key = connection_key(0x5eed, 7);
+    match parse_upgrade_response(data, &key) {
+        UpgradeResponse::Accepted { consumed } => assert!(consumed <= data.len()),
+        UpgradeResponse::Partial => assert!(data.len() <= MAX_RESPONSE_HEAD),
+        UpgradeResponse::Status(code) => assert_ne!(code, 101),
+        UpgradeResponse::Invalid(_) => {}
+    }
+}
+
+/// A stream of server frames, as the engine walks it: header after header, each payload
+/// skipped (a close payload's code read), under several `--max-frame` caps.
+pub fn frames(data: &[u8]) {
+    for max in [125u64, 64 << 10, 1 << 30] {
+        let mut rest = data;
+        while !rest.is_empty() {
+            match parse_frame_header(rest, max) {
+                FrameParse::Frame(f) => {
+                    assert!(f.payload_len as u64 <= max, "cap enforced");
+                    assert!(f.header_len >= 2 && f.header_len <= 14);
+                    let end = f.header_len.saturating_add(f.payload_len);
+                    if end > rest.len() {
+                        break; // the engine waits for the rest
+                    }
+                    let payload = &rest[f.header_len..end];
+                    if f.kind == crate::engine::ws::FrameKind::Close {
+                        let _ = close_code(payload);
+                    }
+                    rest = &rest[end..];
+                }
+                FrameParse::Partial | FrameParse::Violation(_) => break,
+            }
+        }
+    }
+}
+
+/// What the session presets look for in server frames: every preset's open-sequence and
+/// auto-reply patterns, the latency marker, and push timestamps.
+pub fn protocol_decoders(data: &[u8]) {
+    for name in presets::NAMES {
+        let Ok(p) = presets::preset(name, &PresetOptions::default()) else {
+            continue;
+        };
+        for step in &p.session.open {
+            if let OpenStep::Expect(pat) = step {
+                let _ = pat.matches(data);
+            }
+        }
+        for reply in &p.session.replies {
+            let _ = reply.pattern.matches(data);
+        }
+    }
+    if let Some(m) = Marker::find(data) {
+        // A marker found is one that can be written back the same.
+        let mut out = Vec::new();
+        m.write(&mut out);
+        assert_eq!(Marker::find(&out), Some(m));
+    }
+    for spec in [
+        "json:ts",
+        "json:data.sent_at:ms",
+        "re:\"t\":([0-9]+)",
+        "re:([0-9]+):s",
+    ] {
+        if let Ok(ts) = crate::plan::push::PushTimestamp::parse(spec) {
+            let _ = ts.read_unix_us(data);
+        }
+    }
+}
+
+/// The control link's messages, both directions, and a snapshot's histograms.
+pub fn wire_messages(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = crate::cluster::wire::peek_protocol(text);
+    if let Ok(msg) = AgentMsg::parse(text) {
+        if let AgentMsg::Snapshot { snapshot, .. } = &msg {
+            let _ = snapshot.clone().decode();
+        }
+        assert_eq!(AgentMsg::parse(&msg.to_text()).ok(), Some(msg));
+    }
+    if let Ok(msg) = CoordMsg::parse(text)
+        && let CoordMsg::Assign(a) = &msg
+    {
+        let _ = a.plan.to_plan(Vec::new(), 1);
+    }
+}
+
+/// A profile (TOML) through to a validated plan.
+pub fn profile(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(p) = crate::plan::profile::Profile::parse(text, Path::new("fuzz.toml")) else {
+        return;
+    };
+    let _ = crate::plan::build::build_plan_with(&Overrides::default(), Some(&p));
+}
+
+/// The flag-value parsers: units, stages, rates, thresholds, payload notation, patterns,
+/// replies, publishers, push timestamps, allow-list entries, fingerprints.
+pub fn units_and_specs(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(n) = units::parse_count(s) {
+        let _ = n;
+    }
+    let _ = units::parse_duration(s);
+    let _ = units::parse_size(s);
+    let _ = units::parse_stage(s);
+    if let Ok(r) = units::parse_rate(s) {
+        assert!(r.is_finite() && r >= 0.0, "rate {r} from {s:?}");
+    }
+    let _ = crate::plan::threshold::parse(s);
+    let _ = parse_payload(s, true);
+    let _ = Pattern::parse(s);
+    let _ = Reply::parse(s);
+    let _ = crate::plan::push::Publishers::parse(s);
+    let _ = crate::plan::push::PushTimestamp::parse(s);
+    if let Ok(e) = s.parse::<AllowEntry>() {
+        // What is shown parses back to the same entry.
+        assert_eq!(e.to_string().parse::<AllowEntry>().ok(), Some(e));
+    }
+    let _ = crate::cluster::link_tls::parse_fingerprint(s);
+}
