@@ -24,8 +24,11 @@ use crate::plan::presets::{self, PresetOptions};
 use crate::plan::session::{OpenStep, Reply};
 use crate::plan::{Overrides, units};
 
+/// A fuzz target's entry point: arbitrary bytes in, no panic out.
+pub type Entry = fn(&[u8]);
+
 /// Every fuzz target: its name (the directory of its corpus) and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("upgrade_response", upgrade_response),
     ("frames", frames),
     ("protocol_decoders", protocol_decoders),
@@ -35,7 +38,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The entry point of target `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Entry> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
