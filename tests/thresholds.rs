@@ -193,6 +193,8 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         aborted_by_threshold: false,
         agents: Vec::new(),
         verdict: None,
+        gateway: None,
+        holds: Vec::new(),
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),

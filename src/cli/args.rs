@@ -551,8 +551,13 @@ pub struct RunArgs {
     /// shards on several hosts run together
     #[arg(long, value_name = "RFC3339", value_parser = crate::cli::cluster::parse_start_at, help_heading = "Distribution")]
     pub start_at: Option<std::time::SystemTime>,
+
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 mod host;
 pub use host::*;
 mod overrides;
+mod watch;
+pub use watch::WatchArgs;

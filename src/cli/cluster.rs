@@ -243,8 +243,14 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
             plan.peak_connections()
         );
     }
-    let (plan, outcome) =
-        crate::cli::run::run_part_to_outcome(plan, stop, a.skip_preflight, slice, start_at)?;
+    let (plan, outcome) = crate::cli::run::run_part_to_outcome(
+        plan,
+        stop,
+        a.skip_preflight,
+        slice,
+        start_at,
+        &a.watch,
+    )?;
     crate::cli::run::finish(&plan, &outcome)
 }
 

@@ -61,10 +61,10 @@ impl State<'_> {
     pub(super) fn finish(&mut self) -> RunOutcome {
         self.live_tick(true);
         let agg = self.agg.take().expect("running implies an aggregator");
-        let rows = self
+        let (rows, holds) = self
             .series
             .take()
-            .map(TimeSeries::into_rows)
+            .map(TimeSeries::into_parts)
             .unwrap_or_default();
         let agents = self
             .slots
@@ -100,7 +100,8 @@ impl State<'_> {
             )),
             agents,
         };
-        let outcome = build_outcome(self.plan, agg, rows, meta);
+        let mut outcome = build_outcome(self.plan, agg, rows, meta);
+        outcome.holds = holds;
         for s in &self.slots {
             s.send(CoordMsg::Bye);
         }
