@@ -226,6 +226,10 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         let mut opts = LocalOptions::new(n as usize, exe);
         opts.live = LiveMode::detect();
         opts.skip_preflight = a.skip_preflight;
+        opts.watch = a
+            .watch
+            .config(plan.interval, &[])
+            .map_err(crate::cli::watch::watch_error)?;
         let (plan, outcome) = run_processes(plan, &opts, stop)?;
         return crate::cli::run::finish(&plan, &outcome);
     }
@@ -304,11 +308,20 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     cfg.abort_on_agent_loss = a.abort_on_agent_loss;
     cfg.live = LiveMode::detect();
     cfg.verbose = true;
+    let watch = a
+        .run
+        .watch
+        .config(plan.interval, &[])
+        .map_err(crate::cli::watch::watch_error)?;
     let coordinator = Coordinator::bind(a.listen, cfg)?;
     println!("coordinator listening on {}", coordinator.url());
     use std::io::Write;
     std::io::stdout().flush()?;
-    let outcome = coordinator.run(&plan, stop)?;
+    // The coordinator scrapes the gateway and polls its health (agents keep reporting their
+    // own process figures); the baseline is taken before any agent connects.
+    let watcher = crate::cli::watch::start(watch)?;
+    let mut outcome = coordinator.run(&plan, stop)?;
+    crate::cli::watch::attach(watcher, &mut outcome);
     crate::cli::run::finish(&plan, &outcome)
 }
 
