@@ -239,7 +239,7 @@ fn prometheus_endpoint_values_rates_and_failed_scrapes() {
     let later = &rec.samples[2..];
     assert!(later.iter().all(|s| s.metrics["ws_messages_total"] > 0.0));
     assert!(later.iter().all(|s| s.cpu_percent.unwrap() > 0.0));
-    assert!(rec.samples[0].metrics.get("ws_messages_total").is_none());
+    assert!(!rec.samples[0].metrics.contains_key("ws_messages_total"));
     assert!(
         rec.errors.iter().any(|e| e.contains(&closed.to_string())),
         "{:?}",
