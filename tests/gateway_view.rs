@@ -344,3 +344,68 @@ fn leaking_gateway_is_flagged_by_drift() {
     assert!(normal.thresholds[0].passed, "{flat} bytes/min");
     assert!(notes(&normal).is_empty(), "{:?}", notes(&normal));
 }
+
+/// `wsscale run` without `--target`: the embedded gateway is a child process, watched by
+/// pid on its own; the client's memory figure no longer includes it.
+#[test]
+fn run_without_target_watches_the_embedded_gateway_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsscale"))
+        .args([
+            "run",
+            "-c",
+            "200",
+            "--ramp",
+            "500ms",
+            "--hold",
+            "1s",
+            "--ramp-down",
+            "200ms",
+            "--interval",
+            "250ms",
+            "--threshold",
+            "gateway.bytes_per_connection<1000000",
+            "--report-json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("(wsscale serve, pid "), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(doc["embedded_gateway"], false);
+    assert_eq!(doc["memory"]["includes_gateway"], false);
+    let g = &doc["gateway"];
+    assert!(g["watched"][0].as_str().unwrap().starts_with("pid "), "{g}");
+    assert_eq!(g["established_at_peak"], 200, "{g}");
+    assert!(g["bytes_per_connection"].as_f64().unwrap() > 0.0, "{g}");
+    assert_eq!(doc["thresholds"][0]["passed"], true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Gateway (pid "), "{stdout}");
+}
+
+/// Bad watch flags are usage errors (exit 2) that say what to do.
+#[test]
+fn bad_watch_flags_are_usage_errors() {
+    let gw = util::gateway(Default::default(), 1);
+    let target = gw.url();
+    for (args, needle) in [
+        (vec!["--watch-pid", "999999999"], "no such process"),
+        (
+            vec!["--gateway-metric", "ws_connections"],
+            "needs --gateway-metrics",
+        ),
+        (vec!["--health-url", "ftp://x/"], "is not HTTP"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsscale"))
+            .args(["run", "-c", "1", "--hold", "1s", "--target", &target])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
