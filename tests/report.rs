@@ -193,6 +193,7 @@ fn sample_gateway() -> GatewayRecord {
         x.scrapes = 1;
         x.scrape_failures = u64::from(i == 1);
         x.metrics.insert("ws_connections".into(), 80.0 * t as f64);
+        x.took_ms = 2.0;
         x.health = Some(HealthCheck {
             status: Some(if i == 2 { 503 } else { 200 }),
             latency_ms: 1.5,
@@ -207,6 +208,7 @@ fn sample_gateway() -> GatewayRecord {
         ],
         samples,
         errors: vec!["scrape of http://127.0.0.1:9/metrics: HTTP status 500".into()],
+        watcher_cpu_s: 0.25,
     }
 }
 
@@ -488,6 +490,8 @@ fn json_values_are_exact() {
                "latency_ms": {"mean": 1.5, "max": 1.5}, "last_status": 503})
     );
     assert_eq!(doc["timeseries"][1]["health_failures"], 1);
+    assert_eq!(g["sample_ms"], json!({"mean": 2.0, "max": 2.0}));
+    assert_eq!(g["watcher_cpu_s"], 0.25);
     // Drift over the 30 s hold: latency ×3, half the messages.
     let d = &doc["drift"][0];
     assert_eq!(d["stage"], 2);

@@ -57,6 +57,8 @@ pub struct GatewaySample {
     pub scrapes: u64,
     pub scrape_failures: u64,
     pub health: Option<HealthCheck>,
+    /// How long taking this sample took (the cost of watching), ms.
+    pub took_ms: f64,
 }
 
 impl GatewaySample {
@@ -74,6 +76,7 @@ impl GatewaySample {
             scrapes: 0,
             scrape_failures: 0,
             health: None,
+            took_ms: 0.0,
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct GatewayRecord {
     pub samples: Vec<GatewaySample>,
     /// The first error of each kind seen (a failed scrape, an unreadable `/proc` entry).
     pub errors: Vec<String>,
+    /// CPU time the watcher thread used over the run, seconds.
+    pub watcher_cpu_s: f64,
 }
 
 /// Mean and maximum of a figure over the samples.
@@ -155,6 +160,10 @@ pub struct GatewaySummary {
     pub health: Option<HealthSummary>,
     /// The first error of each kind seen while sampling.
     pub errors: Vec<String>,
+    /// Time one sample took (the cost of watching), ms.
+    pub sample_ms: Option<MeanMax>,
+    /// CPU time of the watcher thread over the run, seconds.
+    pub watcher_cpu_s: f64,
 }
 
 fn round3(v: f64) -> f64 {
@@ -253,6 +262,8 @@ pub fn summary(o: &RunOutcome) -> Option<GatewaySummary> {
             .collect(),
         health,
         errors: rec.errors.clone(),
+        sample_ms: MeanMax::of(s.iter().map(|x| x.took_ms)),
+        watcher_cpu_s: round3(rec.watcher_cpu_s),
     })
 }
 

@@ -121,6 +121,16 @@ pub fn gateway_text(o: &RunOutcome) -> String {
                 );
             }
         }
+        if let Some(t) = g.sample_ms {
+            kv(
+                &mut s,
+                "watching cost",
+                format!(
+                    "{:>12.1} ms per sample mean, {:.1} ms max; {:.2} s CPU in all",
+                    t.mean, t.max, g.watcher_cpu_s
+                ),
+            );
+        }
         for e in &g.errors {
             kv(&mut s, "error", e);
         }

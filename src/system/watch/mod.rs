@@ -151,6 +151,21 @@ impl Watcher {
     }
 }
 
+/// CPU time (user + system) of the calling thread, seconds.
+fn thread_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    } else {
+        0.0
+    }
+}
+
 /// The sampling state: previous CPU times and counter values, for rates.
 struct Sampler {
     cfg: WatchConfig,
@@ -207,6 +222,7 @@ impl Sampler {
             watched: self.watched(),
             samples,
             errors: self.errors.into_values().collect(),
+            watcher_cpu_s: thread_cpu_s(),
         }
     }
 
@@ -235,6 +251,7 @@ impl Sampler {
         if let Some(url) = &self.cfg.health_url {
             s.health = Some(http::health(&self.agent, url));
         }
+        s.took_ms = (now.elapsed().as_secs_f64() * 1e6).round() / 1000.0;
         s
     }
 
