@@ -6,6 +6,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use wsscale::metrics::drift::HoldQuarters;
+use wsscale::metrics::gateway::{GatewayRecord, GatewaySample, HealthCheck};
 use wsscale::metrics::{
     DropReason, FailureKind, IntervalRow, Percentiles, RunOutcome, Snapshot, SourceOutcome,
     ThresholdOutcome, new_histogram, record_us,
@@ -72,7 +74,7 @@ fn sample() -> RunOutcome {
     for us in [250u64, 500, 750] {
         record_us(&mut totals.hist.ws_handshake, us);
     }
-    RunOutcome {
+    let mut o = RunOutcome {
         started_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
         duration: Duration::from_millis(50_250),
         stages: vec![
@@ -131,6 +133,7 @@ fn sample() -> RunOutcome {
                 push_p99_ms: 1.25,
                 fanout_p50_ms: 0.9,
                 fanout_p99_ms: 3.0,
+                ..Default::default()
             },
             IntervalRow {
                 t_s: 10.0,
@@ -166,7 +169,69 @@ fn sample() -> RunOutcome {
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),
+        gateway: Some(sample_gateway()),
+        holds: sample_holds(),
+    };
+    wsscale::metrics::gateway::attach(&mut o);
+    o
+}
+
+/// Gateway samples at 0 s (baseline), 5 s and 10 s, with a health check failing at 10 s.
+fn sample_gateway() -> GatewayRecord {
+    let start = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+    let mut samples = Vec::new();
+    for (i, (t, rss)) in [(0u64, 10 * MIB), (5, 12 * MIB), (10, 14 * MIB)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut x = GatewaySample::new(start + Duration::from_secs(t));
+        x.processes = 1;
+        x.rss_bytes = Some(rss);
+        x.cpu_percent = (i > 0).then_some(12.5 * i as f64);
+        x.threads = Some(4);
+        x.fds = Some(10 + 80 * t);
+        x.established = Some(80 * t);
+        x.scrapes = 1;
+        x.scrape_failures = u64::from(i == 1);
+        x.metrics.insert("ws_connections".into(), 80.0 * t as f64);
+        x.took_ms = 2.0;
+        x.health = Some(HealthCheck {
+            status: Some(if i == 2 { 503 } else { 200 }),
+            latency_ms: 1.5,
+            ok: i != 2,
+        });
+        samples.push(x);
     }
+    GatewayRecord {
+        watched: vec![
+            "pid 4242".into(),
+            "health http://127.0.0.1:9/healthz".into(),
+        ],
+        samples,
+        errors: vec!["scrape of http://127.0.0.1:9/metrics: HTTP status 500".into()],
+        watcher_cpu_s: 0.25,
+    }
+}
+
+/// The 30 s hold (stage 2) with samples in both quarters.
+fn sample_holds() -> Vec<HoldQuarters> {
+    let mut h = HoldQuarters {
+        stage: 2,
+        stages: 3,
+        from_s: 10.0,
+        to_s: 40.0,
+        target: 1000,
+        ..Default::default()
+    };
+    for us in [1000u64, 2000] {
+        record_us(&mut h.first.message_rtt, us);
+        record_us(&mut h.last.message_rtt, us * 3);
+    }
+    h.first.messages_received = 100;
+    h.first.seconds = 5.0;
+    h.last.messages_received = 50;
+    h.last.seconds = 5.0;
+    vec![h]
 }
 
 fn validator() -> jsonschema::Validator {
@@ -403,8 +468,39 @@ fn json_values_are_exact() {
                "msgs_sent_per_s": 40.0, "msgs_received_per_s": 39.5,
                "message_p50_ms": 1.2, "message_p99_ms": 2.5, "pushes_per_s": 200.0,
                "push_p50_ms": 0.4, "push_p99_ms": 1.25, "fanout_p50_ms": 0.9,
-               "fanout_p99_ms": 3.0})
+               "fanout_p99_ms": 3.0, "rss_bytes": 0, "gateway_rss_bytes": 12 * MIB,
+               "gateway_cpu_percent": 12.5, "gateway_fds": 410, "gateway_established": 400,
+               "gateway_bytes_per_connection": 5242.88, "health_failures": 0,
+               "health_latency_ms": 1.5})
     );
+    // The gateway: 4 MiB more at 800 open; the failed health check at 10 s.
+    let g = &doc["gateway"];
+    assert_eq!(g["rss_before_bytes"], 10 * MIB);
+    assert_eq!(g["rss_at_peak_open_bytes"], 14 * MIB);
+    assert_eq!(g["open_at_peak"], 800);
+    assert_eq!(g["bytes_per_connection"], 5242.88);
+    assert_eq!(g["established_at_peak"], 800);
+    assert_eq!(g["connection_mismatch"], Value::Null);
+    assert_eq!(g["cpu_percent"], json!({"mean": 18.75, "max": 25.0}));
+    assert_eq!(g["scrapes"], 3);
+    assert_eq!(g["scrape_failures"], 1);
+    assert_eq!(g["metrics"]["ws_connections"]["max"], 800.0);
+    assert_eq!(
+        g["health"],
+        json!({"checks": 3, "failures": 1, "failure_times_s": [10.0],
+               "latency_ms": {"mean": 1.5, "max": 1.5}, "last_status": 503})
+    );
+    assert_eq!(doc["timeseries"][1]["health_failures"], 1);
+    assert_eq!(g["sample_ms"], json!({"mean": 2.0, "max": 2.0}));
+    assert_eq!(g["watcher_cpu_s"], 0.25);
+    // Drift over the 30 s hold: latency ×3, half the messages.
+    let d = &doc["drift"][0];
+    assert_eq!(d["stage"], 2);
+    // HdrHistogram keeps 3 significant digits: 3000 µs reads back as 3.001 ms.
+    assert_eq!(d["message_rtt_ms"], json!({"p50": 3.001, "p99": 3.002}));
+    assert_eq!(d["msgs_per_s"], 0.5);
+    assert_eq!(d["ping_rtt_ms"], Value::Null);
+    assert_eq!(d["notes"].as_array().unwrap().len(), 2, "{d}");
     // Server pushes and fan-out: delivered = fan-out samples + own echoes; expected =
     // sent × peak open because the run saw fan-out.
     assert_eq!(doc["pushes"], json!({"received": 3}));
@@ -533,6 +629,8 @@ fn field_paths(prefix: &str, v: &Value, out: &mut Vec<String>) {
                     }
                 } else if prefix == "connections.drops" && k.starts_with("close_") {
                     "close_<code>".to_string()
+                } else if prefix == "gateway.metrics" {
+                    "<series>".to_string()
                 } else {
                     k.clone()
                 };
@@ -829,11 +927,23 @@ fn csv_has_header_and_one_line_per_interval() {
     assert_eq!(lines.len(), 1 + o.timeseries.len(), "{text}");
     assert_eq!(
         lines[0],
-        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms"
+        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms"
     );
     assert_eq!(lines[0], CSV_HEADER);
-    assert_eq!(lines[1], "5,400,80,3,0,40,39.5,1.2,2.5,200,0.4,1.25,0.9,3");
-    assert_eq!(lines[2], "10,800,80,7,1,120,119,0,0,0,0,0,0,0");
+    assert_eq!(
+        lines[1],
+        "5,400,80,3,0,40,39.5,1.2,2.5,200,0.4,1.25,0.9,3,0,12582912,12.5,410,400,5242.88,0,1.5"
+    );
+    assert_eq!(
+        lines[2],
+        "10,800,80,7,1,120,119,0,0,0,0,0,0,0,0,14680064,25,810,800,5242.88,1,1.5"
+    );
+    // Nothing watched: empty cells.
+    let plain = to_csv(&[IntervalRow::default()]);
+    assert!(
+        plain.lines().nth(1).unwrap().ends_with(",0,,,,,,0,"),
+        "{plain}"
+    );
     let columns = CSV_HEADER.split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns));
     // The same columns as the JSON rows.

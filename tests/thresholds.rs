@@ -194,6 +194,8 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         agents: Vec::new(),
         verdict: None,
         complete: true,
+        gateway: None,
+        holds: Vec::new(),
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),

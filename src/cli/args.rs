@@ -72,6 +72,9 @@ Examples:
   wsscale run -c 1k --message-rate 1/5s --ping-interval 30s \\
       --threshold 'connect_success_rate>=0.99' --threshold 'message_rtt_ms.p99<200'
       timed echo messages and pings on every held connection; exit 99 if a threshold fails
+  wsscale run -c 10k --hold 10m --target ws://127.0.0.1:8080/ws --watch-process node \
+      --health-url http://127.0.0.1:8080/healthz --threshold 'gateway.bytes_per_connection<8192'
+      the gateway's memory per held connection, CPU, connections, health and drift too
   wsscale run profiles/progressive.toml --report-json steps.json
       quick, then medium, then stress, with a cool-down between them";
 
@@ -557,8 +560,13 @@ pub struct RunArgs {
     /// shards on several hosts run together
     #[arg(long, value_name = "RFC3339", value_parser = crate::cli::cluster::parse_start_at, help_heading = "Distribution")]
     pub start_at: Option<std::time::SystemTime>,
+
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 mod host;
 pub use host::*;
 mod overrides;
+mod watch;
+pub use watch::WatchArgs;

@@ -291,6 +291,10 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         opts.skip_preflight = a.skip_preflight;
         opts.checkpoint = crate::cli::run::checkpoint(&plan);
         crate::cli::run::check_report_paths(&plan)?;
+        opts.watch = a
+            .watch
+            .config(plan.interval, &[])
+            .map_err(crate::cli::watch::watch_error)?;
         let (plan, outcome) = run_processes(plan, &opts, stop)?;
         return crate::cli::run::finish(&plan, &outcome);
     }
@@ -308,8 +312,14 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
             plan.peak_connections()
         );
     }
-    let (plan, outcome) =
-        crate::cli::run::run_part_to_outcome(plan, stop, a.skip_preflight, slice, start_at)?;
+    let (plan, outcome) = crate::cli::run::run_part_to_outcome(
+        plan,
+        stop,
+        a.skip_preflight,
+        slice,
+        start_at,
+        &a.watch,
+    )?;
     crate::cli::run::finish(&plan, &outcome)
 }
 
@@ -367,6 +377,11 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     cfg.checkpoint = crate::cli::run::checkpoint(&plan);
     crate::cli::run::check_report_paths(&plan)?;
     let fingerprint = cfg.tls.as_ref().map(|t| t.fingerprint.clone());
+    let watch = a
+        .run
+        .watch
+        .config(plan.interval, &[])
+        .map_err(crate::cli::watch::watch_error)?;
     let coordinator = Coordinator::bind(a.listen, cfg)?;
     println!("coordinator listening on {}", coordinator.url());
     match fingerprint {
@@ -385,7 +400,11 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     }
     use std::io::Write;
     std::io::stdout().flush()?;
-    let outcome = coordinator.run(&plan, stop)?;
+    // The coordinator scrapes the gateway and polls its health (agents keep reporting their
+    // own process figures); the baseline is taken before any agent connects.
+    let watcher = crate::cli::watch::start(watch)?;
+    let mut outcome = coordinator.run(&plan, stop)?;
+    crate::cli::watch::attach(watcher, &mut outcome);
     crate::cli::run::finish(&plan, &outcome)
 }
 

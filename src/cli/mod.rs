@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod progressive;
 pub mod run;
 pub mod serve;
+pub mod watch;
 
 /// Exit code when the run could not be carried out although the input was valid: no target
 /// reachable, a host name that does not resolve, a plan this host cannot hold (preflight), an
@@ -116,13 +117,13 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
                          progressive profile (steps = [...]); run its steps one by one",
                     ));
                 }
-                return progressive::run_progressive(p, a.skip_preflight);
+                return progressive::run_progressive(p, a.skip_preflight, &a.watch);
             }
             let plan = crate::plan::build::build_plan(&a.overrides())?;
             if a.processes.is_some() || a.shard.is_some() || a.start_at.is_some() {
                 return cluster::run_distributed(&a, plan);
             }
-            run::run_plan(plan, a.skip_preflight)
+            run::run_plan(plan, a.skip_preflight, &a.watch)
         }
         args::Command::Preflight(a) => preflight::preflight_command(&a),
         args::Command::Tune(a) => preflight::tune_command(&a),

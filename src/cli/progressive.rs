@@ -40,7 +40,11 @@ struct StepResult {
 }
 
 /// Run every step of `p`; returns the process exit code.
-pub fn run_progressive(p: Progressive, skip_preflight: bool) -> anyhow::Result<i32> {
+pub fn run_progressive(
+    p: Progressive,
+    skip_preflight: bool,
+    watch: &crate::cli::args::WatchArgs,
+) -> anyhow::Result<i32> {
     let stop = install_signals()?;
     let n = p.steps.len();
     let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
@@ -67,7 +71,7 @@ pub fn run_progressive(p: Progressive, skip_preflight: bool) -> anyhow::Result<i
             step.profile.display()
         );
         let (plan, mut outcome) =
-            run_to_outcome(step.plan.clone(), stop.clone(), skip_preflight)
+            run_to_outcome(step.plan.clone(), stop.clone(), skip_preflight, watch)
                 .with_context(|| format!("step {} ({}) could not run", i + 1, step.name))?;
         finish::conclude(&mut outcome, &plan.thresholds, plan.allow_failures);
         finish::publish(

@@ -7,16 +7,24 @@
 //! gateway when no target was given; probe every target with one TCP connect so an
 //! unreachable gateway is an error (exit 1), not a run full of `refused`; install
 //! Ctrl-C/SIGTERM handling (first signal: stop, close everything, write the report; second
-//! signal: exit at once); run the engine; print the summary; write the JSON report.
+//! signal: exit at once); start the gateway watcher ([`super::watch`]); run the engine;
+//! print the summary; write the JSON report.
+//!
+//! The embedded gateway runs as a child process (`wsscale serve` of this same executable on
+//! `127.0.0.1`, port 0 picked here) rather than in this process: then the client's memory
+//! figure is the client's alone, and the gateway's own figures (RSS, CPU, connections) come
+//! from watching that process by pid like any other gateway. Library users and tests that
+//! want an in-process gateway bind one themselves ([`crate::gateway::GatewayHandle`]).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::cli::args::WatchArgs;
+use crate::cluster::local::start_gateways;
 use crate::engine::{self, RunOptions};
-use crate::gateway::{GatewayConfig, GatewayHandle};
 use crate::metrics::RunOutcome;
 use crate::plan::{Plan, Slice, Target};
 use crate::report;
@@ -27,9 +35,9 @@ pub use crate::metrics::verdict::{EXIT_INTERRUPTED, EXIT_THRESHOLDS};
 
 /// Run `plan`; returns the process exit code. `skip_preflight` runs a plan the preflight
 /// checks refuse.
-pub fn run_plan(plan: Plan, skip_preflight: bool) -> anyhow::Result<i32> {
+pub fn run_plan(plan: Plan, skip_preflight: bool, watch: &WatchArgs) -> anyhow::Result<i32> {
     let stop = install_signals()?;
-    let (plan, outcome) = run_to_outcome(plan, stop, skip_preflight)?;
+    let (plan, outcome) = run_to_outcome(plan, stop, skip_preflight, watch)?;
     finish(&plan, &outcome)
 }
 
@@ -53,8 +61,9 @@ pub fn run_to_outcome(
     plan: Plan,
     stop: Arc<AtomicBool>,
     skip_preflight: bool,
+    watch: &WatchArgs,
 ) -> anyhow::Result<(Plan, RunOutcome)> {
-    run_part_to_outcome(plan, stop, skip_preflight, Slice::WHOLE, None)
+    run_part_to_outcome(plan, stop, skip_preflight, Slice::WHOLE, None, watch)
 }
 
 /// [`run_to_outcome`] for one part of the plan (`--shard I/N`): the preflight checks apply to
@@ -65,6 +74,7 @@ pub fn run_part_to_outcome(
     skip_preflight: bool,
     slice: Slice,
     start_at: Option<Instant>,
+    watch: &WatchArgs,
 ) -> anyhow::Result<(Plan, RunOutcome)> {
     system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
     if slice != Slice::WHOLE {
@@ -80,15 +90,26 @@ pub fn run_part_to_outcome(
         }
     }
 
-    let _gateway = if embedded {
-        let gw = GatewayHandle::start("127.0.0.1:0".parse()?, GatewayConfig::default(), 1)
-            .context("cannot start the embedded gateway on 127.0.0.1")?;
+    // Checked before a gateway process is started for nothing.
+    let mut watch_cfg = watch
+        .config(plan.interval, &[])
+        .map_err(super::watch::watch_error)?;
+    let mut gateway = if embedded {
+        let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
+        let (addr, children, reserved) = start_gateways(&exe, "127.0.0.1:0".parse()?, 1, 1, &[])
+            .context("cannot start the embedded gateway (wsscale serve) on 127.0.0.1")?;
+        let pids = children.pids();
         eprintln!(
-            "no --target given: using the embedded gateway at {} (in-process; memory figures include it)",
-            gw.url()
+            "no --target given: using the embedded gateway at ws://{addr}/ (wsscale serve, pid {}; \
+             watched: its figures are in the Gateway section, the memory figures are the client's alone)",
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
         );
-        plan.targets = vec![Target::ws(gw.local_addr(), "/")];
-        Some(gw)
+        watch_cfg.pids.extend(pids);
+        plan.targets = vec![Target::ws(addr, "/")];
+        Some((children, reserved))
     } else {
         probe_targets(&plan)?;
         None
@@ -99,10 +120,15 @@ pub fn run_part_to_outcome(
 
     let mut opts = RunOptions::new(stop);
     opts.live = LiveMode::detect().sink();
-    opts.embedded_gateway = embedded;
     opts.start_at = start_at;
     opts.checkpoint = checkpoint(&plan);
-    let outcome = engine::run(&plan, &opts).context("the engine failed")?;
+    let watcher = super::watch::start(watch_cfg)?;
+    let mut outcome = engine::run(&plan, &opts).context("the engine failed")?;
+    super::watch::attach(watcher, &mut outcome);
+    if let Some((children, _reserved)) = &mut gateway {
+        children.signal_term();
+        children.finish(Duration::from_secs(3));
+    }
     Ok((plan, outcome))
 }
 

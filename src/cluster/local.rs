@@ -35,6 +35,7 @@ use crate::metrics::RunOutcome;
 use crate::plan::{Plan, Target};
 use crate::report::LiveMode;
 use crate::system;
+use crate::system::watch::{WatchConfig, Watcher};
 
 /// Settings of a `--processes` run besides the plan.
 #[derive(Clone)]
@@ -49,6 +50,8 @@ pub struct LocalOptions {
     pub skip_preflight: bool,
     /// The merged outcome so far, while the run goes on (`--checkpoint`).
     pub checkpoint: Option<std::sync::Arc<dyn crate::metrics::outcome::CheckpointSink>>,
+    /// What to watch on the gateway's side (the gateway processes started here are added).
+    pub watch: WatchConfig,
 }
 
 impl LocalOptions {
@@ -60,6 +63,7 @@ impl LocalOptions {
             orphan_timeout: Duration::from_secs(3),
             skip_preflight: false,
             checkpoint: None,
+            watch: WatchConfig::default(),
         }
     }
 }
@@ -186,6 +190,7 @@ pub fn run_processes(
         )));
     }
     let mut gateways = Children::default();
+    let mut watch = opts.watch.clone();
     if plan.targets.is_empty() {
         let g = n.max(needed as usize);
         let (addr, children, _reserved) = start_gateways(
@@ -198,8 +203,9 @@ pub fn run_processes(
         gateways = children;
         eprintln!(
             "no --target given: using {g} gateway process(es) at ws://{addr}/ (wsscale serve, \
-             SO_REUSEPORT; not included in the memory figures)"
+             SO_REUSEPORT; watched: their figures are in the Gateway section)"
         );
+        watch.pids.extend(gateways.pids());
         plan.targets = vec![Target::ws(addr, "/")];
     } else {
         probe(&plan)?;
@@ -238,7 +244,19 @@ pub fn run_processes(
         let child = spawn(&opts.exe, &args, Stdio::null()).map_err(ClusterError::Spawn)?;
         agents.0.push(child);
     }
-    let result = coordinator.run(&plan, stop);
+    let watcher = if watch.is_empty() {
+        None
+    } else {
+        Some(Watcher::start(watch).map_err(|e| ClusterError::Local(e.to_string()))?)
+    };
+    let mut result = coordinator.run(&plan, stop);
+    if let Some(w) = watcher {
+        let record = w.finish();
+        if let Ok(outcome) = &mut result {
+            outcome.gateway = Some(record);
+            crate::metrics::gateway::attach(outcome);
+        }
+    }
     let failed = agents.finish(Duration::from_secs(5));
     drop(token);
     if failed > 0 && result.is_ok() {

@@ -267,10 +267,11 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     if let Some(e) = first_err {
         return Err(e);
     }
-    Ok(build_outcome(
+    let (rows, holds) = series.into_parts();
+    let mut outcome = build_outcome(
         &plan,
         agg,
-        series.into_rows(),
+        rows,
         OutcomeMeta {
             started_at,
             start,
@@ -283,5 +284,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
             per_source: None,
             agents: Vec::new(),
         },
-    ))
+    );
+    outcome.holds = holds;
+    Ok(outcome)
 }

@@ -13,6 +13,8 @@
 //! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
 
 pub mod aggregate;
+pub mod drift;
+pub mod gateway;
 pub mod outcome;
 pub mod percentiles;
 pub mod thresholds;

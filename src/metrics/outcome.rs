@@ -86,6 +86,29 @@ pub struct IntervalRow {
     pub fanout_p50_ms: f64,
     #[serde(default)]
     pub fanout_p99_ms: f64,
+    /// Client (this process's, or the agents' summed) RSS at the end of the interval.
+    #[serde(default)]
+    pub rss_bytes: u64,
+    /// The watched gateway (`--watch-pid`, `--watch-process`, `--gateway-metrics`, or the
+    /// embedded gateway process) at the sample nearest to the end of the interval; `None`
+    /// (null) when nothing was watched. See [`super::gateway`].
+    #[serde(default)]
+    pub gateway_rss_bytes: Option<u64>,
+    #[serde(default)]
+    pub gateway_cpu_percent: Option<f64>,
+    #[serde(default)]
+    pub gateway_fds: Option<u64>,
+    #[serde(default)]
+    pub gateway_established: Option<u64>,
+    /// (gateway RSS − its RSS before the run) ÷ `open`.
+    #[serde(default)]
+    pub gateway_bytes_per_connection: Option<f64>,
+    /// Health checks (`--health-url`) that failed during the interval, and the latency of
+    /// the last one (`None` when none was made).
+    #[serde(default)]
+    pub health_failures: u64,
+    #[serde(default)]
+    pub health_latency_ms: Option<f64>,
 }
 
 /// A threshold with its measured value and verdict.
@@ -159,6 +182,10 @@ pub struct RunOutcome {
     /// False for a checkpoint written while the run goes on (`--checkpoint`): what a run
     /// killed at that moment leaves behind.
     pub complete: bool,
+    /// What `system::watch` sampled on the gateway's side (`None`: nothing was watched).
+    pub gateway: Option<super::gateway::GatewayRecord>,
+    /// First and last quarter of every hold stage (see [`super::drift`]).
+    pub holds: Vec<super::drift::HoldQuarters>,
 }
 
 /// Receives partial outcomes while a run goes on (`--checkpoint`), so that a run killed by
@@ -323,5 +350,7 @@ pub fn build_outcome(
             .collect(),
         verdict: None,
         complete: true,
+        gateway: None,
+        holds: Vec::new(),
     }
 }

@@ -56,6 +56,9 @@ pub fn measure(metric: &str, o: &RunOutcome) -> Option<f64> {
         }
         "memory.bytes_per_connection" => o.bytes_per_connection(),
         "pushes.received" => count(c.pushes_received),
+        m if m.starts_with("gateway.") || m.starts_with("drift.") || m == "health_failures" => {
+            super::gateway::measure(m, o)
+        }
         _ => {
             let (hist, stat) = metric.split_once('.')?;
             let p = Percentiles::from_hist(histogram(hist, &o.totals)?);

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::aggregate::Aggregator;
+use super::drift::{DriftRecorder, HoldQuarters};
 use super::outcome::IntervalRow;
 use super::percentiles::quantile_ms;
 use super::{Counters, Gauges, Snapshot};
@@ -48,6 +49,8 @@ pub struct TimeSeries {
     next: Instant,
     last: Instant,
     rows: Vec<IntervalRow>,
+    /// Hold-stage quarters for the drift figures (made on the first tick, from its clock).
+    drift: Option<DriftRecorder>,
 }
 
 impl TimeSeries {
@@ -58,6 +61,7 @@ impl TimeSeries {
             next: start + interval,
             last: start,
             rows: Vec::new(),
+            drift: None,
         }
     }
 
@@ -69,6 +73,15 @@ impl TimeSeries {
     /// The rows recorded so far.
     pub fn into_rows(self) -> Vec<IntervalRow> {
         self.rows
+    }
+
+    /// The rows and the hold-stage quarters recorded so far.
+    pub fn into_parts(self) -> (Vec<IntervalRow>, Vec<HoldQuarters>) {
+        let holds = self
+            .drift
+            .map(DriftRecorder::into_holds)
+            .unwrap_or_default();
+        (self.rows, holds)
     }
 
     /// Close an interval if one has passed (or `last`): record its row and show it to `sink`.
@@ -95,10 +108,20 @@ impl TimeSeries {
             .saturating_duration_since(self.last)
             .as_secs_f64()
             .max(1e-3);
+        let from = self.last.saturating_duration_since(self.start);
         self.last = now;
         let elapsed = now.saturating_duration_since(self.start);
         let iv = agg.take_interval();
         let gauges = agg.current_gauges();
+        self.drift
+            .get_or_insert_with(|| DriftRecorder::new(clock.stages()))
+            .add(from.as_secs_f64(), elapsed.as_secs_f64(), &iv);
+        // Forwarded snapshots (agents) carry their RSS; shards don't: then measure here.
+        let rss = if gauges.rss_bytes > 0 {
+            gauges.rss_bytes
+        } else {
+            super::rss_bytes().unwrap_or(0)
+        };
         let mh = &iv.hist.message_rtt;
         self.rows.push(IntervalRow {
             t_s: elapsed.as_secs_f64(),
@@ -115,6 +138,8 @@ impl TimeSeries {
             push_p99_ms: quantile_ms(&iv.hist.push_latency, 0.99),
             fanout_p50_ms: quantile_ms(&iv.hist.fanout_latency, 0.5),
             fanout_p99_ms: quantile_ms(&iv.hist.fanout_latency, 0.99),
+            rss_bytes: rss,
+            ..Default::default()
         });
         if let Some(sink) = sink {
             sink.interval(&IntervalView {

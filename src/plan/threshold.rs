@@ -18,6 +18,11 @@
 //! | `fanout_latency_ms.STAT`, `push_latency_ms.STAT` | `timings.*.STAT` |
 //! | `pushes.received` | `pushes.received` |
 //! | `memory.bytes_per_connection` | `memory.bytes_per_connection` |
+//! | `gateway.bytes_per_connection`, `gateway.rss_peak_bytes`, `gateway.rss_growth_bytes_per_min`, `gateway.fds_max`, `gateway.established_at_peak`, `gateway.scrape_failures` | `gateway.*` (no data when nothing was watched) |
+//! | `gateway.cpu_percent.mean`, `gateway.cpu_percent.max` | `gateway.cpu_percent.*` |
+//! | `health_failures` | `gateway.health.failures` (no data without `--health-url`) |
+//! | `drift.{message,ping,heartbeat}_rtt_ms.{p50,p99}`, `drift.client_rss_bytes_per_min` | the highest of `drift[].*` over the hold stages |
+//! | `drift.msgs_per_s` | the lowest of `drift[].msgs_per_s` |
 //!
 //! with `STAT` one of `min`, `mean`, `p50`, `p90`, `p95`, `p99`, `p999`, `p9999`, `max`.
 //! An unknown metric is an error that lists the valid names (grouped) and suggests the
@@ -96,6 +101,23 @@ const PLAIN: &[&str] = &[
     "messages.lost_rate",
     "memory.bytes_per_connection",
     "pushes.received",
+    "gateway.bytes_per_connection",
+    "gateway.rss_peak_bytes",
+    "gateway.cpu_percent.mean",
+    "gateway.cpu_percent.max",
+    "gateway.rss_growth_bytes_per_min",
+    "gateway.fds_max",
+    "gateway.established_at_peak",
+    "gateway.scrape_failures",
+    "health_failures",
+    "drift.message_rtt_ms.p50",
+    "drift.message_rtt_ms.p99",
+    "drift.ping_rtt_ms.p50",
+    "drift.ping_rtt_ms.p99",
+    "drift.heartbeat_rtt_ms.p50",
+    "drift.heartbeat_rtt_ms.p99",
+    "drift.msgs_per_s",
+    "drift.client_rss_bytes_per_min",
 ];
 
 /// Latency histograms, by threshold name.
@@ -212,6 +234,23 @@ pub const METRICS: &[&str] = &[
     "messages.lost_rate",
     "memory.bytes_per_connection",
     "pushes.received",
+    "gateway.bytes_per_connection",
+    "gateway.rss_peak_bytes",
+    "gateway.cpu_percent.mean",
+    "gateway.cpu_percent.max",
+    "gateway.rss_growth_bytes_per_min",
+    "gateway.fds_max",
+    "gateway.established_at_peak",
+    "gateway.scrape_failures",
+    "health_failures",
+    "drift.message_rtt_ms.p50",
+    "drift.message_rtt_ms.p99",
+    "drift.ping_rtt_ms.p50",
+    "drift.ping_rtt_ms.p99",
+    "drift.heartbeat_rtt_ms.p50",
+    "drift.heartbeat_rtt_ms.p99",
+    "drift.msgs_per_s",
+    "drift.client_rss_bytes_per_min",
 ];
 
 /// Metrics that are fractions 0–1 and accept a percentage value (`95%`).

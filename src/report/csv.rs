@@ -6,8 +6,11 @@
 //! `failures`, `dropped`, `msgs_sent_per_s`, `msgs_received_per_s`, `message_p50_ms`,
 //! `message_p99_ms` (0 when the interval had no message sample), `pushes_per_s`,
 //! `push_p50_ms`, `push_p99_ms`, `fanout_p50_ms`, `fanout_p99_ms` (server pushes and
-//! fan-out, same rule). Numbers only, no quoting needed; `\n` line ends; written atomically
-//! like every report.
+//! fan-out, same rule), then `rss_bytes` (client), the gateway's `gateway_rss_bytes`,
+//! `gateway_cpu_percent`, `gateway_fds`, `gateway_established`,
+//! `gateway_bytes_per_connection`, `health_failures`, `health_latency_ms` (an empty cell when
+//! nothing was watched — JSON's `null`). Numbers only, no quoting needed; `\n` line ends;
+//! written atomically like every report.
 
 use std::fmt::Write as _;
 use std::io;
@@ -17,7 +20,7 @@ use super::write::write_atomic;
 use crate::metrics::outcome::IntervalRow;
 
 /// The header line (without the line end).
-pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms";
+pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms";
 
 /// The CSV text: header plus one line per row.
 pub fn to_csv(rows: &[IntervalRow]) -> String {
@@ -27,7 +30,7 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             num(r.t_s),
             r.open,
             num(r.connect_rate),
@@ -41,7 +44,15 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
             num(r.push_p50_ms),
             num(r.push_p99_ms),
             num(r.fanout_p50_ms),
-            num(r.fanout_p99_ms)
+            num(r.fanout_p99_ms),
+            r.rss_bytes,
+            opt(r.gateway_rss_bytes),
+            opt_num(r.gateway_cpu_percent),
+            opt(r.gateway_fds),
+            opt(r.gateway_established),
+            opt_num(r.gateway_bytes_per_connection),
+            r.health_failures,
+            opt_num(r.health_latency_ms)
         );
     }
     s
@@ -50,6 +61,16 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
 /// Write the time series to `path` atomically.
 pub fn write_csv(path: &Path, rows: &[IntervalRow]) -> io::Result<()> {
     write_atomic(path, to_csv(rows).as_bytes())
+}
+
+/// An integer, or an empty cell for `None`.
+fn opt(v: Option<u64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// [`num`], or an empty cell for `None`.
+fn opt_num(v: Option<f64>) -> String {
+    v.map(num).unwrap_or_default()
 }
 
 /// Three decimals, trailing zeros trimmed (`1.5`, `2`, `0.125`); never `NaN`/`inf` text.

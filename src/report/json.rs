@@ -34,6 +34,8 @@ use time::macros::format_description;
 use crate::metrics::{DropReason, FailureKind, tls_alert_name};
 
 use crate::metrics::Percentiles;
+use crate::metrics::drift::HoldDrift;
+use crate::metrics::gateway::GatewaySummary;
 use crate::metrics::outcome::{IntervalRow, RunOutcome};
 use crate::plan::redact::redact_url;
 
@@ -84,6 +86,13 @@ pub struct JsonReport {
     pub heartbeats: JsonHeartbeats,
     pub traffic: JsonTraffic,
     pub memory: JsonMemory,
+    /// The watched gateway's side (`--watch-pid`, `--watch-process`, `--gateway-metrics`,
+    /// `--health-url`, or the embedded gateway's process); `null` when nothing was watched.
+    #[serde(default)]
+    pub gateway: Option<GatewaySummary>,
+    /// Drift over every hold stage: first vs last quarter (empty without a hold stage).
+    #[serde(default)]
+    pub drift: Vec<HoldDrift>,
     /// One row per live-output interval.
     pub timeseries: Vec<IntervalRow>,
     /// Threshold verdicts, in the order given (profile first, then `--threshold`).
@@ -286,7 +295,8 @@ pub struct JsonMemory {
     pub rss_at_peak_open_bytes: u64,
     /// `null` when no connection was ever open.
     pub bytes_per_connection: Option<f64>,
-    /// True when the gateway ran in this process, so the RSS figures include it.
+    /// True when the gateway ran in this process, so the RSS figures include it (never for
+    /// `wsscale run` without `--target`: its embedded gateway is a child process now).
     pub includes_gateway: bool,
 }
 
@@ -415,6 +425,8 @@ impl JsonReport {
                 bytes_per_connection: o.bytes_per_connection(),
                 includes_gateway: o.embedded_gateway,
             },
+            gateway: crate::metrics::gateway::summary(o),
+            drift: crate::metrics::gateway::drift(o),
             timeseries: o
                 .timeseries
                 .iter()
@@ -433,6 +445,12 @@ impl JsonReport {
                     push_p99_ms: finite(r.push_p99_ms),
                     fanout_p50_ms: finite(r.fanout_p50_ms),
                     fanout_p99_ms: finite(r.fanout_p99_ms),
+                    gateway_cpu_percent: r.gateway_cpu_percent.filter(|v| v.is_finite()),
+                    gateway_bytes_per_connection: r
+                        .gateway_bytes_per_connection
+                        .filter(|v| v.is_finite()),
+                    health_latency_ms: r.health_latency_ms.filter(|v| v.is_finite()),
+                    ..r.clone()
                 })
                 .collect(),
             thresholds: o

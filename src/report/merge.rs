@@ -175,6 +175,10 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
             .map(|p| p.reply_rules.clone())
             .unwrap_or_default(),
         verdict: None,
+        // Merged files carry no gateway samples or hold quarters: the gateway and drift
+        // figures belong to the run that watched the gateway (its own report).
+        gateway: None,
+        holds: Vec::new(),
     };
 
     let mut id = 0;
@@ -292,6 +296,7 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
                 row.push_p99_ms = row.push_p99_ms.max(r.push_p99_ms);
                 row.fanout_p50_ms = row.fanout_p50_ms.max(r.fanout_p50_ms);
                 row.fanout_p99_ms = row.fanout_p99_ms.max(r.fanout_p99_ms);
+                row.rss_bytes += r.rss_bytes;
             }
             row
         })

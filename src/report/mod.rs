@@ -20,6 +20,7 @@
 
 pub mod agents;
 pub mod csv;
+pub mod gateway;
 pub mod json;
 pub mod live;
 pub mod merge;

@@ -57,6 +57,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     heartbeats(&mut s, o);
     traffic(&mut s, o);
     memory(&mut s, o);
+    s.push_str(&super::gateway::gateway_text(o));
     per_source(&mut s, o);
     s.push_str(&super::agents::agents_text(o));
     thresholds(&mut s, o);

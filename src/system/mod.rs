@@ -12,6 +12,8 @@
 //! - [`preflight`] — `wsscale preflight`: what a plan needs vs what this host offers.
 //! - [`tune`] — `wsscale tune`: recommended settings for N connections, apply/revert/write.
 //! - [`human`] — `100,000` and `3.9 GiB` for people.
+//! - [`watch`] — the gateway during a run: `/proc`, `sock_diag`, its Prometheus endpoint and
+//!   health URL, sampled once per interval on a thread of its own.
 //!
 //! Everything here reads the live system and returns `std::io::Result`: a missing file or a
 //! refused write is an I/O fact about this host, and callers (preflight, tune) turn it into
@@ -26,6 +28,7 @@ pub mod preflight;
 pub mod settings;
 pub mod sysctl;
 pub mod tune;
+pub mod watch;
 
 pub use limits::{
     FD_HEADROOM, NofileLimits, max_connections_for_fds, max_connections_for_fds_with_gateway,

@@ -64,12 +64,13 @@ impl State<'_> {
     pub(super) fn finish(&mut self) -> RunOutcome {
         self.live_tick(true);
         let agg = self.agg.take().expect("running implies an aggregator");
-        let rows = self
+        let (rows, holds) = self
             .series
             .take()
-            .map(TimeSeries::into_rows)
+            .map(TimeSeries::into_parts)
             .unwrap_or_default();
-        let outcome = self.merged(agg, rows, self.interrupted);
+        let mut outcome = self.merged(agg, rows, self.interrupted);
+        outcome.holds = holds;
         for s in &self.slots {
             s.send(CoordMsg::Bye);
         }
