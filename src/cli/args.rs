@@ -530,6 +530,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report_csv: Option<PathBuf>,
 
+    /// Serve live Prometheus/OpenMetrics metrics at http://ADDR/metrics while the run lasts:
+    /// PORT (on 127.0.0.1), IP:PORT or HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464; port 0
+    /// picks a free port (the bound address is printed). Metric names: docs/reports.md
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen, help_heading = "Output")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Write every latency histogram of every interval to FILE in HdrHistogram's interval-log
+    /// format (tagged per metric, values in µs), for HdrHistogram's HistogramLogProcessor and
+    /// plotters [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report_hdr: Option<PathBuf>,
+
     /// Run even when the preflight checks say the plan cannot work on this host (too few
     /// file descriptors, ephemeral ports, memory...). `wsscale preflight` shows the checks.
     #[arg(long, help_heading = "Output")]

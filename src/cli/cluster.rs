@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::cli::args::{RunArgs, ServeArgs};
+use crate::cli::outputs::LiveOutputs;
 use crate::cluster::agent::{AgentConfig, AgentError, run_agent};
 use crate::cluster::coordinator::{Coordinator, CoordinatorConfig};
 use crate::cluster::local::{LocalOptions, run_processes, serve_processes};
@@ -184,6 +185,11 @@ pub struct AgentArgs {
     /// Print only errors
     #[arg(long)]
     pub quiet: bool,
+
+    /// Serve this agent's live Prometheus/OpenMetrics metrics at http://ADDR/metrics during
+    /// its runs (port 0 picks a free port; the address is printed)
+    #[arg(long, value_name = "ADDR", value_parser = crate::cli::args::parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `wsscale report …`.
@@ -225,6 +231,9 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
         let mut opts = LocalOptions::new(n as usize, exe);
         opts.live = LiveMode::detect();
+        let started = LiveOutputs::from_run(a).start()?;
+        opts.sinks = started.extra();
+        opts.metrics = started.metrics.clone();
         opts.skip_preflight = a.skip_preflight;
         let (plan, outcome) = run_processes(plan, &opts, stop)?;
         return crate::cli::run::finish(&plan, &outcome);
@@ -243,8 +252,14 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
             plan.peak_connections()
         );
     }
-    let (plan, outcome) =
-        crate::cli::run::run_part_to_outcome(plan, stop, a.skip_preflight, slice, start_at)?;
+    let (plan, outcome) = crate::cli::run::run_part_to_outcome(
+        plan,
+        stop,
+        a.skip_preflight,
+        slice,
+        start_at,
+        &crate::cli::outputs::LiveOutputs::from_run(a),
+    )?;
     crate::cli::run::finish(&plan, &outcome)
 }
 
@@ -298,6 +313,9 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     cfg.abort_on_agent_loss = a.abort_on_agent_loss;
     cfg.live = LiveMode::detect();
     cfg.verbose = true;
+    let started = LiveOutputs::from_run(&a.run).start()?;
+    cfg.sinks = started.extra();
+    cfg.metrics = started.metrics.clone();
     let coordinator = Coordinator::bind(a.listen, cfg)?;
     println!("coordinator listening on {}", coordinator.url());
     use std::io::Write;
@@ -320,6 +338,12 @@ pub fn agent_command(a: &AgentArgs) -> anyhow::Result<i32> {
     cfg.join_timeout = a.join_timeout;
     cfg.verbose = !a.quiet;
     cfg.preflight = !a.skip_preflight;
+    let started = LiveOutputs {
+        metrics_listen: a.metrics_listen,
+        report_hdr: None,
+    }
+    .start()?;
+    cfg.sinks = started.extra();
     match run_agent(&cfg, stop) {
         Ok(run) => {
             if !a.quiet {

@@ -21,15 +21,18 @@ use crate::metrics::RunOutcome;
 use crate::plan::{Plan, Slice, Target};
 use crate::report;
 use crate::report::LiveMode;
+
+use super::outputs::LiveOutputs;
 use crate::system;
 
 pub use crate::metrics::verdict::{EXIT_INTERRUPTED, EXIT_THRESHOLDS};
 
 /// Run `plan`; returns the process exit code. `skip_preflight` runs a plan the preflight
 /// checks refuse.
-pub fn run_plan(plan: Plan, skip_preflight: bool) -> anyhow::Result<i32> {
+pub fn run_plan(plan: Plan, skip_preflight: bool, outputs: &LiveOutputs) -> anyhow::Result<i32> {
     let stop = install_signals()?;
-    let (plan, outcome) = run_to_outcome(plan, stop, skip_preflight)?;
+    let (plan, outcome) =
+        run_part_to_outcome(plan, stop, skip_preflight, Slice::WHOLE, None, outputs)?;
     finish(&plan, &outcome)
 }
 
@@ -54,17 +57,26 @@ pub fn run_to_outcome(
     stop: Arc<AtomicBool>,
     skip_preflight: bool,
 ) -> anyhow::Result<(Plan, RunOutcome)> {
-    run_part_to_outcome(plan, stop, skip_preflight, Slice::WHOLE, None)
+    run_part_to_outcome(
+        plan,
+        stop,
+        skip_preflight,
+        Slice::WHOLE,
+        None,
+        &LiveOutputs::default(),
+    )
 }
 
 /// [`run_to_outcome`] for one part of the plan (`--shard I/N`): the preflight checks apply to
 /// the part's share, and the first stage starts at `start_at` when given (`--start-at`).
+/// `outputs` (`--metrics-listen`, `--report-hdr`) watch the run beside the live line.
 pub fn run_part_to_outcome(
     mut plan: Plan,
     stop: Arc<AtomicBool>,
     skip_preflight: bool,
     slice: Slice,
     start_at: Option<Instant>,
+    outputs: &LiveOutputs,
 ) -> anyhow::Result<(Plan, RunOutcome)> {
     system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
     if slice != Slice::WHOLE {
@@ -97,8 +109,9 @@ pub fn run_part_to_outcome(
         eprintln!("warning: {}", report::text::TLS_INSECURE_NOTE);
     }
 
+    let started = outputs.start()?;
     let mut opts = RunOptions::new(stop);
-    opts.live = LiveMode::detect().sink();
+    opts.live = started.sink(LiveMode::detect().sink());
     opts.embedded_gateway = embedded;
     opts.start_at = start_at;
     let outcome = engine::run(&plan, &opts).context("the engine failed")?;

@@ -32,8 +32,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::TokenFile;
 use super::coordinator::{ClusterError, Coordinator, CoordinatorConfig};
 use crate::metrics::RunOutcome;
+use crate::metrics::timeseries::ExtraSinks;
 use crate::plan::{Plan, Target};
 use crate::report::LiveMode;
+use crate::report::prometheus::LiveMetrics;
 use crate::system;
 
 /// Settings of a `--processes` run besides the plan.
@@ -47,6 +49,10 @@ pub struct LocalOptions {
     pub orphan_timeout: Duration,
     /// Agents skip the preflight checks on their shares.
     pub skip_preflight: bool,
+    /// Sinks fed the merged view (`--metrics-listen`, `--report-hdr`).
+    pub sinks: ExtraSinks,
+    /// The `--metrics-listen` metrics, for per-agent series.
+    pub metrics: Option<Arc<LiveMetrics>>,
 }
 
 impl LocalOptions {
@@ -57,6 +63,8 @@ impl LocalOptions {
             live: LiveMode::Quiet,
             orphan_timeout: Duration::from_secs(3),
             skip_preflight: false,
+            sinks: ExtraSinks::default(),
+            metrics: None,
         }
     }
 }
@@ -205,6 +213,8 @@ pub fn run_processes(
     let token = TokenFile::create().map_err(ClusterError::Spawn)?;
     let mut cfg = CoordinatorConfig::new(n, token.token().clone());
     cfg.live = opts.live;
+    cfg.sinks = opts.sinks.clone();
+    cfg.metrics = opts.metrics.clone();
     cfg.join_timeout = Duration::from_secs(30);
     cfg.orphan_timeout = opts.orphan_timeout.max(Duration::from_secs(2));
     let coordinator = Coordinator::bind("127.0.0.1:0".parse().expect("literal address"), cfg)?;

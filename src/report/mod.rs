@@ -14,15 +14,20 @@
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
 //! - [`live`] — [`LivePrinter`], the live progress line (an
 //!   [`IntervalSink`](crate::metrics::timeseries::IntervalSink)).
+//! - [`hdr_log`] — [`hdr_log::HdrLog`], the `--report-hdr` interval log (an interval sink).
+//! - [`prometheus`] — [`prometheus::LiveMetrics`], the `--metrics-listen` exposition (also an
+//!   interval sink).
 //!
 //! Reports are a contract: the JSON layout is described by `schema/report-v1.json` and every
 //! field by `docs/reports.md`; `tests/report.rs` checks a report against both.
 
 pub mod agents;
 pub mod csv;
+pub mod hdr_log;
 pub mod json;
 pub mod live;
 pub mod merge;
+pub mod prometheus;
 pub mod text;
 pub mod write;
 

@@ -33,10 +33,12 @@ use super::wire::{AgentInfo, AgentMsg, CoordMsg, WirePlan};
 use crate::metrics::Aggregator;
 use crate::metrics::outcome::RunOutcome;
 use crate::metrics::thresholds::AbortRule;
+use crate::metrics::timeseries::ExtraSinks;
 use crate::metrics::timeseries::TimeSeries;
 use crate::metrics::{Gauges, Snapshot, SourceCounts};
 use crate::plan::{Plan, Secret};
 use crate::report::LiveMode;
+use crate::report::prometheus::LiveMetrics;
 
 /// How a coordinator behaves (the plan comes separately).
 #[derive(Debug, Clone)]
@@ -58,6 +60,10 @@ pub struct CoordinatorConfig {
     pub start_lead: Duration,
     /// Print agent admissions and the split to stderr.
     pub verbose: bool,
+    /// Sinks fed the merged view beside the live output (`--metrics-listen`, `--report-hdr`).
+    pub sinks: ExtraSinks,
+    /// The `--metrics-listen` metrics, for the per-agent series (also one of `sinks`).
+    pub metrics: Option<Arc<LiveMetrics>>,
 }
 
 impl CoordinatorConfig {
@@ -72,6 +78,8 @@ impl CoordinatorConfig {
             snapshot_every: None,
             start_lead: Duration::from_millis(500),
             verbose: false,
+            sinks: ExtraSinks::default(),
+            metrics: None,
         }
     }
 }

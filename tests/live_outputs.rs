@@ -1,0 +1,257 @@
+//! Outputs that watch a run while it happens: the `--metrics-listen` Prometheus endpoint
+//! (scraped during a run against the in-process gateway, then checked against the run's final
+//! counters), the gateway's own endpoint, and the `--report-hdr` interval log (read back with
+//! the `hdrhistogram` crate's interval-log reader).
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use util::{UNTIL_STOPPED, WAIT, eventually, spawn, stage};
+use wsscale::engine::{self, RunOptions};
+use wsscale::gateway::metrics_http::{MetricsServer, render_gateway, scrape};
+use wsscale::gateway::{GatewayConfig, GatewayHandle};
+use wsscale::metrics::timeseries::{ExtraSinks, IntervalSink};
+use wsscale::plan::{MessageSpec, Plan, Target};
+use wsscale::report::hdr_log::HdrLog;
+use wsscale::report::prometheus::{CONTENT_TYPE, LiveMetrics};
+
+/// 20 connections held until stopped, each sending 20 timed messages a second.
+fn plan_for(addr: SocketAddr) -> Plan {
+    let mut p = util::plan(
+        vec![Target::ws(addr, "/")],
+        vec![stage(100, 20), stage(UNTIL_STOPPED, 20)],
+    );
+    p.interval = Duration::from_millis(100);
+    p.traffic.message = Some(MessageSpec {
+        rate: 20.0,
+        size: 64,
+        text: None,
+        timeout: Duration::from_secs(5),
+    });
+    p
+}
+
+/// Scrape `addr` and parse the exposition with `prometheus-parse`: every sample by name and
+/// labels (`name{k="v",…}`, labels sorted; `le` kept for buckets).
+fn samples(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let (code, body) = scrape(addr, "/metrics").expect("scrape");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
+    let mut out = BTreeMap::new();
+    for s in scrape.samples {
+        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        let key = |suffix: &str, extra: Option<String>| {
+            let mut l = labels.clone();
+            l.extend(extra);
+            l.sort();
+            if l.is_empty() {
+                format!("{}{suffix}", s.metric)
+            } else {
+                format!("{}{suffix}{{{}}}", s.metric, l.join(","))
+            }
+        };
+        match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => {
+                out.insert(key("", None), v);
+            }
+            prometheus_parse::Value::Histogram(buckets) => {
+                for b in buckets {
+                    out.insert(key("_bucket", Some(format!("le={}", b.less_than))), b.count);
+                }
+            }
+            prometheus_parse::Value::Summary(_) => {}
+        }
+    }
+    out
+}
+
+fn get(s: &BTreeMap<String, f64>, key: &str) -> f64 {
+    *s.get(key)
+        .unwrap_or_else(|| panic!("no sample {key} in {s:#?}"))
+}
+
+#[test]
+fn metrics_scraped_during_a_run_match_the_final_report() {
+    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1)
+        .expect("gateway");
+    let plan = plan_for(gw.local_addr());
+    let metrics = Arc::new(LiveMetrics::new());
+    let m = metrics.clone();
+    let server = MetricsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        CONTENT_TYPE,
+        Arc::new(move || m.render()),
+    )
+    .expect("metrics server");
+    let addr = server.local_addr();
+    assert_ne!(addr.port(), 0, "the bound port is reported");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut opts = RunOptions::new(stop.clone());
+    opts.live = Some(metrics.clone() as Arc<dyn IntervalSink>);
+    let run = spawn(move || engine::run(&plan, &opts).expect("engine run"));
+
+    // During the run: every connection open, the target known, messages flowing.
+    eventually("20 open connections on /metrics", || {
+        let s = samples(addr);
+        s.get("wsscale_open_connections") == Some(&20.0)
+            && s.get("wsscale_messages_received_total")
+                .is_some_and(|v| *v > 0.0)
+    });
+    let during = samples(addr);
+    assert_eq!(get(&during, "wsscale_target_connections"), 20.0);
+    assert_eq!(get(&during, "wsscale_planned_peak_connections"), 20.0);
+    assert_eq!(get(&during, "wsscale_connections_established_total"), 20.0);
+    assert!(
+        get(
+            &during,
+            "wsscale_latency_seconds_bucket{le=inf,metric=ws_handshake}"
+        ) >= 20.0
+    );
+    // Anything but /metrics is a 404.
+    assert_eq!(scrape(addr, "/").unwrap().0, 404);
+    assert_eq!(scrape(addr, "/metricsx").unwrap().0, 404);
+
+    stop.store(true, Ordering::Relaxed);
+    let o = run.recv_timeout(WAIT).expect("the run ends once stopped");
+    let c = &o.totals.counters;
+    let after = samples(addr);
+    for (name, want) in [
+        ("wsscale_connections_attempted_total", c.attempted),
+        ("wsscale_connections_established_total", c.established),
+        ("wsscale_connections_closed_total", c.closed),
+        ("wsscale_messages_sent_total", c.messages_sent),
+        ("wsscale_messages_received_total", c.messages_received),
+        ("wsscale_messages_lost_total", c.messages_lost),
+        ("wsscale_open_connections", o.totals.gauges.open),
+    ] {
+        assert_eq!(get(&after, name), want as f64, "{name}");
+    }
+    assert!(c.messages_received > 0);
+    for (metric, h) in [
+        ("tcp_connect", &o.totals.hist.tcp_connect),
+        ("ws_handshake", &o.totals.hist.ws_handshake),
+        ("message_rtt", &o.totals.hist.message_rtt),
+    ] {
+        let key = format!("wsscale_latency_seconds_bucket{{le=inf,metric={metric}}}");
+        assert_eq!(get(&after, &key), h.len() as f64, "{key}");
+        // Every sample falls in some finite bucket here (all well under 30 s).
+        let key = format!("wsscale_latency_seconds_bucket{{le=30,metric={metric}}}");
+        assert_eq!(get(&after, &key), h.len() as f64, "{key}");
+    }
+    assert!(
+        !after.keys().any(|k| k.contains("metric=tls_handshake")),
+        "no series for a histogram without samples"
+    );
+}
+
+#[test]
+fn the_gateway_exports_its_own_counters() {
+    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1)
+        .expect("gateway");
+    let stats = gw.shared_stats();
+    let server = MetricsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        CONTENT_TYPE,
+        Arc::new(move || render_gateway(&stats.snapshot())),
+    )
+    .expect("metrics server");
+    let mut plan = plan_for(gw.local_addr());
+    plan.stages = vec![stage(100, 5), stage(300, 5)];
+    let o = util::run(&plan);
+    let s = samples(server.local_addr());
+    let g = gw.stats();
+    assert_eq!(g.upgraded, 5);
+    assert_eq!(
+        get(&s, "wsscale_gateway_connections_upgraded_total"),
+        g.upgraded as f64
+    );
+    assert_eq!(
+        get(&s, "wsscale_gateway_connections_accepted_total"),
+        g.accepted as f64
+    );
+    assert_eq!(
+        get(&s, "wsscale_gateway_messages_echoed_total"),
+        g.messages_echoed as f64
+    );
+    assert_eq!(
+        g.messages_echoed, o.totals.counters.messages_received,
+        "every echo the client counted, the gateway counted"
+    );
+    assert_eq!(
+        get(
+            &s,
+            "wsscale_gateway_connections_rejected_total{reason=auth}"
+        ),
+        0.0
+    );
+}
+
+#[test]
+fn hdr_log_reads_back_with_the_interval_log_reader() {
+    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1)
+        .expect("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.hlog");
+    let log = Arc::new(HdrLog::create(&path).expect("create log"));
+    let mut plan = plan_for(gw.local_addr());
+    plan.stages = vec![stage(100, 10), stage(600, 10), stage(100, 0)];
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut opts = RunOptions::new(stop);
+    opts.live = ExtraSinks(vec![log.clone()]).with(None);
+    let o = engine::run(&plan, &opts).expect("engine run");
+
+    let bytes = std::fs::read(&path).unwrap();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut intervals = 0;
+    let mut saw_start = false;
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        match entry.expect("a valid interval log") {
+            LogEntry::StartTime(_) => saw_start = true,
+            LogEntry::BaseTime(_) => {}
+            LogEntry::Interval(h) => {
+                intervals += 1;
+                let tag = h.tag().expect("every histogram is tagged").as_str();
+                let decoded = base64_decode(h.encoded_histogram());
+                let hist: hdrhistogram::Histogram<u64> =
+                    de.deserialize(&mut decoded.as_slice()).expect("histogram");
+                *counts.entry(tag.to_string()).or_default() += hist.len();
+            }
+        }
+    }
+    assert!(saw_start, "StartTime header");
+    assert!(
+        intervals >= 3,
+        "one line per metric per interval: {intervals}"
+    );
+    let h = &o.totals.hist;
+    for (tag, want) in [
+        ("tcp_connect", h.tcp_connect.len()),
+        ("ws_handshake", h.ws_handshake.len()),
+        ("message_rtt", h.message_rtt.len()),
+    ] {
+        assert!(want > 0, "{tag} has samples");
+        assert_eq!(counts.get(tag).copied().unwrap_or(0), want, "{tag}");
+    }
+    assert!(!counts.contains_key("tls_handshake"));
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
