@@ -151,6 +151,12 @@ fn metrics_scraped_during_a_run_match_the_final_report() {
         let key = format!("wsscale_latency_seconds_bucket{{le=30,metric={metric}}}");
         assert_eq!(get(&after, &key), h.len() as f64, "{key}");
     }
+    assert_eq!(
+        get(&after, "wsscale_session_duration_seconds_bucket{le=inf}"),
+        (c.closed + c.dropped) as f64,
+        "one session per connection that ended"
+    );
+    assert_eq!(o.totals.hist.session_duration.len(), c.closed + c.dropped);
     assert!(
         !after.keys().any(|k| k.contains("metric=tls_handshake")),
         "no series for a histogram without samples"

@@ -17,6 +17,7 @@
 //! | `messages.sent`, `messages.received`, `messages.lost`, `messages.lost_rate` | `messages.*` |
 //! | `fanout_latency_ms.STAT`, `push_latency_ms.STAT` | `timings.*.STAT` |
 //! | `pushes.received` | `pushes.received` |
+//! | `session_duration_s.STAT` (seconds) | `connections.session_duration_s.STAT` |
 //! | `memory.bytes_per_connection` | `memory.bytes_per_connection` |
 //!
 //! with `STAT` one of `min`, `mean`, `p50`, `p90`, `p95`, `p99`, `p999`, `p9999`, `max`.
@@ -98,7 +99,7 @@ const PLAIN: &[&str] = &[
     "pushes.received",
 ];
 
-/// Latency histograms, by threshold name.
+/// Histograms, by threshold name: the latencies (ms) and `session_duration_s` (seconds).
 pub const HISTOGRAMS: &[&str] = &[
     "tcp_connect_ms",
     "tls_handshake_ms",
@@ -109,6 +110,7 @@ pub const HISTOGRAMS: &[&str] = &[
     "schedule_lag_ms",
     "fanout_latency_ms",
     "push_latency_ms",
+    "session_duration_s",
 ];
 
 /// Statistics of a latency histogram.
@@ -206,6 +208,15 @@ pub const METRICS: &[&str] = &[
     "push_latency_ms.p999",
     "push_latency_ms.p9999",
     "push_latency_ms.max",
+    "session_duration_s.min",
+    "session_duration_s.mean",
+    "session_duration_s.p50",
+    "session_duration_s.p90",
+    "session_duration_s.p95",
+    "session_duration_s.p99",
+    "session_duration_s.p999",
+    "session_duration_s.p9999",
+    "session_duration_s.max",
     "messages.sent",
     "messages.received",
     "messages.lost",

@@ -70,6 +70,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "wsscale_messages_received_total",
     "wsscale_messages_lost_total",
     "wsscale_latency_seconds",
+    "wsscale_session_duration_seconds",
     "wsscale_agent_open_connections",
     "wsscale_agent_connections_established_total",
     "wsscale_agent_connections_failed_total",
@@ -98,32 +99,75 @@ struct AgentLabel {
     agent_name: String,
 }
 
-/// A Prometheus histogram fed from HdrHistograms (microseconds) a whole interval at a time.
-#[derive(Clone, Debug, Default)]
-pub struct BucketHistogram(Arc<Mutex<BucketState>>);
+/// Upper bounds (seconds) of the session-duration buckets: 1 s to 4 h.
+pub const SESSION_BUCKETS_S: [f64; 12] = [
+    1.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+    f64::INFINITY,
+];
+
+/// A Prometheus histogram fed from HdrHistograms a whole interval at a time.
+#[derive(Clone, Debug)]
+pub struct BucketHistogram {
+    /// Upper bounds in seconds, the last one `+Inf`.
+    bounds: &'static [f64],
+    /// What one unit of the HdrHistogram is, in seconds (1e-6 for µs, 1e-3 for ms).
+    unit_s: f64,
+    state: Arc<Mutex<BucketState>>,
+}
 
 #[derive(Debug, Default)]
 struct BucketState {
     sum_s: f64,
     count: u64,
-    /// Per-bucket (not cumulative) counts, indexed like [`LATENCY_BUCKETS_S`].
-    buckets: [u64; LATENCY_BUCKETS_S.len()],
+    /// Per-bucket (not cumulative) counts, indexed like the bounds.
+    buckets: Vec<u64>,
+}
+
+/// The latency form: [`LATENCY_BUCKETS_S`], histograms in µs.
+impl Default for BucketHistogram {
+    fn default() -> Self {
+        BucketHistogram::new(&LATENCY_BUCKETS_S, 1e-6)
+    }
 }
 
 impl BucketHistogram {
-    /// Add every sample of `h` (recorded in microseconds).
+    /// Buckets `bounds` (seconds, ending with `+Inf`) for HdrHistograms whose unit is
+    /// `unit_s` seconds.
+    pub fn new(bounds: &'static [f64], unit_s: f64) -> Self {
+        BucketHistogram {
+            bounds,
+            unit_s,
+            state: Arc::new(Mutex::new(BucketState {
+                buckets: vec![0; bounds.len()],
+                ..BucketState::default()
+            })),
+        }
+    }
+
+    /// Add every sample of `h`.
     pub fn add_hdr(&self, h: &Histogram<u64>) {
         if h.is_empty() {
             return;
         }
-        let mut st = self.0.lock().expect("bucket lock");
+        let mut st = self.state.lock().expect("bucket lock");
         for v in h.iter_recorded() {
             let n = v.count_at_value();
-            let s = h.highest_equivalent(v.value_iterated_to()) as f64 / 1e6;
-            let i = LATENCY_BUCKETS_S
+            let s = h.highest_equivalent(v.value_iterated_to()) as f64 * self.unit_s;
+            let i = self
+                .bounds
                 .iter()
                 .position(|b| s <= *b)
-                .unwrap_or(LATENCY_BUCKETS_S.len() - 1);
+                .unwrap_or(self.bounds.len() - 1);
             st.buckets[i] += n;
             st.count += n;
             st.sum_s += s * n as f64;
@@ -132,7 +176,7 @@ impl BucketHistogram {
 
     /// Samples added so far.
     pub fn count(&self) -> u64 {
-        self.0.lock().expect("bucket lock").count
+        self.state.lock().expect("bucket lock").count
     }
 }
 
@@ -142,8 +186,9 @@ impl TypedMetric for BucketHistogram {
 
 impl EncodeMetric for BucketHistogram {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let st = self.0.lock().expect("bucket lock");
-        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS_S
+        let st = self.state.lock().expect("bucket lock");
+        let buckets: Vec<(f64, u64)> = self
+            .bounds
             .iter()
             .copied()
             .zip(st.buckets.iter().copied())
@@ -173,6 +218,7 @@ pub struct LiveMetrics {
     messages_received: Counter,
     messages_lost: Counter,
     latency: Family<MetricLabel, BucketHistogram>,
+    session: BucketHistogram,
     agent_open: Family<AgentLabel, Gauge>,
     agent_established: Family<AgentLabel, Counter>,
     agent_failed: Family<AgentLabel, Counter>,
@@ -218,6 +264,7 @@ impl LiveMetrics {
             messages_received: Counter::default(),
             messages_lost: Counter::default(),
             latency: Family::default(),
+            session: BucketHistogram::new(&SESSION_BUCKETS_S, 1e-3),
             agent_open: Family::default(),
             agent_established: Family::default(),
             agent_failed: Family::default(),
@@ -295,6 +342,11 @@ impl LiveMetrics {
             "latency_seconds",
             "Latency histograms by metric (tcp_connect, ws_handshake, message_rtt, ...), as in the report's timings",
             m.latency.clone(),
+        );
+        r.register(
+            "session_duration_seconds",
+            "Session duration: established to closed or dropped, per connection",
+            m.session.clone(),
         );
         r.register(
             "agent_open_connections",
@@ -376,6 +428,7 @@ impl LiveMetrics {
                 self.latency.get_or_create(&l).add_hdr(h);
             }
         }
+        self.session.add_hdr(&interval_hist.session_duration);
     }
 
     /// Update one agent's series (the coordinator calls this for each agent every interval).
