@@ -24,6 +24,8 @@ pub struct IntervalView<'a> {
     pub target: u64,
     /// The plan's peak.
     pub peak_plan: u64,
+    /// Length of the whole stage clock (the progress bar's end).
+    pub total: Duration,
     /// Current gauges (open, pending, …).
     pub gauges: Gauges,
     /// Deltas of this interval.
@@ -161,6 +163,7 @@ impl TimeSeries {
                 stage: stage_label(clock, elapsed),
                 target: clock.count_at(elapsed) as u64,
                 peak_plan,
+                total: clock.total(),
                 gauges,
                 interval: &iv,
                 totals: &agg.totals.counters,
