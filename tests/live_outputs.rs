@@ -261,3 +261,71 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .expect("base64")
 }
+
+/// Every metric family name each endpoint really exports, read from a rendering with data in
+/// every family (per-agent series included).
+fn exported_names() -> Vec<String> {
+    use wsscale::metrics::{Counters, DropReason, FailureKind, Gauges, Histograms, record_us};
+    let m = LiveMetrics::new();
+    let mut totals = Counters::default();
+    totals.fail(FailureKind::Refused);
+    totals.drop_with(DropReason::Eof);
+    let mut hist = Histograms::default();
+    record_us(&mut hist.ws_handshake, 1000);
+    record_us(&mut hist.session_duration, 1000);
+    m.record_parts(&Gauges::default(), 1, 1, 1.0, &totals, &hist);
+    m.record_agent(1, "a", &Gauges::default(), &totals);
+    let text = m.render() + &render_gateway(&Default::default());
+    let mut names: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    // The documented lists name exactly these families.
+    let mut listed: Vec<&str> = wsscale::report::prometheus::METRIC_NAMES.to_vec();
+    listed.extend(wsscale::gateway::metrics_http::GATEWAY_METRIC_NAMES);
+    for n in &listed {
+        assert!(
+            names
+                .iter()
+                .any(|s| s == n || s.strip_prefix(n).is_some_and(|r| r.starts_with('_'))),
+            "{n} is listed but not exported"
+        );
+    }
+    names
+}
+
+#[test]
+fn grafana_dashboard_uses_only_exported_metrics() {
+    let exported = exported_names();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/grafana/wsscale-dashboard.json"
+    );
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("valid JSON");
+    // The shape Grafana imports: a title, a uid, a schema version, panels with positions.
+    assert!(d["title"].is_string() && d["uid"].is_string());
+    assert!(d["schemaVersion"].as_u64().is_some());
+    let panels = d["panels"].as_array().expect("panels");
+    let re = regex::Regex::new(r"\bwsscale_[a-z_]+").unwrap();
+    let mut used = 0;
+    for p in panels {
+        assert!(p["gridPos"]["w"].as_u64().is_some(), "{p}");
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().expect("a PromQL expression");
+            for m in re.find_iter(expr) {
+                used += 1;
+                assert!(
+                    exported.iter().any(|n| n == m.as_str()),
+                    "panel {:?} uses {} which /metrics does not export ({exported:?})",
+                    p["title"],
+                    m.as_str()
+                );
+            }
+        }
+    }
+    assert!(used >= 20, "the dashboard queries the metrics: {used}");
+}

@@ -369,7 +369,7 @@ impl LiveMetrics {
             m.agent_dropped.clone(),
         );
         r.register(
-            "agent_rss",
+            "agent_rss_bytes",
             "Resident set size each agent last reported, in bytes (coordinator only)",
             m.agent_rss.clone(),
         );
