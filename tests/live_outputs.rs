@@ -329,3 +329,117 @@ fn grafana_dashboard_uses_only_exported_metrics() {
     }
     assert!(used >= 20, "the dashboard queries the metrics: {used}");
 }
+
+/// Reads `child`'s stderr on a thread: returns the address of its `metrics on http://ADDR/`
+/// line (the rest of stderr is collected and returned when the process ends).
+fn metrics_line(
+    child: &mut std::process::Child,
+) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let err = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (rest_tx, rest_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("metrics on http://") {
+                let addr: SocketAddr = url.trim_end_matches("/metrics").parse().unwrap();
+                let _ = addr_tx.send(addr);
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        let _ = rest_tx.send(all);
+    });
+    let addr = addr_rx
+        .recv_timeout(WAIT)
+        .expect("the process prints `metrics on http://ADDR/metrics`");
+    (addr, rest_rx)
+}
+
+/// The binaries end to end: `serve --metrics-listen` and `run --metrics-listen --report-hdr`
+/// against it; the run is stopped with SIGINT once scraped and still writes its reports.
+#[test]
+fn binaries_serve_metrics_and_write_the_hdr_log() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const BIN: &str = env!("CARGO_BIN_EXE_wsscale");
+    let mut serve = Killed(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (gw_metrics, _) = metrics_line(&mut serve.0);
+    let mut line = String::new();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (json, hlog) = (dir.path().join("r.json"), dir.path().join("r.hlog"));
+    let mut run = Killed(
+        Command::new(BIN)
+            .args(["run", "-c", "10", "--ramp", "200ms", "--hold", "60s"])
+            .args(["--interval", "100ms", "--threads", "1", "--target", &url])
+            .args(["--metrics-listen", "127.0.0.1:0", "--report-hdr"])
+            .arg(&hlog)
+            .arg("--report-json")
+            .arg(&json)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (run_metrics, run_err) = metrics_line(&mut run.0);
+    eventually("10 open connections on the run's /metrics", || {
+        samples(run_metrics).get("wsscale_open_connections") == Some(&10.0)
+    });
+    let gw = samples(gw_metrics);
+    assert_eq!(get(&gw, "wsscale_gateway_open_connections"), 10.0);
+    assert_eq!(get(&gw, "wsscale_gateway_connections_upgraded_total"), 10.0);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = run.0.wait().unwrap();
+    let err = run_err.recv_timeout(WAIT).unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted: {err}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["connections"]["established"], 10);
+    assert_eq!(report["connections"]["session_duration_s"]["count"], 10);
+    let bytes = std::fs::read(&hlog).unwrap();
+    let mut de = Deserializer::new();
+    let mut handshakes = 0;
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(h) = entry.expect("valid interval log")
+            && h.tag().map(|t| t.as_str()) == Some("ws_handshake")
+        {
+            let raw = base64_decode(h.encoded_histogram());
+            let hist: hdrhistogram::Histogram<u64> = de.deserialize(&mut raw.as_slice()).unwrap();
+            handshakes += hist.len();
+        }
+    }
+    assert_eq!(handshakes, 10, "every handshake is in the HDR log");
+}
+
+/// A child process that is killed (if still running) and reaped when dropped, also when a
+/// test fails half-way.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
