@@ -48,7 +48,20 @@ fn samples(addr: SocketAddr) -> BTreeMap<String, f64> {
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
     let mut out = BTreeMap::new();
     for s in scrape.samples {
-        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // Every series of a run carries its role; the gateway's carry none.
+        let role = s.labels.get("role");
+        assert_eq!(
+            role.is_some(),
+            !s.metric.starts_with("wsscale_gateway_"),
+            "{}",
+            s.metric
+        );
+        let mut labels: Vec<String> = s
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "role")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         labels.sort();
         let key = |suffix: &str, extra: Option<String>| {
             let mut l = labels.clone();
@@ -87,7 +100,7 @@ fn metrics_scraped_during_a_run_match_the_final_report() {
     let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1)
         .expect("gateway");
     let plan = plan_for(gw.local_addr());
-    let metrics = Arc::new(LiveMetrics::new());
+    let metrics = Arc::new(LiveMetrics::new("run"));
     let m = metrics.clone();
     let server = MetricsServer::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -266,7 +279,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 /// every family (per-agent series included).
 fn exported_names() -> Vec<String> {
     use wsscale::metrics::{Counters, DropReason, FailureKind, Gauges, Histograms, record_us};
-    let m = LiveMetrics::new();
+    let m = LiveMetrics::new("run");
     let mut totals = Counters::default();
     totals.fail(FailureKind::Refused);
     totals.drop_with(DropReason::Eof);

@@ -73,7 +73,9 @@ Examples:
       --threshold 'connect_success_rate>=0.99' --threshold 'message_rtt_ms.p99<200'
       timed echo messages and pings on every held connection; exit 99 if a threshold fails
   wsscale run profiles/progressive.toml --report-json steps.json
-      quick, then medium, then stress, with a cool-down between them";
+      quick, then medium, then stress, with a cool-down between them
+  wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
+      live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
 
 const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
 
@@ -87,7 +89,9 @@ Examples:
   wsscale serve --listen 0.0.0.0:9000 --jwt-secret-file ./secret --max-connections 50k
       require an HS256 JWT (Authorization header or ?token=), cap at 50,000 connections
   wsscale serve --echo-delay 20ms
-      add 20 ms before each echo, to see it in the run's latency figures";
+      add 20 ms before each echo, to see it in the run's latency figures
+  wsscale serve --listen 0.0.0.0:8080 --metrics-listen 0.0.0.0:9465
+      the gateway's connection and message counters for Prometheus at :9465/metrics";
 
 /// `RunArgs` is much larger than `ServeArgs`; the value is parsed once, so boxing it would
 /// only make matching clumsier.

@@ -313,7 +313,11 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
     cfg.abort_on_agent_loss = a.abort_on_agent_loss;
     cfg.live = LiveMode::detect();
     cfg.verbose = true;
-    let started = LiveOutputs::from_run(&a.run).start()?;
+    let started = LiveOutputs {
+        role: "coordinator",
+        ..LiveOutputs::from_run(&a.run)
+    }
+    .start()?;
     cfg.sinks = started.extra();
     cfg.metrics = started.metrics.clone();
     let coordinator = Coordinator::bind(a.listen, cfg)?;
@@ -341,6 +345,7 @@ pub fn agent_command(a: &AgentArgs) -> anyhow::Result<i32> {
     let started = LiveOutputs {
         metrics_listen: a.metrics_listen,
         report_hdr: None,
+        role: "agent",
     }
     .start()?;
     cfg.sinks = started.extra();

@@ -17,12 +17,24 @@ use crate::report::hdr_log::HdrLog;
 use crate::report::prometheus::{self, LiveMetrics};
 
 /// What the command line asked for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LiveOutputs {
     /// `--metrics-listen`.
     pub metrics_listen: Option<SocketAddr>,
     /// `--report-hdr`.
     pub report_hdr: Option<PathBuf>,
+    /// The `role` label of the metrics: `run`, `coordinator` or `agent`.
+    pub role: &'static str,
+}
+
+impl Default for LiveOutputs {
+    fn default() -> Self {
+        LiveOutputs {
+            metrics_listen: None,
+            report_hdr: None,
+            role: "run",
+        }
+    }
 }
 
 /// The running outputs; the metrics endpoint stops when this is dropped.
@@ -41,6 +53,7 @@ impl LiveOutputs {
         LiveOutputs {
             metrics_listen: a.metrics_listen,
             report_hdr: a.report_hdr.clone(),
+            role: "run",
         }
     }
 
@@ -49,7 +62,7 @@ impl LiveOutputs {
     pub fn start(&self) -> anyhow::Result<Started> {
         let mut started = Started::default();
         if let Some(addr) = self.metrics_listen {
-            let metrics = Arc::new(LiveMetrics::new());
+            let metrics = Arc::new(LiveMetrics::new(self.role));
             let m = metrics.clone();
             let server = MetricsServer::start(
                 addr,

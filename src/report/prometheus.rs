@@ -13,6 +13,7 @@
 //! `docs/reports.md`; the Grafana dashboard in `deploy/grafana/` uses only those names (a test
 //! checks it).
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
@@ -232,12 +233,6 @@ impl std::fmt::Debug for LiveMetrics {
     }
 }
 
-impl Default for LiveMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 fn set_counter(c: &Counter, v: u64) {
     c.inner().store(v, Relaxed);
 }
@@ -247,8 +242,14 @@ fn gauge_i64(v: u64) -> i64 {
 }
 
 impl LiveMetrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("wsscale");
+    /// Metrics whose every series carries `role="ROLE"`: `run` (a `wsscale run`, also with
+    /// `--processes`), `coordinator` (the merged view of a distributed run) or `agent` (one
+    /// agent's share), so a dashboard can pick the merged view when it scrapes both.
+    pub fn new(role: &'static str) -> Self {
+        let mut registry = Registry::with_prefix_and_labels(
+            "wsscale",
+            [(Cow::Borrowed("role"), Cow::Borrowed(role))].into_iter(),
+        );
         let m = LiveMetrics {
             open: Gauge::default(),
             target: Gauge::default(),
@@ -473,7 +474,7 @@ mod tests {
 
     #[test]
     fn renders_counters_gauges_and_buckets() {
-        let m = LiveMetrics::new();
+        let m = LiveMetrics::new("run");
         let mut totals = Counters {
             attempted: 12,
             established: 10,
@@ -494,18 +495,18 @@ mod tests {
         m.record_parts(&gauges, 10, 20, 2.0, &totals, &hist);
         let text = m.render();
         for line in [
-            "wsscale_open_connections 9",
-            "wsscale_target_connections 10",
-            "wsscale_connections_attempted_total 12",
-            "wsscale_connections_failed_total{category=\"refused\"} 1",
-            "wsscale_connections_dropped_total{reason=\"close_1001\"} 1",
-            "wsscale_messages_sent_total 7",
-            "wsscale_latency_seconds_count{metric=\"ws_handshake\"} 4",
-            "wsscale_latency_seconds_bucket{le=\"0.0005\",metric=\"ws_handshake\"} 0",
-            "wsscale_latency_seconds_bucket{le=\"0.001\",metric=\"ws_handshake\"} 2",
-            "wsscale_latency_seconds_bucket{le=\"0.01\",metric=\"ws_handshake\"} 2",
-            "wsscale_latency_seconds_bucket{le=\"0.025\",metric=\"ws_handshake\"} 4",
-            "wsscale_latency_seconds_bucket{le=\"+Inf\",metric=\"ws_handshake\"} 4",
+            "wsscale_open_connections{role=\"run\"} 9",
+            "wsscale_target_connections{role=\"run\"} 10",
+            "wsscale_connections_attempted_total{role=\"run\"} 12",
+            "wsscale_connections_failed_total{role=\"run\",category=\"refused\"} 1",
+            "wsscale_connections_dropped_total{role=\"run\",reason=\"close_1001\"} 1",
+            "wsscale_messages_sent_total{role=\"run\"} 7",
+            "wsscale_latency_seconds_count{role=\"run\",metric=\"ws_handshake\"} 4",
+            "wsscale_latency_seconds_bucket{role=\"run\",le=\"0.0005\",metric=\"ws_handshake\"} 0",
+            "wsscale_latency_seconds_bucket{role=\"run\",le=\"0.001\",metric=\"ws_handshake\"} 2",
+            "wsscale_latency_seconds_bucket{role=\"run\",le=\"0.01\",metric=\"ws_handshake\"} 2",
+            "wsscale_latency_seconds_bucket{role=\"run\",le=\"0.025\",metric=\"ws_handshake\"} 4",
+            "wsscale_latency_seconds_bucket{role=\"run\",le=\"+Inf\",metric=\"ws_handshake\"} 4",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
