@@ -14,6 +14,8 @@ use std::time::Duration;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use util::{UNTIL_STOPPED, WAIT, eventually, spawn, stage};
+use wsscale::cluster::agent::{AgentConfig, run_agent};
+use wsscale::cluster::coordinator::{Coordinator, CoordinatorConfig};
 use wsscale::engine::{self, RunOptions};
 use wsscale::gateway::metrics_http::{MetricsServer, render_gateway, scrape};
 use wsscale::gateway::{GatewayConfig, GatewayHandle};
@@ -43,6 +45,11 @@ fn plan_for(addr: SocketAddr) -> Plan {
 fn samples(addr: SocketAddr) -> BTreeMap<String, f64> {
     let (code, body) = scrape(addr, "/metrics").expect("scrape");
     assert_eq!(code, 200, "{body}");
+    parse(&body)
+}
+
+/// [`samples`] of an exposition text.
+fn parse(body: &str) -> BTreeMap<String, f64> {
     assert!(body.ends_with("# EOF\n"), "OpenMetrics ends with # EOF");
     let lines = body.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
@@ -455,4 +462,66 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The coordinator exports the merged run and one series per agent; each agent its own share.
+#[test]
+fn coordinator_exports_per_agent_series() {
+    let gw = GatewayHandle::start("127.0.0.1:0".parse().unwrap(), GatewayConfig::default(), 1)
+        .expect("gateway");
+    let mut plan = plan_for(gw.local_addr());
+    plan.stages = vec![stage(200, 40), stage(400, 40)];
+    plan.traffic.message = None;
+    let token = wsscale::plan::Secret("test-token-0123456789".into());
+    let merged = Arc::new(LiveMetrics::new("coordinator"));
+    let mut cfg = CoordinatorConfig::new(2, token.clone());
+    cfg.start_lead = Duration::from_millis(100);
+    cfg.sinks = ExtraSinks(vec![merged.clone()]);
+    cfg.metrics = Some(merged.clone());
+    let c = Coordinator::bind("127.0.0.1:0".parse().unwrap(), cfg).expect("bind");
+    let url = c.url();
+    let run = spawn(move || c.run(&plan, Arc::new(AtomicBool::new(false))));
+    let agents: Vec<_> = ["a1", "a2"]
+        .into_iter()
+        .map(|name| {
+            let own = Arc::new(LiveMetrics::new("agent"));
+            let mut a = AgentConfig::new(url.clone(), token.clone());
+            a.name = Some(name.to_string());
+            a.threads = Some(1);
+            a.sinks = ExtraSinks(vec![own.clone()]);
+            let done = spawn(move || run_agent(&a, Arc::new(AtomicBool::new(false))));
+            (name, own, done)
+        })
+        .collect();
+    let o = run.recv_timeout(WAIT).unwrap().expect("the run");
+    let est = o.totals.counters.established;
+    assert!(est > 0);
+    let m = parse(&merged.render());
+    assert_eq!(get(&m, "wsscale_connections_established_total"), est as f64);
+    let mut sum = 0.0;
+    for (name, own, done) in agents {
+        let r = done.recv_timeout(WAIT).unwrap().expect("agent");
+        let a = o
+            .agents
+            .iter()
+            .find(|a| a.name == name)
+            .expect("in agents[]");
+        let key = format!(
+            "wsscale_agent_connections_established_total{{agent={},agent_name={name}}}",
+            a.id
+        );
+        let v = get(&m, &key);
+        assert_eq!(v, a.totals.counters.established as f64, "{key}");
+        sum += v;
+        // The agent's own endpoint shows its own share.
+        let mine = parse(&own.render());
+        assert_eq!(
+            get(&mine, "wsscale_connections_established_total"),
+            r.outcome.totals.counters.established as f64
+        );
+    }
+    assert_eq!(
+        sum, est as f64,
+        "the agents' series add up to the merged one"
+    );
 }
