@@ -525,3 +525,19 @@ fn coordinator_exports_per_agent_series() {
         "the agents' series add up to the merged one"
     );
 }
+
+/// A progressive profile runs several plans in turn; the live outputs are not offered there
+/// yet, and asking for them is a usage error (exit 2) that says so.
+#[test]
+fn progressive_profiles_refuse_the_live_outputs() {
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/progressive.toml");
+    for flag in ["--metrics-listen", "--report-hdr"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsscale"))
+            .args(["run", profile, flag, "0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(err.contains("not available with a progressive"), "{err}");
+    }
+}
