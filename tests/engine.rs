@@ -330,3 +330,37 @@ fn ramps_split_over_many_shards_open_each_connection_once() {
     assert_eq!(c.closed, 300);
     assert_eq!(gw.stats().upgraded, 300);
 }
+
+/// Session duration: every connection that ends after being established — closed by the
+/// client or dropped by the server — is one sample, counted from establishment (in ms).
+#[test]
+fn session_duration_counts_every_closed_and_dropped_connection() {
+    let gw = gateway(GatewayConfig::default());
+    // 20 connections within 200 ms, held 1.5 s, closed over 100 ms.
+    let plan = plan_for(
+        gw.local_addr(),
+        vec![stage(200, 20), stage(1500, 20), stage(100, 0)],
+    );
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!((c.established, c.closed, c.dropped), (20, 20, 0));
+    let h = &o.totals.hist.session_duration;
+    assert_eq!(h.len(), 20, "one session per closed connection");
+    // Recorded in ms: no session outlasts the run, and each spans most of the hold.
+    assert!(h.max() <= o.duration.as_millis() as u64 + 1, "{}", h.max());
+    assert!(h.min() >= 200, "sessions span the hold: min {} ms", h.min());
+
+    // A server that closes each connection: drops are sessions too.
+    let addr = util::ws_server(|mut ws| {
+        let _ = ws.close(None);
+        let _ = ws.flush();
+        while ws.read().is_ok() {}
+    });
+    let mut plan = plan_for(addr, vec![stage(100, 5), stage(300, 5)]);
+    plan.threads = 1;
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert_eq!(c.established, 5);
+    assert_eq!(c.dropped, 5, "{c:?}");
+    assert_eq!(o.totals.hist.session_duration.len(), c.closed + c.dropped);
+}

@@ -435,3 +435,37 @@ fn planned_attempts_sum_the_increases() {
     plan.reconnect = Some(Reconnect::default());
     assert_eq!(planned_attempts(&plan), None);
 }
+
+#[test]
+fn session_duration_thresholds_read_seconds() {
+    let mut s = Snapshot::default();
+    s.counters.attempted = 100;
+    s.counters.established = 100;
+    s.counters.closed = 100;
+    // Sessions of 1..=100 minutes, recorded in milliseconds.
+    for min in 1..=100u64 {
+        record_us(&mut s.hist.session_duration, min * 60_000);
+    }
+    let o = outcome(s, 100);
+    let p95 = measure("session_duration_s.p95", &o).unwrap();
+    assert!((p95 - 95.0 * 60.0).abs() <= 95.0 * 60.0 * 0.001, "{p95}");
+    assert_eq!(measure("session_duration_s.min", &o), Some(60.0));
+    let v = evaluate(
+        &[
+            t("session_duration_s.p95>1800"),
+            t("session_duration_s.max<60"),
+        ],
+        &o,
+    );
+    assert!(v[0].passed, "{:?}", v[0]);
+    assert!(!v[1].passed, "{:?}", v[1]);
+    let text = summary_text(&o);
+    assert!(
+        text.contains("session (seconds)"),
+        "the summary shows session durations:\n{text}"
+    );
+    assert_eq!(
+        measure("session_duration_s.p50", &outcome(Snapshot::default(), 0)),
+        None
+    );
+}

@@ -76,7 +76,9 @@ Examples:
       --health-url http://127.0.0.1:8080/healthz --threshold 'gateway.bytes_per_connection<8192'
       the gateway's memory per held connection, CPU, connections, health and drift too
   wsscale run profiles/progressive.toml --report-json steps.json
-      quick, then medium, then stress, with a cool-down between them";
+      quick, then medium, then stress, with a cool-down between them
+  wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
+      live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
 
 const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
 
@@ -90,7 +92,9 @@ Examples:
   wsscale serve --listen 0.0.0.0:9000 --jwt-secret-file ./secret --max-connections 50k
       require an HS256 JWT (Authorization header or ?token=), cap at 50,000 connections
   wsscale serve --echo-delay 20ms
-      add 20 ms before each echo, to see it in the run's latency figures";
+      add 20 ms before each echo, to see it in the run's latency figures
+  wsscale serve --listen 0.0.0.0:8080 --metrics-listen 0.0.0.0:9465
+      the gateway's connection and message counters for Prometheus at :9465/metrics";
 
 /// `RunArgs` is much larger than `ServeArgs`; the value is parsed once, so boxing it would
 /// only make matching clumsier.
@@ -538,6 +542,17 @@ pub struct RunArgs {
     /// the last checkpoint; 0 writes only at the end [default: 30s]
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Output")]
     pub checkpoint: Option<Duration>,
+    /// Serve live Prometheus/OpenMetrics metrics at http://ADDR/metrics while the run lasts:
+    /// PORT (on 127.0.0.1), IP:PORT or HOST:PORT, e.g. 127.0.0.1:9464 or 0.0.0.0:9464; port 0
+    /// picks a free port (the bound address is printed). Metric names: docs/reports.md
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen, help_heading = "Output")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Write every latency histogram of every interval to FILE in HdrHistogram's interval-log
+    /// format (tagged per metric, values in µs), for HdrHistogram's HistogramLogProcessor and
+    /// plotters [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report_hdr: Option<PathBuf>,
 
     /// Run even when the preflight checks say the plan cannot work on this host (too few
     /// file descriptors, ephemeral ports, memory...). `wsscale preflight` shows the checks.

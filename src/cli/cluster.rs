@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::cli::args::{RunArgs, ServeArgs};
+use crate::cli::outputs::LiveOutputs;
 use crate::cluster::agent::{AgentConfig, AgentError, run_agent};
 use crate::cluster::allow::{AllowEntry, AllowList};
 use crate::cluster::coordinator::{Coordinator, CoordinatorConfig};
@@ -247,6 +248,11 @@ pub struct AgentArgs {
     /// Print only errors
     #[arg(long)]
     pub quiet: bool,
+
+    /// Serve this agent's live Prometheus/OpenMetrics metrics at http://ADDR/metrics during
+    /// its runs (port 0 picks a free port; the address is printed)
+    #[arg(long, value_name = "ADDR", value_parser = crate::cli::args::parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// `wsscale report …`.
@@ -288,6 +294,9 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
         let mut opts = LocalOptions::new(n as usize, exe);
         opts.live = LiveMode::detect();
+        let started = LiveOutputs::from_run(a).start()?;
+        opts.sinks = started.extra();
+        opts.metrics = started.metrics.clone();
         opts.skip_preflight = a.skip_preflight;
         opts.checkpoint = crate::cli::run::checkpoint(&plan);
         crate::cli::run::check_report_paths(&plan)?;
@@ -319,6 +328,7 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         slice,
         start_at,
         &a.watch,
+        &crate::cli::outputs::LiveOutputs::from_run(a),
     )?;
     crate::cli::run::finish(&plan, &outcome)
 }
@@ -382,6 +392,13 @@ pub fn coordinator_command(a: &CoordinatorArgs) -> anyhow::Result<i32> {
         .watch
         .config(plan.interval, &[])
         .map_err(crate::cli::watch::watch_error)?;
+    let started = LiveOutputs {
+        role: "coordinator",
+        ..LiveOutputs::from_run(&a.run)
+    }
+    .start()?;
+    cfg.sinks = started.extra();
+    cfg.metrics = started.metrics.clone();
     let coordinator = Coordinator::bind(a.listen, cfg)?;
     println!("coordinator listening on {}", coordinator.url());
     match fingerprint {
@@ -452,6 +469,13 @@ pub fn agent_command(a: &AgentArgs) -> anyhow::Result<i32> {
     cfg.join_timeout = a.join_timeout;
     cfg.verbose = !a.quiet;
     cfg.preflight = !a.skip_preflight;
+    let started = LiveOutputs {
+        metrics_listen: a.metrics_listen,
+        report_hdr: None,
+        role: "agent",
+    }
+    .start()?;
+    cfg.sinks = started.extra();
     match run_agent(&cfg, stop) {
         Ok(run) => {
             if !a.quiet {

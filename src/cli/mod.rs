@@ -10,6 +10,7 @@
 pub mod args;
 pub mod cluster;
 pub mod finish;
+pub mod outputs;
 pub mod preflight;
 pub mod progressive;
 pub mod run;
@@ -117,13 +118,24 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
                          progressive profile (steps = [...]); run its steps one by one",
                     ));
                 }
+                if a.metrics_listen.is_some() || a.report_hdr.is_some() {
+                    return Err(usage(
+                        "--metrics-listen and --report-hdr are not available with a progressive \
+                         profile (steps = [...]) yet; run its steps one by one",
+                    ));
+                }
                 return progressive::run_progressive(p, a.skip_preflight, &a.watch);
             }
             let plan = crate::plan::build::build_plan(&a.overrides())?;
             if a.processes.is_some() || a.shard.is_some() || a.start_at.is_some() {
                 return cluster::run_distributed(&a, plan);
             }
-            run::run_plan(plan, a.skip_preflight, &a.watch)
+            run::run_plan(
+                plan,
+                a.skip_preflight,
+                &a.watch,
+                &outputs::LiveOutputs::from_run(&a),
+            )
         }
         args::Command::Preflight(a) => preflight::preflight_command(&a),
         args::Command::Tune(a) => preflight::tune_command(&a),

@@ -29,15 +29,30 @@ use crate::metrics::RunOutcome;
 use crate::plan::{Plan, Slice, Target};
 use crate::report;
 use crate::report::LiveMode;
+
+use super::outputs::LiveOutputs;
 use crate::system;
 
 pub use crate::metrics::verdict::{EXIT_INTERRUPTED, EXIT_THRESHOLDS};
 
 /// Run `plan`; returns the process exit code. `skip_preflight` runs a plan the preflight
 /// checks refuse.
-pub fn run_plan(plan: Plan, skip_preflight: bool, watch: &WatchArgs) -> anyhow::Result<i32> {
+pub fn run_plan(
+    plan: Plan,
+    skip_preflight: bool,
+    watch: &WatchArgs,
+    outputs: &LiveOutputs,
+) -> anyhow::Result<i32> {
     let stop = install_signals()?;
-    let (plan, outcome) = run_to_outcome(plan, stop, skip_preflight, watch)?;
+    let (plan, outcome) = run_part_to_outcome(
+        plan,
+        stop,
+        skip_preflight,
+        Slice::WHOLE,
+        None,
+        watch,
+        outputs,
+    )?;
     finish(&plan, &outcome)
 }
 
@@ -63,11 +78,20 @@ pub fn run_to_outcome(
     skip_preflight: bool,
     watch: &WatchArgs,
 ) -> anyhow::Result<(Plan, RunOutcome)> {
-    run_part_to_outcome(plan, stop, skip_preflight, Slice::WHOLE, None, watch)
+    run_part_to_outcome(
+        plan,
+        stop,
+        skip_preflight,
+        Slice::WHOLE,
+        None,
+        watch,
+        &LiveOutputs::default(),
+    )
 }
 
 /// [`run_to_outcome`] for one part of the plan (`--shard I/N`): the preflight checks apply to
 /// the part's share, and the first stage starts at `start_at` when given (`--start-at`).
+/// `outputs` (`--metrics-listen`, `--report-hdr`) watch the run beside the live line.
 pub fn run_part_to_outcome(
     mut plan: Plan,
     stop: Arc<AtomicBool>,
@@ -75,6 +99,7 @@ pub fn run_part_to_outcome(
     slice: Slice,
     start_at: Option<Instant>,
     watch: &WatchArgs,
+    outputs: &LiveOutputs,
 ) -> anyhow::Result<(Plan, RunOutcome)> {
     system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
     if slice != Slice::WHOLE {
@@ -118,8 +143,9 @@ pub fn run_part_to_outcome(
         eprintln!("warning: {}", report::text::TLS_INSECURE_NOTE);
     }
 
+    let started = outputs.start()?;
     let mut opts = RunOptions::new(stop);
-    opts.live = LiveMode::detect().sink();
+    opts.live = started.sink(LiveMode::detect().sink());
     opts.start_at = start_at;
     opts.checkpoint = checkpoint(&plan);
     let watcher = super::watch::start(watch_cfg)?;

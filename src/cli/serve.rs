@@ -1,7 +1,8 @@
 //! The `wsscale serve` command body: gateway settings from the flags (echo, push feed, chat
 //! room), TLS set-up
 //! (`--tls-cert/--tls-key` or `--tls-self-signed`), then [`crate::gateway::serve_listener_blocking`]
-//! on a listener bound here (`SO_REUSEPORT` only with `--reuse-port`).
+//! on a listener bound here (`SO_REUSEPORT` only with `--reuse-port`), with the gateway's
+//! counters on `--metrics-listen` when asked.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -9,7 +10,9 @@ use std::net::IpAddr;
 use anyhow::Context;
 
 use crate::cli::args::ServeArgs;
+use crate::gateway::metrics_http::{MetricsServer, render_gateway};
 use crate::gateway::{self, GatewayConfig, PushConfig, tls::ServerTls};
+use crate::report::prometheus::CONTENT_TYPE;
 
 /// Run `wsscale serve`; returns the process exit code.
 pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
@@ -45,7 +48,25 @@ pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
     if config.broadcast {
         eprintln!("broadcast: every message received goes to every connection");
     }
-    gateway::serve_listener_blocking(listener, config, a.threads)?;
+    let stats = std::sync::Arc::new(gateway::GatewayStats::default());
+    // Kept until the gateway stops: dropping it stops the endpoint.
+    let _metrics = match a.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let s = stats.clone();
+            let server = MetricsServer::start(
+                addr,
+                CONTENT_TYPE,
+                std::sync::Arc::new(move || render_gateway(&s.snapshot())),
+            )
+            .with_context(|| {
+                format!("cannot listen on --metrics-listen {addr} (is the port taken? port 0 picks a free one)")
+            })?;
+            eprintln!("metrics on {}", server.url());
+            Some(server)
+        }
+    };
+    gateway::serve_listener_with_stats(listener, config, a.threads, stats)?;
     Ok(0)
 }
 

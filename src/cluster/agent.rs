@@ -38,6 +38,7 @@ use super::wire::{
 use crate::engine::EngineError;
 use crate::metrics::RunOutcome;
 use crate::metrics::Snapshot;
+use crate::metrics::timeseries::ExtraSinks;
 use crate::metrics::wire::WireSnapshot;
 use crate::plan::redact::redact_url;
 use crate::plan::{Plan, Secret};
@@ -72,6 +73,8 @@ pub struct AgentConfig {
     pub verbose: bool,
     /// Run the preflight system checks on the assigned share before accepting it.
     pub preflight: bool,
+    /// Sinks fed beside the live output (`--metrics-listen`).
+    pub sinks: ExtraSinks,
 }
 
 impl AgentConfig {
@@ -89,6 +92,7 @@ impl AgentConfig {
             live: LiveMode::Quiet,
             verbose: false,
             preflight: true,
+            sinks: ExtraSinks::default(),
         }
     }
 }

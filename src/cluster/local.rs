@@ -32,8 +32,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::TokenFile;
 use super::coordinator::{ClusterError, Coordinator, CoordinatorConfig};
 use crate::metrics::RunOutcome;
+use crate::metrics::timeseries::ExtraSinks;
 use crate::plan::{Plan, Target};
 use crate::report::LiveMode;
+use crate::report::prometheus::LiveMetrics;
 use crate::system;
 use crate::system::watch::{WatchConfig, Watcher};
 
@@ -52,6 +54,10 @@ pub struct LocalOptions {
     pub checkpoint: Option<std::sync::Arc<dyn crate::metrics::outcome::CheckpointSink>>,
     /// What to watch on the gateway's side (the gateway processes started here are added).
     pub watch: WatchConfig,
+    /// Sinks fed the merged view (`--metrics-listen`, `--report-hdr`).
+    pub sinks: ExtraSinks,
+    /// The `--metrics-listen` metrics, for per-agent series.
+    pub metrics: Option<Arc<LiveMetrics>>,
 }
 
 impl LocalOptions {
@@ -64,6 +70,8 @@ impl LocalOptions {
             skip_preflight: false,
             checkpoint: None,
             watch: WatchConfig::default(),
+            sinks: ExtraSinks::default(),
+            metrics: None,
         }
     }
 }
@@ -215,6 +223,8 @@ pub fn run_processes(
     let mut cfg = CoordinatorConfig::new(n, token.token().clone());
     cfg.live = opts.live;
     cfg.checkpoint = opts.checkpoint.clone();
+    cfg.sinks = opts.sinks.clone();
+    cfg.metrics = opts.metrics.clone();
     cfg.join_timeout = Duration::from_secs(30);
     cfg.orphan_timeout = opts.orphan_timeout.max(Duration::from_secs(2));
     let coordinator = Coordinator::bind("127.0.0.1:0".parse().expect("literal address"), cfg)?;

@@ -85,6 +85,11 @@ impl GatewayHandle {
         self.stats.snapshot()
     }
 
+    /// The live counters themselves (what a metrics endpoint reads on each scrape).
+    pub fn shared_stats(&self) -> Arc<GatewayStats> {
+        Arc::clone(&self.stats)
+    }
+
     /// Stop accepting, close connections (bounded by about a second) and join the thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();
@@ -136,12 +141,22 @@ pub fn serve_listener_blocking(
     config: GatewayConfig,
     worker_threads: usize,
 ) -> io::Result<()> {
+    let stats = Arc::new(GatewayStats::default());
+    serve_listener_with_stats(std_listener, config, worker_threads, stats)
+}
+
+/// [`serve_listener_blocking`] counting into `stats` (which `--metrics-listen` reads).
+pub fn serve_listener_with_stats(
+    std_listener: std::net::TcpListener,
+    config: GatewayConfig,
+    worker_threads: usize,
+    stats: Arc<GatewayStats>,
+) -> io::Result<()> {
     let workers = match worker_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     let runtime = build_runtime(workers)?;
-    let stats = Arc::new(GatewayStats::default());
     let tls = config.tls.is_some();
     runtime.block_on(async {
         let listener = TcpListener::from_std(std_listener)?;

@@ -55,6 +55,7 @@ mod auth;
 mod connection;
 mod fanout;
 mod handle;
+pub mod metrics_http;
 mod stats;
 pub mod tls;
 
@@ -72,7 +73,9 @@ use tungstenite::http::{StatusCode, header};
 use tungstenite::protocol::WebSocketConfig;
 
 pub use auth::AuthError;
-pub use handle::{GatewayHandle, serve_blocking, serve_listener_blocking};
+pub use handle::{
+    GatewayHandle, serve_blocking, serve_listener_blocking, serve_listener_with_stats,
+};
 pub use stats::{GatewayCounts, GatewayStats};
 
 use auth::Authenticator;

@@ -469,6 +469,11 @@ pub struct Histograms {
     /// Receive wall-clock time − the creation time a server push carries
     /// (`--push-timestamp`) (µs); across hosts this needs synchronized clocks.
     pub push_latency: Hist,
+    /// Session duration: established → closed or dropped, per connection, in
+    /// **milliseconds** (not µs like the latencies, so sessions of days fit; percentiles of
+    /// it read as seconds, see [`Percentiles::from_hist`]). Not in [`Histograms::named`],
+    /// which lists the latencies.
+    pub session_duration: Hist,
 }
 
 impl Histograms {
@@ -482,9 +487,11 @@ impl Histograms {
         self.schedule_lag.merge(&o.schedule_lag);
         self.fanout_latency.merge(&o.fanout_latency);
         self.push_latency.merge(&o.push_latency);
+        self.session_duration.merge(&o.session_duration);
     }
 
-    /// Every histogram with its report name (`message_rtt` → `message_rtt_ms` in JSON).
+    /// Every latency histogram (µs) with its report name (`message_rtt` → `message_rtt_ms` in
+    /// JSON). `session_duration` (ms) is not one of them.
     pub fn named(&self) -> [(&'static str, &Histogram<u64>); 9] {
         [
             ("tcp_connect", &*self.tcp_connect),

@@ -94,6 +94,8 @@ fn histogram<'a>(name: &str, s: &'a Snapshot) -> Option<&'a hdrhistogram::Histog
         "schedule_lag_ms" => &h.schedule_lag,
         "fanout_latency_ms" => &h.fanout_latency,
         "push_latency_ms" => &h.push_latency,
+        // Recorded in ms: its percentiles read as seconds.
+        "session_duration_s" => &h.session_duration,
         _ => return None,
     })
 }

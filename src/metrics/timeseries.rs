@@ -25,6 +25,8 @@ pub struct IntervalView<'a> {
     pub target: u64,
     /// The plan's peak.
     pub peak_plan: u64,
+    /// Length of the whole stage clock (the progress bar's end).
+    pub total: Duration,
     /// Current gauges (open, pending, …).
     pub gauges: Gauges,
     /// Deltas of this interval.
@@ -40,6 +42,44 @@ pub struct IntervalView<'a> {
 /// Receives every interval (the live printer). Shared between threads, so `&self`.
 pub trait IntervalSink: Send + Sync {
     fn interval(&self, view: &IntervalView<'_>);
+}
+
+/// Hands each interval to several sinks in turn (the live printer, the Prometheus metrics,
+/// the HDR log).
+pub struct Tee(pub Vec<std::sync::Arc<dyn IntervalSink>>);
+
+impl IntervalSink for Tee {
+    fn interval(&self, view: &IntervalView<'_>) {
+        for s in &self.0 {
+            s.interval(view);
+        }
+    }
+}
+
+/// Sinks a caller adds beside the live printer (`--metrics-listen`, `--report-hdr`), in a
+/// form that configuration structs can hold (`Clone`, `Debug`).
+#[derive(Clone, Default)]
+pub struct ExtraSinks(pub Vec<std::sync::Arc<dyn IntervalSink>>);
+
+impl std::fmt::Debug for ExtraSinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExtraSinks({})", self.0.len())
+    }
+}
+
+impl ExtraSinks {
+    /// One sink for `first` (the live printer) followed by these; `None` when there is none.
+    pub fn with(
+        &self,
+        first: Option<std::sync::Arc<dyn IntervalSink>>,
+    ) -> Option<std::sync::Arc<dyn IntervalSink>> {
+        let mut v: Vec<_> = first.into_iter().chain(self.0.iter().cloned()).collect();
+        match v.len() {
+            0 => None,
+            1 => v.pop(),
+            _ => Some(std::sync::Arc::new(Tee(v))),
+        }
+    }
 }
 
 /// The time-series recorder.
@@ -97,8 +137,14 @@ impl TimeSeries {
         if !last && now < self.next {
             return;
         }
-        // The closing call right after an interval line would repeat it.
-        if last && !self.rows.is_empty() && now - self.last < Duration::from_millis(100) {
+        // The closing call right after an interval line would repeat it — unless something
+        // happened since, which the sinks (Prometheus, HDR log) and the rows must still see.
+        if last
+            && !self.rows.is_empty()
+            && now - self.last < Duration::from_millis(100)
+            && agg.interval.counters == Counters::default()
+            && agg.interval.hist.named().iter().all(|(_, h)| h.is_empty())
+        {
             return;
         }
         while self.next <= now {
@@ -147,6 +193,7 @@ impl TimeSeries {
                 stage: stage_label(clock, elapsed),
                 target: clock.count_at(elapsed) as u64,
                 peak_plan,
+                total: clock.total(),
                 gauges,
                 interval: &iv,
                 totals: &agg.totals.counters,

@@ -81,6 +81,7 @@ impl WireSnapshot {
 pub fn encode_histograms(h: &Histograms) -> BTreeMap<String, String> {
     h.named()
         .into_iter()
+        .chain([("session_duration", &*h.session_duration)])
         .filter(|(_, h)| !h.is_empty())
         .map(|(name, h)| (name.to_string(), encode_histogram(h)))
         .collect()
@@ -128,7 +129,8 @@ pub fn decode_histogram(name: &str, text: &str) -> Result<Histogram<u64>, WireEr
     Ok(h)
 }
 
-/// Mutable access to every histogram by name, in [`Histograms::named`] order.
+/// Mutable access to every histogram by name, in [`Histograms::named`] order, then
+/// `session_duration` (milliseconds).
 ///
 /// Kept next to the wire format on purpose: a unit test checks that it names the same
 /// histograms as `named()` and as the struct's fields, so a histogram added to
@@ -144,6 +146,7 @@ pub fn histograms_mut(h: &mut Histograms) -> Vec<(&'static str, &mut Histogram<u
         schedule_lag,
         fanout_latency,
         push_latency,
+        session_duration,
     } = h;
     vec![
         ("tcp_connect", tcp_connect),
@@ -155,6 +158,7 @@ pub fn histograms_mut(h: &mut Histograms) -> Vec<(&'static str, &mut Histogram<u
         ("schedule_lag", schedule_lag),
         ("fanout_latency", fanout_latency),
         ("push_latency", push_latency),
+        ("session_duration", session_duration),
     ]
 }
 
@@ -297,7 +301,8 @@ mod tests {
     #[test]
     fn histograms_mut_covers_every_histogram() {
         let mut h = Histograms::default();
-        let named: Vec<&str> = h.named().iter().map(|(n, _)| *n).collect();
+        let mut named: Vec<&str> = h.named().iter().map(|(n, _)| *n).collect();
+        named.push("session_duration");
         let fields = debug_fields(&format!("{h:#?}"));
         let muts: Vec<&str> = histograms_mut(&mut h).iter().map(|(n, _)| *n).collect();
         assert_eq!(named, muts, "histograms_mut() must list what named() lists");

@@ -17,6 +17,7 @@
 //! | `messages.sent`, `messages.received`, `messages.lost`, `messages.lost_rate` | `messages.*` |
 //! | `fanout_latency_ms.STAT`, `push_latency_ms.STAT` | `timings.*.STAT` |
 //! | `pushes.received` | `pushes.received` |
+//! | `session_duration_s.STAT` (seconds) | `connections.session_duration_s.STAT` |
 //! | `memory.bytes_per_connection` | `memory.bytes_per_connection` |
 //! | `gateway.bytes_per_connection`, `gateway.rss_peak_bytes`, `gateway.rss_growth_bytes_per_min`, `gateway.fds_max`, `gateway.established_at_peak`, `gateway.scrape_failures` | `gateway.*` (no data when nothing was watched) |
 //! | `gateway.cpu_percent.mean`, `gateway.cpu_percent.max` | `gateway.cpu_percent.*` |
@@ -120,7 +121,7 @@ const PLAIN: &[&str] = &[
     "drift.client_rss_bytes_per_min",
 ];
 
-/// Latency histograms, by threshold name.
+/// Histograms, by threshold name: the latencies (ms) and `session_duration_s` (seconds).
 pub const HISTOGRAMS: &[&str] = &[
     "tcp_connect_ms",
     "tls_handshake_ms",
@@ -131,6 +132,7 @@ pub const HISTOGRAMS: &[&str] = &[
     "schedule_lag_ms",
     "fanout_latency_ms",
     "push_latency_ms",
+    "session_duration_s",
 ];
 
 /// Statistics of a latency histogram.
@@ -228,6 +230,15 @@ pub const METRICS: &[&str] = &[
     "push_latency_ms.p999",
     "push_latency_ms.p9999",
     "push_latency_ms.max",
+    "session_duration_s.min",
+    "session_duration_s.mean",
+    "session_duration_s.p50",
+    "session_duration_s.p90",
+    "session_duration_s.p95",
+    "session_duration_s.p99",
+    "session_duration_s.p999",
+    "session_duration_s.p9999",
+    "session_duration_s.max",
     "messages.sent",
     "messages.received",
     "messages.lost",

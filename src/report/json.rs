@@ -155,6 +155,11 @@ pub struct JsonConnections {
     #[serde(default)]
     pub source_port_retries: u64,
     pub drops: BTreeMap<String, u64>,
+    /// Session duration in **seconds**: established → closed or dropped, per connection
+    /// (connections still open at the end are closed then, and count). Absent from older
+    /// reports, which read back as zeros.
+    #[serde(default)]
+    pub session_duration_s: Percentiles,
     pub per_source: Vec<JsonSource>,
     pub per_target: Vec<JsonTarget>,
 }
@@ -345,6 +350,8 @@ impl JsonReport {
                 aborted: c.aborted,
                 source_port_retries: c.source_port_retries,
                 drops: drop_counts(o).into_iter().collect(),
+                // Recorded in ms, so `from_hist`'s µs → ms arithmetic yields seconds.
+                session_duration_s: Percentiles::from_hist(&o.totals.hist.session_duration),
                 per_target: o
                     .per_target
                     .iter()

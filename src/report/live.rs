@@ -1,5 +1,6 @@
 //! Live progress: one plain line per interval when stderr is not a terminal (CI logs), a
-//! self-updating line when it is. [`LivePrinter`] is the [`IntervalSink`] the command line
+//! self-updating line with a progress bar of the stage clock when it is (see
+//! [`super::progress`]; the coordinator, which prints per-agent lines too, uses plain lines). [`LivePrinter`] is the [`IntervalSink`] the command line
 //! hands to the engine or the coordinator.
 //!
 //! A line shows: elapsed time, the stage (ramp-up / hold / ramp-down, index of count), open
@@ -38,9 +39,15 @@ impl LiveMode {
         }
     }
 
-    /// The printer for this mode (`None` when quiet).
+    /// The printer for this mode (`None` when quiet): on a terminal, the live line with a
+    /// progress bar of the stage clock ([`super::progress::ProgressView`]); otherwise plain
+    /// lines.
     pub fn sink(self) -> Option<Arc<dyn IntervalSink>> {
-        (self != LiveMode::Quiet).then(|| Arc::new(LivePrinter(self)) as Arc<dyn IntervalSink>)
+        match self {
+            LiveMode::Quiet => None,
+            LiveMode::Tty => Some(Arc::new(super::progress::ProgressView::new())),
+            LiveMode::Lines => Some(Arc::new(LivePrinter(self))),
+        }
     }
 }
 

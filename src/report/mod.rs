@@ -14,6 +14,10 @@
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
 //! - [`live`] — [`LivePrinter`], the live progress line (an
 //!   [`IntervalSink`](crate::metrics::timeseries::IntervalSink)).
+//! - [`progress`] — the terminal's progress bar of the stage clock (`indicatif`).
+//! - [`hdr_log`] — [`hdr_log::HdrLog`], the `--report-hdr` interval log (an interval sink).
+//! - [`prometheus`] — [`prometheus::LiveMetrics`], the `--metrics-listen` exposition (also an
+//!   interval sink).
 //!
 //! Reports are a contract: the JSON layout is described by `schema/report-v1.json` and every
 //! field by `docs/reports.md`; `tests/report.rs` checks a report against both.
@@ -21,9 +25,12 @@
 pub mod agents;
 pub mod csv;
 pub mod gateway;
+pub mod hdr_log;
 pub mod json;
 pub mod live;
 pub mod merge;
+pub mod progress;
+pub mod prometheus;
 pub mod text;
 pub mod write;
 

@@ -303,6 +303,25 @@ fn timings(s: &mut String, o: &RunOutcome) {
             p.count, p.min, p.mean, p.p50, p.p90, p.p95, p.p99, p.p999, p.p9999, p.max
         );
     }
+    // Recorded in ms, so these percentiles are seconds.
+    let p = Percentiles::from_hist(&h.session_duration);
+    if p.count > 0 {
+        let _ = writeln!(
+            s,
+            "  {:<LABEL$}{:>9}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}{:>10.3}",
+            "session (seconds)",
+            p.count,
+            p.min,
+            p.mean,
+            p.p50,
+            p.p90,
+            p.p95,
+            p.p99,
+            p.p999,
+            p.p9999,
+            p.max
+        );
+    }
     s.push('\n');
 }
 
@@ -447,6 +466,8 @@ fn fmt_measured(metric: &str, v: f64) -> String {
         out.push_str(&format!(" ({})", percent(v)));
     } else if metric.ends_with("_ms") || metric.contains("_ms.") {
         out.push_str(" ms");
+    } else if metric.starts_with("session_duration_s") {
+        out.push_str(" s");
     }
     out
 }

@@ -68,6 +68,11 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "echo_delay")]
     pub broadcast: bool,
 
+    /// Serve the gateway's own counters (connections, messages) as Prometheus/OpenMetrics
+    /// metrics at http://ADDR/metrics; port 0 picks a free port (the address is printed)
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen, conflicts_with = "processes")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Runtime worker threads; 0 = number of CPU cores
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,

@@ -123,7 +123,7 @@ impl Agent<'_> {
             })
             .map_err(|e| AgentError::Engine(EngineError::Thread(e)))?;
         let mut opts = RunOptions::new(self.stop.clone());
-        opts.live = self.cfg.live.sink();
+        opts.live = self.cfg.sinks.with(self.cfg.live.sink());
         opts.snapshot_every = a.snapshot_every;
         opts.start_at = Some(start);
         opts.observer = Some(obs_tx);

@@ -33,10 +33,12 @@ use super::wire::{AgentInfo, AgentMsg, CoordMsg, WirePlan};
 use crate::metrics::Aggregator;
 use crate::metrics::outcome::RunOutcome;
 use crate::metrics::thresholds::AbortRule;
+use crate::metrics::timeseries::ExtraSinks;
 use crate::metrics::timeseries::TimeSeries;
 use crate::metrics::{Gauges, Snapshot, SourceCounts};
 use crate::plan::{Plan, Secret};
 use crate::report::LiveMode;
+use crate::report::prometheus::LiveMetrics;
 
 /// How a coordinator behaves (the plan comes separately).
 #[derive(Clone)]
@@ -62,6 +64,10 @@ pub struct CoordinatorConfig {
     pub tls: Option<crate::gateway::tls::ServerTls>,
     /// Receives the merged outcome so far every `every()` while the run goes on.
     pub checkpoint: Option<Arc<dyn crate::metrics::outcome::CheckpointSink>>,
+    /// Sinks fed the merged view beside the live output (`--metrics-listen`, `--report-hdr`).
+    pub sinks: ExtraSinks,
+    /// The `--metrics-listen` metrics, for the per-agent series (also one of `sinks`).
+    pub metrics: Option<Arc<LiveMetrics>>,
 }
 
 impl CoordinatorConfig {
@@ -78,6 +84,8 @@ impl CoordinatorConfig {
             verbose: false,
             tls: None,
             checkpoint: None,
+            sinks: ExtraSinks::default(),
+            metrics: None,
         }
     }
 }

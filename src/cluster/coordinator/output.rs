@@ -1,12 +1,14 @@
-//! The coordinator's output: the per-agent live lines under the global line, the merged
-//! [`RunOutcome`] with `agents[]` and per-source rows (at the end, and as `--checkpoint`
-//! partials while the run goes on), and assignment warnings.
+//! The coordinator's output: the per-agent live lines under the global line (and the
+//! per-agent `--metrics-listen` series), the merged [`RunOutcome`] with `agents[]` and
+//! per-source rows (at the end, and as `--checkpoint` partials while the run goes on), and
+//! assignment warnings.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::State;
 use crate::cluster::wire::CoordMsg;
-use crate::metrics::timeseries::TimeSeries;
+use crate::metrics::timeseries::{IntervalSink, TimeSeries};
 use crate::metrics::{
     AgentOutcome, Aggregator, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome, build_outcome,
 };
@@ -19,14 +21,20 @@ impl State<'_> {
             return;
         };
         let clock = StageClock::new(self.plan.stages.clone());
-        let printer = LivePrinter(self.cfg.live);
+        let printer: Arc<dyn IntervalSink> = Arc::new(LivePrinter(self.cfg.live));
+        let sink = self.cfg.sinks.with(Some(printer));
         series.tick(
             &clock,
             agg,
             self.plan.peak_connections(),
             final_,
-            Some(&printer),
+            sink.as_deref(),
         );
+        if let Some(m) = &self.cfg.metrics {
+            for s in &self.slots {
+                m.record_agent(s.id, &s.info.name, &s.gauges, &s.totals.counters);
+            }
+        }
         let now = Instant::now();
         if self.cfg.live == LiveMode::Quiet || (!final_ && now < self.next_agent_lines) {
             return;

@@ -11,7 +11,7 @@ use crate::engine::conn::{Conn, OpenError, State, set_reset_on_close, start_conn
 use crate::engine::source::{Pick, RETRY_MAX_US};
 use crate::engine::tls::{self};
 use crate::engine::ws::{self};
-use crate::metrics::{DropReason, FailureKind};
+use crate::metrics::{DropReason, FailureKind, record_us};
 use crate::plan::CloseMode;
 
 impl Shard {
@@ -294,6 +294,12 @@ impl Shard {
             self.count_outstanding_lost(key);
         }
         let mut conn = self.conns.remove(key);
+        if matches!(how, End::Closed | End::Dropped(_)) {
+            // Established → closed or dropped: `mark_us` holds the time the connection was
+            // established from then on (the schedules count from it), so no extra field.
+            let ms = self.now_us().saturating_sub(conn.mark_us) / 1000;
+            record_us(&mut self.snap.hist.session_duration, ms);
+        }
         if matches!(how, End::Closed) && self.p.plan.close_mode == CloseMode::Graceful {
             self.send_close_notify(&mut conn);
         }
