@@ -7,8 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use wsscale::metrics::{
-    DropReason, FailureKind, IntervalRow, Percentiles, RunOutcome, Snapshot, SourceOutcome,
-    ThresholdOutcome, new_histogram, record_us,
+    DropReason, FailureKind, IntervalPercentiles, IntervalRow, Percentiles, RunOutcome, Snapshot,
+    SourceOutcome, ThresholdOutcome, new_histogram, record_us,
 };
 use wsscale::plan::Stage;
 use wsscale::report::csv::{CSV_HEADER, to_csv};
@@ -131,6 +131,17 @@ fn sample() -> RunOutcome {
                 push_p99_ms: 1.25,
                 fanout_p50_ms: 0.9,
                 fanout_p99_ms: 3.0,
+                latency_ms: [(
+                    "message_rtt_ms".to_string(),
+                    IntervalPercentiles {
+                        p50: 1.2,
+                        p90: 2.0,
+                        p99: 2.5,
+                    },
+                )]
+                .into(),
+                failures_by_category: [("refused".to_string(), 3)].into(),
+                drops_by_reason: [("close_1001".to_string(), 1)].into(),
             },
             IntervalRow {
                 t_s: 10.0,
@@ -402,7 +413,9 @@ fn json_values_are_exact() {
                "msgs_sent_per_s": 40.0, "msgs_received_per_s": 39.5,
                "message_p50_ms": 1.2, "message_p99_ms": 2.5, "pushes_per_s": 200.0,
                "push_p50_ms": 0.4, "push_p99_ms": 1.25, "fanout_p50_ms": 0.9,
-               "fanout_p99_ms": 3.0})
+               "fanout_p99_ms": 3.0,
+               "latency_ms": {"message_rtt_ms": {"p50": 1.2, "p90": 2.0, "p99": 2.5}},
+               "failures_by_category": {"refused": 3}, "drops_by_reason": {"close_1001": 1}})
     );
     // Server pushes and fan-out: delivered = fan-out samples + own echoes; expected =
     // sent × peak open because the run saw fan-out.
@@ -532,6 +545,12 @@ fn field_paths(prefix: &str, v: &Value, out: &mut Vec<String>) {
                     }
                 } else if prefix == "connections.drops" && k.starts_with("close_") {
                     "close_<code>".to_string()
+                } else if prefix == "timeseries[].latency_ms" {
+                    "<metric>".to_string()
+                } else if prefix == "timeseries[].failures_by_category" {
+                    "<category>".to_string()
+                } else if prefix == "timeseries[].drops_by_reason" {
+                    "<reason>".to_string()
                 } else {
                     k.clone()
                 };
@@ -835,13 +854,14 @@ fn csv_has_header_and_one_line_per_interval() {
     assert_eq!(lines[2], "10,800,80,7,1,120,119,0,0,0,0,0,0,0");
     let columns = CSV_HEADER.split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns));
-    // The same columns as the JSON rows.
+    // The same columns as the JSON rows' numbers (the per-category maps are JSON only).
     let doc = to_json(&o);
     let mut json_keys: Vec<&str> = doc["timeseries"][0]
         .as_object()
         .unwrap()
-        .keys()
-        .map(String::as_str)
+        .iter()
+        .filter(|(_, v)| !v.is_object())
+        .map(|(k, _)| k.as_str())
         .collect();
     let mut csv_keys: Vec<&str> = CSV_HEADER.split(',').collect();
     json_keys.sort_unstable();

@@ -13,6 +13,7 @@
 //! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
 
 pub mod aggregate;
+pub mod labels;
 pub mod outcome;
 pub mod percentiles;
 pub mod thresholds;
@@ -22,8 +23,8 @@ pub mod wire;
 
 pub use aggregate::Aggregator;
 pub use outcome::{
-    AgentOutcome, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome, TargetOutcome,
-    ThresholdOutcome, build_outcome,
+    AgentOutcome, IntervalPercentiles, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome,
+    TargetOutcome, ThresholdOutcome, build_outcome,
 };
 pub use percentiles::{Percentiles, quantile_ms};
 

@@ -5,6 +5,7 @@
 //! `report` turns an outcome into the text summary and the JSON document. Nothing here is
 //! formatted yet.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::aggregate::Aggregator;
@@ -86,6 +87,26 @@ pub struct IntervalRow {
     pub fanout_p50_ms: f64,
     #[serde(default)]
     pub fanout_p99_ms: f64,
+    /// p50/p90/p99 during the interval of every latency histogram that had samples in it, by
+    /// its `timings` name (`message_rtt_ms`, `ws_handshake_ms`, …). Added within schema
+    /// version 1: absent from older reports, which read back empty.
+    #[serde(default)]
+    pub latency_ms: BTreeMap<String, IntervalPercentiles>,
+    /// Failures during the interval by category (the `connections.failures` labels),
+    /// non-zero categories only.
+    #[serde(default)]
+    pub failures_by_category: BTreeMap<String, u64>,
+    /// Drops during the interval by reason (the `connections.drops` labels), non-zero only.
+    #[serde(default)]
+    pub drops_by_reason: BTreeMap<String, u64>,
+}
+
+/// Three quantiles of one latency histogram over one interval (ms, three decimals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IntervalPercentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
 }
 
 /// A threshold with its measured value and verdict.
