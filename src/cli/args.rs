@@ -530,6 +530,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report_csv: Option<PathBuf>,
 
+    /// Write a self-contained HTML report with charts to FILE (open it in any browser, no
+    /// network needed); `wsscale report html RUN.json -o FILE` makes one from a JSON report
+    /// [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report_html: Option<PathBuf>,
+
     /// Run even when the preflight checks say the plan cannot work on this host (too few
     /// file descriptors, ephemeral ports, memory...). `wsscale preflight` shows the checks.
     #[arg(long, help_heading = "Output")]

@@ -54,7 +54,8 @@ Exit codes: 0 done, 1 could not run (refused, unreachable, bad assignment), 3 or
 Example:
   wsscale agent --coordinator ws://10.0.0.2:7070/ --token-file token --source-ip iface:eth1";
 
-pub const REPORT_ABOUT: &str = "Work with JSON reports (merge shard reports)";
+pub const REPORT_ABOUT: &str =
+    "Work with JSON reports: merge shard reports, render one as HTML, compare with a baseline";
 
 /// Exit code of an agent that stopped because its coordinator was gone.
 pub const EXIT_ORPHANED: i32 = 3;
@@ -192,6 +193,13 @@ pub enum ReportCommand {
     /// Merge JSON reports (e.g. of --shard runs) into one, exactly: counts add up, percentiles
     /// come from the merged histograms
     Merge(MergeArgs),
+    /// Render a JSON report as one self-contained HTML file with charts
+    #[command(long_about = crate::cli::report::HTML_LONG)]
+    Html(crate::cli::report::HtmlArgs),
+    /// Compare two JSON reports (base → new, delta, %); exit 99 when a --max-regression bound
+    /// is exceeded
+    #[command(long_about = crate::cli::report::COMPARE_LONG)]
+    Compare(crate::cli::report::CompareArgs),
 }
 
 /// Arguments of `wsscale report merge`.
@@ -372,6 +380,8 @@ pub fn report_command(c: &ReportCommand) -> anyhow::Result<i32> {
             );
             Ok(crate::cli::finish::exit_code(&outcome))
         }
+        ReportCommand::Html(a) => crate::cli::report::html_command(a),
+        ReportCommand::Compare(a) => crate::cli::report::compare_command(a),
     }
 }
 

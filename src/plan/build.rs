@@ -164,6 +164,10 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         .report_csv
         .clone()
         .or_else(|| p.report_csv.as_ref().map(|l| l.value.clone()));
+    let report_html = args
+        .report_html
+        .clone()
+        .or_else(|| p.report_html.as_ref().map(|l| l.value.clone()));
     let mut traffic = traffic::traffic(args, p, max_frame)?;
     let session_args = session::with_profile(args, p)?;
     session::session(&session_args, &mut targets, &mut handshake, &mut traffic)?;
@@ -191,6 +195,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         socket_sndbuf,
         report_json,
         report_csv,
+        report_html,
         traffic,
         thresholds,
         abort_on_fail,

@@ -177,6 +177,8 @@ pub struct Plan {
     pub report_json: Option<PathBuf>,
     /// CSV time-series path.
     pub report_csv: Option<PathBuf>,
+    /// HTML report path.
+    pub report_html: Option<PathBuf>,
     /// What every held connection sends and expects (heartbeats, messages).
     pub traffic: Traffic,
     /// Pass/fail conditions evaluated against the final report.
@@ -339,6 +341,7 @@ impl Plan {
             socket_sndbuf: None,
             report_json: None,
             report_csv: None,
+            report_html: None,
             traffic: Traffic::default(),
             thresholds: Vec::new(),
             abort_on_fail: false,

@@ -158,4 +158,6 @@ pub struct Overrides {
     pub report_json: Option<PathBuf>,
     /// `--report-csv` (see `wsscale run --help`).
     pub report_csv: Option<PathBuf>,
+    /// `--report-html` (see `wsscale run --help`).
+    pub report_html: Option<PathBuf>,
 }

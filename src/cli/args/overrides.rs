@@ -89,6 +89,7 @@ impl RunArgs {
             interval: self.interval,
             report_json: self.report_json.clone(),
             report_csv: self.report_csv.clone(),
+            report_html: self.report_html.clone(),
         }
     }
 }

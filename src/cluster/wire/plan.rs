@@ -130,6 +130,7 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "threads",
     "report_json",
     "report_csv",
+    "report_html",
     "thresholds",
     "abort_on_fail",
     "allow_failures",

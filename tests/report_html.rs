@@ -1,0 +1,542 @@
+//! The HTML report (`--report-html`, `wsscale report html`) and the baseline comparison
+//! (`wsscale report compare`), through the real binary against the embedded gateway.
+//!
+//! One short run (with timed messages and pings, so every kind of chart has data) is made
+//! once per test process and shared. The browser test loads the page in headless Chromium
+//! from a file URL; it is gated like the protocol tests (`tests/util/servers.rs`): skipped
+//! with a notice when `WSSCALE_SERVERS` is unset, failing loudly when it is set and Chromium
+//! (`WSSCALE_CHROMIUM`, or `chromium` on PATH; `ci/servers.sh install` installs it) is
+//! missing.
+
+#[path = "util/servers.rs"]
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wsscale");
+
+/// The shared run: its directory (kept for the test process), JSON and HTML reports.
+struct Fixture {
+    dir: PathBuf,
+    json: PathBuf,
+    html: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let json = dir.join("run.json");
+        let html = dir.join("run.html");
+        let out = Command::new(BIN)
+            .args([
+                "run",
+                "-c",
+                "40",
+                "--ramp",
+                "600ms",
+                "--hold",
+                "900ms",
+                "--ramp-down",
+                "200ms",
+                "--interval",
+                "100ms",
+                "--threads",
+                "1",
+                "--message-rate",
+                "10/s",
+                "--ping-interval",
+                "200ms",
+                "--threshold",
+                "failed>=0",
+                "--report-json",
+            ])
+            .arg(&json)
+            .arg("--report-html")
+            .arg(&html)
+            .output()
+            .expect("the binary runs");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        Fixture { dir, json, html }
+    })
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn wsscale(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn write_json(p: &Path, v: &Value) {
+    std::fs::write(p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+/// `(data-chart, data-series, data-points)` of every chart on a page.
+fn charts(html: &str) -> Vec<(String, usize, usize)> {
+    html.split("<figure class=\"chart\"")
+        .skip(1)
+        .map(|f| {
+            let attr = |name: &str| {
+                let start = f.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                f[start..start + f[start..].find('"').unwrap()].to_string()
+            };
+            (
+                attr("data-chart"),
+                attr("data-series").parse().unwrap(),
+                attr("data-points").parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+const EXPECTED_CHARTS: [&str; 7] = [
+    "connections",
+    "connect-rate",
+    "messages",
+    "latency-tcp_connect_ms",
+    "latency-ws_handshake_ms",
+    "latency-message_rtt_ms",
+    "percentiles",
+];
+
+#[test]
+fn run_writes_a_self_contained_html_report_with_every_chart() {
+    let f = fixture();
+    let html = std::fs::read_to_string(&f.html).unwrap();
+    let found = charts(&html);
+    let ids: Vec<&str> = found.iter().map(|c| c.0.as_str()).collect();
+    for id in EXPECTED_CHARTS.iter().chain(&["latency-ping_rtt_ms"]) {
+        assert!(ids.contains(id), "chart {id} missing; charts: {ids:?}");
+    }
+    for (id, series, points) in &found {
+        assert!(*series > 0 && *points > 0, "chart {id} has no data");
+        let figure = html.split(&format!("data-chart=\"{id}\"")).nth(1).unwrap();
+        let figure = &figure[..figure.find("</figure>").unwrap()];
+        assert_eq!(
+            figure.matches("stroke-width=\"2\"").count(),
+            *series,
+            "chart {id}: one drawn line per series"
+        );
+    }
+    // No failures in this run: that chart is omitted, not drawn empty.
+    assert!(!ids.contains(&"failures"), "{ids:?}");
+    // Self-contained: nothing is loaded from anywhere.
+    for needle in ["src=", "href=\"http", "@import", "url("] {
+        assert!(!html.contains(needle), "the page references {needle}");
+    }
+    for section in ["Thresholds", "Parameters", "Latencies", "Source addresses"] {
+        assert!(
+            html.contains(&format!(">{section}</h2>")),
+            "{section} missing"
+        );
+    }
+    assert!(html.contains("✓</td><td><code>failed&gt;=0</code>"));
+    assert!(!html.contains(">Agents</h2>"), "no agents in a single run");
+}
+
+#[test]
+fn report_html_from_json_draws_the_same_charts() {
+    let f = fixture();
+    let out_path = f.dir.join("from-json.html");
+    let out = wsscale(&[
+        "report",
+        "html",
+        f.json.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let from_json = std::fs::read_to_string(&out_path).unwrap();
+    let direct = std::fs::read_to_string(&f.html).unwrap();
+    assert_eq!(charts(&from_json), charts(&direct));
+}
+
+#[test]
+fn report_html_of_merged_and_progressive_reports() {
+    let f = fixture();
+    let base = read_json(&f.json);
+    // A merged report of two processes: per-agent table, same chart kinds.
+    let (a, b, merged) = (
+        f.dir.join("a.json"),
+        f.dir.join("b.json"),
+        f.dir.join("merged.json"),
+    );
+    write_json(&a, &base);
+    write_json(&b, &base);
+    let out = wsscale(&[
+        "report",
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page = f.dir.join("merged.html");
+    let out = wsscale(&[
+        "report",
+        "html",
+        merged.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(">Agents</h2>"));
+    assert!(html.contains("a.json") && html.contains("b.json"));
+    let ids: Vec<String> = charts(&html).into_iter().map(|c| c.0).collect();
+    for id in EXPECTED_CHARTS {
+        assert!(ids.iter().any(|i| i == id), "{id} missing from {ids:?}");
+    }
+
+    // A progressive document: one section per step, chart ids unique per step.
+    let steps = f.dir.join("steps.json");
+    write_json(&steps, &json!({"schema_version": 1, "steps": [base, base]}));
+    let page = f.dir.join("steps.html");
+    let out = wsscale(&[
+        "report",
+        "html",
+        steps.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"step-1\"") && html.contains("id=\"step-2\""));
+    let ids: Vec<String> = charts(&html).into_iter().map(|c| c.0).collect();
+    assert!(ids.contains(&"step1-connections".to_string()), "{ids:?}");
+    assert!(ids.contains(&"step2-percentiles".to_string()), "{ids:?}");
+}
+
+#[test]
+fn failures_chart_shows_each_category() {
+    // The shared run had no failures: give three intervals refused attempts.
+    let f = fixture();
+    let page = f.dir.join("refused.html");
+    let json = variant("refused.json", |doc| {
+        for row in doc["timeseries"].as_array_mut().unwrap().iter_mut().take(3) {
+            row["failures"] = json!(2);
+            row["failures_by_category"] = json!({"refused": 2});
+        }
+    });
+    let out = wsscale(&[
+        "report",
+        "html",
+        json.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let failures = charts(&html)
+        .into_iter()
+        .find(|c| c.0 == "failures")
+        .expect("a failures chart");
+    assert_eq!(failures.1, 1, "one series: refused");
+    assert!(html.contains("failed: refused"));
+}
+
+#[test]
+fn report_html_refuses_what_is_not_a_report() {
+    let f = fixture();
+    let bad = f.dir.join("not-a-report.json");
+    std::fs::write(&bad, "{\"hello\": 1}").unwrap();
+    let out = wsscale(&[
+        "report",
+        "html",
+        bad.to_str().unwrap(),
+        "-o",
+        f.dir.join("x.html").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not-a-report.json") && err.contains("not a wsscale JSON report"),
+        "{err}"
+    );
+}
+
+/// The Chromium binary, or `None` (with the notice) when browser tests are not wanted.
+fn chromium() -> Option<PathBuf> {
+    if !servers::enabled() {
+        eprintln!(
+            "skipped: WSSCALE_SERVERS not set (this test needs headless Chromium: ci/servers.sh install; \
+             then WSSCALE_SERVERS=1)"
+        );
+        return None;
+    }
+    let candidate = std::env::var_os("WSSCALE_CHROMIUM")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("chromium"))
+                    .find(|p| p.is_file())
+            })
+        });
+    match candidate {
+        Some(p) if p.is_file() => Some(p),
+        _ => panic!(
+            "WSSCALE_SERVERS is set but Chromium was not found (WSSCALE_CHROMIUM or `chromium` on \
+             PATH): install it with `ci/servers.sh install` (Debian package chromium), or unset \
+             WSSCALE_SERVERS to skip the browser test"
+        ),
+    }
+}
+
+/// Headless Chromium on `page` with `extra` arguments: (stdout, stderr).
+fn headless(chromium: &Path, page: &Path, extra: &[&str]) -> (String, String) {
+    let url = format!("file://{}", page.display());
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1100,5000",
+        ])
+        .args(extra)
+        .arg(&url)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        text(&out.stderr)
+    );
+    (text(&out.stdout), text(&out.stderr))
+}
+
+/// The value of attribute `name` on the first element that has it.
+fn attr(dom: &str, name: &str) -> Option<String> {
+    let start = dom.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(dom[start..start + dom[start..].find('"')?].to_string())
+}
+
+#[test]
+fn chromium_draws_every_chart_without_console_errors() {
+    let Some(chromium) = chromium() else { return };
+    let f = fixture();
+    let (dom, stderr) = headless(&chromium, &f.html, &["--dump-dom"]);
+    let console: Vec<&str> = stderr.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    assert_eq!(
+        attr(&dom, "data-errors").as_deref(),
+        Some("0"),
+        "script errors"
+    );
+    let on_page = charts(&std::fs::read_to_string(&f.html).unwrap());
+    assert_eq!(
+        attr(&dom, "data-charts"),
+        Some(on_page.len().to_string()),
+        "the page's check script did not run"
+    );
+    assert_eq!(
+        attr(&dom, "data-charts-drawn"),
+        Some(on_page.len().to_string())
+    );
+    // Each chart: as many laid-out data lines as it has series.
+    for (id, series, _) in &on_page {
+        let figure = dom
+            .split(&format!("data-chart=\"{id}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("chart {id} not in the DOM"));
+        let head = &figure[..figure.find('>').unwrap()];
+        assert!(
+            head.contains(&format!("data-drawn=\"{series}\"")),
+            "chart {id}: {head}"
+        );
+    }
+    eprintln!(
+        "page loaded in {} ms (performance.now() at the load event)",
+        attr(&dom, "data-load-ms").unwrap_or_default()
+    );
+
+    let shot = f.dir.join("report.png");
+    let arg = format!("--screenshot={}", shot.display());
+    headless(&chromium, &f.html, &[&arg]);
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "screenshot too small"
+    );
+    eprintln!("screenshot kept at {}", shot.display());
+}
+
+// ---- report compare ----
+
+/// A copy of the shared report with `edit` applied, written to `name`.
+fn variant(name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let f = fixture();
+    let mut doc = read_json(&f.json);
+    edit(&mut doc);
+    let p = f.dir.join(name);
+    write_json(&p, &doc);
+    p
+}
+
+fn compare(base: &Path, new: &Path, bounds: &[&str]) -> Output {
+    let mut args = vec![
+        "report".to_string(),
+        "compare".into(),
+        base.display().to_string(),
+        new.display().to_string(),
+    ];
+    for b in bounds {
+        args.push("--max-regression".into());
+        args.push(b.to_string());
+    }
+    Command::new(BIN).args(&args).output().unwrap()
+}
+
+#[test]
+fn compare_identical_reports_passes_every_bound() {
+    let f = fixture();
+    let out = compare(
+        &f.json,
+        &f.json,
+        &[
+            "message_rtt_ms.p99=+0%",
+            "dropped=+0",
+            "connect_success_rate=+0",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("message_rtt_ms.p99"), "{stdout}");
+    assert!(
+        stdout.contains("+0.0%") && stdout.contains("✓ +0%"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no bound exceeded"), "{stdout}");
+}
+
+#[test]
+fn compare_exits_99_when_a_bound_is_exceeded() {
+    let f = fixture();
+    // Five more resets in NEW.
+    let new = variant("dropped.json", |d| {
+        let c = &mut d["connections"];
+        c["dropped"] = json!(c["dropped"].as_u64().unwrap() + 5);
+        c["drops"]["reset"] = json!(c["drops"]["reset"].as_u64().unwrap() + 5);
+    });
+    let out = compare(&f.json, &new, &["dropped=+2", "message_rtt_ms.p99=+50%"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("1 bound(s) exceeded"), "{stdout}");
+    assert!(stdout.contains("✗ dropped=+2"), "{stdout}");
+    // Without bounds the table is shown and the exit is 0.
+    assert_eq!(compare(&f.json, &new, &[]).status.code(), Some(0));
+    // Within an absolute allowance.
+    assert_eq!(
+        compare(&f.json, &new, &["dropped=+5"]).status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn compare_reads_latency_from_the_histograms() {
+    let f = fixture();
+    // NEW: every message round trip took 50 ms (a histogram of 1,000 samples at 50,000 µs).
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    h.record_n(50_000, 1000).unwrap();
+    let slow = wsscale::metrics::wire::encode_histogram(&h);
+    let new = variant("slow.json", |d| {
+        d["histograms"]["message_rtt"] = json!(slow);
+    });
+    let out = compare(&f.json, &new, &["message_rtt_ms.p99=+10%"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "{stdout}{}", text(&out.stderr));
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("message_rtt_ms.p99"))
+        .unwrap();
+    assert!(row.contains("50.015") || row.contains(" 50 "), "{row}");
+    assert!(row.contains('✗'), "{row}");
+    // The reverse (NEW faster) is no regression.
+    assert_eq!(
+        compare(&new, &f.json, &["message_rtt_ms.p99=+10%"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn compare_progressive_reports_step_by_step() {
+    let f = fixture();
+    let one = read_json(&f.json);
+    let mut worse = one.clone();
+    worse["connections"]["failed"] = json!(3);
+    worse["connections"]["attempted"] =
+        json!(worse["connections"]["attempted"].as_u64().unwrap() + 3);
+    worse["connections"]["failures"]["refused"] = json!(3);
+    let base = f.dir.join("steps-base.json");
+    let new = f.dir.join("steps-new.json");
+    write_json(&base, &json!({"schema_version": 1, "steps": [one, one]}));
+    write_json(&new, &json!({"schema_version": 1, "steps": [one, worse]}));
+    let out = compare(&base, &new, &["failed=+0"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("step 1/2") && stdout.contains("step 2/2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("✗ failed=+0 (step 2/2)"), "{stdout}");
+    // A step of BASE that NEW lacks counts as exceeded when bounds are given.
+    let short = f.dir.join("steps-short.json");
+    write_json(&short, &json!({"schema_version": 1, "steps": [one]}));
+    let out = compare(&base, &short, &["failed=+0"]);
+    assert_eq!(out.status.code(), Some(99), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("missing from NEW"));
+}
+
+#[test]
+fn compare_bad_input_exits_2_and_says_why() {
+    let f = fixture();
+    let out = compare(&f.json, &f.json, &["message_rtt.p99=+10%"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("did you mean \"message_rtt_ms.p99\""), "{err}");
+    assert!(
+        err.contains("connect_success_rate") && err.contains("handshake_ms"),
+        "lists valid metrics: {err}"
+    );
+
+    let out = compare(&f.json, &f.json, &["dropped<5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    let steps = f.dir.join("one-step.json");
+    write_json(
+        &steps,
+        &json!({"schema_version": 1, "steps": [read_json(&f.json)]}),
+    );
+    let out = compare(&f.json, &steps, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("progressive"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = compare(&f.json, &f.dir.join("missing.json"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("missing.json"));
+}
