@@ -7,8 +7,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use wsscale::metrics::{
-    DropReason, FailureKind, IntervalPercentiles, IntervalRow, Percentiles, RunOutcome, Snapshot,
-    SourceOutcome, ThresholdOutcome, new_histogram, record_us,
+    DropReason, FailureKind, IntervalPercentiles, IntervalRow, Percentiles, PreflightNote,
+    RunOutcome, Snapshot, SourceOutcome, ThresholdOutcome, new_histogram, record_us,
 };
 use wsscale::plan::Stage;
 use wsscale::report::csv::{CSV_HEADER, to_csv};
@@ -172,6 +172,13 @@ fn sample() -> RunOutcome {
         ],
         aborted_by_threshold: false,
         agents: Vec::new(),
+        preflight: vec![PreflightNote {
+            check: "ephemeral_ports".into(),
+            name: "ephemeral ports".into(),
+            status: "warn".into(),
+            found: "28,232".into(),
+            needed: "30,000".into(),
+        }],
         verdict: None,
         per_target: Vec::new(),
         protocol: None,

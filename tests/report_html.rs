@@ -540,3 +540,30 @@ fn compare_bad_input_exits_2_and_says_why() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("missing.json"));
 }
+
+#[test]
+fn preflight_warnings_get_a_section_only_when_present() {
+    let f = fixture();
+    let html = std::fs::read_to_string(&f.html).unwrap();
+    let has_warnings = !read_json(&f.json)["preflight"]
+        .as_array()
+        .unwrap()
+        .is_empty();
+    assert_eq!(html.contains(">Preflight warnings</h2>"), has_warnings);
+    let json = variant("preflight.json", |doc| {
+        doc["preflight"] = json!([{"check": "ephemeral_ports", "name": "ephemeral ports",
+            "status": "warn", "found": "28,232", "needed": "30,000"}]);
+    });
+    let page = f.dir.join("preflight.html");
+    let out = wsscale(&[
+        "report",
+        "html",
+        json.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(">Preflight warnings</h2>"));
+    assert!(html.contains("<td>ephemeral ports</td><td>28,232</td><td>30,000</td>"));
+}

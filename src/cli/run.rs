@@ -17,7 +17,7 @@ use anyhow::Context;
 
 use crate::engine::{self, RunOptions};
 use crate::gateway::{GatewayConfig, GatewayHandle};
-use crate::metrics::RunOutcome;
+use crate::metrics::{PreflightNote, RunOutcome};
 use crate::plan::{Plan, Slice, Target};
 use crate::report;
 use crate::report::LiveMode;
@@ -72,11 +72,24 @@ pub fn run_part_to_outcome(
         plan = crate::cluster::slice_view(&plan, slice);
     }
     let embedded = plan.targets.is_empty();
+    let mut preflight = Vec::new();
     if !skip_preflight {
-        let warnings =
-            system::preflight::gate(&plan, system::Role::Loadgen).map_err(anyhow::Error::msg)?;
-        for w in warnings {
-            eprintln!("preflight warning: {w} (details: wsscale preflight)");
+        let checks = system::preflight::check_system(&plan, system::Role::Loadgen);
+        if checks.failed() {
+            return Err(anyhow::Error::msg(checks.refusal()));
+        }
+        for w in checks.with_status(system::preflight::Status::Warn) {
+            eprintln!(
+                "preflight warning: {}: found {}, needed {} (details: wsscale preflight)",
+                w.name, w.found, w.needed
+            );
+            preflight.push(PreflightNote {
+                check: w.check.to_string(),
+                name: w.name.clone(),
+                status: w.status.label().to_string(),
+                found: w.found.clone(),
+                needed: w.needed.clone(),
+            });
         }
     }
 
@@ -101,7 +114,8 @@ pub fn run_part_to_outcome(
     opts.live = LiveMode::detect().sink();
     opts.embedded_gateway = embedded;
     opts.start_at = start_at;
-    let outcome = engine::run(&plan, &opts).context("the engine failed")?;
+    let mut outcome = engine::run(&plan, &opts).context("the engine failed")?;
+    outcome.preflight = preflight;
     Ok((plan, outcome))
 }
 

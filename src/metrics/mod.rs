@@ -23,8 +23,8 @@ pub mod wire;
 
 pub use aggregate::Aggregator;
 pub use outcome::{
-    AgentOutcome, IntervalPercentiles, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome,
-    TargetOutcome, ThresholdOutcome, build_outcome,
+    AgentOutcome, IntervalPercentiles, IntervalRow, OutcomeMeta, PreflightNote, RunOutcome,
+    SourceOutcome, TargetOutcome, ThresholdOutcome, build_outcome,
 };
 pub use percentiles::{Percentiles, quantile_ms};
 

@@ -109,6 +109,19 @@ pub struct IntervalPercentiles {
     pub p99: f64,
 }
 
+/// A preflight check that did not pass, as the run's report keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreflightNote {
+    /// The check's stable identifier (`nofile`, `ephemeral_ports`, …).
+    pub check: String,
+    /// Its label for people.
+    pub name: String,
+    /// `warn` (a failed check refuses the run, unless `--skip-preflight`).
+    pub status: String,
+    pub found: String,
+    pub needed: String,
+}
+
 /// A threshold with its measured value and verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdOutcome {
@@ -177,6 +190,9 @@ pub struct RunOutcome {
     /// The verdict (set when the run is finished: thresholds evaluated, see
     /// [`super::verdict::judge`]); `None` before.
     pub verdict: Option<super::verdict::Verdict>,
+    /// Preflight checks that warned before the run (empty when they all passed, were
+    /// skipped, or ran elsewhere — on agents).
+    pub preflight: Vec<PreflightNote>,
 }
 
 /// One agent of a distributed run: who it was and what it did. The global figures are the
@@ -331,5 +347,6 @@ pub fn build_outcome(
             .map(|r| r.label())
             .collect(),
         verdict: None,
+        preflight: Vec::new(),
     }
 }

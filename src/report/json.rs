@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::metrics::Percentiles;
-use crate::metrics::outcome::{IntervalRow, RunOutcome};
+use crate::metrics::outcome::{IntervalRow, PreflightNote, RunOutcome};
 use crate::plan::redact::redact_url;
 
 /// Version of the JSON layout. Bump it (and add `schema/report-v<N>.json`) on any change that
@@ -86,6 +86,10 @@ pub struct JsonReport {
     /// The run's verdict and exit code (`null` for a report written before the run was
     /// judged).
     pub verdict: Option<JsonVerdict>,
+    /// Preflight checks that warned before the run (added within schema version 1: absent
+    /// from older reports, which read back empty).
+    #[serde(default)]
+    pub preflight: Vec<PreflightNote>,
 }
 
 /// The verdict: what the exit code says, in words.
@@ -444,6 +448,7 @@ impl JsonReport {
                 exit_code: v.exit_code(),
                 reasons: v.reasons.clone(),
             }),
+            preflight: o.preflight.clone(),
         }
     }
 }

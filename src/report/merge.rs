@@ -38,7 +38,7 @@ use serde_json::Value;
 use super::agents::JsonAgent;
 use super::json::JsonReport;
 use crate::metrics::outcome::{
-    AgentOutcome, IntervalRow, RunOutcome, SourceOutcome, TargetOutcome,
+    AgentOutcome, IntervalRow, PreflightNote, RunOutcome, SourceOutcome, TargetOutcome,
 };
 use crate::metrics::wire::{decode_histograms, parse_drop_label, parse_failure_label};
 use crate::metrics::{Counters, FailureKind, Snapshot, SourceCounts, tls_alert_name};
@@ -101,6 +101,7 @@ struct Parsed {
     timeseries: Vec<IntervalRow>,
     thresholds: Vec<String>,
     agents: Vec<AgentOutcome>,
+    preflight: Vec<PreflightNote>,
 }
 
 /// Merge reports into one outcome (write it with [`super::write_json`]).
@@ -174,7 +175,13 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
             .map(|p| p.reply_rules.clone())
             .unwrap_or_default(),
         verdict: None,
+        preflight: Vec::new(),
     };
+    for note in parsed.iter().flat_map(|p| &p.preflight) {
+        if !o.preflight.contains(note) {
+            o.preflight.push(note.clone());
+        }
+    }
 
     let mut id = 0;
     let mut agents = Vec::new();
@@ -498,6 +505,7 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         timeseries: r.timeseries,
         thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,
+        preflight: r.preflight,
     })
 }
 

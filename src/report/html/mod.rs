@@ -209,6 +209,7 @@ fn run_body(out: &mut String, r: &JsonReport, id_prefix: &str, level: u8) -> Res
     };
     section("Thresholds", sections::thresholds(r));
     section("Parameters", sections::parameters(r));
+    section("Preflight warnings", sections::preflight(r));
     let mut charts = String::new();
     for f in figures::figures(r) {
         let svg = f.chart.svg()?;

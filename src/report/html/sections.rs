@@ -146,6 +146,28 @@ pub fn thresholds(r: &JsonReport) -> String {
     s
 }
 
+/// Preflight checks that warned before the run.
+pub fn preflight(r: &JsonReport) -> String {
+    if r.preflight.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "<table><thead><tr><th></th><th>check</th><th>found</th><th>needed</th></tr></thead><tbody>",
+    );
+    for p in &r.preflight {
+        let _ = write!(
+            s,
+            "<tr class=\"fail\"><td class=\"mark\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&p.status),
+            escape(&p.name),
+            escape(&p.found),
+            escape(&p.needed)
+        );
+    }
+    s.push_str("</tbody></table><p class=\"note\">Details and fixes: <code>wsscale preflight</code> with the same plan.</p>");
+    s
+}
+
 /// Percentiles of every latency histogram with samples.
 pub fn latencies(r: &JsonReport) -> String {
     let rows: Vec<(&str, &Percentiles)> = LATENCIES
