@@ -567,3 +567,37 @@ fn preflight_warnings_get_a_section_only_when_present() {
     assert!(html.contains(">Preflight warnings</h2>"));
     assert!(html.contains("<td>ephemeral ports</td><td>28,232</td><td>30,000</td>"));
 }
+
+#[test]
+fn progressive_run_writes_one_page_with_a_section_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["one.toml", "two.toml"] {
+        std::fs::write(
+            dir.path().join(name),
+            format!(
+                "description = \"{name}\"\nconnections = 5\nramp = \"200ms\"\nhold = \"200ms\"\n\
+                 ramp_down = \"0s\"\ninterval = \"100ms\"\nthreads = 1\nmessage_rate = \"5/s\"\n"
+            ),
+        )
+        .unwrap();
+    }
+    // The page's path from the progressive profile (`report_html`, relative to it).
+    let prof = dir.path().join("prog.toml");
+    std::fs::write(
+        &prof,
+        "steps = [\"one.toml\", \"two.toml\"]\ncool_down = \"0s\"\nreport_html = \"steps.html\"\n",
+    )
+    .unwrap();
+    let out = wsscale(&["run", prof.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("HTML report (2 step(s)) written to"));
+    let html = std::fs::read_to_string(dir.path().join("steps.html")).unwrap();
+    assert!(html.contains("<h2>Step 1/2</h2>") && html.contains("<h2>Step 2/2</h2>"));
+    let ids: Vec<String> = charts(&html).into_iter().map(|c| c.0).collect();
+    for step in ["step1", "step2"] {
+        for chart in ["connections", "latency-message_rtt_ms", "percentiles"] {
+            let id = format!("{step}-{chart}");
+            assert!(ids.contains(&id), "{id} missing from {ids:?}");
+        }
+    }
+}
