@@ -8,6 +8,7 @@
 //! [`Chart`] of named [`Series`]; [`Chart::svg`] draws it.
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -109,12 +110,6 @@ impl Chart {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70);
-        let x_desc = match self.x {
-            XAxis::Time => "time since start (s)",
-            XAxis::Nines => "percentile",
-        };
-        let nines_ticks = (x_max as usize) + 1;
-        let style = ("sans-serif", 13).into_font();
         if self.log_y {
             let y_min = all()
                 .map(|p| p.1)
@@ -127,39 +122,45 @@ impl Chart {
             };
             let y_max = (y_max * 1.25).max(y_min * 10.0);
             let mut chart = builder.build_cartesian_2d(0.0..x_max, (y_min..y_max).log_scale())?;
-            let mut mesh = chart.configure_mesh();
-            mesh.x_desc(x_desc)
-                .y_desc(self.y_desc.as_str())
-                .label_style(style.clone())
-                .y_label_formatter(&|v| number(*v));
-            let nines = |v: &f64| nines_label(*v);
-            let secs = |v: &f64| number(*v);
-            if self.x == XAxis::Nines {
-                mesh.x_labels(nines_ticks).x_label_formatter(&nines);
-            } else {
-                mesh.x_label_formatter(&secs);
-            }
-            mesh.draw()?;
-            self.lines(&mut chart, |v| v.max(y_min))?;
+            self.mesh(&mut chart, x_max)?;
+            // A log axis has no 0: samples below its bottom are drawn at the bottom.
+            self.lines(&mut chart, |v| v.max(y_min))
         } else {
             let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
             let mut chart = builder.build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
-            let mut mesh = chart.configure_mesh();
-            mesh.x_desc(x_desc)
-                .y_desc(self.y_desc.as_str())
-                .label_style(style.clone())
-                .y_label_formatter(&|v| number(*v));
-            let nines = |v: &f64| nines_label(*v);
-            let secs = |v: &f64| number(*v);
-            if self.x == XAxis::Nines {
-                mesh.x_labels(nines_ticks).x_label_formatter(&nines);
-            } else {
-                mesh.x_label_formatter(&secs);
-            }
-            mesh.draw()?;
-            self.lines(&mut chart, |v| v)?;
+            self.mesh(&mut chart, x_max)?;
+            self.lines(&mut chart, |v| v)
         }
-        Ok(())
+    }
+
+    /// Grid, tick labels and axis descriptions.
+    fn mesh<'a, Y>(
+        &self,
+        chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+        x_max: f64,
+    ) -> Result<(), DrawingAreaErrorKind<std::io::Error>>
+    where
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let x_desc = match self.x {
+            XAxis::Time => "time since start (s)",
+            XAxis::Nines => "percentile",
+        };
+        let nines = |v: &f64| nines_label(*v);
+        let plain = |v: &f64| number(*v);
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(x_desc)
+            .y_desc(self.y_desc.as_str())
+            .label_style(("sans-serif", 13).into_font())
+            .y_label_formatter(&plain);
+        if self.x == XAxis::Nines {
+            // One tick per nine: 0%, 90%, 99%, …
+            mesh.x_labels((x_max as usize) + 1)
+                .x_label_formatter(&nines);
+        } else {
+            mesh.x_label_formatter(&plain);
+        }
+        mesh.draw()
     }
 
     /// Draw every series and the legend.
