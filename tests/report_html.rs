@@ -131,8 +131,6 @@ fn run_writes_a_self_contained_html_report_with_every_chart() {
             "chart {id}: one drawn line per series"
         );
     }
-    // No failures in this run: that chart is omitted, not drawn empty.
-    assert!(!ids.contains(&"failures"), "{ids:?}");
     // Self-contained: nothing is loaded from anywhere.
     for needle in ["src=", "href=\"http", "@import", "url("] {
         assert!(!html.contains(needle), "the page references {needle}");
@@ -222,12 +220,39 @@ fn report_html_of_merged_and_progressive_reports() {
     assert!(ids.contains(&"step2-percentiles".to_string()), "{ids:?}");
 }
 
+/// The report's time series without any failure or drop.
+fn clear_failures(doc: &mut Value) {
+    for row in doc["timeseries"].as_array_mut().unwrap() {
+        row["failures"] = json!(0);
+        row["dropped"] = json!(0);
+        row["failures_by_category"] = json!({});
+        row["drops_by_reason"] = json!({});
+    }
+}
+
 #[test]
-fn failures_chart_shows_each_category() {
-    // The shared run had no failures: give three intervals refused attempts.
+fn failures_chart_shows_each_category_and_only_when_there_were_any() {
     let f = fixture();
+    let clean = variant("clean.json", clear_failures);
+    let page = f.dir.join("clean.html");
+    let out = wsscale(&[
+        "report",
+        "html",
+        clean.to_str().unwrap(),
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        charts(&html).iter().all(|c| c.0 != "failures"),
+        "no failures: the chart is omitted, not drawn empty"
+    );
+
+    // Three intervals with refused attempts: one line, named after the category.
     let page = f.dir.join("refused.html");
     let json = variant("refused.json", |doc| {
+        clear_failures(doc);
         for row in doc["timeseries"].as_array_mut().unwrap().iter_mut().take(3) {
             row["failures"] = json!(2);
             row["failures_by_category"] = json!({"refused": 2});
