@@ -310,13 +310,15 @@ fn nines(r: &JsonReport) -> Option<Figure> {
             continue;
         }
         let key = format!("{name}_ms");
+        // With n samples the highest quantile that means anything is 1 − 1/n: the last
+        // points (up to the max) sit at that position, as in HdrHistogram's plotter.
+        let top = 1.0 - 1.0 / h.len().max(2) as f64;
         let points: Vec<(f64, f64)> = h
             .iter_quantiles(2)
             .map(|v| {
-                let q = v.quantile_iterated_to();
+                let q = v.quantile_iterated_to().min(top);
                 (nines_of_quantile(q), v.value_iterated_to() as f64 / 1000.0)
             })
-            .filter(|p| p.0.is_finite() && p.0 <= 7.0)
             .collect();
         if !points.is_empty() {
             series.push(Series::new(
