@@ -27,6 +27,7 @@ CHROMIUM=${WSSCALE_CHROMIUM:-$(command -v chromium || true)}
 [ -n "$CHROMIUM" ] || { echo "chromium not found: run ci/servers.sh install" >&2; exit 1; }
 echo "building wsscale (release)…"
 cargo build --release
+echo "$BIN: $("$BIN" --version)"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
