@@ -13,6 +13,8 @@
 #
 # Usage: bench/html-report.sh [PROCESSES] [CONNECTIONS] [INTERVAL] [HOLD]
 #        e.g. bench/html-report.sh 4 4000 50ms 60s    (needs chromium: ci/servers.sh install)
+#        REPORT=run.json bench/html-report.sh         measure an existing JSON report instead
+#        (e.g. of a real 30-minute run: --ramp 5m --hold 20m --ramp-down 5m --interval 1s)
 # Prints the figures; exits 1 when the page takes 2 s or more to load, or a chart is not drawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,14 +33,19 @@ echo "$BIN: $("$BIN" --version)"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-echo "running wsscale run --processes $P -c $N (20 s ramp, $HOLD hold, 10 s ramp-down, --interval $INTERVAL)…"
-# Exit 98 (completed with failures) still leaves a report worth rendering.
-"$BIN" run --processes "$P" -c "$N" --ramp 20s --hold "$HOLD" --ramp-down 10s --interval "$INTERVAL" \
-  --message-rate 1/s --ping-interval 5s --report-json "$WORK/run.json" \
-  >"$WORK/summary.txt" 2>"$WORK/live.txt" || [ $? -eq 98 ]
-rows=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["timeseries"]), len(d["agents"]))' "$WORK/run.json")
-read -r ROWS AGENTS <<<"$rows"
-echo "report: $ROWS time-series rows, $AGENTS agents, JSON $(($(stat -c %s "$WORK/run.json") / 1024)) KiB"
+if [ -n "${REPORT:-}" ]; then
+  cp "$REPORT" "$WORK/run.json"
+  echo "report: $REPORT"
+else
+  echo "running wsscale run --processes $P -c $N (20 s ramp, $HOLD hold, 10 s ramp-down, --interval $INTERVAL)…"
+  # Exit 98 (completed with failures) still leaves a report worth rendering.
+  "$BIN" run --processes "$P" -c "$N" --ramp 20s --hold "$HOLD" --ramp-down 10s --interval "$INTERVAL" \
+    --message-rate 1/s --ping-interval 5s --report-json "$WORK/run.json" \
+    >"$WORK/summary.txt" 2>"$WORK/live.txt" || [ $? -eq 98 ]
+fi
+rows=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["timeseries"]), len(d["agents"]), d["connections"]["peak_open"])' "$WORK/run.json")
+read -r ROWS AGENTS PEAK <<<"$rows"
+echo "report: $ROWS time-series rows, $AGENTS agents, peak $PEAK open, JSON $(($(stat -c %s "$WORK/run.json") / 1024)) KiB"
 
 best=
 for i in 1 2 3; do
