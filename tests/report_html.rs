@@ -1,8 +1,8 @@
-//! The HTML report (`--report-html`, `wsscale report html`) and the baseline comparison
-//! (`wsscale report compare`), through the real binary against the embedded gateway.
+//! The HTML report (`--report-html`, `wsscale report html`), through the real binary against
+//! the embedded gateway.
 //!
 //! One short run (with timed messages and pings, so every kind of chart has data) is made
-//! once per test process and shared. The browser test loads the page in headless Chromium
+//! once per test process and shared (`tests/util/run_report.rs`). The browser test loads the page in headless Chromium
 //! from a file URL; it is gated like the protocol tests (`tests/util/servers.rs`): skipped
 //! with a notice when `WSSCALE_SERVERS` is unset, failing loudly when it is set and Chromium
 //! (`WSSCALE_CHROMIUM`, or `chromium` on PATH; `ci/servers.sh install` installs it) is
@@ -11,78 +11,14 @@
 #[path = "util/servers.rs"]
 mod servers;
 
+#[path = "util/run_report.rs"]
+mod run_report;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 
+use run_report::{fixture, read_json, text, variant, write_json, wsscale};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_wsscale");
-
-/// The shared run: its directory (kept for the test process), JSON and HTML reports.
-struct Fixture {
-    dir: PathBuf,
-    json: PathBuf,
-    html: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let json = dir.join("run.json");
-        let html = dir.join("run.html");
-        let out = Command::new(BIN)
-            .args([
-                "run",
-                "-c",
-                "40",
-                "--ramp",
-                "600ms",
-                "--hold",
-                "900ms",
-                "--ramp-down",
-                "200ms",
-                "--interval",
-                "100ms",
-                "--threads",
-                "1",
-                "--message-rate",
-                "10/s",
-                "--ping-interval",
-                "200ms",
-                "--threshold",
-                "failed>=0",
-                "--report-json",
-            ])
-            .arg(&json)
-            .arg("--report-html")
-            .arg(&html)
-            .output()
-            .expect("the binary runs");
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        Fixture { dir, json, html }
-    })
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn wsscale(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-fn write_json(p: &Path, v: &Value) {
-    std::fs::write(p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
-}
 
 /// `(data-chart, data-series, data-points)` of every chart on a page.
 fn charts(html: &str) -> Vec<(String, usize, usize)> {
@@ -403,167 +339,6 @@ fn chromium_draws_every_chart_without_console_errors() {
         "screenshot too small"
     );
     eprintln!("screenshot kept at {}", shot.display());
-}
-
-// ---- report compare ----
-
-/// A copy of the shared report with `edit` applied, written to `name`.
-fn variant(name: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
-    let f = fixture();
-    let mut doc = read_json(&f.json);
-    edit(&mut doc);
-    let p = f.dir.join(name);
-    write_json(&p, &doc);
-    p
-}
-
-fn compare(base: &Path, new: &Path, bounds: &[&str]) -> Output {
-    let mut args = vec![
-        "report".to_string(),
-        "compare".into(),
-        base.display().to_string(),
-        new.display().to_string(),
-    ];
-    for b in bounds {
-        args.push("--max-regression".into());
-        args.push(b.to_string());
-    }
-    Command::new(BIN).args(&args).output().unwrap()
-}
-
-#[test]
-fn compare_identical_reports_passes_every_bound() {
-    let f = fixture();
-    let out = compare(
-        &f.json,
-        &f.json,
-        &[
-            "message_rtt_ms.p99=+0%",
-            "dropped=+0",
-            "connect_success_rate=+0",
-        ],
-    );
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("message_rtt_ms.p99"), "{stdout}");
-    assert!(
-        stdout.contains("+0.0%") && stdout.contains("✓ +0%"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("no bound exceeded"), "{stdout}");
-}
-
-#[test]
-fn compare_exits_99_when_a_bound_is_exceeded() {
-    let f = fixture();
-    // Five more resets in NEW.
-    let new = variant("dropped.json", |d| {
-        let c = &mut d["connections"];
-        c["dropped"] = json!(c["dropped"].as_u64().unwrap() + 5);
-        c["drops"]["reset"] = json!(c["drops"]["reset"].as_u64().unwrap() + 5);
-    });
-    let out = compare(&f.json, &new, &["dropped=+2", "message_rtt_ms.p99=+50%"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(99), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains("1 bound(s) exceeded"), "{stdout}");
-    assert!(stdout.contains("✗ dropped=+2"), "{stdout}");
-    // Without bounds the table is shown and the exit is 0.
-    assert_eq!(compare(&f.json, &new, &[]).status.code(), Some(0));
-    // Within an absolute allowance.
-    assert_eq!(
-        compare(&f.json, &new, &["dropped=+5"]).status.code(),
-        Some(0)
-    );
-}
-
-#[test]
-fn compare_reads_latency_from_the_histograms() {
-    let f = fixture();
-    // NEW: every message round trip took 50 ms (a histogram of 1,000 samples at 50,000 µs).
-    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
-    h.record_n(50_000, 1000).unwrap();
-    let slow = wsscale::metrics::wire::encode_histogram(&h);
-    let new = variant("slow.json", |d| {
-        d["histograms"]["message_rtt"] = json!(slow);
-    });
-    let out = compare(&f.json, &new, &["message_rtt_ms.p99=+10%"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(99), "{stdout}{}", text(&out.stderr));
-    let row = stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with("message_rtt_ms.p99"))
-        .unwrap();
-    assert!(row.contains("50.015") || row.contains(" 50 "), "{row}");
-    assert!(row.contains('✗'), "{row}");
-    // The reverse (NEW faster) is no regression.
-    assert_eq!(
-        compare(&new, &f.json, &["message_rtt_ms.p99=+10%"])
-            .status
-            .code(),
-        Some(0)
-    );
-}
-
-#[test]
-fn compare_progressive_reports_step_by_step() {
-    let f = fixture();
-    let one = read_json(&f.json);
-    let mut worse = one.clone();
-    worse["connections"]["failed"] = json!(3);
-    worse["connections"]["attempted"] =
-        json!(worse["connections"]["attempted"].as_u64().unwrap() + 3);
-    worse["connections"]["failures"]["refused"] = json!(3);
-    let base = f.dir.join("steps-base.json");
-    let new = f.dir.join("steps-new.json");
-    write_json(&base, &json!({"schema_version": 1, "steps": [one, one]}));
-    write_json(&new, &json!({"schema_version": 1, "steps": [one, worse]}));
-    let out = compare(&base, &new, &["failed=+0"]);
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(99), "{stdout}{}", text(&out.stderr));
-    assert!(
-        stdout.contains("step 1/2") && stdout.contains("step 2/2"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("✗ failed=+0 (step 2/2)"), "{stdout}");
-    // A step of BASE that NEW lacks counts as exceeded when bounds are given.
-    let short = f.dir.join("steps-short.json");
-    write_json(&short, &json!({"schema_version": 1, "steps": [one]}));
-    let out = compare(&base, &short, &["failed=+0"]);
-    assert_eq!(out.status.code(), Some(99), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("missing from NEW"));
-}
-
-#[test]
-fn compare_bad_input_exits_2_and_says_why() {
-    let f = fixture();
-    let out = compare(&f.json, &f.json, &["message_rtt.p99=+10%"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = text(&out.stderr);
-    assert!(err.contains("did you mean \"message_rtt_ms.p99\""), "{err}");
-    assert!(
-        err.contains("connect_success_rate") && err.contains("handshake_ms"),
-        "lists valid metrics: {err}"
-    );
-
-    let out = compare(&f.json, &f.json, &["dropped<5"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-
-    let steps = f.dir.join("one-step.json");
-    write_json(
-        &steps,
-        &json!({"schema_version": 1, "steps": [read_json(&f.json)]}),
-    );
-    let out = compare(&f.json, &steps, &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("progressive"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    let out = compare(&f.json, &f.dir.join("missing.json"), &[]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("missing.json"));
 }
 
 #[test]
