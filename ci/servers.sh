@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Real protocol servers for wsscale's tests, on loopback only: python-socketio (aiohttp),
-# RabbitMQ with Web-MQTT and Web-STOMP, and nats-server with its WebSocket listener.
+# RabbitMQ with Web-MQTT and Web-STOMP, and nats-server with its WebSocket listener; and
+# headless Chromium for the HTML report's browser test (tests/report_html.rs).
 #
 #   ci/servers.sh start         install what is missing, start all, smoke-test them
+#   ci/servers.sh install       only install what is missing (Debian packages), start nothing
 #   eval "$(ci/servers.sh env)" export WSSCALE_SERVERS=1 and the WSSCALE_*_URL variables
 #   ci/servers.sh check [--slow] protocol smoke test of the running servers
 #   ci/servers.sh status        which are running
@@ -84,6 +86,10 @@ nats_bin() {
   command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; } || true
 }
 
+chromium_bin() {
+  command -v chromium 2>/dev/null || true
+}
+
 epmd_bin() {
   command -v epmd 2>/dev/null || ls /usr/lib/erlang/erts-*/bin/epmd 2>/dev/null | head -n 1 || true
 }
@@ -92,11 +98,13 @@ install_packages() {
   local missing=()
   [ -x "$RABBIT_BIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
   [ -n "$(nats_bin)" ] || missing+=(nats-server)
+  [ -n "$(chromium_bin)" ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}" || fail "apt-get install ${missing[*]} failed"
   fi
   [ -x "$RABBIT_BIN/rabbitmq-server" ] || fail "rabbitmq-server is not installed"
   [ -n "$(nats_bin)" ] || fail "nats-server is not installed"
+  [ -n "$(chromium_bin)" ] || fail "chromium is not installed"
 }
 
 # The venv with python-socketio, aiohttp and websocket-client, rebuilt whenever
@@ -360,6 +368,7 @@ export WSSCALE_SOCKETIO_URL='ws://127.0.0.1:$SOCKETIO_PORT/socket.io/?EIO=4&tran
 export WSSCALE_MQTT_URL='ws://127.0.0.1:$MQTT_PORT/ws'
 export WSSCALE_STOMP_URL='ws://127.0.0.1:$STOMP_PORT/ws'
 export WSSCALE_NATS_URL='ws://127.0.0.1:$NATS_WS_PORT'
+export WSSCALE_CHROMIUM='$(chromium_bin)'
 EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -427,12 +436,13 @@ start_all() {
 
 case "${1:-}" in
   start) start_all ;;
+  install) mkdir -p "$DIR" && install_packages ;;
   stop) stop_all ;;
   env) print_env ;;
   check) shift; run_check "$@" ;;
   status) status ;;
   *)
-    echo "usage: $0 start|stop|env|check [--slow]|status   (state in \$WSSCALE_SERVERS_DIR, default /tmp/wsscale-servers)" >&2
+    echo "usage: $0 start|install|stop|env|check [--slow]|status   (state in \$WSSCALE_SERVERS_DIR, default /tmp/wsscale-servers)" >&2
     exit 2
     ;;
 esac

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use wsscale::metrics::drift::HoldQuarters;
 use wsscale::metrics::gateway::{GatewayRecord, GatewaySample, HealthCheck};
 use wsscale::metrics::{
-    DropReason, FailureKind, IntervalRow, Percentiles, RunOutcome, Snapshot, SourceOutcome,
-    ThresholdOutcome, new_histogram, record_us,
+    DropReason, FailureKind, IntervalPercentiles, IntervalRow, Percentiles, PreflightNote,
+    RunOutcome, Snapshot, SourceOutcome, ThresholdOutcome, new_histogram, record_us,
 };
 use wsscale::plan::Stage;
 use wsscale::report::csv::{CSV_HEADER, to_csv};
@@ -133,6 +133,17 @@ fn sample() -> RunOutcome {
                 push_p99_ms: 1.25,
                 fanout_p50_ms: 0.9,
                 fanout_p99_ms: 3.0,
+                latency_ms: [(
+                    "message_rtt_ms".to_string(),
+                    IntervalPercentiles {
+                        p50: 1.2,
+                        p90: 2.0,
+                        p99: 2.5,
+                    },
+                )]
+                .into(),
+                failures_by_category: [("refused".to_string(), 3)].into(),
+                drops_by_reason: [("close_1001".to_string(), 1)].into(),
                 ..Default::default()
             },
             IntervalRow {
@@ -164,6 +175,13 @@ fn sample() -> RunOutcome {
         ],
         aborted_by_threshold: false,
         agents: Vec::new(),
+        preflight: vec![PreflightNote {
+            check: "ephemeral_ports".into(),
+            name: "ephemeral ports".into(),
+            status: "warn".into(),
+            found: "28,232".into(),
+            needed: "30,000".into(),
+        }],
         verdict: None,
         complete: true,
         per_target: Vec::new(),
@@ -471,7 +489,9 @@ fn json_values_are_exact() {
                "fanout_p99_ms": 3.0, "rss_bytes": 0, "gateway_rss_bytes": 12 * MIB,
                "gateway_cpu_percent": 12.5, "gateway_fds": 410, "gateway_established": 400,
                "gateway_bytes_per_connection": 5242.88, "health_failures": 0,
-               "health_latency_ms": 1.5})
+               "health_latency_ms": 1.5,
+               "latency_ms": {"message_rtt_ms": {"p50": 1.2, "p90": 2.0, "p99": 2.5}},
+               "failures_by_category": {"refused": 3}, "drops_by_reason": {"close_1001": 1}})
     );
     // The gateway: 4 MiB more at 800 open; the failed health check at 10 s.
     let g = &doc["gateway"];
@@ -631,6 +651,12 @@ fn field_paths(prefix: &str, v: &Value, out: &mut Vec<String>) {
                     "close_<code>".to_string()
                 } else if prefix == "gateway.metrics" {
                     "<series>".to_string()
+                } else if prefix == "timeseries[].latency_ms" {
+                    "<metric>".to_string()
+                } else if prefix == "timeseries[].failures_by_category" {
+                    "<category>".to_string()
+                } else if prefix == "timeseries[].drops_by_reason" {
+                    "<reason>".to_string()
                 } else {
                     k.clone()
                 };
@@ -946,13 +972,14 @@ fn csv_has_header_and_one_line_per_interval() {
     );
     let columns = CSV_HEADER.split(',').count();
     assert!(lines.iter().all(|l| l.split(',').count() == columns));
-    // The same columns as the JSON rows.
+    // The same columns as the JSON rows' numbers (the per-category maps are JSON only).
     let doc = to_json(&o);
     let mut json_keys: Vec<&str> = doc["timeseries"][0]
         .as_object()
         .unwrap()
-        .keys()
-        .map(String::as_str)
+        .iter()
+        .filter(|(_, v)| !v.is_object())
+        .map(|(k, _)| k.as_str())
         .collect();
     let mut csv_keys: Vec<&str> = CSV_HEADER.split(',').collect();
     json_keys.sort_unstable();

@@ -192,6 +192,7 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         thresholds: Vec::new(),
         aborted_by_threshold: false,
         agents: Vec::new(),
+        preflight: Vec::new(),
         verdict: None,
         complete: true,
         gateway: None,

@@ -553,6 +553,11 @@ pub struct RunArgs {
     /// plotters [default: none]
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub report_hdr: Option<PathBuf>,
+    /// Write a self-contained HTML report with charts to FILE (open it in any browser, no
+    /// network needed); `wsscale report html RUN.json -o FILE` makes one from a JSON report
+    /// [default: none]
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub report_html: Option<PathBuf>,
 
     /// Run even when the preflight checks say the plan cannot work on this host (too few
     /// file descriptors, ephemeral ports, memory...). `wsscale preflight` shows the checks.

@@ -67,7 +67,8 @@ Examples:
   wsscale agent --coordinator wss://10.0.0.2:7070/ --tls-fingerprint AB:CD:… --token-file token \\
       --allow-target 10.0.0.0/24";
 
-pub const REPORT_ABOUT: &str = "Work with JSON reports (merge shard reports)";
+pub const REPORT_ABOUT: &str =
+    "Work with JSON reports: merge shard reports, render one as HTML, compare with a baseline";
 
 /// Exit code of an agent that stopped because its coordinator was gone.
 pub const EXIT_ORPHANED: i32 = 3;
@@ -261,6 +262,13 @@ pub enum ReportCommand {
     /// Merge JSON reports (e.g. of --shard runs) into one, exactly: counts add up, percentiles
     /// come from the merged histograms
     Merge(MergeArgs),
+    /// Render a JSON report as one self-contained HTML file with charts
+    #[command(long_about = crate::cli::report::HTML_LONG)]
+    Html(crate::cli::report::HtmlArgs),
+    /// Compare two JSON reports (base → new, delta, %); exit 99 when a --max-regression bound
+    /// is exceeded
+    #[command(long_about = crate::cli::report::COMPARE_LONG)]
+    Compare(crate::cli::report::CompareArgs),
 }
 
 /// Arguments of `wsscale report merge`.
@@ -529,6 +537,8 @@ pub fn report_command(c: &ReportCommand) -> anyhow::Result<i32> {
             );
             Ok(crate::cli::finish::exit_code(&outcome))
         }
+        ReportCommand::Html(a) => crate::cli::report::html_command(a),
+        ReportCommand::Compare(a) => crate::cli::report::compare_command(a),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::report;
 pub struct Outputs<'a> {
     pub json: Option<&'a Path>,
     pub csv: Option<&'a Path>,
+    pub html: Option<&'a Path>,
 }
 
 /// Evaluate `thresholds` into `outcome` and judge it.
@@ -39,6 +40,11 @@ pub fn publish(outcome: &RunOutcome, out: Outputs<'_>) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write the CSV time series to {}", path.display()))?;
         eprintln!("CSV time series written to {}", path.display());
     }
+    if let Some(path) = out.html {
+        let html = report::html::render_outcome(outcome)?;
+        report::html::write_html(path, &html)?;
+        eprintln!("HTML report written to {}", path.display());
+    }
     Ok(())
 }
 
@@ -59,6 +65,7 @@ pub fn finish(plan: &Plan, outcome: RunOutcome) -> anyhow::Result<i32> {
         Outputs {
             json: plan.report_json.as_deref(),
             csv: plan.report_csv.as_deref(),
+            html: plan.report_html.as_deref(),
         },
     )?;
     Ok(exit_code(&outcome))

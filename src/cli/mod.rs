@@ -1,7 +1,8 @@
 //! Command line: clap definitions ([`args`]), human-unit parsers ([`units`]), and dispatch
 //! to the command bodies ([`run`] for `wsscale run`; [`serve`] for `wsscale serve`, which
 //! ends in [`crate::gateway::serve_blocking`]; [`cluster`] for `coordinator`, `agent`,
-//! `report merge` and the `--processes`/`--shard` branches).
+//! `report merge` and the `--processes`/`--shard` branches; [`report`] for `report html` and
+//! `report compare`).
 //!
 //! This is the only place that uses `anyhow`: library errors are typed, and here they become
 //! one message on stderr and an exit code (0 completed, 1 could not run, 2 usage error,
@@ -13,6 +14,7 @@ pub mod finish;
 pub mod outputs;
 pub mod preflight;
 pub mod progressive;
+pub mod report;
 pub mod run;
 pub mod serve;
 pub mod watch;

@@ -79,6 +79,7 @@ pub fn run_progressive(
             Outputs {
                 json: None,
                 csv: plan.report_csv.as_deref(),
+                html: None,
             },
         )?;
         println!();
@@ -89,6 +90,9 @@ pub fn run_progressive(
             bytes.push(b'\n');
             write_atomic(path, &bytes)
                 .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+        }
+        if let Some(path) = &p.report_html {
+            write_steps_html(path, &reports)?;
         }
         let failed = outcome.thresholds.iter().filter(|t| !t.passed).count();
         results.push(StepResult {
@@ -123,11 +127,30 @@ pub fn run_progressive(
             path.display()
         );
     }
+    if let Some(path) = &p.report_html {
+        eprintln!(
+            "HTML report ({} step(s)) written to {}",
+            reports.len(),
+            path.display()
+        );
+    }
     let mut worst = finish::worst(results.iter().map(|r| r.status));
     if stop.load(Ordering::Relaxed) {
         worst = Status::Interrupted;
     }
     Ok(worst.exit_code())
+}
+
+/// The HTML report of the steps so far (rewritten after every step, like the JSON).
+fn write_steps_html(path: &std::path::Path, reports: &[serde_json::Value]) -> anyhow::Result<()> {
+    let doc = report::document::Document::from_value(
+        String::new(),
+        report::steps_document(reports.to_vec()),
+    )
+    .context("cannot read back the steps report")?;
+    let html = report::html::render(&doc)?;
+    report::html::write_html(path, &html)?;
+    Ok(())
 }
 
 /// Wait `d` before step `next`, waking early on Ctrl-C; false when interrupted.

@@ -25,7 +25,7 @@ use anyhow::Context;
 use crate::cli::args::WatchArgs;
 use crate::cluster::local::start_gateways;
 use crate::engine::{self, RunOptions};
-use crate::metrics::RunOutcome;
+use crate::metrics::{PreflightNote, RunOutcome};
 use crate::plan::{Plan, Slice, Target};
 use crate::report;
 use crate::report::LiveMode;
@@ -107,11 +107,24 @@ pub fn run_part_to_outcome(
         plan = crate::cluster::slice_view(&plan, slice);
     }
     let embedded = plan.targets.is_empty();
+    let mut preflight = Vec::new();
     if !skip_preflight {
-        let warnings =
-            system::preflight::gate(&plan, system::Role::Loadgen).map_err(anyhow::Error::msg)?;
-        for w in warnings {
-            eprintln!("preflight warning: {w} (details: wsscale preflight)");
+        let checks = system::preflight::check_system(&plan, system::Role::Loadgen);
+        if checks.failed() {
+            return Err(anyhow::Error::msg(checks.refusal()));
+        }
+        for w in checks.with_status(system::preflight::Status::Warn) {
+            eprintln!(
+                "preflight warning: {}: found {}, needed {} (details: wsscale preflight)",
+                w.name, w.found, w.needed
+            );
+            preflight.push(PreflightNote {
+                check: w.check.to_string(),
+                name: w.name.clone(),
+                status: w.status.label().to_string(),
+                found: w.found.clone(),
+                needed: w.needed.clone(),
+            });
         }
     }
 
@@ -150,6 +163,7 @@ pub fn run_part_to_outcome(
     opts.checkpoint = checkpoint(&plan);
     let watcher = super::watch::start(watch_cfg)?;
     let mut outcome = engine::run(&plan, &opts).context("the engine failed")?;
+    outcome.preflight = preflight;
     super::watch::attach(watcher, &mut outcome);
     if let Some((children, _reserved)) = &mut gateway {
         children.signal_term();

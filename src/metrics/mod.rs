@@ -15,6 +15,7 @@
 pub mod aggregate;
 pub mod drift;
 pub mod gateway;
+pub mod labels;
 pub mod outcome;
 pub mod percentiles;
 pub mod thresholds;
@@ -24,8 +25,8 @@ pub mod wire;
 
 pub use aggregate::Aggregator;
 pub use outcome::{
-    AgentOutcome, IntervalRow, OutcomeMeta, RunOutcome, SourceOutcome, TargetOutcome,
-    ThresholdOutcome, build_outcome,
+    AgentOutcome, IntervalPercentiles, IntervalRow, OutcomeMeta, PreflightNote, RunOutcome,
+    SourceOutcome, TargetOutcome, ThresholdOutcome, build_outcome,
 };
 pub use percentiles::{Percentiles, quantile_ms};
 

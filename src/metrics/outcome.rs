@@ -5,6 +5,7 @@
 //! `report` turns an outcome into the text summary and the JSON document. Nothing here is
 //! formatted yet.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::aggregate::Aggregator;
@@ -109,6 +110,39 @@ pub struct IntervalRow {
     pub health_failures: u64,
     #[serde(default)]
     pub health_latency_ms: Option<f64>,
+    /// p50/p90/p99 during the interval of every latency histogram that had samples in it, by
+    /// its `timings` name (`message_rtt_ms`, `ws_handshake_ms`, …). Added within schema
+    /// version 1: absent from older reports, which read back empty.
+    #[serde(default)]
+    pub latency_ms: BTreeMap<String, IntervalPercentiles>,
+    /// Failures during the interval by category (the `connections.failures` labels),
+    /// non-zero categories only.
+    #[serde(default)]
+    pub failures_by_category: BTreeMap<String, u64>,
+    /// Drops during the interval by reason (the `connections.drops` labels), non-zero only.
+    #[serde(default)]
+    pub drops_by_reason: BTreeMap<String, u64>,
+}
+
+/// Three quantiles of one latency histogram over one interval (ms, three decimals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IntervalPercentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+/// A preflight check that did not pass, as the run's report keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreflightNote {
+    /// The check's stable identifier (`nofile`, `ephemeral_ports`, …).
+    pub check: String,
+    /// Its label for people.
+    pub name: String,
+    /// `warn` (a failed check refuses the run, unless `--skip-preflight`).
+    pub status: String,
+    pub found: String,
+    pub needed: String,
 }
 
 /// A threshold with its measured value and verdict.
@@ -186,6 +220,9 @@ pub struct RunOutcome {
     pub gateway: Option<super::gateway::GatewayRecord>,
     /// First and last quarter of every hold stage (see [`super::drift`]).
     pub holds: Vec<super::drift::HoldQuarters>,
+    /// Preflight checks that warned before the run (empty when they all passed, were
+    /// skipped, or ran elsewhere — on agents).
+    pub preflight: Vec<PreflightNote>,
 }
 
 /// Receives partial outcomes while a run goes on (`--checkpoint`), so that a run killed by
@@ -352,5 +389,6 @@ pub fn build_outcome(
         complete: true,
         gateway: None,
         holds: Vec::new(),
+        preflight: Vec::new(),
     }
 }

@@ -6,11 +6,12 @@
 //! This is the seam between measuring and showing: the engine and the coordinator record
 //! here and never render; `report` renders and never touches a socket.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::aggregate::Aggregator;
 use super::drift::{DriftRecorder, HoldQuarters};
-use super::outcome::IntervalRow;
+use super::outcome::{IntervalPercentiles, IntervalRow};
 use super::percentiles::quantile_ms;
 use super::{Counters, Gauges, Snapshot};
 use crate::plan::StageClock;
@@ -184,6 +185,9 @@ impl TimeSeries {
             push_p99_ms: quantile_ms(&iv.hist.push_latency, 0.99),
             fanout_p50_ms: quantile_ms(&iv.hist.fanout_latency, 0.5),
             fanout_p99_ms: quantile_ms(&iv.hist.fanout_latency, 0.99),
+            latency_ms: interval_latencies(&iv.hist),
+            failures_by_category: non_zero(super::labels::failure_counts(&iv.counters)),
+            drops_by_reason: non_zero(super::labels::drop_counts(&iv.counters)),
             rss_bytes: rss,
             ..Default::default()
         });
@@ -219,4 +223,25 @@ pub fn stage_label(clock: &StageClock, elapsed: Duration) -> String {
             format!("{kind} {}/{}", i + 1, stages.len())
         }
     }
+}
+
+/// p50/p90/p99 of every histogram of the interval that has samples, by `timings` name.
+fn interval_latencies(h: &super::Histograms) -> BTreeMap<String, IntervalPercentiles> {
+    h.named()
+        .into_iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(name, h)| {
+            let p = IntervalPercentiles {
+                p50: quantile_ms(h, 0.5),
+                p90: quantile_ms(h, 0.9),
+                p99: quantile_ms(h, 0.99),
+            };
+            (format!("{name}_ms"), p)
+        })
+        .collect()
+}
+
+/// The labelled counts that are not zero.
+fn non_zero(counts: Vec<(String, u64)>) -> BTreeMap<String, u64> {
+    counts.into_iter().filter(|(_, n)| *n > 0).collect()
 }

@@ -166,6 +166,10 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         .or_else(|| p.report_csv.as_ref().map(|l| l.value.clone()));
     let checkpoint = pick(args.checkpoint, "--checkpoint", &p.checkpoint)
         .map_or(defaults::CHECKPOINT, |l| l.value);
+    let report_html = args
+        .report_html
+        .clone()
+        .or_else(|| p.report_html.as_ref().map(|l| l.value.clone()));
     let mut traffic = traffic::traffic(args, p, max_frame)?;
     let session_args = session::with_profile(args, p)?;
     session::session(&session_args, &mut targets, &mut handshake, &mut traffic)?;
@@ -194,6 +198,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         report_json,
         report_csv,
         checkpoint,
+        report_html,
         traffic,
         thresholds,
         abort_on_fail,

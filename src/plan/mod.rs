@@ -180,6 +180,8 @@ pub struct Plan {
     /// Write the JSON report (marked `complete: false`) this often while the run goes on;
     /// zero: only at the end. Only with `report_json`.
     pub checkpoint: Duration,
+    /// HTML report path.
+    pub report_html: Option<PathBuf>,
     /// What every held connection sends and expects (heartbeats, messages).
     pub traffic: Traffic,
     /// Pass/fail conditions evaluated against the final report.
@@ -345,6 +347,7 @@ impl Plan {
             report_json: None,
             report_csv: None,
             checkpoint: defaults::CHECKPOINT,
+            report_html: None,
             traffic: Traffic::default(),
             thresholds: Vec::new(),
             abort_on_fail: false,

@@ -160,4 +160,6 @@ pub struct Overrides {
     pub report_csv: Option<PathBuf>,
     /// `--checkpoint DUR` (see `wsscale run --help`; 0 turns it off).
     pub checkpoint: Option<Duration>,
+    /// `--report-html` (see `wsscale run --help`).
+    pub report_html: Option<PathBuf>,
 }

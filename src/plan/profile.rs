@@ -16,7 +16,7 @@
 //! `string` helpers (of `Ctx`, in the `convert` submodule); then merge it with its flag in
 //! `build.rs`.
 //!
-//! Relative paths in a profile (`report_json`, `report_csv`, `jwt_key_file`,
+//! Relative paths in a profile (`report_json`, `report_csv`, `report_html`, `jwt_key_file`,
 //! `jwt_secret_file`, `first_message = "@file"`, `steps`) are resolved against the profile's
 //! directory, so a profile can be run from anywhere.
 //!
@@ -101,6 +101,8 @@ pub struct Profile {
     pub report_json: Option<Located<PathBuf>>,
     /// Resolved against the profile's directory.
     pub report_csv: Option<Located<PathBuf>>,
+    /// Resolved against the profile's directory.
+    pub report_html: Option<Located<PathBuf>>,
     pub auth: ProfileAuth,
     // ---- traffic on held connections ----
     pub ping_interval: Option<Located<Duration>>,
@@ -195,6 +197,7 @@ struct RawProfile {
     sndbuf: Option<Spanned<Value>>,
     report_json: Option<Spanned<String>>,
     report_csv: Option<Spanned<String>>,
+    report_html: Option<Spanned<String>>,
     auth: Option<RawAuth>,
     ping_interval: Option<Spanned<Value>>,
     ping_timeout: Option<Spanned<Value>>,
@@ -323,6 +326,7 @@ impl Profile {
             sndbuf: cx.size(&raw.sndbuf, "sndbuf")?,
             report_json: cx.path(&raw.report_json, "report_json"),
             report_csv: cx.path(&raw.report_csv, "report_csv"),
+            report_html: cx.path(&raw.report_html, "report_html"),
             auth: cx.auth(&raw.auth)?,
             ping_interval: cx.duration(&raw.ping_interval, "ping_interval")?,
             ping_timeout: cx.duration(&raw.ping_timeout, "ping_timeout")?,

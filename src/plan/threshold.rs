@@ -413,7 +413,7 @@ fn parse_value(s: &str, rate: bool) -> Option<f64> {
 }
 
 /// The closest valid metric name, when one is close enough to be a typo.
-fn suggest(metric: &str) -> Option<&'static str> {
+pub fn suggest(metric: &str) -> Option<&'static str> {
     METRICS
         .iter()
         .map(|m| (edit_distance(metric, m), *m))

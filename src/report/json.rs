@@ -31,12 +31,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::metrics::{DropReason, FailureKind, tls_alert_name};
-
 use crate::metrics::Percentiles;
 use crate::metrics::drift::HoldDrift;
 use crate::metrics::gateway::GatewaySummary;
-use crate::metrics::outcome::{IntervalRow, RunOutcome};
+use crate::metrics::outcome::{IntervalRow, PreflightNote, RunOutcome};
 use crate::plan::redact::redact_url;
 
 /// Version of the JSON layout. Bump it (and add `schema/report-v<N>.json`) on any change that
@@ -105,6 +103,10 @@ pub struct JsonReport {
     /// The run's verdict and exit code (`null` for a report written before the run was
     /// judged).
     pub verdict: Option<JsonVerdict>,
+    /// Preflight checks that warned before the run (added within schema version 1: absent
+    /// from older reports, which read back empty).
+    #[serde(default)]
+    pub preflight: Vec<PreflightNote>,
 }
 
 /// The verdict: what the exit code says, in words.
@@ -452,6 +454,9 @@ impl JsonReport {
                     push_p99_ms: finite(r.push_p99_ms),
                     fanout_p50_ms: finite(r.fanout_p50_ms),
                     fanout_p99_ms: finite(r.fanout_p99_ms),
+                    latency_ms: r.latency_ms.clone(),
+                    failures_by_category: r.failures_by_category.clone(),
+                    drops_by_reason: r.drops_by_reason.clone(),
                     gateway_cpu_percent: r.gateway_cpu_percent.filter(|v| v.is_finite()),
                     gateway_bytes_per_connection: r
                         .gateway_bytes_per_connection
@@ -477,6 +482,7 @@ impl JsonReport {
                 exit_code: v.exit_code(),
                 reasons: v.reasons.clone(),
             }),
+            preflight: o.preflight.clone(),
         }
     }
 }
@@ -522,61 +528,14 @@ pub(crate) fn peak_ramp_rate(o: &RunOutcome) -> Option<f64> {
     (o.peak_open > 0 && secs > 0.0).then(|| o.peak_open as f64 / secs)
 }
 
-/// Failure categories with their counts, in [`FailureKind::ALL`] order, every fixed category
-/// included (0 too), `http_status` split into `http_status_<code>` (ascending code) and
-/// `tls_alert` into `tls_alert_<name>` (ascending alert code).
+/// The run's failure categories with their counts ([`crate::metrics::labels::failure_counts`]).
 pub(crate) fn failure_counts(o: &RunOutcome) -> Vec<(String, u64)> {
-    let c = &o.totals.counters;
-    let mut out = Vec::with_capacity(FailureKind::ALL.len() + c.http_status.len());
-    for kind in FailureKind::ALL {
-        if kind == FailureKind::TlsAlert {
-            let mut by_name = 0u64;
-            for (code, n) in &c.tls_alerts {
-                out.push((format!("tls_alert_{}", tls_alert_name(*code)), *n));
-                by_name += n;
-            }
-            let other = c.failures_of(kind).saturating_sub(by_name);
-            if other > 0 {
-                out.push(("tls_alert_other".to_string(), other));
-            }
-            continue;
-        }
-        if kind != FailureKind::HttpStatus {
-            out.push((kind.label().to_string(), c.failures_of(kind)));
-            continue;
-        }
-        let mut by_code = 0u64;
-        for (code, n) in &c.http_status {
-            out.push((format!("http_status_{code}"), *n));
-            by_code += n;
-        }
-        let other = c.failures_of(kind).saturating_sub(by_code);
-        if other > 0 {
-            out.push(("http_status_other".to_string(), other));
-        }
-    }
-    out
+    crate::metrics::labels::failure_counts(&o.totals.counters)
 }
 
-/// Drop reasons with their counts: every fixed reason (0 too) plus one `close_<code>` per
-/// close code seen.
+/// The run's drop reasons with their counts ([`crate::metrics::labels::drop_counts`]).
 pub(crate) fn drop_counts(o: &RunOutcome) -> Vec<(String, u64)> {
-    let drops = &o.totals.counters.drops;
-    let mut out: Vec<(String, u64)> = drops
-        .iter()
-        .filter(|(r, _)| matches!(r, DropReason::CloseCode(_)))
-        .map(|(r, n)| (r.label(), *n))
-        .collect();
-    for reason in [
-        DropReason::Reset,
-        DropReason::Eof,
-        DropReason::Protocol,
-        DropReason::PingTimeout,
-        DropReason::Io,
-    ] {
-        out.push((reason.label(), drops.get(&reason).copied().unwrap_or(0)));
-    }
-    out
+    crate::metrics::labels::drop_counts(&o.totals.counters)
 }
 
 /// `started_at` as RFC 3339 in UTC with millisecond precision (`2025-01-31T12:00:00.123Z`).

@@ -17,8 +17,9 @@
 //!   that ran together from one `--start-at`. Memory figures are sums too, so
 //!   `bytes_per_connection` is total memory growth ÷ total peak connections.
 //! - `timeseries` rows are aligned by index (shards with one `--start-at` and one interval
-//!   tick together): counts and rates add; the per-interval p50/p99 (messages, pushes,
-//!   fan-out) are the *highest* of the inputs' (an upper bound: intervals keep no histograms).
+//!   tick together): counts and rates add (also per failure category and drop reason); the
+//!   per-interval percentiles (`message_p50_ms`, …, `latency_ms`) are the *highest* of the
+//!   inputs' (an upper bound: intervals keep no histograms).
 //! - `fanout.expected` is recomputed from the merged figures (`messages.sent × peak_open`):
 //!   right for shards that loaded one room together.
 //! - `stages`: shards run their share of every stage (`--shard` turns the plan into the
@@ -37,7 +38,7 @@ use serde_json::Value;
 use super::agents::JsonAgent;
 use super::json::JsonReport;
 use crate::metrics::outcome::{
-    AgentOutcome, IntervalRow, RunOutcome, SourceOutcome, TargetOutcome,
+    AgentOutcome, IntervalRow, PreflightNote, RunOutcome, SourceOutcome, TargetOutcome,
 };
 use crate::metrics::wire::{decode_histograms, parse_drop_label, parse_failure_label};
 use crate::metrics::{Counters, FailureKind, Snapshot, SourceCounts, tls_alert_name};
@@ -101,6 +102,7 @@ struct Parsed {
     timeseries: Vec<IntervalRow>,
     thresholds: Vec<String>,
     agents: Vec<AgentOutcome>,
+    preflight: Vec<PreflightNote>,
 }
 
 /// Merge reports into one outcome (write it with [`super::write_json`]).
@@ -179,7 +181,13 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
         // figures belong to the run that watched the gateway (its own report).
         gateway: None,
         holds: Vec::new(),
+        preflight: Vec::new(),
     };
+    for note in parsed.iter().flat_map(|p| &p.preflight) {
+        if !o.preflight.contains(note) {
+            o.preflight.push(note.clone());
+        }
+    }
 
     let mut id = 0;
     let mut agents = Vec::new();
@@ -297,6 +305,18 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
                 row.fanout_p50_ms = row.fanout_p50_ms.max(r.fanout_p50_ms);
                 row.fanout_p99_ms = row.fanout_p99_ms.max(r.fanout_p99_ms);
                 row.rss_bytes += r.rss_bytes;
+                for (name, p) in &r.latency_ms {
+                    let m = row.latency_ms.entry(name.clone()).or_default();
+                    m.p50 = m.p50.max(p.p50);
+                    m.p90 = m.p90.max(p.p90);
+                    m.p99 = m.p99.max(p.p99);
+                }
+                for (label, n) in &r.failures_by_category {
+                    *row.failures_by_category.entry(label.clone()).or_default() += n;
+                }
+                for (label, n) in &r.drops_by_reason {
+                    *row.drops_by_reason.entry(label.clone()).or_default() += n;
+                }
             }
             row
         })
@@ -493,6 +513,7 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         timeseries: r.timeseries,
         thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,
+        preflight: r.preflight,
     })
 }
 

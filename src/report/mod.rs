@@ -11,7 +11,11 @@
 //! - [`write`](mod@write) — [`write_atomic`] (temp file + fsync + rename) and [`write_json`].
 //! - [`agents`] — the report's `histograms` (serialized, for exact merging) and `agents[]`.
 //! - [`merge`] — `wsscale report merge`: several JSON reports → one, exactly.
+//! - [`compare`] — `wsscale report compare`: two reports side by side, bounds on regressions.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
+//! - [`document`] — a JSON report file read back (one run or a progressive run's steps).
+//! - [`html`] — the self-contained HTML report with charts (`--report-html`,
+//!   `wsscale report html`).
 //! - [`live`] — [`LivePrinter`], the live progress line (an
 //!   [`IntervalSink`](crate::metrics::timeseries::IntervalSink)).
 //! - [`progress`] — the terminal's progress bar of the stage clock (`indicatif`).
@@ -23,9 +27,12 @@
 //! field by `docs/reports.md`; `tests/report.rs` checks a report against both.
 
 pub mod agents;
+pub mod compare;
 pub mod csv;
+pub mod document;
 pub mod gateway;
 pub mod hdr_log;
+pub mod html;
 pub mod json;
 pub mod live;
 pub mod merge;

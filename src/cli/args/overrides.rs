@@ -90,6 +90,7 @@ impl RunArgs {
             report_json: self.report_json.clone(),
             report_csv: self.report_csv.clone(),
             checkpoint: self.checkpoint,
+            report_html: self.report_html.clone(),
         }
     }
 }

@@ -131,6 +131,7 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "report_json",
     "report_csv",
     "checkpoint",
+    "report_html",
     "thresholds",
     "abort_on_fail",
     "allow_failures",

@@ -17,8 +17,9 @@
 //!
 //! - `--cool-down` / `cool_down` is the pause between steps (the flag wins); `--cool-down`
 //!   without a progressive profile is an error rather than a silent no-op;
-//! - `--report-json` / `report_json` is one document for the whole sequence (written by the
-//!   runner, `crate::cli::progressive`), so step plans carry none;
+//! - `--report-json` / `report_json` and `--report-html` / `report_html` are one document
+//!   each for the whole sequence (written by the runner, `crate::cli::progressive`), so step
+//!   plans carry none;
 //! - `--report-csv` / `report_csv` becomes one file per step, `FILE` with `-<step>` before
 //!   the extension ([`step_path`]); a step profile's own `report_json`/`report_csv` are
 //!   ignored.
@@ -58,6 +59,8 @@ pub struct Progressive {
     pub continue_on_fail: bool,
     /// The combined JSON report (`{ "schema_version": 1, "steps": [...] }`).
     pub report_json: Option<PathBuf>,
+    /// The HTML report of every step.
+    pub report_html: Option<PathBuf>,
 }
 
 /// `Some` when `args` names a profile with `steps` (every step's plan built and validated),
@@ -90,6 +93,7 @@ pub fn build_progressive_with(args: &Overrides, p: &Profile) -> Result<Progressi
     let mut step_args = args.clone();
     step_args.report_json = None;
     step_args.report_csv = None;
+    step_args.report_html = None;
 
     let mut steps = Vec::with_capacity(steps_l.value.len());
     for s in &steps_l.value {
@@ -112,6 +116,7 @@ pub fn build_progressive_with(args: &Overrides, p: &Profile) -> Result<Progressi
         );
         let mut plan = build_plan_with(&step_args, Some(&step))?;
         plan.report_json = None;
+        plan.report_html = None;
         plan.report_csv = report_csv.as_deref().map(|f| step_path(f, &name));
         steps.push(ProgressiveStep {
             name,
@@ -133,6 +138,10 @@ pub fn build_progressive_with(args: &Overrides, p: &Profile) -> Result<Progressi
             .report_json
             .clone()
             .or_else(|| p.report_json.as_ref().map(|l| l.value.clone())),
+        report_html: args
+            .report_html
+            .clone()
+            .or_else(|| p.report_html.as_ref().map(|l| l.value.clone())),
     })
 }
 

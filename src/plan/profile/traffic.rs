@@ -209,6 +209,7 @@ pub const PROGRESSIVE_KEYS: &[&str] = &[
     "continue_on_fail",
     "report_json",
     "report_csv",
+    "report_html",
 ];
 
 /// The first top-level key or table of `text` that a progressive profile may not have, with
