@@ -81,7 +81,13 @@ pub fn run_part_to_outcome(
     }
 
     let _gateway = if embedded {
-        let gw = GatewayHandle::start("127.0.0.1:0".parse()?, GatewayConfig::default(), 1)
+        // With --compression the embedded gateway accepts permessage-deflate, so the run
+        // measures what was asked for.
+        let config = GatewayConfig {
+            compression: plan.handshake.compression.offer().is_some(),
+            ..GatewayConfig::default()
+        };
+        let gw = GatewayHandle::start("127.0.0.1:0".parse()?, config, 1)
             .context("cannot start the embedded gateway on 127.0.0.1")?;
         eprintln!(
             "no --target given: using the embedded gateway at {} (in-process; memory figures include it)",

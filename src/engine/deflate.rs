@@ -49,16 +49,15 @@ impl Negotiated {
     /// Two bytes for `Conn::deflate` (0: not negotiated).
     pub fn pack(&self) -> u16 {
         let bits = |b: Option<u8>| b.map_or(0, |b| (b - 7) as u16);
-        ON | if self.server_no_context_takeover {
-            SNCT
-        } else {
-            0
-        } | if self.client_no_context_takeover {
-            CNCT
-        } else {
-            0
-        } | bits(self.server_max_window_bits) * SBITS
-            | bits(self.client_max_window_bits) * CBITS
+        let mut v = ON | (bits(self.server_max_window_bits) * SBITS);
+        v |= bits(self.client_max_window_bits) * CBITS;
+        if self.server_no_context_takeover {
+            v |= SNCT;
+        }
+        if self.client_no_context_takeover {
+            v |= CNCT;
+        }
+        v
     }
 
     /// The parameters packed by [`Self::pack`]; `None` if not negotiated.

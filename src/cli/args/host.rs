@@ -68,6 +68,18 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "echo_delay")]
     pub broadcast: bool,
 
+    /// permessage-deflate: none, or deflate (accept a client's offer, echo compressed; the
+    /// plain echo only, so not with --echo-delay, --push-rate or --broadcast). See
+    /// docs/compression.md [default: none]
+    #[arg(
+        long,
+        value_name = "none|deflate",
+        default_value = "none",
+        value_parser = ["none", "deflate"],
+        conflicts_with_all = ["echo_delay", "push_rate", "broadcast"]
+    )]
+    pub compression: String,
+
     /// Runtime worker threads; 0 = number of CPU cores
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
