@@ -69,6 +69,21 @@ fn browser_offer_compresses_echo_both_ways_with_the_embedded_gateway() {
     assert_eq!(g.deflate_accepted, 10);
     assert_eq!(g.deflate_windows, 10, "the client keeps its context too");
     assert_eq!(g.messages_echoed, c.messages_sent);
+
+    // The report carries it all, valid against the committed schema; the summary shows it.
+    let doc = wsscale::report::to_json(&o);
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/report-v1.json")).unwrap();
+    let v = jsonschema::draft202012::new(&schema).unwrap();
+    let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{errs:#?}");
+    let j = &doc["compression"];
+    assert_eq!(j["offered"], 10);
+    assert_eq!(j["params"]["permessage-deflate"], 10);
+    assert!(j["ratio_sent"].as_f64().unwrap() > 4.0, "{j}");
+    let text = wsscale::report::summary_text(&o);
+    assert!(text.contains("Compression (permessage-deflate)"), "{text}");
+    assert!(text.contains("payload / wire sent"), "{text}");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! - [`write`](mod@write) — [`write_atomic`] (temp file + fsync + rename) and [`write_json`].
 //! - [`agents`] — the report's `histograms` (serialized, for exact merging) and `agents[]`.
 //! - [`merge`] — `wsscale report merge`: several JSON reports → one, exactly.
+//! - [`compression`] — the `compression` object and its summary and live lines.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
 //! - [`live`] — [`LivePrinter`], the live progress line (an
 //!   [`IntervalSink`](crate::metrics::timeseries::IntervalSink)).
@@ -19,6 +20,7 @@
 //! field by `docs/reports.md`; `tests/report.rs` checks a report against both.
 
 pub mod agents;
+pub mod compression;
 pub mod csv;
 pub mod json;
 pub mod live;
