@@ -333,3 +333,42 @@ fn browser_defaults_and_header_file_reach_the_request() {
     assert!(e.contains(&format!("{}:2:", file.display())), "{e}");
     assert!(e.contains("no ':'"), "{e}");
 }
+
+#[test]
+fn profile_keys_compression_and_user_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "targets = [\"ws://127.0.0.1:9/\"]\nconnections = 1\ncompression = \"deflate:server_no_context_takeover\"\nuser_agent = \"probe/2\"\n",
+    )
+    .unwrap();
+    let o = wsscale::plan::Overrides {
+        profile: Some(file.clone()),
+        ..Default::default()
+    };
+    let plan = wsscale::plan::build::build_plan(&o).unwrap();
+    assert_eq!(
+        plan.handshake.compression.to_string(),
+        "deflate:server_no_context_takeover"
+    );
+    assert_eq!(plan.handshake.user_agent.as_deref(), Some("probe/2"));
+    // The flag wins over the profile.
+    let o2 = wsscale::plan::Overrides {
+        compression: Some(parse_compression("none").unwrap()),
+        ..o.clone()
+    };
+    let plan = wsscale::plan::build::build_plan(&o2).unwrap();
+    assert_eq!(plan.handshake.compression.offer(), None);
+    // A bad value names file:line and the valid spellings.
+    std::fs::write(
+        &file,
+        "targets = [\"ws://127.0.0.1:9/\"]\nconnections = 1\ncompression = \"gzip\"\n",
+    )
+    .unwrap();
+    let e = wsscale::plan::build::build_plan(&o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("{}:3:", file.display())), "{e}");
+    assert!(e.contains("use none, browser, deflate"), "{e}");
+}

@@ -21,6 +21,7 @@
 
 use std::cell::RefCell;
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use flate2::Decompress;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -95,19 +96,22 @@ where
 {
     let stats = &*shared.stats;
     let mut buf = Vec::with_capacity(READ_BUFFER_SIZE);
+    let slot = AtomicU8::new(Slot::NotDecided as u8);
     let upgraded = tokio::select! {
-        r = timeout(HANDSHAKE_TIMEOUT, Box::pin(upgrade(&mut stream, shared, &mut buf))) => r.unwrap_or(Err(false)),
-        _ = stop.changed() => Err(false),
+        r = timeout(HANDSHAKE_TIMEOUT, Box::pin(upgrade(&mut stream, shared, &mut buf, &slot))) => r.ok().flatten(),
+        _ = stop.changed() => None,
     };
-    let deflate = match upgraded {
-        Ok(d) => d,
-        Err(taken) => {
-            if taken {
+    let Some(deflate) = upgraded else {
+        match slot.load(Relaxed) {
+            s if s == Slot::Rejected as u8 => {}
+            s if s == Slot::Taken as u8 => {
+                // 101 could not be delivered: give the slot back.
                 stats.release_open();
+                GatewayStats::incr(&stats.handshake_failed);
             }
-            GatewayStats::incr(&stats.handshake_failed);
-            return;
+            _ => GatewayStats::incr(&stats.handshake_failed),
         }
+        return;
     };
     GatewayStats::incr(&stats.upgraded);
     let _open = OpenGuard(stats);
@@ -129,14 +133,27 @@ where
     }
 }
 
-/// Read and answer the upgrade request. `Ok`: upgraded (with permessage-deflate or not);
-/// `Err(true)`: failed after taking an `open` slot; `Err(false)`: failed or rejected
-/// (already counted). Bytes after the request head stay in `buf`.
+/// What the upgrade decided, read after it ended (or timed out) to keep the counters exact.
+#[repr(u8)]
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Not decided (bad request, timeout, reset before the request was read).
+    NotDecided,
+    /// Answered 401 or 503 (already counted).
+    Rejected,
+    /// An `open` slot was taken and 101 is being sent.
+    Taken,
+}
+
+/// Read and answer the upgrade request. `Some`: upgraded (with permessage-deflate or not);
+/// `None`: failed or rejected (`slot` says which). Bytes after the request head stay in
+/// `buf`.
 async fn upgrade<S>(
     stream: &mut S,
     shared: &Shared,
     buf: &mut Vec<u8>,
-) -> Result<Option<Negotiated>, bool>
+    slot: &AtomicU8,
+) -> Option<Option<Negotiated>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -144,11 +161,11 @@ where
         match Request::try_parse(buf) {
             Ok(Some(parsed)) => break parsed,
             Ok(None) if buf.len() < MAX_REQUEST_HEAD => {}
-            _ => return Err(false),
+            _ => return None,
         }
         buf.reserve(1024);
-        if stream.read_buf(buf).await.map_err(|_| false)? == 0 {
-            return Err(false);
+        if stream.read_buf(buf).await.ok()? == 0 {
+            return None;
         }
     };
     buf.drain(..consumed);
@@ -158,16 +175,20 @@ where
                 b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
             )
             .await;
-        return Err(false);
+        return None;
     };
     let mut response = match shared.on_upgrade(&request, response) {
-        Ok(r) => r,
+        Ok(r) => {
+            slot.store(Slot::Taken as u8, Relaxed);
+            r
+        }
         Err(rejection) => {
+            slot.store(Slot::Rejected as u8, Relaxed);
             let mut out = Vec::new();
             let _ = write_response(&mut out, &rejection);
             out.extend_from_slice(rejection.body().as_deref().unwrap_or("").as_bytes());
             let _ = stream.write_all(&out).await;
-            return Err(false);
+            return None;
         }
     };
     let deflate = request
@@ -183,9 +204,9 @@ where
         GatewayStats::incr(&shared.stats.deflate_accepted);
     }
     let mut out = Vec::with_capacity(256);
-    write_response(&mut out, &response).map_err(|_| true)?;
-    stream.write_all(&out).await.map_err(|_| true)?;
-    Ok(deflate)
+    write_response(&mut out, &response).ok()?;
+    stream.write_all(&out).await.ok()?;
+    Some(deflate)
 }
 
 /// One upgraded connection's state.
