@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-targets="upgrade_response frames protocol_decoders wire_messages profile units"
+targets="upgrade_response frames inflate protocol_decoders wire_messages profile units"
 if [[ $# -lt 1 || "$1" == "list" ]]; then
   echo "targets: $targets"
   [[ $# -ge 1 ]] && exit 0 || exit 2

@@ -31,6 +31,7 @@ pub type Entry = fn(&[u8]);
 pub const TARGETS: &[(&str, Entry)] = &[
     ("upgrade_response", upgrade_response),
     ("frames", frames),
+    ("inflate", inflate),
     ("protocol_decoders", protocol_decoders),
     ("wire_messages", wire_messages),
     ("profile", profile),
@@ -42,24 +43,34 @@ pub fn target(name: &str) -> Option<Entry> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
-/// The server's answer to the upgrade request (`httparse` plus the accept-key check).
+/// The server's answer to the upgrade request (`httparse`, the accept-key check, and the
+/// permessage-deflate answer against no offer and against the browser's offer).
 pub fn upgrade_response(data: &[u8]) {
     let key = connection_key(0x5eed, 7);
-    match parse_upgrade_response(data, &key) {
-        UpgradeResponse::Accepted { consumed } => assert!(consumed <= data.len()),
-        UpgradeResponse::Partial => assert!(data.len() <= MAX_RESPONSE_HEAD),
-        UpgradeResponse::Status(code) => assert_ne!(code, 101),
-        UpgradeResponse::Invalid(_) => {}
+    let browser = crate::plan::compression::DeflateOffer::browser();
+    for offer in [None, Some(&browser)] {
+        match parse_upgrade_response(data, &key, offer) {
+            UpgradeResponse::Accepted { consumed, deflate } => {
+                assert!(consumed <= data.len());
+                assert!(
+                    offer.is_some() || deflate.is_none(),
+                    "agreed to what was not offered"
+                );
+            }
+            UpgradeResponse::Partial => assert!(data.len() <= MAX_RESPONSE_HEAD),
+            UpgradeResponse::Status(code) => assert_ne!(code, 101),
+            UpgradeResponse::Invalid(_) => {}
+        }
     }
 }
 
 /// A stream of server frames, as the engine walks it: header after header, each payload
 /// skipped (a close payload's code read), under several `--max-frame` caps.
 pub fn frames(data: &[u8]) {
-    for max in [125u64, 64 << 10, 1 << 30] {
+    for (max, deflate) in [(125u64, false), (64 << 10, true), (1 << 30, false)] {
         let mut rest = data;
         while !rest.is_empty() {
-            match parse_frame_header(rest, max) {
+            match parse_frame_header(rest, max, deflate) {
                 FrameParse::Frame(f) => {
                     assert!(f.payload_len as u64 <= max, "cap enforced");
                     assert!(f.header_len >= 2 && f.header_len <= 14);
@@ -76,6 +87,27 @@ pub fn frames(data: &[u8]) {
                 FrameParse::Partial | FrameParse::Violation(_) => break,
             }
         }
+    }
+}
+
+/// A compressed message (permessage-deflate) inflated under a cap: never more than the cap
+/// plus one byte held, whatever the input (a compression bomb stops at the cap).
+pub fn inflate(data: &[u8]) {
+    use crate::engine::deflate::{InflateError, inflate, inflater};
+    let cap = 64 << 10;
+    for bits in [15u8, 9] {
+        let mut d = inflater(bits);
+        let mut out = Vec::new();
+        match inflate(&mut d, data, &mut out, cap) {
+            Ok(_) => assert!(out.len() <= cap),
+            Err(InflateError::TooLarge) => assert!(out.len() <= cap + 1),
+            Err(InflateError::Corrupt) => {}
+        }
+        assert!(
+            out.capacity() <= 2 * (cap + 1) + 4096,
+            "bounded: {}",
+            out.capacity()
+        );
     }
 }
 

@@ -58,12 +58,12 @@ fn the_seeds_reach_past_the_first_check() {
     use wsscale::engine::ws::{UpgradeResponse, connection_key, parse_upgrade_response};
     let data = std::fs::read(fuzz_dir().join("corpus/upgrade_response/accepted")).unwrap();
     assert!(matches!(
-        parse_upgrade_response(&data, &connection_key(0x5eed, 7)),
+        parse_upgrade_response(&data, &connection_key(0x5eed, 7), None),
         UpgradeResponse::Accepted { .. }
     ));
     let frames = std::fs::read(fuzz_dir().join("corpus/frames/ping_pong_close")).unwrap();
     assert!(matches!(
-        wsscale::engine::ws::parse_frame_header(&frames, 1 << 20),
+        wsscale::engine::ws::parse_frame_header(&frames, 1 << 20, false),
         wsscale::engine::ws::FrameParse::Frame(_)
     ));
 }

@@ -273,6 +273,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "PROTOCOL", help_heading = "Handshake")]
     pub subprotocol: Option<String>,
 
+    /// More request headers from a file: one 'Name: value' per line, '#' comments; sent
+    /// before the -H headers (errors name FILE:LINE)
+    #[arg(long, value_name = "FILE", help_heading = "Handshake")]
+    pub header_file: Option<std::path::PathBuf>,
+
+    /// User-Agent header [default: none; a current Chrome's with --compression browser]
+    #[arg(long, value_name = "UA", help_heading = "Handshake")]
+    pub user_agent: Option<String>,
+
+    /// Offer permessage-deflate (RFC 7692): none, browser (what Chrome and Firefox send:
+    /// 'permessage-deflate; client_max_window_bits', plus browser Origin and User-Agent
+    /// defaults), or deflate[:PARAMS], e.g. deflate:server_no_context_takeover,
+    /// client_max_window_bits=10. Negotiated messages are compressed and inflated; see
+    /// docs/compression.md [default: none]
+    #[arg(long, value_name = "MODE", value_parser = crate::plan::compression::parse_compression, help_heading = "Handshake")]
+    pub compression: Option<crate::plan::compression::Compression>,
+
     /// Static bearer token: sends 'Authorization: Bearer TOKEN'.
     #[arg(
         long,

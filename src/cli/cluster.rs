@@ -577,6 +577,9 @@ pub fn serve_processes_command(a: &ServeArgs, n: usize) -> anyhow::Result<i32> {
             "push: each of the {n} processes runs its own feed (its own ticks and seq numbers)"
         );
     }
+    if a.compression != "none" {
+        extra.extend(["--compression".into(), a.compression.clone().into()]);
+    }
     if a.broadcast {
         extra.push("--broadcast".into());
         eprintln!(

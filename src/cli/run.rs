@@ -134,7 +134,14 @@ pub fn run_part_to_outcome(
         .map_err(super::watch::watch_error)?;
     let mut gateway = if embedded {
         let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
-        let (addr, children, reserved) = start_gateways(&exe, "127.0.0.1:0".parse()?, 1, 1, &[])
+        // With --compression the embedded gateway accepts permessage-deflate, so the run
+        // measures what was asked for.
+        let extra: Vec<std::ffi::OsString> = if plan.handshake.compression.offer().is_some() {
+            vec!["--compression".into(), "deflate".into()]
+        } else {
+            Vec::new()
+        };
+        let (addr, children, reserved) = start_gateways(&exe, "127.0.0.1:0".parse()?, 1, 1, &extra)
             .context("cannot start the embedded gateway (wsscale serve) on 127.0.0.1")?;
         let pids = children.pids();
         eprintln!(

@@ -36,7 +36,11 @@ pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
             size: a.push_size as usize,
         }),
         broadcast: a.broadcast,
+        compression: a.compression == "deflate",
     };
+    if config.compression {
+        eprintln!("compression: permessage-deflate accepted when a client offers it");
+    }
     if let Some(push) = &config.push {
         eprintln!(
             "push: a {}-byte message to every connection {}/s (every {:?})",

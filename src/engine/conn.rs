@@ -1,6 +1,6 @@
 //! One connection under test: a compact struct that lives in the shard's slab.
 //!
-//! What a held, idle connection costs in user space is `size_of::<Conn>()` (56 bytes in release builds: `conn_is_compact` checks it) plus
+//! What a held, idle connection costs in user space is `size_of::<Conn>()` (64 bytes in release builds: `conn_is_compact` checks it) plus
 //! its share of the slab's slack: the socket is a bare fd, timestamps are µs offsets from the
 //! shard epoch, the `Sec-WebSocket-Key` is recomputed from the id instead of stored, and the
 //! read/write buffers ([`Bufs`]) exist only while a frame is split across reads or the kernel
@@ -45,6 +45,11 @@ pub struct Bufs {
     pub input: Vec<u8>,
     /// Bytes the kernel did not take yet.
     pub output: Vec<u8>,
+    /// The compressed fragments of a permessage-deflate message still arriving.
+    pub message: Vec<u8>,
+    /// This connection's inflate window: only once the server sent a compressed message
+    /// with context takeover (see [`super::deflate`]).
+    pub inflate: Option<Box<flate2::Decompress>>,
 }
 
 /// A connection in the slab.
@@ -74,6 +79,8 @@ pub struct Conn {
     pub pong_ms: u32,
     /// `k + 1` of the outstanding heartbeat whose reply is awaited; 0 when none.
     pub hb_pending: u32,
+    /// The permessage-deflate parameters ([`super::deflate::Negotiated::pack`]); 0: none.
+    pub deflate: u16,
 }
 
 impl Conn {
@@ -84,9 +91,15 @@ impl Conn {
             .is_none_or(|b| b.input.is_empty() && b.output.is_empty())
     }
 
-    /// Drop the buffers if both are empty (back to zero per-connection heap).
+    /// Drop the buffers if both are empty and no deflate state is kept (back to zero
+    /// per-connection heap).
     pub fn release_buffers(&mut self) {
-        if self.bufs.is_some() && self.idle_buffers() {
+        if self.idle_buffers()
+            && self
+                .bufs
+                .as_ref()
+                .is_some_and(|b| b.message.is_empty() && b.inflate.is_none())
+        {
             self.bufs = None;
         }
     }
@@ -183,7 +196,7 @@ mod tests {
     #[test]
     fn conn_is_compact() {
         // The per-connection user-space budget is < 1 KiB; the struct itself must stay tiny
-        // (56 bytes in release builds; mio adds a selector id to sockets in debug builds).
+        // (64 bytes in release builds; mio adds a selector id to sockets in debug builds).
         let limit = if cfg!(debug_assertions) { 80 } else { 64 };
         assert!(
             std::mem::size_of::<Conn>() <= limit,

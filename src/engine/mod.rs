@@ -18,6 +18,7 @@
 //! No tokio here: the engine never awaits.
 
 pub mod conn;
+pub mod deflate;
 pub mod jwt;
 pub mod marker;
 pub mod precise;

@@ -17,6 +17,8 @@ use base64::Engine as _;
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
+use crate::engine::deflate::{self, Negotiated};
+use crate::plan::compression::DeflateOffer;
 use crate::plan::{HandshakeSpec, Target};
 
 /// A prepared upgrade request for one target.
@@ -71,8 +73,29 @@ pub fn request_template(
     fixed.extend_from_slice(
         b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
     );
-    if let Some(o) = &spec.origin {
+    // `--compression browser` sends what a page served by the target would: an Origin of
+    // the target's own site and a browser User-Agent (unless given explicitly).
+    let browser = spec.compression.is_browser();
+    let origin = spec.origin.clone().or_else(|| {
+        browser.then(|| {
+            let scheme = if target.tls { "https" } else { "http" };
+            format!("{scheme}://{}", target.host_header)
+        })
+    });
+    if let Some(o) = origin {
         fixed.extend_from_slice(format!("Origin: {o}\r\n").as_bytes());
+    }
+    let ua = spec
+        .user_agent
+        .as_deref()
+        .or(browser.then_some(crate::plan::compression::BROWSER_USER_AGENT));
+    if let Some(ua) = ua {
+        fixed.extend_from_slice(format!("User-Agent: {ua}\r\n").as_bytes());
+    }
+    if let Some(offer) = spec.compression.offer() {
+        fixed.extend_from_slice(
+            format!("Sec-WebSocket-Extensions: {}\r\n", offer.header_value()).as_bytes(),
+        );
     }
     if let Some(p) = &spec.subprotocol {
         fixed.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
@@ -144,7 +167,11 @@ pub enum UpgradeResponse {
     /// Not a complete response head yet.
     Partial,
     /// 101 with a valid accept key; `consumed` bytes belonged to the response head.
-    Accepted { consumed: usize },
+    /// `deflate`: the permessage-deflate parameters the server agreed to.
+    Accepted {
+        consumed: usize,
+        deflate: Option<Negotiated>,
+    },
     /// A complete response with another status code.
     Status(u16),
     /// Unparseable response, or 101 with a missing or wrong accept key / upgrade header.
@@ -154,8 +181,13 @@ pub enum UpgradeResponse {
 /// Largest upgrade response head we accept before calling it a protocol error.
 pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-/// Parse an upgrade response from `buf`, checking it against `key`.
-pub fn parse_upgrade_response(buf: &[u8], key: &[u8; 24]) -> UpgradeResponse {
+/// Parse an upgrade response from `buf`, checking it against `key` and the extension answer
+/// against `offer` (what the request offered in `Sec-WebSocket-Extensions`).
+pub fn parse_upgrade_response(
+    buf: &[u8],
+    key: &[u8; 24],
+    offer: Option<&DeflateOffer>,
+) -> UpgradeResponse {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     let consumed = match resp.parse(buf) {
@@ -188,9 +220,24 @@ pub fn parse_upgrade_response(buf: &[u8], key: &[u8; 24]) -> UpgradeResponse {
     }
     let expected = tungstenite::handshake::derive_accept_key(key);
     match header("sec-websocket-accept") {
-        Some(v) if v == expected.as_bytes() => UpgradeResponse::Accepted { consumed },
-        Some(_) => UpgradeResponse::Invalid("wrong Sec-WebSocket-Accept"),
-        None => UpgradeResponse::Invalid("101 without Sec-WebSocket-Accept"),
+        Some(v) if v == expected.as_bytes() => {}
+        Some(_) => return UpgradeResponse::Invalid("wrong Sec-WebSocket-Accept"),
+        None => return UpgradeResponse::Invalid("101 without Sec-WebSocket-Accept"),
+    }
+    let mut ext = [&b""[..]; 4];
+    let mut n = 0;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            if n == ext.len() {
+                return UpgradeResponse::Invalid("too many Sec-WebSocket-Extensions headers");
+            }
+            ext[n] = h.value;
+            n += 1;
+        }
+    }
+    match deflate::parse_answer(&ext[..n], offer) {
+        Ok(deflate) => UpgradeResponse::Accepted { consumed, deflate },
+        Err(why) => UpgradeResponse::Invalid(why),
     }
 }
 
@@ -210,6 +257,8 @@ pub enum FrameKind {
 pub struct ServerFrame {
     pub kind: FrameKind,
     pub fin: bool,
+    /// RSV1: the first frame of a permessage-deflate compressed message.
+    pub compressed: bool,
     /// Bytes of header.
     pub header_len: usize,
     /// Bytes of payload.
@@ -227,8 +276,9 @@ pub enum FrameParse {
 }
 
 /// Parse the frame header at the start of `buf`. The payload may not be complete yet
-/// (compare `header_len + payload_len` with `buf.len()`).
-pub fn parse_frame_header(buf: &[u8], max_frame: u64) -> FrameParse {
+/// (compare `header_len + payload_len` with `buf.len()`). `deflate`: permessage-deflate
+/// was negotiated, so RSV1 may mark the first frame of a data message.
+pub fn parse_frame_header(buf: &[u8], max_frame: u64, deflate: bool) -> FrameParse {
     let mut cur = Cursor::new(buf);
     let (hdr, len) = match FrameHeader::parse(&mut cur) {
         Ok(Some(x)) => x,
@@ -238,7 +288,7 @@ pub fn parse_frame_header(buf: &[u8], max_frame: u64) -> FrameParse {
     if hdr.mask.is_some() {
         return FrameParse::Violation("masked frame from server");
     }
-    if hdr.rsv1 || hdr.rsv2 || hdr.rsv3 {
+    if (hdr.rsv1 && !deflate) || hdr.rsv2 || hdr.rsv3 {
         return FrameParse::Violation("reserved bits set");
     }
     if len > max_frame {
@@ -259,9 +309,13 @@ pub fn parse_frame_header(buf: &[u8], max_frame: u64) -> FrameParse {
     if control && (len > 125 || !hdr.is_final) {
         return FrameParse::Violation("oversized or fragmented control frame");
     }
+    if hdr.rsv1 && (control || kind == FrameKind::Continuation) {
+        return FrameParse::Violation("RSV1 on a control or continuation frame");
+    }
     FrameParse::Frame(ServerFrame {
         kind,
         fin: hdr.is_final,
+        compressed: hdr.rsv1,
         header_len: cur.position() as usize,
         payload_len: len as usize,
     })
@@ -278,7 +332,16 @@ pub mod opcode {
 
 /// Append a masked, final client frame with `opcode` and `payload` to `out`.
 pub fn write_client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    out.push(0x80 | opcode);
+    write_frame(out, 0x80 | opcode, payload, mask);
+}
+
+/// Like [`write_client_frame`] for a permessage-deflate compressed data message (RSV1 set).
+pub fn write_compressed_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]) {
+    write_frame(out, 0xC0 | opcode, payload, mask);
+}
+
+fn write_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], mask: [u8; 4]) {
+    out.push(first);
     let len = payload.len();
     if len < 126 {
         out.push(0x80 | len as u8);
@@ -378,21 +441,25 @@ mod tests {
         );
         let head_len = resp.len() - 2;
         assert_eq!(
-            parse_upgrade_response(resp.as_bytes(), &k1),
-            UpgradeResponse::Accepted { consumed: head_len }
+            parse_upgrade_response(resp.as_bytes(), &k1, None),
+            UpgradeResponse::Accepted {
+                consumed: head_len,
+                deflate: None
+            }
         );
         assert!(matches!(
-            parse_upgrade_response(resp.as_bytes(), &k2),
+            parse_upgrade_response(resp.as_bytes(), &k2, None),
             UpgradeResponse::Invalid(_)
         ));
         assert_eq!(
-            parse_upgrade_response(&resp.as_bytes()[..20], &k1),
+            parse_upgrade_response(&resp.as_bytes()[..20], &k1, None),
             UpgradeResponse::Partial
         );
         assert_eq!(
             parse_upgrade_response(
                 b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
-                &k1
+                &k1,
+                None
             ),
             UpgradeResponse::Status(401)
         );
@@ -401,33 +468,34 @@ mod tests {
     #[test]
     fn frame_rules() {
         assert_eq!(
-            parse_frame_header(&[0x81, 0x05, b'h'], 100),
+            parse_frame_header(&[0x81, 0x05, b'h'], 100, false),
             FrameParse::Frame(ServerFrame {
                 kind: FrameKind::Text,
                 fin: true,
+                compressed: false,
                 header_len: 2,
                 payload_len: 5
             })
         );
-        assert_eq!(parse_frame_header(&[0x81], 100), FrameParse::Partial);
+        assert_eq!(parse_frame_header(&[0x81], 100, false), FrameParse::Partial);
         assert!(matches!(
-            parse_frame_header(&[0x83, 0x00], 100),
+            parse_frame_header(&[0x83, 0x00], 100, false),
             FrameParse::Violation(_)
         ));
         assert!(matches!(
-            parse_frame_header(&[0xC1, 0x00], 100),
+            parse_frame_header(&[0xC1, 0x00], 100, false),
             FrameParse::Violation(_)
         ));
         assert!(matches!(
-            parse_frame_header(&[0x81, 0x85, 1, 2, 3, 4], 100),
+            parse_frame_header(&[0x81, 0x85, 1, 2, 3, 4], 100, false),
             FrameParse::Violation(_)
         ));
         assert!(matches!(
-            parse_frame_header(&[0x82, 126, 0x01, 0x00], 100),
+            parse_frame_header(&[0x82, 126, 0x01, 0x00], 100, false),
             FrameParse::Violation(_)
         ));
         assert!(matches!(
-            parse_frame_header(&[0x09, 0x00], 100),
+            parse_frame_header(&[0x09, 0x00], 100, false),
             FrameParse::Violation(_)
         ));
     }
@@ -484,10 +552,10 @@ mod tests {
                     _ => buf.extend((0..rng.usize(0..32)).map(|_| rng.u8(..))),
                 }
             }
-            let _ = parse_upgrade_response(&buf, &key);
+            let _ = parse_upgrade_response(&buf, &key, Some(&DeflateOffer::browser()));
             let mut pos = 0;
             while pos < buf.len() {
-                match parse_frame_header(&buf[pos..], 1 << 20) {
+                match parse_frame_header(&buf[pos..], 1 << 20, true) {
                     FrameParse::Frame(f) => pos += f.header_len + f.payload_len,
                     _ => break,
                 }

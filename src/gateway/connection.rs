@@ -35,7 +35,7 @@ use super::{Shared, Subscriptions};
 /// A client that connects but never finishes its upgrade request is dropped after this.
 pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// On shutdown, how long one connection may spend sending its close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_millis(900);
 /// With `echo_delay`, at most this many messages wait per connection before reading pauses.
 pub(super) const MAX_PENDING_ECHOES: usize = 256;
 
@@ -96,6 +96,9 @@ async fn serve_ws<S>(stream: S, shared: &Shared, stop: &mut watch::Receiver<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if shared.compression {
+        return super::deflate::serve(stream, shared, stop).await;
+    }
     let Some((mut ws, subscriptions)) = Box::pin(upgrade(stream, shared, stop)).await else {
         return;
     };
@@ -172,7 +175,7 @@ async fn close_going_away<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketS
 }
 
 /// Marks an upgraded connection as ended, whichever way the task exits.
-struct OpenGuard<'a>(&'a GatewayStats);
+pub(super) struct OpenGuard<'a>(pub(super) &'a GatewayStats);
 
 impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {

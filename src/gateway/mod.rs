@@ -20,6 +20,9 @@
 //!   received is sent to every connection, the sender included, instead of being echoed.
 //!   Push and room share one fan-out mechanism (see `fanout`): a slow connection skips
 //!   messages (counted) instead of holding up the others.
+//! - Optional permessage-deflate ([`GatewayConfig::compression`], see [`deflate`]): echo
+//!   with compressed messages, an inflate window per connection only once its client sent a
+//!   compressed message with context takeover.
 //! - Counts everything in [`GatewayStats`]; connection errors end that connection quietly.
 //! - Optional TLS ([`GatewayConfig::tls`], see [`tls`]): `wss://`, with stateless session
 //!   tickets so clients can resume, and the number of resumed handshakes counted. A config
@@ -53,6 +56,7 @@
 
 mod auth;
 mod connection;
+pub mod deflate;
 mod fanout;
 mod handle;
 pub mod metrics_http;
@@ -112,6 +116,9 @@ pub struct GatewayConfig {
     /// connection (the sender included) instead of being echoed to the sender.
     /// [`GatewayConfig::echo_delay`] does not apply to it.
     pub broadcast: bool,
+    /// Accept permessage-deflate (see [`deflate`]): echo only, so `echo_delay`, `push` and
+    /// `broadcast` are ignored when it is on.
+    pub compression: bool,
 }
 
 /// The server-push feed: at `rate` messages per second, one text message
@@ -160,6 +167,8 @@ struct Shared {
     max_connections: Option<usize>,
     echo_delay: Option<Duration>,
     ws_config: WebSocketConfig,
+    /// Serve connections with [`deflate`] (permessage-deflate available).
+    compression: bool,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stats: Arc<GatewayStats>,
     /// The push feed's channel (with [`GatewayConfig::push`]).
@@ -178,6 +187,7 @@ impl Shared {
                 .echo_delay
                 .filter(|d| !d.is_zero() && !config.broadcast),
             ws_config: ws_config(),
+            compression: config.compression,
             tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             stats,
             push: config

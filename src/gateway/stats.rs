@@ -53,6 +53,11 @@ pub struct GatewayStats {
     pub broadcast_delivered: AtomicU64,
     /// Room messages skipped by connections that fell too far behind.
     pub broadcast_lagged: AtomicU64,
+    /// Upgrades that agreed to permessage-deflate (`--compression deflate`).
+    pub deflate_accepted: AtomicU64,
+    /// Connections that allocated an inflate window (their client compresses with context
+    /// takeover).
+    pub deflate_windows: AtomicU64,
 }
 
 /// A point-in-time copy of [`GatewayStats`].
@@ -94,6 +99,10 @@ pub struct GatewayCounts {
     pub broadcast_delivered: u64,
     /// Room messages skipped by lagging connections.
     pub broadcast_lagged: u64,
+    /// Upgrades that agreed to permessage-deflate.
+    pub deflate_accepted: u64,
+    /// Connections that allocated an inflate window.
+    pub deflate_windows: u64,
 }
 
 impl GatewayStats {
@@ -118,6 +127,8 @@ impl GatewayStats {
             broadcast_received: self.broadcast_received.load(Relaxed),
             broadcast_delivered: self.broadcast_delivered.load(Relaxed),
             broadcast_lagged: self.broadcast_lagged.load(Relaxed),
+            deflate_accepted: self.deflate_accepted.load(Relaxed),
+            deflate_windows: self.deflate_windows.load(Relaxed),
         }
     }
 
@@ -187,6 +198,13 @@ impl std::fmt::Display for GatewayCounts {
                 f,
                 ", broadcast received {}, delivered {} (lagged {})",
                 self.broadcast_received, self.broadcast_delivered, self.broadcast_lagged
+            )?;
+        }
+        if self.deflate_accepted > 0 {
+            write!(
+                f,
+                ", permessage-deflate {} (inflate windows {})",
+                self.deflate_accepted, self.deflate_windows
             )?;
         }
         Ok(())

@@ -13,6 +13,7 @@
 //! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
 
 pub mod aggregate;
+pub mod compression;
 pub mod drift;
 pub mod gateway;
 pub mod labels;
@@ -250,6 +251,8 @@ pub struct Counters {
     /// Frames carrying another sender's latency marker (fan-out: each one a
     /// `fanout_latency` sample; not counted in `other_messages_received`).
     pub fanout_received: u64,
+    /// permessage-deflate: offered, accepted, parameters, payload vs wire bytes.
+    pub compression: compression::CompressionCounters,
 }
 
 impl Counters {
@@ -326,6 +329,7 @@ impl Counters {
         self.heartbeat_replies += o.heartbeat_replies;
         self.pushes_received += o.pushes_received;
         self.fanout_received += o.fanout_received;
+        self.compression.merge(&o.compression);
     }
 }
 

@@ -9,6 +9,7 @@
 //! including the slice a shard, process or agent is responsible for.
 
 pub mod build;
+pub mod compression;
 pub mod error;
 pub mod overrides;
 pub mod payload;
@@ -140,6 +141,11 @@ pub struct HandshakeSpec {
     pub headers: Vec<(String, String)>,
     pub subprotocol: Option<String>,
     pub auth: Auth,
+    /// `--compression`: the permessage-deflate offer (also: browser `Origin`/`User-Agent`
+    /// defaults when it is `browser`).
+    pub compression: compression::Compression,
+    /// `--user-agent` (or a `User-Agent` header).
+    pub user_agent: Option<String>,
 }
 
 /// The validated run plan.

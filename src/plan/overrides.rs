@@ -70,6 +70,12 @@ pub struct Overrides {
     pub origin: Option<String>,
     /// `-H/--header` (see `wsscale run --help`).
     pub headers: Vec<(String, String)>,
+    /// `--header-file`: one 'Name: value' per line.
+    pub header_file: Option<PathBuf>,
+    /// `--user-agent`.
+    pub user_agent: Option<String>,
+    /// `--compression` (see `wsscale run --help`).
+    pub compression: Option<crate::plan::compression::Compression>,
     /// Sec-WebSocket-Protocol to request (e.g. chat, or "v2.chat, chat") [default: none]
     pub subprotocol: Option<String>,
     /// Static bearer token: sends 'Authorization: Bearer TOKEN'.

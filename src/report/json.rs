@@ -82,6 +82,9 @@ pub struct JsonReport {
     #[serde(default)]
     pub fanout: JsonFanout,
     pub heartbeats: JsonHeartbeats,
+    /// permessage-deflate (`--compression`). Added within schema version 1.
+    #[serde(default)]
+    pub compression: super::compression::JsonCompression,
     pub traffic: JsonTraffic,
     pub memory: JsonMemory,
     /// The watched gateway's side (`--watch-pid`, `--watch-process`, `--gateway-metrics`,
@@ -411,6 +414,7 @@ impl JsonReport {
                 heartbeats_sent: c.heartbeats_sent,
                 heartbeat_replies: c.heartbeat_replies,
             },
+            compression: super::compression::JsonCompression::from_counters(&c.compression),
             traffic: JsonTraffic {
                 bytes_sent: c.bytes_sent,
                 bytes_received: c.bytes_received,

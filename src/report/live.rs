@@ -109,6 +109,9 @@ pub fn render(v: &IntervalView<'_>) -> String {
             ));
         }
     }
+    if let Some(part) = super::compression::live_part(&t.compression) {
+        line.push_str(&format!(" | {part}"));
+    }
     if t.messages_lost > 0 {
         line.push_str(&format!(" | lost {}", t.messages_lost));
     }

@@ -395,6 +395,7 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
         replies: t.replies.iter().map(|x| x.sent).collect(),
         tls_handshakes: r.tls.handshakes,
         tls_resumed: r.tls.resumed,
+        compression: r.compression.to_counters(),
         ..Counters::default()
     };
     add_failures(&mut c, &cn.failures)?;

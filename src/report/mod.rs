@@ -12,6 +12,7 @@
 //! - [`agents`] — the report's `histograms` (serialized, for exact merging) and `agents[]`.
 //! - [`merge`] — `wsscale report merge`: several JSON reports → one, exactly.
 //! - [`compare`] — `wsscale report compare`: two reports side by side, bounds on regressions.
+//! - [`compression`] — the `compression` object and its summary and live lines.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
 //! - [`document`] — a JSON report file read back (one run or a progressive run's steps).
 //! - [`html`] — the self-contained HTML report with charts (`--report-html`,
@@ -28,6 +29,7 @@
 
 pub mod agents;
 pub mod compare;
+pub mod compression;
 pub mod csv;
 pub mod document;
 pub mod gateway;

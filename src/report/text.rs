@@ -496,6 +496,13 @@ fn traffic(s: &mut String, o: &RunOutcome) {
         kv(s, "reply", format!("{n:>12}  {rule}"));
     }
     s.push('\n');
+    if let Some(lines) = super::compression::summary_lines(&c.compression) {
+        let _ = writeln!(s, "Compression (permessage-deflate)");
+        for (k, v) in lines {
+            kv(s, k, v);
+        }
+        s.push('\n');
+    }
 }
 
 fn memory(s: &mut String, o: &RunOutcome) {

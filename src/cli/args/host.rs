@@ -72,6 +72,17 @@ pub struct ServeArgs {
     /// metrics at http://ADDR/metrics; port 0 picks a free port (the address is printed)
     #[arg(long, value_name = "ADDR", value_parser = parse_listen, conflicts_with = "processes")]
     pub metrics_listen: Option<SocketAddr>,
+    /// permessage-deflate: none, or deflate (accept a client's offer, echo compressed; the
+    /// plain echo only, so not with --echo-delay, --push-rate or --broadcast). See
+    /// docs/compression.md [default: none]
+    #[arg(
+        long,
+        value_name = "none|deflate",
+        default_value = "none",
+        value_parser = ["none", "deflate"],
+        conflicts_with_all = ["echo_delay", "push_rate", "broadcast"]
+    )]
+    pub compression: String,
 
     /// Runtime worker threads; 0 = number of CPU cores
     #[arg(long, value_name = "N", default_value_t = 0)]

@@ -57,6 +57,11 @@ pub struct WireHandshake {
     pub headers: Vec<(String, String)>,
     pub subprotocol: Option<String>,
     pub auth: WireAuth,
+    /// `--compression` in its canonical spelling (`none`, `browser`, `deflate:…`).
+    #[serde(default)]
+    pub compression: Option<String>,
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +171,8 @@ impl WirePlan {
                 origin: h.origin.clone(),
                 headers: h.headers.clone(),
                 subprotocol: h.subprotocol.clone(),
+                compression: Some(h.compression.to_string()),
+                user_agent: h.user_agent.clone(),
                 auth: match &h.auth {
                     Auth::None => WireAuth::None,
                     Auth::Bearer(s) => WireAuth::Bearer { token: s.0.clone() },
@@ -261,6 +268,16 @@ impl WirePlan {
             origin: h.origin.clone(),
             headers: h.headers.clone(),
             subprotocol: h.subprotocol.clone(),
+            compression: match &h.compression {
+                None => Default::default(),
+                Some(c) => crate::plan::compression::parse_compression(c).map_err(|_| {
+                    WireError::Unknown {
+                        what: "compression",
+                        value: c.clone(),
+                    }
+                })?,
+            },
+            user_agent: h.user_agent.clone(),
             auth: match &h.auth {
                 WireAuth::None => Auth::None,
                 WireAuth::Bearer { token } => Auth::Bearer(Secret(token.clone())),
@@ -395,6 +412,11 @@ mod tests {
             origin: Some("https://o".into()),
             headers: vec![("X-A".into(), "b".into())],
             subprotocol: Some("chat".into()),
+            compression: crate::plan::compression::parse_compression(
+                "deflate:server_no_context_takeover,client_max_window_bits=10",
+            )
+            .unwrap(),
+            user_agent: Some("ua/1".into()),
             auth: Auth::Jwt {
                 alg: JwtAlg::HS256,
                 key: Secret("k".into()),

@@ -124,6 +124,9 @@ impl Shard {
         };
         self.out.clear();
         self.templates[target].write(&wskey, jwt.as_deref(), &mut self.out);
+        if self.offer.is_some() {
+            self.snap.counters.compression.offered += 1;
+        }
         self.send_out(key)
     }
 
@@ -328,9 +331,13 @@ impl Shard {
         if self.conns[key].state == State::Handshaking {
             let conn = &self.conns[key];
             let wskey = ws::connection_key(self.seed, conn.id as u64);
-            match ws::parse_upgrade_response(buf, &wskey) {
+            match ws::parse_upgrade_response(buf, &wskey, self.offer.as_ref()) {
                 UpgradeResponse::Partial => return (0, true),
-                UpgradeResponse::Accepted { consumed } => {
+                UpgradeResponse::Accepted { consumed, deflate } => {
+                    if let Some(n) = deflate {
+                        self.conns[key].deflate = n.pack();
+                        self.snap.counters.compression.accept(&n.label());
+                    }
                     let now = self.now_us();
                     let conn = &mut self.conns[key];
                     record_us(
@@ -347,23 +354,20 @@ impl Shard {
                     self.end(key, End::Failed(FailureKind::HttpStatus));
                     return (0, false);
                 }
-                UpgradeResponse::Invalid(_) => {
+                UpgradeResponse::Invalid(why) => {
+                    self.snap.counters.example("protocol", || why.to_string());
                     self.end(key, End::Failed(FailureKind::Protocol));
                     return (0, false);
                 }
             }
         }
         let max_frame = self.p.plan.max_frame;
+        let deflate = self.conns[key].deflate != 0;
         while pos < buf.len() {
-            let frame = match ws::parse_frame_header(&buf[pos..], max_frame) {
+            let frame = match ws::parse_frame_header(&buf[pos..], max_frame, deflate) {
                 FrameParse::Partial => break,
-                FrameParse::Violation(_) => {
-                    let how = match self.conns[key].state {
-                        State::Closing => End::Closed,
-                        State::Open => End::Dropped(DropReason::Protocol),
-                        _ => End::Failed(FailureKind::Protocol),
-                    };
-                    self.end(key, how);
+                FrameParse::Violation(why) => {
+                    self.end_protocol(key, why);
                     return (pos, false);
                 }
                 FrameParse::Frame(f) => f,
@@ -380,7 +384,7 @@ impl Shard {
             let payload = &buf[pos + frame.header_len..pos + total];
             pos += total;
             self.snap.counters.frames_received += 1;
-            if !self.on_frame(key, frame.kind, payload) {
+            if !self.on_frame(key, frame, payload) {
                 return (pos, false);
             }
         }
@@ -388,10 +392,10 @@ impl Shard {
     }
 
     /// Handle one complete server frame. Returns false if the connection ended.
-    pub(super) fn on_frame(&mut self, key: usize, kind: FrameKind, payload: &[u8]) -> bool {
-        match kind {
+    pub(super) fn on_frame(&mut self, key: usize, frame: ws::ServerFrame, payload: &[u8]) -> bool {
+        match frame.kind {
             FrameKind::Text | FrameKind::Binary | FrameKind::Continuation => {
-                self.on_data(key, payload)
+                self.on_data_frame(key, frame, payload)
             }
             FrameKind::Pong => {
                 self.on_pong(key, payload);
@@ -435,6 +439,19 @@ impl Shard {
                 false
             }
         }
+    }
+}
+
+impl Shard {
+    /// End a connection for a protocol violation (`why` kept as the `protocol` example).
+    pub(super) fn end_protocol(&mut self, key: usize, why: &'static str) {
+        let how = match self.conns[key].state {
+            State::Closing => End::Closed,
+            State::Open => End::Dropped(DropReason::Protocol),
+            _ => End::Failed(FailureKind::Protocol),
+        };
+        self.snap.counters.example("protocol", || why.to_string());
+        self.end(key, how);
     }
 }
 

@@ -83,6 +83,7 @@ impl Shard {
                         seq_acked: 0,
                         pong_ms: 0,
                         hb_pending: 0,
+                        deflate: 0,
                     });
                     self.count_attempt(attempt);
                     self.pending += 1;

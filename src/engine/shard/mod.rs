@@ -34,6 +34,7 @@ use slab::Slab;
 use super::EngineError;
 use super::precise::PreciseTimer;
 
+mod compress;
 mod events;
 mod lifecycle;
 mod traffic;
@@ -142,6 +143,13 @@ struct Shard {
     plain: Vec<u8>,
     /// Message payload scratch.
     payload: Vec<u8>,
+    /// permessage-deflate: the offer (`--compression`), the per-shard compressors and
+    /// inflater, and scratch for compressed / inflated messages (see `engine::deflate`).
+    offer: Option<crate::plan::compression::DeflateOffer>,
+    compressors: super::deflate::Compressors,
+    inflater: Option<flate2::Decompress>,
+    deflated: Vec<u8>,
+    inflated: Vec<u8>,
     /// Parsed `--message-text` (empty: binary payloads).
     msg_template: Vec<traffic::Part>,
     /// The open sequence (session table or `--first-message`), once per shard.
@@ -206,6 +214,11 @@ impl Shard {
             wire: Vec::new(),
             plain: Vec::new(),
             payload: Vec::with_capacity(1024),
+            offer: plan.handshake.compression.offer().cloned(),
+            compressors: Default::default(),
+            inflater: None,
+            deflated: Vec::new(),
+            inflated: Vec::new(),
             open_steps: plan.traffic.session.open_sequence(
                 plan.traffic.first_message.as_deref(),
                 plan.traffic.first_message_expect.as_deref(),

@@ -117,7 +117,7 @@ impl Shard {
                     } else {
                         ws::opcode::TEXT
                     };
-                    self.frame_out(op, &buf);
+                    self.frame_out(key, op, &buf);
                     self.payload = buf;
                     self.send_out(key)
                 }
@@ -152,7 +152,7 @@ impl Shard {
         } else {
             ws::opcode::TEXT
         };
-        self.frame_out(op, &buf);
+        self.frame_out(key, op, &buf);
         self.payload = buf;
         let counters = &mut self.snap.counters;
         if counters.replies.len() < rules.len() {
@@ -198,13 +198,6 @@ impl Shard {
             let at = now + phase(self.seed, id, SALT_HB, period);
             self.schedule(key, at, TimerKind::SendHeartbeat(0));
         }
-    }
-
-    /// Frame `payload` as a masked client frame into `self.out`.
-    fn frame_out(&mut self, opcode: u8, payload: &[u8]) {
-        let mask = self.rng.u32(..).to_ne_bytes();
-        self.out.clear();
-        ws::write_client_frame(&mut self.out, opcode, payload, mask);
     }
 
     /// A traffic timer fired for an open connection. Returns false if it ended.
@@ -271,7 +264,7 @@ impl Shard {
                 Envelope::Raw if spec.text.is_some() => ws::opcode::TEXT,
                 Envelope::Raw => ws::opcode::BINARY,
             };
-            self.frame_out(opcode, &payload);
+            self.frame_out(key, opcode, &payload);
             let len = payload.len() as u64;
             self.payload = payload;
             record_us(
@@ -364,7 +357,7 @@ impl Shard {
         let c = &self.conns[key];
         let period = spec.interval.as_micros() as u64;
         let intended = c.mark_us + phase(self.seed, c.id, SALT_PING, period) + k as u64 * period;
-        self.frame_out(ws::opcode::PING, &intended.to_be_bytes());
+        self.frame_out(key, ws::opcode::PING, &intended.to_be_bytes());
         record_us(
             &mut self.snap.hist.schedule_lag,
             now.saturating_sub(intended),
@@ -400,7 +393,7 @@ impl Shard {
         } else {
             ws::opcode::TEXT
         };
-        self.frame_out(op, &spec.text);
+        self.frame_out(key, op, &spec.text);
         record_us(
             &mut self.snap.hist.schedule_lag,
             now.saturating_sub(intended),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::pick;
 use crate::plan::Overrides;
+use crate::plan::compression::{Compression, parse_compression};
 use crate::plan::error::{Origin, PlanError};
 use crate::plan::profile::{Located, Profile};
 use crate::plan::{Auth, HandshakeSpec, JwtAlg, JwtPlacement, Secret};
@@ -72,7 +73,20 @@ pub(super) fn handshake(
     };
     let auth = auth(args, p)?;
 
-    let raw: Vec<Located<(String, String)>> = if args.headers.is_empty() {
+    let compression = match (&args.compression, &p.compression) {
+        (Some(c), _) => c.clone(),
+        (None, Some(l)) => parse_compression(&l.value).map_err(|m| l.origin.invalid(m))?,
+        (None, None) => Compression::None,
+    };
+    let mut user_agent = match pick(args.user_agent.clone(), "--user-agent", &p.user_agent) {
+        Some(l) => Some(one_line(&l, "user agent")?),
+        None => None,
+    };
+    let mut raw: Vec<Located<(String, String)>> = match &args.header_file {
+        Some(path) => header_file(path)?,
+        None => Vec::new(),
+    };
+    raw.extend(if args.headers.is_empty() {
         p.headers
             .iter()
             .map(|l| {
@@ -80,13 +94,13 @@ pub(super) fn handshake(
                     .map(|h| Located::new(h, l.origin.clone()))
                     .map_err(|m| l.origin.invalid(m))
             })
-            .collect::<Result<_, _>>()?
+            .collect::<Result<Vec<_>, _>>()?
     } else {
         args.headers
             .iter()
             .map(|h| Located::flag(h.clone(), "--header"))
-            .collect()
-    };
+            .collect::<Vec<_>>()
+    });
     let mut headers = Vec::new();
     let mut host = None;
     for l in raw {
@@ -112,6 +126,19 @@ pub(super) fn handshake(
                     "use --origin (or 'origin' in a profile) instead of an Origin header",
                 ));
             }
+            "user-agent" if user_agent.is_some() => {
+                return Err(PlanError::Conflict {
+                    first: format!("the User-Agent header of {}", l.origin),
+                    second: "--user-agent (or 'user_agent' in the profile)".into(),
+                    hint: "give the user agent one way only".into(),
+                });
+            }
+            "user-agent" => user_agent = Some(value),
+            "sec-websocket-extensions" => {
+                return Err(l.origin.invalid(
+                    "use --compression (or 'compression' in a profile) instead of a Sec-WebSocket-Extensions header; wsscale must know what it offered",
+                ));
+            }
             "authorization" if auth != Auth::None => {
                 return Err(PlanError::Conflict {
                     first: format!("the Authorization header of {}", l.origin),
@@ -128,9 +155,37 @@ pub(super) fn handshake(
             headers,
             subprotocol,
             auth,
+            compression,
+            user_agent,
         },
         host,
     ))
+}
+
+/// The headers of `--header-file`: one `Name: value` per line; blank lines and lines
+/// starting with `#` are skipped. Errors name `FILE:LINE`.
+fn header_file(path: &Path) -> Result<Vec<Located<(String, String)>>, PlanError> {
+    let text = std::fs::read_to_string(path).map_err(|error| PlanError::Read {
+        what: "header file",
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let origin = Origin::Profile {
+            path: path.to_path_buf(),
+            line: i + 1,
+            col: 1,
+            key: "--header-file".into(),
+        };
+        let h = parse_header(line).map_err(|m| origin.invalid(m))?;
+        out.push(Located::new(h, origin));
+    }
+    Ok(out)
 }
 
 /// The default JWT claims template.

@@ -377,7 +377,7 @@ fn upgrade<S: Read + Write>(
             ));
         }
         buf.extend_from_slice(&chunk[..read]);
-        match ws::parse_upgrade_response(&buf, &key) {
+        match ws::parse_upgrade_response(&buf, &key, plan.handshake.compression.offer()) {
             UpgradeResponse::Partial => {
                 if started.elapsed() > timeout {
                     return Err(io_fail(io::ErrorKind::TimedOut.into()));
