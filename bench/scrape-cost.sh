@@ -66,7 +66,7 @@ run_case() {
   if [ "$name" = scraped ]; then
     local addr=
     for _ in $(seq 1 100); do
-      addr=$(sed -n 's|^metrics on http://\(.*\)/metrics$|\1|p' "$WORK/$name.err")
+      addr=$(sed -n 's|^metrics on http://\(.*\)/metrics$|\1|p' "$WORK/$name.err" 2>/dev/null || true)
       [ -n "$addr" ] && break
       sleep 0.1
     done
