@@ -43,9 +43,12 @@ else
     --message-rate 1/s --ping-interval 5s --report-json "$WORK/run.json" \
     >"$WORK/summary.txt" 2>"$WORK/live.txt" || [ $? -eq 98 ]
 fi
-rows=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["timeseries"]), len(d["agents"]), d["connections"]["peak_open"])' "$WORK/run.json")
-read -r ROWS AGENTS PEAK <<<"$rows"
-echo "report: $ROWS time-series rows, $AGENTS agents, peak $PEAK open, JSON $(($(stat -c %s "$WORK/run.json") / 1024)) KiB"
+rows=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["timeseries"]), len(d["agents"]), sum(a["lost"] for a in d["agents"]), d["connections"]["peak_open"], d["duration_s"])' "$WORK/run.json")
+read -r ROWS AGENTS LOST PEAK DURATION <<<"$rows"
+echo "report: $ROWS time-series rows over ${DURATION} s, $AGENTS agents ($LOST lost), peak $PEAK open, JSON $(($(stat -c %s "$WORK/run.json") / 1024)) KiB"
+if [ "$LOST" -gt 0 ]; then
+  echo "note: $LOST agent(s) were lost, so the run ended early and has fewer rows than planned" >&2
+fi
 
 best=
 for i in 1 2 3; do

@@ -126,7 +126,9 @@ impl Chart {
             // A log axis has no 0: samples below its bottom are drawn at the bottom.
             self.lines(&mut chart, |v| v.max(y_min))
         } else {
-            let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
+            // Headroom above the data for the legend (upper left): about a row per series.
+            let headroom = 1.1 + 0.08 * self.series.len().min(6) as f64;
+            let y_max = if y_max > 0.0 { y_max * headroom } else { 1.0 };
             let mut chart = builder.build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
             self.mesh(&mut chart, x_max)?;
             self.lines(&mut chart, |v| v)
