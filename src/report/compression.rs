@@ -117,3 +117,38 @@ pub fn live_part(c: &CompressionCounters) -> Option<String> {
     let r = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.1}x"));
     Some(format!("deflate {} out {} in", r(rs), r(rr)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_ratios_follow_the_counters() {
+        let mut c = CompressionCounters::default();
+        assert!(summary_lines(&c).is_none(), "nothing offered: no section");
+        assert!(live_part(&c).is_none());
+        c.offered = 10;
+        c.accept("permessage-deflate");
+        c.payload_bytes_sent = 1000;
+        c.wire_bytes_sent = 200;
+        c.messages_compressed_sent = 4;
+        let lines = summary_lines(&c).unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|(k, v)| *k == "params" && v.contains("permessage-deflate"))
+        );
+        assert!(
+            lines.iter().any(|(_, v)| v.contains("(5.00x)")),
+            "{lines:?}"
+        );
+        assert_eq!(live_part(&c).unwrap(), "deflate 5.0x out - in");
+        let j = JsonCompression::from_counters(&c);
+        assert_eq!((j.ratio_sent, j.ratio_received), (Some(5.0), None));
+        assert_eq!(
+            j.to_counters(),
+            c,
+            "report merge reads back what was written"
+        );
+    }
+}
