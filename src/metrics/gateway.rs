@@ -190,7 +190,9 @@ fn open_at(rows: &[IntervalRow], t_s: f64) -> u64 {
 
 /// The summary of `o.gateway`, or `None` when nothing was watched.
 pub fn summary(o: &RunOutcome) -> Option<GatewaySummary> {
-    let rec = o.gateway.as_ref()?;
+    let Some(rec) = o.gateway.as_ref() else {
+        return o.gateway_read_back.clone();
+    };
     let s = &rec.samples;
     let before = s.first().and_then(|x| x.rss_bytes);
     let opens: Vec<u64> = s
@@ -289,6 +291,9 @@ fn mismatch(established: u64, open: u64) -> Option<String> {
 
 /// Drift over every hold stage (empty when the plan had none).
 pub fn drift(o: &RunOutcome) -> Vec<HoldDrift> {
+    if o.holds.is_empty() {
+        return o.drift_read_back.clone();
+    }
     let client: Vec<(f64, f64)> = o
         .timeseries
         .iter()

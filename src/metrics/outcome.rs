@@ -183,6 +183,11 @@ pub struct RunOutcome {
     pub gateway: Option<super::gateway::GatewayRecord>,
     /// First and last quarter of every hold stage (see [`super::drift`]).
     pub holds: Vec<super::drift::HoldQuarters>,
+    /// The `gateway` section as read back from a report (`report merge`), used when there is
+    /// no `gateway` record.
+    pub gateway_read_back: Option<super::gateway::GatewaySummary>,
+    /// The `drift[]` section as read back from a report, used when there are no `holds`.
+    pub drift_read_back: Vec<super::drift::HoldDrift>,
 }
 
 /// One agent of a distributed run: who it was and what it did. The global figures are the
@@ -339,5 +344,7 @@ pub fn build_outcome(
         verdict: None,
         gateway: None,
         holds: Vec::new(),
+        gateway_read_back: None,
+        drift_read_back: Vec::new(),
     }
 }
