@@ -189,6 +189,8 @@ fn sample() -> RunOutcome {
         reply_rules: Vec::new(),
         gateway: Some(sample_gateway()),
         holds: sample_holds(),
+        gateway_read_back: None,
+        drift_read_back: Vec::new(),
     };
     wsscale::metrics::gateway::attach(&mut o);
     o
@@ -1029,4 +1031,20 @@ fn docs_mention_wire_bytes_and_exit_codes() {
     for m in wsscale::plan::threshold::HISTOGRAMS {
         assert!(FIELDS_DOC.contains(&format!("`{m}")), "{m} undocumented");
     }
+}
+
+#[test]
+fn report_merge_carries_the_gateway_view_over() {
+    let o = sample();
+    let doc = to_json(&o);
+    let merged = wsscale::report::merge::merge(&[wsscale::report::merge::Input {
+        name: "one.json".into(),
+        doc: doc.clone(),
+    }])
+    .unwrap();
+    let back = to_json(&merged);
+    assert_eq!(back["gateway"], doc["gateway"]);
+    assert_eq!(back["drift"], doc["drift"]);
+    assert_eq!(back["timeseries"][1]["gateway_rss_bytes"], 14 * MIB);
+    assert_eq!(back["timeseries"][1]["health_failures"], 1);
 }

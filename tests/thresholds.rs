@@ -197,6 +197,8 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         complete: true,
         gateway: None,
         holds: Vec::new(),
+        gateway_read_back: None,
+        drift_read_back: Vec::new(),
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),

@@ -5,8 +5,9 @@
 //!
 //! - **Bytes per held connection**: (gateway RSS − RSS before the first connection) ÷ the
 //!   connections wsscale had open at that moment. "At peak open" is the first sample taken
-//!   while wsscale's open count was at its highest (the open count at a sample is the one of
-//!   the time-series row nearest in time).
+//!   after wsscale's open count reached its peak while a later time-series row still shows
+//!   the peak (so every connection was open at that instant); without such a sample, the
+//!   first one whose nearest time-series row has the highest open count.
 //! - **Connection count**: the gateway's own ESTABLISHED TCP sockets at that sample beside
 //!   wsscale's open count; a difference is reported as a note (half-open connections, or
 //!   connections the gateway lost track of — or other clients of the same gateway).
@@ -190,18 +191,13 @@ fn open_at(rows: &[IntervalRow], t_s: f64) -> u64 {
 
 /// The summary of `o.gateway`, or `None` when nothing was watched.
 pub fn summary(o: &RunOutcome) -> Option<GatewaySummary> {
-    let rec = o.gateway.as_ref()?;
+    let Some(rec) = o.gateway.as_ref() else {
+        return o.gateway_read_back.clone();
+    };
     let s = &rec.samples;
     let before = s.first().and_then(|x| x.rss_bytes);
-    let opens: Vec<u64> = s
-        .iter()
-        .map(|x| open_at(&o.timeseries, t_of(o, x.at)))
-        .collect();
-    let peak = opens.iter().copied().max().unwrap_or(0);
-    let at_peak = (peak > 0)
-        .then(|| opens.iter().position(|&n| n == peak))
-        .flatten()
-        .map(|i| &s[i]);
+    let (peak, at_peak) = peak_sample(o, s);
+    let at_peak = at_peak.map(|i| &s[i]);
     let rss_at_peak = at_peak.and_then(|x| x.rss_bytes);
     let bytes_per_connection = match (before, rss_at_peak) {
         (Some(b), Some(p)) if peak > 0 => Some(round3(p.saturating_sub(b) as f64 / peak as f64)),
@@ -267,6 +263,37 @@ pub fn summary(o: &RunOutcome) -> Option<GatewaySummary> {
     })
 }
 
+/// wsscale's open count at the gateway's "peak open" sample, and that sample: the first one
+/// taken after `peak_open` was reached while a later time-series row still shows it (so the
+/// connections were all open at that instant); failing that (no sample during a hold at the
+/// peak), the first sample whose nearest time-series row has the highest open count.
+fn peak_sample(o: &RunOutcome, s: &[GatewaySample]) -> (u64, Option<usize>) {
+    let peak_t = o.peak_reached_after.as_secs_f64();
+    if o.peak_open > 0 {
+        let held_until = o
+            .timeseries
+            .iter()
+            .filter(|r| r.open == o.peak_open)
+            .map(|r| r.t_s)
+            .fold(f64::MIN, f64::max);
+        if let Some(i) = s.iter().position(|x| {
+            let t = t_of(o, x.at);
+            t >= peak_t && t <= held_until
+        }) {
+            return (o.peak_open, Some(i));
+        }
+    }
+    let opens: Vec<u64> = s
+        .iter()
+        .map(|x| open_at(&o.timeseries, t_of(o, x.at)))
+        .collect();
+    let peak = opens.iter().copied().max().unwrap_or(0);
+    let i = (peak > 0)
+        .then(|| opens.iter().position(|&n| n == peak))
+        .flatten();
+    (peak, i)
+}
+
 /// A note when the gateway's ESTABLISHED count and wsscale's open count differ by more than
 /// 1 % (and more than 2 connections).
 fn mismatch(established: u64, open: u64) -> Option<String> {
@@ -289,6 +316,9 @@ fn mismatch(established: u64, open: u64) -> Option<String> {
 
 /// Drift over every hold stage (empty when the plan had none).
 pub fn drift(o: &RunOutcome) -> Vec<HoldDrift> {
+    if o.holds.is_empty() {
+        return o.drift_read_back.clone();
+    }
     let client: Vec<(f64, f64)> = o
         .timeseries
         .iter()

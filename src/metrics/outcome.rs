@@ -223,6 +223,11 @@ pub struct RunOutcome {
     /// Preflight checks that warned before the run (empty when they all passed, were
     /// skipped, or ran elsewhere — on agents).
     pub preflight: Vec<PreflightNote>,
+    /// The `gateway` section as read back from a report (`report merge`), used when there is
+    /// no `gateway` record.
+    pub gateway_read_back: Option<super::gateway::GatewaySummary>,
+    /// The `drift[]` section as read back from a report, used when there are no `holds`.
+    pub drift_read_back: Vec<super::drift::HoldDrift>,
 }
 
 /// Receives partial outcomes while a run goes on (`--checkpoint`), so that a run killed by
@@ -390,5 +395,7 @@ pub fn build_outcome(
         gateway: None,
         holds: Vec::new(),
         preflight: Vec::new(),
+        gateway_read_back: None,
+        drift_read_back: Vec::new(),
     }
 }

@@ -103,6 +103,8 @@ struct Parsed {
     thresholds: Vec<String>,
     agents: Vec<AgentOutcome>,
     preflight: Vec<PreflightNote>,
+    gateway: Option<crate::metrics::gateway::GatewaySummary>,
+    drift: Vec<crate::metrics::drift::HoldDrift>,
 }
 
 /// Merge reports into one outcome (write it with [`super::write_json`]).
@@ -177,11 +179,18 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
             .map(|p| p.reply_rules.clone())
             .unwrap_or_default(),
         verdict: None,
-        // Merged files carry no gateway samples or hold quarters: the gateway and drift
-        // figures belong to the run that watched the gateway (its own report).
+        // The gateway and drift figures as the first input that has them reported them
+        // (shards of one run watch the same gateway; the samples themselves are not in a
+        // report, so they cannot be merged).
         gateway: None,
         holds: Vec::new(),
         preflight: Vec::new(),
+        gateway_read_back: parsed.iter().find_map(|p| p.gateway.clone()),
+        drift_read_back: parsed
+            .iter()
+            .find(|p| !p.drift.is_empty())
+            .map(|p| p.drift.clone())
+            .unwrap_or_default(),
     };
     for note in parsed.iter().flat_map(|p| &p.preflight) {
         if !o.preflight.contains(note) {
@@ -289,7 +298,23 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
     (0..n)
         .map(|k| {
             let mut row = IntervalRow::default();
+            let mut gateway_taken = false;
             for r in parsed.iter().filter_map(|p| p.timeseries.get(k)) {
+                // The gateway columns of the first input that watched a gateway.
+                if !gateway_taken
+                    && (r.gateway_rss_bytes.is_some()
+                        || r.gateway_cpu_percent.is_some()
+                        || r.health_latency_ms.is_some())
+                {
+                    gateway_taken = true;
+                    row.gateway_rss_bytes = r.gateway_rss_bytes;
+                    row.gateway_cpu_percent = r.gateway_cpu_percent;
+                    row.gateway_fds = r.gateway_fds;
+                    row.gateway_established = r.gateway_established;
+                    row.gateway_bytes_per_connection = r.gateway_bytes_per_connection;
+                    row.health_failures = r.health_failures;
+                    row.health_latency_ms = r.health_latency_ms;
+                }
                 row.t_s = row.t_s.max(r.t_s);
                 row.open += r.open;
                 row.connect_rate += r.connect_rate;
@@ -515,6 +540,8 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,
         preflight: r.preflight,
+        gateway: r.gateway,
+        drift: r.drift,
     })
 }
 
