@@ -40,7 +40,7 @@ export AFL_SKIP_BIN_CHECK=0 AFL_QUIET=1
 input=corpus/$target
 [[ -d "$out/default/queue" ]] && input=-
 echo "fuzzing $target for ${secs}s (seeds: $(ls corpus/"$target" | wc -l))"
-cargo afl fuzz -V "$secs" -i "$input" -o "$out" target/release/wsscale-fuzz >"$out/afl.log" 2>&1 || {
+cargo afl fuzz -V "$secs" -i "$input" -o "$out" "${CARGO_TARGET_DIR:-target}/release/wsscale-fuzz" >"$out/afl.log" 2>&1 || {
   echo "afl-fuzz failed; its output:" >&2
   tail -30 "$out/afl.log" >&2
   exit 1
