@@ -12,6 +12,7 @@
 //! - [`agents`] — the report's `histograms` (serialized, for exact merging) and `agents[]`.
 //! - [`merge`] — `wsscale report merge`: several JSON reports → one, exactly.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
+//! - [`gateway`](mod@gateway) — the summary's Gateway and Drift sections.
 //! - [`live`] — [`LivePrinter`], the live progress line (an
 //!   [`IntervalSink`](crate::metrics::timeseries::IntervalSink)).
 //!
