@@ -25,7 +25,8 @@
 //! - [`report`] — text summary, versioned JSON report (written atomically, read back with the
 //!   same types by `report merge`), CSV, the live line. It never touches a socket.
 //! - [`system`] — host facts (rlimits, capabilities, memory, `/proc/sys`), `preflight` checks
-//!   (which probe targets with the engine's own client) and `tune`.
+//!   (which probe targets with the engine's own client), `tune`, and `watch` (the gateway's
+//!   side of a run: `/proc`, `sock_diag`, its metrics endpoint and health URL).
 //! - [`gateway`] — the embedded reference gateway (tokio + tokio-tungstenite).
 //! - [`cluster`] — coordinator and agents (`wsscale coordinator`/`agent`, `--processes`).
 //!   It sits above `system` because agents run preflight on their own host before accepting

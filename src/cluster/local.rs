@@ -46,7 +46,9 @@ pub struct LocalOptions {
     /// The `wsscale` executable to start children from (normally `current_exe()`).
     pub exe: PathBuf,
     pub live: LiveMode,
-    /// Agents stop this long after losing this process.
+    /// Agents stop this long after losing this process (10 s by default, as for `wsscale
+    /// agent`: a coordinator loop starved for a few seconds on a saturated machine must not
+    /// cost the run its agents).
     pub orphan_timeout: Duration,
     /// Agents skip the preflight checks on their shares.
     pub skip_preflight: bool,
@@ -66,7 +68,7 @@ impl LocalOptions {
             processes,
             exe,
             live: LiveMode::Quiet,
-            orphan_timeout: Duration::from_secs(3),
+            orphan_timeout: Duration::from_secs(10),
             skip_preflight: false,
             checkpoint: None,
             watch: WatchConfig::default(),

@@ -17,6 +17,7 @@
 //! - [`document`] — a JSON report file read back (one run or a progressive run's steps).
 //! - [`html`] — the self-contained HTML report with charts (`--report-html`,
 //!   `wsscale report html`).
+//! - [`gateway`](mod@gateway) — the summary's Gateway and Drift sections.
 //! - [`live`] — [`LivePrinter`], the live progress line (an
 //!   [`IntervalSink`](crate::metrics::timeseries::IntervalSink)).
 //! - [`progress`] — the terminal's progress bar of the stage clock (`indicatif`).
