@@ -24,7 +24,7 @@ N=${1:-18000}
 DURATION=${2:-60m}
 SAMPLE=${3:-60s}
 TARGET_SLOPE=16384
-BIN=target/release/wsscale
+BIN=${CARGO_TARGET_DIR:-target}/release/wsscale
 echo "building wsscale (release)…"
 cargo build --release --quiet
 WORK=$(mktemp -d)
