@@ -34,7 +34,7 @@ cargo afl build --release --quiet
 out=out/$target
 mkdir -p "$out"
 export WSSCALE_FUZZ_TARGET=$target
-export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
+export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
 export AFL_SKIP_BIN_CHECK=0 AFL_QUIET=1
 # Resume when a previous run left state, else start from the seeds.
 input=corpus/$target
