@@ -35,12 +35,15 @@ out=out/$target
 mkdir -p "$out"
 export WSSCALE_FUZZ_TARGET=$target
 export AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_AFFINITY=1
-export AFL_SKIP_BIN_CHECK=0 AFL_QUIET=1
 # Resume when a previous run left state, else start from the seeds.
 input=corpus/$target
 [[ -d "$out/default/queue" ]] && input=-
-echo "fuzzing $target for ${secs}s (seeds: $(ls corpus/"$target" | wc -l))"
-cargo afl fuzz -V "$secs" -i "$input" -o "$out" "${CARGO_TARGET_DIR:-target}/release/wsscale-fuzz" >"$out/afl.log" 2>&1 || {
+bin=${CARGO_TARGET_DIR:-target}/release/wsscale-fuzz
+# The coverage map this binary needs (the whole crate is instrumented).
+AFL_MAP_SIZE=$(AFL_DUMP_MAP_SIZE=1 "$bin" || true)
+export AFL_MAP_SIZE
+echo "fuzzing $target for ${secs}s (seeds: $(ls corpus/"$target" | wc -l), map size $AFL_MAP_SIZE)"
+cargo afl fuzz -t "${AFL_TIMEOUT_MS:-2000}+" -V "$secs" -i "$input" -o "$out" "$bin" >"$out/afl.log" 2>&1 || {
   echo "afl-fuzz failed; its output:" >&2
   tail -30 "$out/afl.log" >&2
   exit 1
