@@ -17,10 +17,12 @@ fn sockets_per_conn(needs: &Needs) -> u64 {
     if needs.embedded_gateway { 2 } else { 1 }
 }
 
-/// The embedded gateway shares the client's process (one process; with `--processes` it
-/// runs as separate `wsscale serve` processes).
-fn gateway_in_process(needs: &Needs) -> bool {
-    needs.embedded_gateway && needs.processes <= 1
+/// Whether the embedded gateway's sockets count against the client process's descriptors.
+/// Never: `wsscale run` without `--target` starts the embedded gateway as a `wsscale serve`
+/// child process of its own (with `--processes`, as several), which has its own limit. Its
+/// sockets still count for the host (`sockets_per_conn`: memory, `fs.file-max`).
+fn gateway_in_process(_needs: &Needs) -> bool {
+    false
 }
 
 /// Connections one load process holds: the plan's share per process.
@@ -145,7 +147,7 @@ pub fn nofile(needs: &Needs, facts: &HostFacts) -> Finding {
              or {p} hosts running wsscale agents",
             count(per_split),
             if needs.embedded_gateway {
-                "; the embedded gateway then runs as separate `wsscale serve` processes"
+                "; the embedded gateway runs as separate `wsscale serve` processes"
             } else {
                 ""
             }

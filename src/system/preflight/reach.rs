@@ -67,8 +67,8 @@ pub fn check_targets(plan: &Plan, unresolved: &[Unresolved]) -> (Vec<Finding>, V
             scope: "target",
             found: "no --target: the embedded gateway".to_owned(),
             needed: "-".to_owned(),
-            why: "without a target wsscale run starts its reference gateway in this process on \
-                  127.0.0.1 (port chosen at start) and loads it"
+            why: "without a target wsscale run starts its reference gateway (`wsscale serve`, a \
+                  child process) on 127.0.0.1 (port chosen at start) and loads it"
                 .to_owned(),
             fix: Vec::new(),
         });

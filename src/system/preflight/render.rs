@@ -29,7 +29,7 @@ fn headline(report: &Report) -> String {
             needs.processes
         )
     } else if needs.embedded_gateway {
-        "embedded gateway in this process".to_owned()
+        "embedded gateway as a `wsscale serve` child process".to_owned()
     } else {
         format!(
             "{} destination{}",
