@@ -358,8 +358,10 @@ fn run_without_target_watches_the_embedded_gateway_process() {
             "200",
             "--ramp",
             "500ms",
+            // Long enough for a connection count during the hold even on a host with many
+            // sockets (the count is spaced to 5 % of the watcher's time, see system::watch).
             "--hold",
-            "1s",
+            "3s",
             "--ramp-down",
             "200ms",
             "--interval",

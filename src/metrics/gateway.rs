@@ -196,14 +196,21 @@ pub fn summary(o: &RunOutcome) -> Option<GatewaySummary> {
     };
     let s = &rec.samples;
     let before = s.first().and_then(|x| x.rss_bytes);
-    let (peak, at_peak) = peak_sample(o, s);
-    let at_peak = at_peak.map(|i| &s[i]);
+    let (peak, at_peak_index) = peak_sample(o, s);
+    let at_peak = at_peak_index.map(|i| &s[i]);
     let rss_at_peak = at_peak.and_then(|x| x.rss_bytes);
     let bytes_per_connection = match (before, rss_at_peak) {
         (Some(b), Some(p)) if peak > 0 => Some(round3(p.saturating_sub(b) as f64 / peak as f64)),
         _ => None,
     };
-    let established_at_peak = at_peak.and_then(|x| x.established);
+    // The connection count is spaced out at scale (`system::watch`): the first sample that
+    // has one while the peak is still held.
+    let established_at_peak = at_peak.and_then(|x| x.established).or_else(|| {
+        s[at_peak_index? + 1..]
+            .iter()
+            .filter(|x| open_at(&o.timeseries, t_of(o, x.at)) == peak)
+            .find_map(|x| x.established)
+    });
     let connection_mismatch = established_at_peak.and_then(|e| mismatch(e, peak));
     let mut metric_values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for x in s {

@@ -177,7 +177,15 @@ struct Sampler {
     /// (url, key) → previous counter value and when it was read.
     counters: HashMap<(usize, String), (f64, Instant)>,
     errors: BTreeMap<&'static str, String>,
+    /// When the gateway's connections may be counted again: the count (a `readlink` per
+    /// descriptor, a `sock_diag` dump of every TCP socket of the host) is spaced so that it
+    /// takes at most [`COUNT_SHARE`] of the watcher's time. Small gateways are counted every
+    /// sample; at 100,000 connections every few samples.
+    count_due: Instant,
 }
+
+/// The share of wall time the connection count may take (of one core).
+const COUNT_SHARE: f64 = 0.05;
 
 impl Sampler {
     fn new(cfg: WatchConfig) -> Self {
@@ -190,6 +198,7 @@ impl Sampler {
             cpu_ticks: HashMap::new(),
             counters: HashMap::new(),
             errors: BTreeMap::new(),
+            count_due: Instant::now(),
         }
     }
 
@@ -266,10 +275,12 @@ impl Sampler {
         pids.sort_unstable();
         pids.dedup();
         let mut sockets = HashSet::new();
+        let began = Instant::now();
+        let count = began >= self.count_due;
         let (mut rss, mut threads, mut fds, mut cpu_ticks, mut found) = (0, 0, 0, 0u64, 0);
         let mut ticks_now = HashMap::new();
         for pid in pids {
-            match procfs::read_process(pid, &mut sockets) {
+            match procfs::read_process(pid, count.then_some(&mut sockets)) {
                 Ok(r) => {
                     found += 1;
                     rss += r.rss_bytes;
@@ -298,10 +309,15 @@ impl Sampler {
         if let Some(dt) = dt.filter(|d| *d > 0.0) {
             s.cpu_percent = Some(cpu_ticks as f64 / self.ticks_per_s / dt * 100.0);
         }
+        if !count {
+            return;
+        }
         match sockdiag::count_established(&sockets) {
             Ok(n) => s.established = Some(n),
             Err(e) => self.error("sock_diag", format!("sock_diag: {e}")),
         }
+        let cost = began.elapsed();
+        self.count_due = Instant::now() + cost.mul_f64((1.0 - COUNT_SHARE) / COUNT_SHARE);
     }
 
     fn sample_metrics(&mut self, s: &mut GatewaySample) {

@@ -1,8 +1,10 @@
 //! Reading a gateway process from `/proc/PID`: RSS (`status`), CPU time and threads (`stat`),
 //! open descriptors and the inodes of its sockets (`fd/`), and finding processes by name.
 //!
-//! Reading `fd/` costs one `readlink` per descriptor: at 100,000 held connections that is the
-//! bulk of a sample's time (see `bench/watch-cost.sh`), still far below one interval.
+//! Counting `fd/` is one directory read; telling which descriptors are sockets costs one
+//! `readlink` per descriptor, the bulk of a sample's time at 100,000 held connections (see
+//! `bench/watch-cost.sh`) — so the sampler asks for socket inodes only when its budget for
+//! the connection count allows (module `watch`).
 
 use std::collections::HashSet;
 use std::fs;
@@ -38,8 +40,9 @@ pub fn parse_stat(stat: &str) -> Option<(u64, u64)> {
     Some((utime + stime, threads))
 }
 
-/// Read process `pid`, adding the inodes of its sockets to `sockets`.
-pub fn read_process(pid: u32, sockets: &mut HashSet<u64>) -> io::Result<ProcReading> {
+/// Read process `pid`; with `sockets`, also add the inodes of its sockets to it (one
+/// `readlink` per descriptor), else only count the descriptors.
+pub fn read_process(pid: u32, mut sockets: Option<&mut HashSet<u64>>) -> io::Result<ProcReading> {
     let dir = Path::new("/proc").join(pid.to_string());
     let status = fs::read_to_string(dir.join("status"))?;
     let rss_bytes = crate::metrics::parse_vm_rss(&status).unwrap_or(0);
@@ -50,6 +53,9 @@ pub fn read_process(pid: u32, sockets: &mut HashSet<u64>) -> io::Result<ProcRead
     for entry in fs::read_dir(dir.join("fd"))? {
         let Ok(entry) = entry else { continue };
         fds += 1;
+        let Some(sockets) = sockets.as_deref_mut() else {
+            continue;
+        };
         if let Ok(target) = fs::read_link(entry.path())
             && let Some(inode) = socket_inode(target.as_os_str().to_str().unwrap_or(""))
         {
@@ -122,8 +128,13 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
+        let _listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut sockets = HashSet::new();
-        let r = read_process(std::process::id(), &mut sockets).unwrap();
+        let r = read_process(std::process::id(), Some(&mut sockets)).unwrap();
         assert!(r.rss_bytes > 0 && r.threads >= 1 && r.fds >= 3, "{r:?}");
+        assert!(!sockets.is_empty(), "the listener's inode is found");
+        // Without a set, the descriptors are counted and no link is read.
+        let counted = read_process(std::process::id(), None).unwrap();
+        assert!(counted.fds >= 3, "{counted:?}");
     }
 }
