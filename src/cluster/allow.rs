@@ -96,6 +96,9 @@ impl FromStr for AllowEntry {
         if prefix.is_some() {
             return Err(err("a prefix length needs an IP address before it"));
         }
+        if addr.is_empty() {
+            return Err(err("no address or host name"));
+        }
         let valid = addr
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
@@ -248,6 +251,10 @@ mod tests {
             "[::1",
             "x:port",
             "-x",
+            // Once accepted as an empty host name (found by fuzzing, fuzz/regressions/units).
+            "[]",
+            ":80",
+            "[]:80",
         ] {
             let e = bad.parse::<AllowEntry>().expect_err(bad);
             assert!(e.to_string().contains("--allow-target"), "{e}");
