@@ -16,8 +16,8 @@ use crate::cluster::allow::AllowEntry;
 use crate::cluster::wire::{AgentMsg, CoordMsg};
 use crate::engine::marker::Marker;
 use crate::engine::ws::{
-    FrameParse, MAX_RESPONSE_HEAD, UpgradeResponse, close_code, close_payload_violation,
-    connection_key, parse_frame_header, parse_upgrade_response,
+    FrameParse, MAX_RESPONSE_HEAD, UpgradeResponse, close_code, connection_key, parse_frame_header,
+    parse_upgrade_response,
 };
 use crate::plan::payload::{Pattern, parse_payload};
 use crate::plan::presets::{self, PresetOptions};
@@ -82,7 +82,7 @@ pub fn frames(data: &[u8]) {
                     let payload = &rest[f.header_len..end];
                     if f.kind == crate::engine::ws::FrameKind::Close {
                         let _ = close_code(payload);
-                        let _ = close_payload_violation(payload);
+                        let _ = crate::engine::validate::close_payload_violation(payload);
                     }
                     rest = &rest[end..];
                 }

@@ -7,6 +7,7 @@ use super::{SCRATCH, Shard};
 use crate::engine::deflate::{
     self, FRAGMENTED, IN_MESSAGE, InflateError, Negotiated, TEXT, UTF8_SHIFT,
 };
+use crate::engine::validate;
 use crate::engine::ws::{self, FrameKind, ServerFrame};
 
 impl Shard {
@@ -83,7 +84,7 @@ impl Shard {
             let mut pending = 0;
             if text {
                 let before = (state >> UTF8_SHIFT) as u8 & 3;
-                match ws::utf8_fragment(before, payload, f.fin) {
+                match validate::utf8_fragment(before, payload, f.fin) {
                     Some(p) => pending = p,
                     None => {
                         self.end_protocol(key, "text message is not valid UTF-8");

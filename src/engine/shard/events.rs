@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{End, SCRATCH, Shard, TICK_US, TimerEntry, TimerKind};
 use crate::engine::conn::{Conn, State};
-use crate::engine::tls;
 use crate::engine::ws::{self, FrameKind, FrameParse, UpgradeResponse};
+use crate::engine::{tls, validate};
 use crate::metrics::{DropReason, FailureKind, record_us};
 
 impl Shard {
@@ -437,7 +437,7 @@ impl Shard {
                     }
                     _ => {}
                 }
-                if let Some(why) = ws::close_payload_violation(payload) {
+                if let Some(why) = validate::close_payload_violation(payload) {
                     self.end_protocol(key, why);
                     return false;
                 }
