@@ -59,16 +59,21 @@ pub fn upgrade_response(data: &[u8]) {
             }
             UpgradeResponse::Partial => assert!(data.len() <= MAX_RESPONSE_HEAD),
             UpgradeResponse::Status(code) => assert_ne!(code, 101),
+            UpgradeResponse::TooLarge => {}
             UpgradeResponse::Invalid(_) => {}
         }
     }
 }
 
 /// A stream of server frames, as the engine walks it: header after header, each payload
-/// skipped (a close payload's code read), under several `--max-frame` caps.
+/// skipped (a close payload checked, text checked for UTF-8 across fragments), under
+/// several `--max-frame` caps.
 pub fn frames(data: &[u8]) {
+    use crate::engine::validate;
     for (max, deflate) in [(125u64, false), (64 << 10, true), (1 << 30, false)] {
         let mut rest = data;
+        // UTF-8 bytes still due from the previous text fragment (`None`: no text open).
+        let mut text: Option<u8> = None;
         while !rest.is_empty() {
             match parse_frame_header(rest, max, deflate) {
                 FrameParse::Frame(f) => {
@@ -81,6 +86,17 @@ pub fn frames(data: &[u8]) {
                     let payload = &rest[f.header_len..end];
                     if f.kind == crate::engine::ws::FrameKind::Close {
                         let _ = close_code(payload);
+                        let _ = validate::close_payload_violation(payload);
+                    }
+                    use crate::engine::ws::FrameKind::{Continuation, Text};
+                    let pending = match f.kind {
+                        Text => Some(0),
+                        Continuation => text,
+                        _ => None,
+                    };
+                    if let Some(p) = pending {
+                        text = validate::utf8_fragment(p, payload, f.fin).filter(|_| !f.fin);
+                        assert!(text.is_none_or(|p| p <= 3), "at most 3 bytes due");
                     }
                     rest = &rest[end..];
                 }

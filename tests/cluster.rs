@@ -1339,7 +1339,10 @@ mod netns {
     ];
 
     fn build() -> Result<Lab, String> {
-        let tag = format!("{:x}", std::process::id() % 0xfffff);
+        // Unique per lab: the tests of this module run in parallel in one process.
+        static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("{:x}{n}", std::process::id() % 0xfffff);
         let mut lab = Lab {
             tag,
             hosts: vec!["sw".into()],
@@ -1570,5 +1573,312 @@ mod netns {
             sum += a["established"].as_u64().unwrap();
         }
         assert_eq!(sum, est, "the merged report is the sum of the agents");
+    }
+
+    // ---- partitions between an agent and the coordinator --------------------------------
+
+    /// The lab for a partition test, or `None` (with a printed notice) when this host cannot
+    /// build one: not root, no `ip netns`, no `nft`.
+    fn partition_lab(test: &str) -> Option<Lab> {
+        let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                == Some("0")
+        });
+        let has = |prog: &str| {
+            Command::new(prog)
+                .arg("-V")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let (has_ip, has_nft) = (has("ip"), has("nft"));
+        if !root || !has_ip || !has_nft {
+            eprintln!(
+                "SKIPPED {test}: needs root, `ip netns` and `nft` (root: {root}, ip: \
+                 {has_ip}, nft: {has_nft}); it runs in CI"
+            );
+            return None;
+        }
+        match build() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("SKIPPED {test}: cannot build the lab: {e}");
+                None
+            }
+        }
+    }
+
+    /// Cut `host` off from the coordinator (10.77.0.2) in both directions: packets are
+    /// dropped silently, as on a dead link, while its traffic to the gateway flows on.
+    fn partition(lab: &Lab, host: &str) {
+        let mut nft = lab
+            .exec(host, &["nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        nft.stdin
+            .take()
+            .unwrap()
+            .write_all(
+                b"table inet wsspart {\n\
+                  chain out { type filter hook output priority 0; ip daddr 10.77.0.2 drop; }\n\
+                  chain in { type filter hook input priority 0; ip saddr 10.77.0.2 drop; }\n\
+                  }\n",
+            )
+            .unwrap();
+        assert!(nft.wait().unwrap().success(), "nft partition rule");
+    }
+
+    /// Heal what [`partition`] did.
+    fn heal(lab: &Lab, host: &str) {
+        let ok = lab
+            .exec(host, &["nft", "delete", "table", "inet", "wsspart"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "nft delete");
+    }
+
+    /// TCP connections established to the gateway's port, counted in its namespace.
+    fn gateway_established(lab: &Lab) -> usize {
+        let out = lab
+            .exec(
+                "gw",
+                &["ss", "-Htn", "state", "established", "sport", "= :8080"],
+            )
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
+    /// The gateway, a coordinator (plain `ws://` link; `co_args` added) of `n` connections
+    /// held for `hold`, and agents `a1`, `a2` (`agent_args` added). Returns the coordinator,
+    /// its stderr lines (also echoed), the agents and the report path.
+    fn start_run(
+        lab: &mut Lab,
+        dir: &std::path::Path,
+        n: u64,
+        hold: &str,
+        co_args: &[&str],
+        agent_args: &[&str],
+    ) -> (
+        Child,
+        std::sync::mpsc::Receiver<String>,
+        Vec<Child>,
+        std::path::PathBuf,
+    ) {
+        let bin = env!("CARGO_BIN_EXE_wsscale");
+        let token_file = dir.join("token");
+        std::fs::write(&token_file, "netns-token\n").unwrap();
+        let token = token_file.to_str().unwrap();
+        let report = dir.join("total.json");
+        let line = start(lab, "gw", &[bin, "serve", "--listen", "10.77.0.1:8080"]);
+        assert!(line.starts_with("listening on"), "{line}");
+        let n_s = n.to_string();
+        let mut args = vec![
+            bin,
+            "coordinator",
+            "--listen",
+            "10.77.0.2:7070",
+            "--agents",
+            "2",
+            "--token-file",
+            token,
+            "-c",
+            &n_s,
+            "--ramp",
+            "1s",
+            "--hold",
+            hold,
+            "--ramp-down",
+            "0s",
+            "--target",
+            "ws://10.77.0.1:8080/",
+            "--report-json",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(co_args);
+        let mut co = lab
+            .exec("co", &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let err = co.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = tx.send(line);
+            }
+        });
+        let mut agents = Vec::new();
+        for (host, range) in [
+            ("a1", "10.77.0.11-10.77.0.12"),
+            ("a2", "10.77.0.21-10.77.0.22"),
+        ] {
+            let mut args = vec![
+                bin,
+                "agent",
+                "--coordinator",
+                "ws://10.77.0.2:7070/",
+                "--allow-target",
+                "10.77.0.1:8080",
+                "--token-file",
+                token,
+                "--source-ip",
+                range,
+                "--name",
+                host,
+                "--threads",
+                "1",
+            ];
+            args.extend_from_slice(agent_args);
+            agents.push(
+                lab.exec(host, &args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        (co, lines, agents, report)
+    }
+
+    /// Wait (bounded) for a coordinator line that satisfies `pred`.
+    fn wait_line(
+        lines: &std::sync::mpsc::Receiver<String>,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(l) if pred(&l) => return,
+                Ok(_) => {}
+                Err(e) => panic!("{e:?} waiting for the coordinator to show {what}"),
+            }
+        }
+    }
+
+    /// A live line of the coordinator showing agent `name` with a non-zero open count
+    /// (`    agent 2   a1      open     100 | …`).
+    fn shows_open(line: &str, name: &str) -> bool {
+        let mut words = line.split_whitespace();
+        words.next() == Some("agent")
+            && words.nth(1) == Some(name)
+            && words.next() == Some("open")
+            && words
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+    }
+
+    /// Wait (bounded) for a child's exit code.
+    fn exit_code(child: Child) -> Option<i32> {
+        let mut child = child;
+        spawn(move || child.wait())
+            .recv_timeout(2 * WAIT)
+            .expect("the process exits")
+            .unwrap()
+            .code()
+    }
+
+    /// Poll until `n` connections are established at the gateway (bounded by [`WAIT`]).
+    fn wait_established(lab: &Lab, n: usize) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while gateway_established(lab) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {n} connections at the gateway"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn a_short_partition_of_an_agent_heals_without_loss() {
+        let Some(mut lab) = partition_lab("a_short_partition_of_an_agent_heals_without_loss")
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let n = 200;
+        // A hold long enough to contain the wait for the ramp and the 2 s partition.
+        let (co, _lines, agents, report) = start_run(&mut lab, dir.path(), n, "15s", &[], &[]);
+        wait_established(&lab, n as usize);
+        partition(&lab, "a1");
+        // The fault itself lasts 2 s (below the 10 s orphan timeout of both sides).
+        std::thread::sleep(Duration::from_secs(2));
+        heal(&lab, "a1");
+        let codes: Vec<_> = agents.into_iter().map(exit_code).collect();
+        assert_eq!(codes, [Some(0), Some(0)], "both agents finish normally");
+        assert_eq!(
+            exit_code(co),
+            Some(0),
+            "the coordinator's verdict is a pass"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let c = &doc["connections"];
+        assert_eq!(c["established"], n, "exact merged count: {c}");
+        assert_eq!(c["failed"], 0, "{c}");
+        assert_eq!(c["dropped"], 0, "{c}");
+        let agents = doc["agents"].as_array().unwrap();
+        assert_eq!(agents.len(), 2);
+        let mut sum = 0;
+        for a in agents {
+            assert_eq!(a["lost"], false, "no agent lost: {a}");
+            sum += a["established"].as_u64().unwrap();
+        }
+        assert_eq!(
+            sum, n,
+            "the agents' counts add up exactly (nothing lost or doubled)"
+        );
+    }
+
+    #[test]
+    fn a_partition_past_the_orphan_timeout_stops_the_agent_and_the_run_is_incomplete() {
+        let test = "a_partition_past_the_orphan_timeout_stops_the_agent_and_the_run_is_incomplete";
+        let Some(mut lab) = partition_lab(test) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let n = 200;
+        let orphan = ["--orphan-timeout", "2s"];
+        let (co, lines, mut agents, report) =
+            start_run(&mut lab, dir.path(), n, "10s", &orphan, &orphan);
+        wait_established(&lab, n as usize);
+        // The coordinator has a snapshot of a1 with its connections (so there is one to keep).
+        wait_line(&lines, "a1's connections", |l| shows_open(l, "a1"));
+        partition(&lab, "a1");
+        let a2 = agents.pop().unwrap();
+        let a1 = agents.pop().unwrap();
+        assert_eq!(
+            exit_code(a1),
+            Some(3),
+            "the cut-off agent exits as orphaned"
+        );
+        assert_eq!(exit_code(a2), Some(0), "the other agent finishes");
+        assert_eq!(
+            exit_code(co),
+            Some(97),
+            "the coordinator's verdict is incomplete"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let agents = doc["agents"].as_array().unwrap();
+        let a1 = agents.iter().find(|a| a["name"] == "a1").unwrap();
+        let a2 = agents.iter().find(|a| a["name"] == "a2").unwrap();
+        assert_eq!(a1["lost"], true, "{a1}");
+        assert!(a1["lost_reason"].is_string(), "{a1}");
+        assert!(
+            a1["established"].as_u64().unwrap() > 0,
+            "its last snapshot is kept"
+        );
+        assert_eq!(a2["lost"], false, "{a2}");
     }
 }

@@ -79,7 +79,9 @@ pub struct Conn {
     pub pong_ms: u32,
     /// `k + 1` of the outstanding heartbeat whose reply is awaited; 0 when none.
     pub hb_pending: u32,
-    /// The permessage-deflate parameters ([`super::deflate::Negotiated::pack`]); 0: none.
+    /// The permessage-deflate parameters ([`super::deflate::Negotiated::pack`]; bit
+    /// [`super::deflate::ON`] clear: none) and the state of a fragmented message arriving
+    /// ([`super::deflate::IN_MESSAGE`], `FRAGMENTED`, `TEXT`, the UTF-8 bits).
     pub deflate: u16,
 }
 

@@ -37,13 +37,22 @@ pub struct Negotiated {
     pub client_max_window_bits: Option<u8>,
 }
 
-const ON: u16 = 1;
+/// Set when permessage-deflate was negotiated (the other bits below 11 are its parameters).
+pub const ON: u16 = 1;
 const SNCT: u16 = 1 << 1;
 const CNCT: u16 = 1 << 2;
 const SBITS: u16 = 1 << 3;
 const CBITS: u16 = 1 << 7;
 /// Set while a compressed message is arriving in fragments.
 pub const IN_MESSAGE: u16 = 1 << 11;
+/// Message state kept in the same two bytes (`Conn::deflate`), whether or not compression
+/// was negotiated: an uncompressed message is arriving in fragments…
+pub const FRAGMENTED: u16 = 1 << 12;
+/// …the fragmented message (compressed or not) is text…
+pub const TEXT: u16 = 1 << 13;
+/// …and how many continuation bytes (0–3) the last UTF-8 character of its previous
+/// fragment still needs (two bits from here).
+pub const UTF8_SHIFT: u16 = 14;
 
 impl Negotiated {
     /// Two bytes for `Conn::deflate` (0: not negotiated).

@@ -27,6 +27,7 @@ pub mod source;
 
 pub mod timer;
 pub mod tls;
+pub mod validate;
 pub mod ws;
 
 use std::sync::Arc;

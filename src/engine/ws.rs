@@ -176,9 +176,12 @@ pub enum UpgradeResponse {
     Status(u16),
     /// Unparseable response, or 101 with a missing or wrong accept key / upgrade header.
     Invalid(&'static str),
+    /// More than [`MAX_RESPONSE_HEAD`] bytes or 32 header lines without the end of a response
+    /// head (an endless or absurd head): `handshake_too_large`, never buffered further.
+    TooLarge,
 }
 
-/// Largest upgrade response head we accept before calling it a protocol error.
+/// Largest upgrade response head we accept (more is `handshake_too_large`).
 pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// Parse an upgrade response from `buf`, checking it against `key` and the extension answer
@@ -194,14 +197,13 @@ pub fn parse_upgrade_response(
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > MAX_RESPONSE_HEAD {
-                UpgradeResponse::Invalid("response head too large")
+                UpgradeResponse::TooLarge
             } else {
                 UpgradeResponse::Partial
             };
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            return UpgradeResponse::Invalid("too many response headers");
-        }
+        // Past the 32 header lines we parse: as endless as a head past 16 KiB.
+        Err(httparse::Error::TooManyHeaders) => return UpgradeResponse::TooLarge,
         Err(_) => return UpgradeResponse::Invalid("malformed HTTP response"),
     };
     let code = resp.code.unwrap_or(0);

@@ -24,6 +24,9 @@ pub struct Aggregator {
     pub rss_peak: u64,
     pub rss_at_peak_open: u64,
     pub sources_exhausted_seen: bool,
+    /// Highest `Gauges::buffered_peak` of any snapshot so far (what `current_gauges` reports:
+    /// a high-water mark over the run, not the latest shard value).
+    buffered_peak: u64,
 }
 
 impl Aggregator {
@@ -40,6 +43,7 @@ impl Aggregator {
             rss_peak: rss_before,
             rss_at_peak_open: rss_before,
             sources_exhausted_seen: false,
+            buffered_peak: 0,
         }
     }
 
@@ -52,6 +56,7 @@ impl Aggregator {
             self.gauges.resize(shard + 1, Default::default());
         }
         self.gauges[shard] = s.gauges.clone();
+        self.buffered_peak = self.buffered_peak.max(s.gauges.buffered_peak);
         let g = self.current_gauges();
         self.sources_exhausted_seen |= g.sources_exhausted;
         // Snapshots forwarded by other processes (agents) carry their own RSS; shards don't,
@@ -69,12 +74,13 @@ impl Aggregator {
         }
     }
 
-    /// Sum of the latest gauges of all shards.
+    /// Sum of the latest gauges of all shards (`buffered_peak`: the highest seen so far).
     pub fn current_gauges(&self) -> Gauges {
         let mut g = Gauges::default();
         for s in &self.gauges {
             g.merge(s);
         }
+        g.buffered_peak = self.buffered_peak;
         g
     }
 

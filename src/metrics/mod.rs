@@ -66,7 +66,9 @@ pub enum FailureKind {
     HttpStatus,
     /// No complete upgrade response within the handshake timeout.
     HandshakeTimeout,
-    /// Bad upgrade response, bad `Sec-WebSocket-Accept`, malformed or oversized frame.
+    /// Bad upgrade response, bad `Sec-WebSocket-Accept`, malformed or oversized frame, a
+    /// frame breaking RFC 6455 (reserved bits or close codes, interleaved fragments, a text
+    /// frame that is not UTF-8).
     Protocol,
     /// The server closed the connection (close frame or EOF) before it was established.
     ClosedByServer,
@@ -79,10 +81,13 @@ pub enum FailureKind {
     OpenSequenceTimeout,
     /// Upgraded, but the server closed the connection during the open sequence.
     OpenSequenceClosed,
+    /// The upgrade response head did not end within 16 KiB (`MAX_RESPONSE_HEAD` of the
+    /// engine) or 32 header lines: an endless or absurd head, never buffered further.
+    HandshakeTooLarge,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 18] = [
+    pub const ALL: [FailureKind; 19] = [
         FailureKind::Dns,
         FailureKind::Refused,
         FailureKind::ConnectTimeout,
@@ -101,6 +106,7 @@ impl FailureKind {
         FailureKind::Io,
         FailureKind::OpenSequenceTimeout,
         FailureKind::OpenSequenceClosed,
+        FailureKind::HandshakeTooLarge,
     ];
 
     /// Stable label used in reports (`http_status` is refined to `http_status_<code>` there,
@@ -125,6 +131,7 @@ impl FailureKind {
             FailureKind::Io => "io",
             FailureKind::OpenSequenceTimeout => "open_sequence_timeout",
             FailureKind::OpenSequenceClosed => "open_sequence_closed",
+            FailureKind::HandshakeTooLarge => "handshake_too_large",
         }
     }
 
@@ -188,6 +195,8 @@ pub struct Counters {
     pub reconnects: u64,
     /// Connections the client closed on purpose (ramp-down, end of run).
     pub closed: u64,
+    /// Of `closed`: close handshakes the server never answered, ended by `--close-timeout`.
+    pub close_timeouts: u64,
     /// Attempts the client cancelled before they were established (ramp-down or end of run
     /// while connecting or handshaking). `attempted = established + failed + aborted +
     /// pending`.
@@ -285,6 +294,7 @@ impl Counters {
         self.dropped += o.dropped;
         self.reconnects += o.reconnects;
         self.closed += o.closed;
+        self.close_timeouts += o.close_timeouts;
         self.aborted += o.aborted;
         self.source_port_retries += o.source_port_retries;
         for (a, b) in self.failures.iter_mut().zip(o.failures.iter()) {
@@ -350,6 +360,13 @@ pub struct Gauges {
     /// shards (the controller samples its own process), set by a process that forwards its
     /// snapshot to a coordinator, summed over agents by `merge`.
     pub rss_bytes: u64,
+    /// The most bytes one connection held in a receive buffer (a partial response head or
+    /// frame, or the collected fragments of a compressed message): since the previous
+    /// snapshot in a shard's snapshot, over the run so far once aggregated (see
+    /// [`Aggregator`]). Bounded by 16 KiB during the upgrade and by `--max-frame` plus a
+    /// 14-byte header after it. Merges by maximum; not in the JSON report (the hostile-server
+    /// tests assert the bound).
+    pub buffered_peak: u64,
 }
 
 impl Gauges {
@@ -359,6 +376,7 @@ impl Gauges {
         self.closing += o.closing;
         self.sources_exhausted |= o.sources_exhausted;
         self.rss_bytes += o.rss_bytes;
+        self.buffered_peak = self.buffered_peak.max(o.buffered_peak);
     }
 }
 

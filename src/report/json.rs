@@ -136,6 +136,9 @@ pub struct JsonConnections {
     pub failed: u64,
     pub dropped: u64,
     pub closed: u64,
+    /// Of `closed`: close handshakes the server never answered (0 in older reports).
+    #[serde(default)]
+    pub close_timeouts: u64,
     pub reconnects: u64,
     pub peak_open: u64,
     /// The highest stage target: the peak the plan asked for.
@@ -342,6 +345,7 @@ impl JsonReport {
                 failed: c.failed,
                 dropped: c.dropped,
                 closed: c.closed,
+                close_timeouts: c.close_timeouts,
                 reconnects: c.reconnects,
                 peak_open: o.peak_open,
                 planned_peak: crate::metrics::verdict::planned_peak(o),

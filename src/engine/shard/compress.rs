@@ -4,7 +4,10 @@
 //! connection) is explained in [`crate::engine::deflate`].
 
 use super::{SCRATCH, Shard};
-use crate::engine::deflate::{self, IN_MESSAGE, InflateError, Negotiated};
+use crate::engine::deflate::{
+    self, FRAGMENTED, IN_MESSAGE, InflateError, Negotiated, TEXT, UTF8_SHIFT,
+};
+use crate::engine::validate;
 use crate::engine::ws::{self, FrameKind, ServerFrame};
 
 impl Shard {
@@ -43,20 +46,61 @@ impl Shard {
 
     /// A text, binary or continuation frame arrived. Plain frames go to `on_data` as they
     /// are; the fragments of a compressed message are collected (in `Bufs::message`) and the
-    /// message is inflated when its last fragment arrives. Returns false if the connection
-    /// ended.
+    /// message is inflated when its last fragment arrives. RFC 6455 is enforced on the way:
+    /// no new data message while a fragmented one is open, no continuation outside one, and
+    /// text must be UTF-8 (checked per fragment with the state in `Conn::deflate`, so no
+    /// per-connection buffer). Returns false if the connection ended.
     pub(super) fn on_data_frame(&mut self, key: usize, f: ServerFrame, payload: &[u8]) -> bool {
         let state = self.conns[key].deflate;
         let collecting = state & IN_MESSAGE != 0;
+        let open = state & (IN_MESSAGE | FRAGMENTED) != 0;
+        let first = f.kind != FrameKind::Continuation;
+        if first == open {
+            let why = if first {
+                "new data message inside a fragmented one"
+            } else {
+                "continuation frame outside a fragmented message"
+            };
+            self.end_protocol(key, why);
+            return false;
+        }
+        let text = if first {
+            f.kind == FrameKind::Text
+        } else {
+            state & TEXT != 0
+        };
         let c = &mut self.snap.counters.compression;
         c.wire_bytes_received += payload.len() as u64;
         if !collecting && !f.compressed {
             c.payload_bytes_received += payload.len() as u64;
+            if first && f.fin {
+                // The common case: a whole message in one frame.
+                if text && std::str::from_utf8(payload).is_err() {
+                    self.end_protocol(key, "text message is not valid UTF-8");
+                    return false;
+                }
+                return self.on_data(key, payload);
+            }
+            let mut pending = 0;
+            if text {
+                let before = (state >> UTF8_SHIFT) as u8 & 3;
+                match validate::utf8_fragment(before, payload, f.fin) {
+                    Some(p) => pending = p,
+                    None => {
+                        self.end_protocol(key, "text message is not valid UTF-8");
+                        return false;
+                    }
+                }
+            }
+            let conn = &mut self.conns[key];
+            conn.deflate &= !(FRAGMENTED | TEXT | (3 << UTF8_SHIFT));
+            if !f.fin {
+                conn.deflate |= FRAGMENTED | ((pending as u16) << UTF8_SHIFT);
+                if text {
+                    conn.deflate |= TEXT;
+                }
+            }
             return self.on_data(key, payload);
-        }
-        if collecting && f.kind != FrameKind::Continuation {
-            self.end_protocol(key, "new data message inside a fragmented compressed one");
-            return false;
         }
         let max = self.p.plan.max_frame as usize;
         let conn = &mut self.conns[key];
@@ -67,10 +111,16 @@ impl Shard {
                 return false;
             }
             b.message.extend_from_slice(payload);
+            let held = b.message.len() as u64;
             conn.deflate |= IN_MESSAGE;
+            if text {
+                conn.deflate |= TEXT;
+            }
+            let peak = &mut self.snap.gauges.buffered_peak;
+            *peak = (*peak).max(held);
             return true;
         }
-        conn.deflate &= !IN_MESSAGE;
+        conn.deflate &= !(IN_MESSAGE | TEXT);
         let mut collected = match conn.bufs.as_mut() {
             Some(b) if collecting => std::mem::take(&mut b.message),
             _ => Vec::new(),
@@ -88,6 +138,10 @@ impl Shard {
         let mut out = std::mem::take(&mut self.inflated);
         let result = self.inflate_message(key, data, &mut out, max);
         let alive = match result {
+            Ok(()) if text && std::str::from_utf8(&out).is_err() => {
+                self.end_protocol(key, "text message is not valid UTF-8");
+                false
+            }
             Ok(()) => {
                 let c = &mut self.snap.counters.compression;
                 c.payload_bytes_received += out.len() as u64;

@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{End, SCRATCH, Shard, TICK_US, TimerEntry, TimerKind};
 use crate::engine::conn::{Conn, State};
-use crate::engine::tls;
 use crate::engine::ws::{self, FrameKind, FrameParse, UpgradeResponse};
+use crate::engine::{tls, validate};
 use crate::metrics::{DropReason, FailureKind, record_us};
 
 impl Shard {
@@ -309,6 +309,8 @@ impl Shard {
                 if input.is_empty() {
                     conn.release_buffers();
                 } else {
+                    let peak = &mut self.snap.gauges.buffered_peak;
+                    *peak = (*peak).max(input.len() as u64);
                     conn.bufs_mut().input = input;
                 }
             }
@@ -316,10 +318,10 @@ impl Shard {
         } else {
             let (used, alive) = self.process(key, data);
             if alive && used < data.len() {
-                self.conns[key]
-                    .bufs_mut()
-                    .input
-                    .extend_from_slice(&data[used..]);
+                let rest = &data[used..];
+                self.conns[key].bufs_mut().input.extend_from_slice(rest);
+                let peak = &mut self.snap.gauges.buffered_peak;
+                *peak = (*peak).max(rest.len() as u64);
             }
             alive
         }
@@ -354,6 +356,18 @@ impl Shard {
                     self.end(key, End::Failed(FailureKind::HttpStatus));
                     return (0, false);
                 }
+                UpgradeResponse::TooLarge => {
+                    self.snap
+                        .counters
+                        .example("handshake_too_large", || {
+                            format!(
+                                "no end of the response head in {} bytes (cap: 16 KiB or 32 header lines)",
+                                buf.len()
+                            )
+                        });
+                    self.end(key, End::Failed(FailureKind::HandshakeTooLarge));
+                    return (0, false);
+                }
                 UpgradeResponse::Invalid(why) => {
                     self.snap.counters.example("protocol", || why.to_string());
                     self.end(key, End::Failed(FailureKind::Protocol));
@@ -362,7 +376,7 @@ impl Shard {
             }
         }
         let max_frame = self.p.plan.max_frame;
-        let deflate = self.conns[key].deflate != 0;
+        let deflate = self.conns[key].deflate & crate::engine::deflate::ON != 0;
         while pos < buf.len() {
             let frame = match ws::parse_frame_header(&buf[pos..], max_frame, deflate) {
                 FrameParse::Partial => break,
@@ -422,6 +436,10 @@ impl Shard {
                         return false;
                     }
                     _ => {}
+                }
+                if let Some(why) = validate::close_payload_violation(payload) {
+                    self.end_protocol(key, why);
+                    return false;
                 }
                 let code = ws::close_code(payload);
                 // Echo the close (RFC 6455 §5.5.1); the connection ends either way.

@@ -434,7 +434,10 @@ impl Shard {
                         self.end(key, End::Failed(FailureKind::HandshakeTimeout))
                     }
                 }
-                (TimerKind::CloseTimeout, State::Closing) => self.end(key, End::Closed),
+                (TimerKind::CloseTimeout, State::Closing) => {
+                    self.snap.counters.close_timeouts += 1;
+                    self.end(key, End::Closed);
+                }
                 (
                     kind @ (TimerKind::SendMessage
                     | TimerKind::SendPing(_)

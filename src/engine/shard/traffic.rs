@@ -416,14 +416,16 @@ impl Shard {
         true
     }
 
-    /// A pong arrived.
+    /// A pong arrived. One that cannot answer a ping of ours (not 8 bytes, or a time before
+    /// the connection was established or in the future: unsolicited, RFC 6455 §5.5.3) is
+    /// ignored.
     pub(super) fn on_pong(&mut self, key: usize, payload: &[u8]) {
         let Ok(bytes) = <[u8; 8]>::try_from(payload) else {
             return;
         };
         let intended = u64::from_be_bytes(bytes);
         let now = self.now_us();
-        if intended > now {
+        if intended > now || intended < self.conns[key].mark_us {
             return; // not one of ours
         }
         record_us(&mut self.snap.hist.ping_rtt, now - intended);

@@ -412,6 +412,12 @@ fn upgrade<S: Read + Write>(
                     ),
                 ));
             }
+            UpgradeResponse::TooLarge => {
+                return Err(failure(
+                    "invalid upgrade response: no end of the response head in 16 KiB",
+                    "this does not look like a WebSocket endpoint: check the URL",
+                ));
+            }
             UpgradeResponse::Invalid(why) => {
                 return Err(failure(
                     format!("invalid upgrade response: {why}"),
