@@ -130,10 +130,16 @@ pub fn inflate(data: &[u8]) {
 /// What the session presets look for in server frames: every preset's open-sequence and
 /// auto-reply patterns, the latency marker, and push timestamps.
 pub fn protocol_decoders(data: &[u8]) {
-    for name in presets::NAMES {
-        let Ok(p) = presets::preset(name, &PresetOptions::default()) else {
-            continue;
-        };
+    // Built once: compiling every preset's patterns per input would leave the fuzzer at a
+    // hundred executions a second.
+    static PRESETS: std::sync::OnceLock<Vec<presets::Preset>> = std::sync::OnceLock::new();
+    let presets = PRESETS.get_or_init(|| {
+        presets::NAMES
+            .iter()
+            .filter_map(|name| presets::preset(name, &PresetOptions::default()).ok())
+            .collect()
+    });
+    for p in presets {
         for step in &p.session.open {
             if let OpenStep::Expect(pat) = step {
                 let _ = pat.matches(data);
@@ -149,15 +155,21 @@ pub fn protocol_decoders(data: &[u8]) {
         m.write(&mut out);
         assert_eq!(Marker::find(&out), Some(m));
     }
-    for spec in [
-        "json:ts",
-        "json:data.sent_at:ms",
-        "re:\"t\":([0-9]+)",
-        "re:([0-9]+):s",
-    ] {
-        if let Ok(ts) = crate::plan::push::PushTimestamp::parse(spec) {
-            let _ = ts.read_unix_us(data);
-        }
+    static STAMPS: std::sync::OnceLock<Vec<crate::plan::push::PushTimestamp>> =
+        std::sync::OnceLock::new();
+    let stamps = STAMPS.get_or_init(|| {
+        [
+            "json:ts",
+            "json:data.sent_at:ms",
+            "re:\"t\":([0-9]+)",
+            "re:([0-9]+):s",
+        ]
+        .iter()
+        .filter_map(|spec| crate::plan::push::PushTimestamp::parse(spec).ok())
+        .collect()
+    });
+    for ts in stamps {
+        let _ = ts.read_unix_us(data);
     }
 }
 
