@@ -177,8 +177,9 @@ struct Sampler {
     /// (url, key) → previous counter value and when it was read.
     counters: HashMap<(usize, String), (f64, Instant)>,
     errors: BTreeMap<&'static str, String>,
-    /// When the gateway's connections may be counted again: the count (a `readlink` per
-    /// descriptor, a `sock_diag` dump of every TCP socket of the host) is spaced so that it
+    /// When the gateway's descriptors and connections may be counted again: the count
+    /// (listing `fd/`, a `readlink` per descriptor, a `sock_diag` dump of every TCP socket of
+    /// the host) is spaced so that it
     /// takes at most [`COUNT_SHARE`] of the watcher's time. Small gateways are counted every
     /// sample; at 100,000 connections every few samples.
     count_due: Instant,
@@ -285,7 +286,7 @@ impl Sampler {
                     found += 1;
                     rss += r.rss_bytes;
                     threads += r.threads;
-                    fds += r.fds;
+                    fds += r.fds.unwrap_or(0);
                     if let Some(prev) = self.cpu_ticks.get(&pid) {
                         cpu_ticks += r.cpu_ticks.saturating_sub(*prev);
                     }
@@ -305,7 +306,9 @@ impl Sampler {
         }
         s.rss_bytes = Some(rss);
         s.threads = Some(threads);
-        s.fds = Some(fds);
+        if count {
+            s.fds = Some(fds);
+        }
         if let Some(dt) = dt.filter(|d| *d > 0.0) {
             s.cpu_percent = Some(cpu_ticks as f64 / self.ticks_per_s / dt * 100.0);
         }
