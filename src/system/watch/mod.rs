@@ -177,16 +177,19 @@ struct Sampler {
     /// (url, key) → previous counter value and when it was read.
     counters: HashMap<(usize, String), (f64, Instant)>,
     errors: BTreeMap<&'static str, String>,
-    /// When the gateway's descriptors and connections may be counted again: the count
-    /// (listing `fd/`, a `readlink` per descriptor, a `sock_diag` dump of every TCP socket of
-    /// the host) is spaced so that it
-    /// takes at most [`COUNT_SHARE`] of the watcher's time. Small gateways are counted every
-    /// sample; at 100,000 connections every few samples.
-    count_due: Instant,
+    /// When sampling began, and the time spent counting the gateway's descriptors and
+    /// connections so far. The count (listing `fd/`, a `readlink` per descriptor, a
+    /// `sock_diag` dump of every TCP socket of the host) may use [`COUNT_FREE`], then at
+    /// most [`COUNT_SHARE`] of the time since sampling began: a small or short run is counted
+    /// every sample, a 100,000-connection gateway every ~20 s.
+    began: Instant,
+    count_spent: Duration,
 }
 
-/// The share of wall time the connection count may take (of one core).
+/// The share of wall time the connection count may take (of one core), over the run.
 const COUNT_SHARE: f64 = 0.05;
+/// Counting time allowed before the share applies.
+const COUNT_FREE: Duration = Duration::from_secs(2);
 
 impl Sampler {
     fn new(cfg: WatchConfig) -> Self {
@@ -199,7 +202,8 @@ impl Sampler {
             cpu_ticks: HashMap::new(),
             counters: HashMap::new(),
             errors: BTreeMap::new(),
-            count_due: Instant::now(),
+            began: Instant::now(),
+            count_spent: Duration::ZERO,
         }
     }
 
@@ -277,7 +281,8 @@ impl Sampler {
         pids.dedup();
         let mut sockets = HashSet::new();
         let began = Instant::now();
-        let count = began >= self.count_due;
+        let budget = COUNT_FREE.max(began.duration_since(self.began).mul_f64(COUNT_SHARE));
+        let count = self.count_spent <= budget;
         let (mut rss, mut threads, mut fds, mut cpu_ticks, mut found) = (0, 0, 0, 0u64, 0);
         let mut ticks_now = HashMap::new();
         for pid in pids {
@@ -319,8 +324,7 @@ impl Sampler {
             Ok(n) => s.established = Some(n),
             Err(e) => self.error("sock_diag", format!("sock_diag: {e}")),
         }
-        let cost = began.elapsed();
-        self.count_due = Instant::now() + cost.mul_f64((1.0 - COUNT_SHARE) / COUNT_SHARE);
+        self.count_spent += began.elapsed();
     }
 
     fn sample_metrics(&mut self, s: &mut GatewaySample) {
