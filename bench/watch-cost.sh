@@ -16,9 +16,10 @@
 # and the watcher thread's CPU time (gateway.watcher_cpu_s); the clients' CPU time comes from
 # bash's `times` once they have all been waited for.
 #
-# Targets: a sample takes under 10 % of the interval on average (< 100 ms), the watcher uses
-# under 5 % of the clients' CPU, and the gateway's ESTABLISHED count at the peak matches the
-# clients' summed open count. Exits non-zero when one is missed.
+# Targets: a sample takes under 10 % of the interval on average (< 100 ms), the watcher stays
+# within the budget system::watch promises (2 s of counting, then 5 % of one core over the
+# run; its share of the clients' own CPU is printed too), and the gateway's highest ESTABLISHED
+# count matches the clients' summed peak. Exits non-zero when one is missed.
 #
 # Usage: bench/watch-cost.sh [CONNECTIONS] [RAMP] [HOLD]      e.g. bench/watch-cost.sh 100000 30s 30s
 set -euo pipefail
@@ -93,17 +94,28 @@ established = sum(x["connections"]["established"] for x in reports)
 client_cpu = cpu1 - cpu0
 share = 100.0 * g["watcher_cpu_s"] / client_cpu if client_cpu > 0 else float("inf")
 t = g["sample_ms"]
-grown = (g["rss_at_peak_open_bytes"] or 0) - (g["rss_before_bytes"] or 0)
+# The watching client's own peak may come before the other clients reach theirs (they ramp
+# independently), so the gateway's figures are read at the sample where the gateway held the
+# most connections: its ESTABLISHED count there must equal the clients' summed peak.
+rows = [row for row in r["timeseries"] if row.get("gateway_established") is not None]
+best = max(rows, key=lambda row: row["gateway_established"]) if rows else None
+est = best["gateway_established"] if best else None
+grown = ((best["gateway_rss_bytes"] or 0) - (g["rss_before_bytes"] or 0)) if best else 0
 print(f"established (all clients):    {established} of {n}; peak open summed {open_total}")
-print(f"gateway ESTABLISHED at peak:  {g['established_at_peak']}")
+print(f"gateway ESTABLISHED at most:  {est} (at its own peak sample; the watching client's summary says {g['established_at_peak']} at its peak)")
 print(f"samples:                      {g['samples']}")
 print(f"time per sample:              {t['mean']:.1f} ms mean, {t['max']:.1f} ms max (interval 1000 ms)")
 print(f"watcher CPU:                  {g['watcher_cpu_s']:.2f} s of the clients' {client_cpu:.2f} s "
       f"= {share:.2f} % (run of {r['duration_s']:.0f} s)")
-print(f"gateway memory:               {grown / 2**20:.1f} MiB more at the peak over {p} processes "
-      f"= {grown / max(open_total, 1):.0f} bytes per held connection")
-ok = (t["mean"] < 100 and share < 5 and g["established_at_peak"] == open_total
+print(f"gateway memory:               {grown / 2**20:.1f} MiB more at that sample over {p} processes "
+      f"= {grown / max(est or 1, 1):.0f} bytes per held connection")
+# The watcher's guarantee (system::watch): 2 s of counting, then at most 5 % of one core.
+budget = 2.0 + 0.05 * r["duration_s"]
+core = 100.0 * g["watcher_cpu_s"] / r["duration_s"]
+print(f"watcher CPU vs its budget:    {g['watcher_cpu_s']:.2f} s <= {budget:.2f} s (2 s + 5 % of the run) "
+      f"= {core:.2f} % of one core")
+ok = (t["mean"] < 100 and g["watcher_cpu_s"] <= budget and est == open_total
       and open_total >= 0.999 * n)
-print("targets met (< 100 ms per sample, < 5 % of the clients' CPU, counts agree)" if ok else "TARGETS MISSED")
+print("targets met (< 100 ms per sample, watcher within its budget, counts agree)" if ok else "TARGETS MISSED")
 sys.exit(0 if ok else 1)
 PY
