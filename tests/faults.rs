@@ -195,14 +195,34 @@ fn a_run_killed_with_sigkill_leaves_its_last_checkpoint() {
         ])
         .arg(&report)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The embedded gateway's pid, from the run's first line (the rest is drained).
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (pid_tx, pid_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(rest) = line.split("(wsscale serve, pid ").nth(1) {
+                let pid: i32 = rest.split(';').next().unwrap().trim().parse().unwrap();
+                let _ = pid_tx.send(pid);
+            }
+        }
+    });
+    let gateway_pid = pid_rx
+        .recv_timeout(WAIT)
+        .expect("the run names its gateway's pid");
     eventually("a checkpoint with every connection open", || {
         read_json(&report).is_some_and(|r| r["connections"]["peak_open"] == 12)
     });
     child.kill().unwrap(); // SIGKILL: no handler runs, no final report
     child.wait().unwrap();
+    // Its embedded gateway does not outlive it (gone, or a zombie awaiting its new parent).
+    eventually("the embedded gateway to exit with its run", || {
+        std::fs::read_to_string(format!("/proc/{gateway_pid}/stat")).map_or(true, |s| {
+            s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z'))
+        })
+    });
     let r = read_json(&report).expect("the last checkpoint is still there");
     assert_eq!(r["complete"], false, "a checkpoint says it is not the end");
     assert!(r["verdict"].is_null(), "a checkpoint is not judged");

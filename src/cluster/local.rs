@@ -162,15 +162,35 @@ impl Drop for Children {
     }
 }
 
+/// Start a child `wsscale` process. It gets SIGTERM when this process dies however it dies
+/// (`PR_SET_PDEATHSIG`): a `wsscale run` killed with SIGKILL or by the OOM killer must not
+/// leave its embedded gateway or its agents behind (agents would stop on their orphan timeout
+/// anyway; a gateway would serve forever).
 fn spawn(exe: &Path, args: &[OsString], stdout: Stdio) -> std::io::Result<Child> {
     use std::os::unix::process::CommandExt;
-    Command::new(exe)
-        .args(args)
+    let parent = std::process::id() as libc::pid_t;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    // SAFETY: only async-signal-safe calls (prctl, getppid) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the line above: then nobody would tell us.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the parent exited before the child started",
+                ));
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
 }
 
 /// Connections one child process can hold (client side only).
