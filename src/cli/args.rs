@@ -77,6 +77,8 @@ Examples:
       the gateway's memory per held connection, CPU, connections, health and drift too
   wsscale run profiles/progressive.toml --report-json steps.json
       quick, then medium, then stress, with a cool-down between them
+  wsscale search profiles/search.toml --vary connections=500..8k*2 --bisect 3
+      step the load up until a step fails and report the knee (see `wsscale search --help`)
   wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
       live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
 
@@ -103,6 +105,8 @@ Examples:
 pub enum Command {
     #[command(about = RUN_ABOUT, long_about = RUN_LONG)]
     Run(RunArgs),
+    #[command(about = search::SEARCH_ABOUT, long_about = search::SEARCH_LONG)]
+    Search(SearchArgs),
     #[command(about = SERVE_ABOUT, long_about = SERVE_LONG)]
     Serve(ServeArgs),
     #[command(about = PREFLIGHT_ABOUT, long_about = PREFLIGHT_LONG)]
@@ -605,5 +609,7 @@ pub struct RunArgs {
 mod host;
 pub use host::*;
 mod overrides;
+mod search;
+pub use search::SearchArgs;
 mod watch;
 pub use watch::WatchArgs;
