@@ -248,10 +248,8 @@ impl Vary {
     fn round(&self, v: f64) -> f64 {
         match self.field.unit {
             Unit::Count => v.round(),
-            Unit::Rate => {
-                let mag = 10f64.powf(v.abs().log10().floor() - 3.0);
-                (v / mag).round() * mag
-            }
+            // The f64 nearest to the value's 4-significant-digit decimal (0.1 + 0.2 → 0.3).
+            Unit::Rate => format!("{v:.3e}").parse().unwrap_or(v),
         }
     }
 
