@@ -211,7 +211,7 @@ fn profile(dir: &Path, limit: Option<u64>) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "description = \"test\"\nconnections = 10\nramp = \"300ms\"\nhold = \"200ms\"\n\
+            "description = \"test\"\nconnections = 10\nramp = \"300ms\"\nhold = \"1s\"\n\
              ramp_down = \"0s\"\n{gw}\n[thresholds]\nconnect_success_rate = \">=0.99\"\n"
         ),
     )
@@ -422,7 +422,7 @@ fn all_steps_pass_over_processes() {
         "--processes",
         "2",
         // A distributed run's peak comes from the agents' interval snapshots: sample often
-        // enough to see a 200 ms hold.
+        // enough to see a 1 s hold.
         "--interval",
         "100ms",
         "--report-json",
