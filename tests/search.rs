@@ -116,6 +116,23 @@ fn a_bad_vary_exits_2_naming_the_flag() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("message_rate = 1000000/s"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("=== Step"));
+    // --stage would win over the varied connections: refused rather than ignored.
+    let out = Command::new(BIN)
+        .args([
+            "search",
+            "--stage",
+            "1s:10",
+            "--vary",
+            "connections=10..20*2",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--stage fixes what --vary connections would set"),
+        "{stderr}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ Examples:
       100 connections against the embedded gateway
   wsscale run -c 10k --ramp 1m --target ws://10.0.0.5:8080/ws
       ramp to 10,000 connections over a minute against your gateway
+  wsscale search profiles/search.toml --vary connections=500..8k*2 --bisect 3
+      step the connections up until a step fails, bisect, and report the knee
   wsscale serve --listen 0.0.0.0:8080
       run the reference gateway for other machines to load";
 
@@ -77,8 +79,6 @@ Examples:
       the gateway's memory per held connection, CPU, connections, health and drift too
   wsscale run profiles/progressive.toml --report-json steps.json
       quick, then medium, then stress, with a cool-down between them
-  wsscale search profiles/search.toml --vary connections=500..8k*2 --bisect 3
-      step the load up until a step fails and report the knee (see `wsscale search --help`)
   wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
       live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
 
@@ -197,7 +197,8 @@ pub struct RunArgs {
     )]
     pub stages: Vec<Stage>,
 
-    /// Pause between the steps of a progressive profile [default: the profile's cool_down]
+    /// Pause between the steps of a progressive profile or of `wsscale search` [default: the
+    /// profile's cool_down; none for a search]
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Load")]
     pub cool_down: Option<Duration>,
 

@@ -47,6 +47,13 @@ pub fn search_command(a: &SearchArgs) -> anyhow::Result<i32> {
         ));
     }
     let mut base = run.overrides();
+    if let Some(flag) = (a.vary.field.overridden_by)(&base) {
+        return Err(usage(format!(
+            "{flag} fixes what --vary {} would set ({}); remove {flag} (shape the steps with \
+             --ramp/--hold/--ramp-down or the profile instead)",
+            a.vary.field.name, a.vary.field.flag
+        )));
+    }
     let cool_down = base.cool_down.take().unwrap_or(Duration::ZERO);
     let profile = base.profile.as_deref().map(Profile::load).transpose()?;
     if let Some(p) = profile.as_ref().filter(|p| p.steps.is_some()) {

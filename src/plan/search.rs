@@ -45,6 +45,9 @@ pub struct Field {
     pub what: &'static str,
     /// Set `value` (in the field's unit: a count or events per second) on `args`.
     pub set: fn(&mut Overrides, f64),
+    /// The flag in `args` that would win over [`Field::set`], if one was given (then the
+    /// varied value would change nothing, and the search is refused).
+    pub overridden_by: fn(&Overrides) -> Option<&'static str>,
 }
 
 /// The fields `--vary` can set.
@@ -55,6 +58,7 @@ pub const FIELDS: &[Field] = &[
         unit: Unit::Count,
         what: "connections held",
         set: |a, v| a.connections = Some(v.round() as u64),
+        overridden_by: |a| (!a.stages.is_empty()).then_some("--stage"),
     },
     Field {
         name: "message_rate",
@@ -62,6 +66,7 @@ pub const FIELDS: &[Field] = &[
         unit: Unit::Rate,
         what: "timed messages per second per connection",
         set: |a, v| a.message_rate = Some(v),
+        overridden_by: |_| None,
     },
 ];
 

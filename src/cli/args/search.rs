@@ -20,6 +20,9 @@ report the knee: the last value that passed, the first that failed, and why.
 --vary FIELD=START..END+STEP adds (connections=1k..10k+1k). END is always the last step.
 Fields: connections (counts: 500, 1k, 1.5k) and message_rate (rates: 1/s, 1/10s).
 
+--cool-down DUR waits between steps (default: none); --bisect N adds up to N steps after the
+scan, each halving the gap between the last passing and the first failing value.
+
 A step passes when its --until thresholds pass; without --until, the profile's thresholds
 (and --threshold) judge it, and without any thresholds the default verdict does (a step with
 failed or dropped connections, lost messages or a peak below the plan fails).
