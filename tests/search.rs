@@ -83,6 +83,7 @@ fn bad_specs_say_what_is_wrong() {
         ("connections=1x..8k*2", "START:"),
         ("message_rate=1..8/s*2", "START:"),
         ("connections=1..1M+1", "more than 64"),
+        ("message_rate=1/s..64/s*1.000000001", "more than 64"),
     ];
     for (spec, want) in cases {
         let e = parse_vary(spec).unwrap_err().to_string();
@@ -219,7 +220,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// A short profile in `dir`; `[embedded_gateway] max_connections = limit` when given.
+/// A short profile in `dir`; `[embedded_gateway] max_connections = limit` when given. The
+/// 2 s hold gives a loaded machine time to finish every handshake of the 300 ms ramp: one
+/// still under way when the plan ends would count against `connect_success_rate` and fail a
+/// step that the limit lets pass.
 fn profile(dir: &Path, limit: Option<u64>) -> PathBuf {
     let gw = limit.map_or(String::new(), |n| {
         format!("[embedded_gateway]\nmax_connections = {n}\n")
@@ -228,7 +232,7 @@ fn profile(dir: &Path, limit: Option<u64>) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "description = \"test\"\nconnections = 10\nramp = \"300ms\"\nhold = \"1s\"\n\
+            "description = \"test\"\nconnections = 10\nramp = \"300ms\"\nhold = \"2s\"\n\
              ramp_down = \"0s\"\n{gw}\n[thresholds]\nconnect_success_rate = \">=0.99\"\n"
         ),
     )
@@ -294,7 +298,10 @@ fn finds_the_knee_of_the_embedded_gateway_and_bisects_it() {
         stdout.contains("why: threshold connect_success_rate>=0.99 failed"),
         "{stdout}"
     );
-    assert!(stdout.contains("=== Step 4: connections = 300 (bisect 1/2) ==="));
+    assert!(
+        stdout.contains("=== Step 4: connections = 300 (bisect 1/2) ==="),
+        "{stdout}"
+    );
     assert!(!stdout.contains("= 800 "), "800 must not run: {stdout}");
 
     let (doc, s) = read_doc(&json);
@@ -313,7 +320,8 @@ fn finds_the_knee_of_the_embedded_gateway_and_bisects_it() {
             (400.0, "scan", false),
             (300.0, "bisect", true),
             (350.0, "bisect", false),
-        ]
+        ],
+        "{stdout}"
     );
     let fail = s.first_fail.as_ref().unwrap();
     assert_eq!((fail.value, fail.step), (350.0, 5));
@@ -323,8 +331,16 @@ fn finds_the_knee_of_the_embedded_gateway_and_bisects_it() {
     );
     assert_eq!(s.last_pass.as_ref().unwrap().value, 300.0);
     // The failing steps met the limit exactly: 300 open, the rest refused.
-    assert_eq!((s.steps[2].peak_open, s.steps[2].failed), (300, 100));
-    assert_eq!((s.steps[4].peak_open, s.steps[4].failed), (300, 50));
+    assert_eq!(
+        (s.steps[2].peak_open, s.steps[2].failed),
+        (300, 100),
+        "{stdout}"
+    );
+    assert_eq!(
+        (s.steps[4].peak_open, s.steps[4].failed),
+        (300, 50),
+        "{stdout}"
+    );
     let step5 = &doc["steps"][4];
     assert_eq!(step5["connections"]["failures"]["http_status_503"], 50);
 
@@ -439,7 +455,7 @@ fn all_steps_pass_over_processes() {
         "--processes",
         "2",
         // A distributed run's peak comes from the agents' interval snapshots: sample often
-        // enough to see a 1 s hold.
+        // enough to see the hold.
         "--interval",
         "100ms",
         "--report-json",

@@ -201,10 +201,11 @@ pub fn parse_vary(spec: &str) -> Result<Vary, VaryError> {
         growth,
         spec: spec.trim().to_string(),
     };
-    let n = v.values().len();
-    if n > MAX_STEPS {
+    let values = v.values();
+    let n = values.len();
+    if n > MAX_STEPS || values.last() != Some(&v.end) {
         return Err(bad(format!(
-            "that is {n} steps, more than {MAX_STEPS}; take a larger step or a narrower range"
+            "that is more than {MAX_STEPS} steps; take a larger step or a narrower range"
         )));
     }
     Ok(v)
@@ -221,7 +222,11 @@ impl Vary {
         let mut out = vec![self.start];
         let mut x = self.start;
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
-        while out.len() <= MAX_STEPS {
+        // Bounded also when rounding keeps values equal for a while (a factor of 1.0001).
+        for _ in 0..1_000_000 {
+            if out.len() > MAX_STEPS {
+                break;
+            }
             x = match self.growth {
                 Growth::Times(f) => x * f,
                 Growth::Plus(s) => x + s,

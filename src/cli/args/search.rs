@@ -40,14 +40,14 @@ verdict, 99 by thresholds): no passing value in the range; 97 an agent was lost 
 Examples:
   wsscale search profiles/search.toml --vary connections=500..8k*2 --bisect 3
       the shipped demo: the embedded gateway refuses above 3,000; finds 3000 / 3250
-  wsscale search -c 1k --hold 30s --vary connections=1k..64k*2 --cool-down 30s \\
+  wsscale search --hold 30s --vary connections=1k..64k*2 --cool-down 30s \\
       --until 'connect_success_rate>=0.999' --until 'handshake_ms.p99<500' \\
       --target ws://10.0.0.5:8080/ws --report-json search.json
       double the connections until the gateway refuses or slows down
   wsscale search profiles/quick.toml --vary message_rate=1/s..64/s*2 \\
       --until 'message_rtt_ms.p99<50' --bisect 2
       how many messages per second per connection before the echo p99 passes 50 ms
-  wsscale search -c 5k --vary connections=5k..40k+5k --processes 4 --allow-failures
+  wsscale search --vary connections=5k..40k+5k --processes 4 --allow-failures
       additive steps over four local agent processes";
 
 /// Arguments of `wsscale search`.
@@ -66,7 +66,7 @@ pub struct SearchArgs {
     pub until: Vec<Threshold>,
 
     /// After the scan found a knee, run up to N more steps halving the gap between the last
-    /// passing and the first failing value [default: 0]
+    /// passing and the first failing value
     #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Search")]
     pub bisect: u32,
 
