@@ -32,6 +32,8 @@ Examples:
       100 connections against the embedded gateway
   wsscale run -c 10k --ramp 1m --target ws://10.0.0.5:8080/ws
       ramp to 10,000 connections over a minute against your gateway
+  wsscale search profiles/search.toml --vary connections=500..8k*2 --bisect 3
+      step the connections up until a step fails, bisect, and report the knee
   wsscale serve --listen 0.0.0.0:8080
       run the reference gateway for other machines to load";
 
@@ -103,6 +105,8 @@ Examples:
 pub enum Command {
     #[command(about = RUN_ABOUT, long_about = RUN_LONG)]
     Run(RunArgs),
+    #[command(about = search::SEARCH_ABOUT, long_about = search::SEARCH_LONG)]
+    Search(SearchArgs),
     #[command(about = SERVE_ABOUT, long_about = SERVE_LONG)]
     Serve(ServeArgs),
     #[command(about = PREFLIGHT_ABOUT, long_about = PREFLIGHT_LONG)]
@@ -193,7 +197,8 @@ pub struct RunArgs {
     )]
     pub stages: Vec<Stage>,
 
-    /// Pause between the steps of a progressive profile [default: the profile's cool_down]
+    /// Pause between the steps of a progressive profile or of `wsscale search` [default: the
+    /// profile's cool_down; none for a search]
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Load")]
     pub cool_down: Option<Duration>,
 
@@ -605,5 +610,7 @@ pub struct RunArgs {
 mod host;
 pub use host::*;
 mod overrides;
+mod search;
+pub use search::SearchArgs;
 mod watch;
 pub use watch::WatchArgs;

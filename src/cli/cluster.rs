@@ -296,23 +296,7 @@ pub struct MergeArgs {
 pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
     let stop = crate::cli::run::install_signals()?;
     if let Some(n) = a.processes {
-        if n == 0 {
-            return Err(usage("--processes 0: give at least 1"));
-        }
-        let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
-        let mut opts = LocalOptions::new(n as usize, exe);
-        opts.live = LiveMode::detect();
-        let started = LiveOutputs::from_run(a).start()?;
-        opts.sinks = started.extra();
-        opts.metrics = started.metrics.clone();
-        opts.skip_preflight = a.skip_preflight;
-        opts.checkpoint = crate::cli::run::checkpoint(&plan);
-        crate::cli::run::check_report_paths(&plan)?;
-        opts.watch = a
-            .watch
-            .config(plan.interval, &[])
-            .map_err(crate::cli::watch::watch_error)?;
-        let (plan, outcome) = run_processes(plan, &opts, stop)?;
+        let (plan, outcome) = processes_to_outcome(a, plan, n, stop)?;
         return crate::cli::run::finish(&plan, &outcome);
     }
     let slice = a.shard.map_or(Slice::WHOLE, ShardSpec::slice);
@@ -339,6 +323,33 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         &crate::cli::outputs::LiveOutputs::from_run(a),
     )?;
     crate::cli::run::finish(&plan, &outcome)
+}
+
+/// Run `plan` over `n` local agent processes (`--processes N`; without a target, N gateway
+/// processes too); returns the plan as run and the merged outcome, not yet concluded.
+pub fn processes_to_outcome(
+    a: &RunArgs,
+    plan: Plan,
+    n: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<(Plan, crate::metrics::RunOutcome)> {
+    if n == 0 {
+        return Err(usage("--processes 0: give at least 1"));
+    }
+    let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
+    let mut opts = LocalOptions::new(n as usize, exe);
+    opts.live = LiveMode::detect();
+    let started = LiveOutputs::from_run(a).start()?;
+    opts.sinks = started.extra();
+    opts.metrics = started.metrics.clone();
+    opts.skip_preflight = a.skip_preflight;
+    opts.checkpoint = crate::cli::run::checkpoint(&plan);
+    crate::cli::run::check_report_paths(&plan)?;
+    opts.watch = a
+        .watch
+        .config(plan.interval, &[])
+        .map_err(crate::cli::watch::watch_error)?;
+    Ok(run_processes(plan, &opts, stop)?)
 }
 
 /// The monotonic instant of a wall-clock start time; waits are announced.

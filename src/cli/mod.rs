@@ -6,7 +6,8 @@
 //!
 //! This is the only place that uses `anyhow`: library errors are typed, and here they become
 //! one message on stderr and an exit code (0 completed, 1 could not run, 2 usage error,
-//! 99 a threshold failed, 130 interrupted). A profile with `steps` goes to [`progressive`].
+//! 99 a threshold failed, 130 interrupted). A profile with `steps` goes to [`progressive`];
+//! `wsscale search` to [`search`]; both run their steps with [`steps`].
 
 pub mod args;
 pub mod cluster;
@@ -16,7 +17,9 @@ pub mod preflight;
 pub mod progressive;
 pub mod report;
 pub mod run;
+pub mod search;
 pub mod serve;
+pub mod steps;
 pub mod watch;
 
 /// Exit code when the run could not be carried out although the input was valid: no target
@@ -65,6 +68,7 @@ where
         args::Command::Run(a) => a,
         args::Command::Preflight(a) => &mut a.run,
         args::Command::Coordinator(a) => &mut a.run,
+        args::Command::Search(a) => &mut a.run,
         _ => return Ok(cli),
     };
     let mut steps: Vec<(usize, crate::plan::OpenArg)> = Vec::new();
@@ -126,7 +130,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
                          profile (steps = [...]) yet; run its steps one by one",
                     ));
                 }
-                return progressive::run_progressive(p, a.skip_preflight, &a.watch);
+                return progressive::run_progressive(p, &a);
             }
             let plan = crate::plan::build::build_plan(&a.overrides())?;
             if a.processes.is_some() || a.shard.is_some() || a.start_at.is_some() {
@@ -139,6 +143,7 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
                 &outputs::LiveOutputs::from_run(&a),
             )
         }
+        args::Command::Search(a) => search::search_command(&a),
         args::Command::Preflight(a) => preflight::preflight_command(&a),
         args::Command::Tune(a) => preflight::tune_command(&a),
         args::Command::Serve(a) => match a.processes {

@@ -1,8 +1,8 @@
 //! `wsscale run PROGRESSIVE.toml`: run the step profiles of a progressive profile one after
 //! the other (see [`crate::plan::build::Progressive`]).
 //!
-//! Each step goes through the same path as a single run ([`run_to_outcome`]: fd limits,
-//! embedded gateway or target probe, engine) and prints its own summary under a
+//! Each step goes through the same path as a single run ([`crate::cli::steps::StepRunner`]:
+//! fd limits, embedded gateway or target probe, engine) and prints its own summary under a
 //! `=== Step i/n: name ===` banner; its thresholds are evaluated and its CSV (if asked for)
 //! written right away. Between steps the runner waits `cool_down`, so the gateway (and the
 //! kernel's TIME_WAIT sockets) settle before the next load.
@@ -19,16 +19,12 @@
 //! any step failed a threshold, else 98 when a step without thresholds completed with
 //! failures, else 0.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-use anyhow::Context;
-
-use crate::cli::finish::{self, Outputs};
-use crate::cli::run::{install_signals, run_to_outcome};
+use crate::cli::args::RunArgs;
+use crate::cli::finish;
+use crate::cli::steps::{StepRunner, write_document};
 use crate::metrics::verdict::Status;
 use crate::plan::build::Progressive;
-use crate::report::{self, write_atomic};
+use crate::report;
 
 /// How a step ended, for the closing recap.
 struct StepResult {
@@ -40,12 +36,8 @@ struct StepResult {
 }
 
 /// Run every step of `p`; returns the process exit code.
-pub fn run_progressive(
-    p: Progressive,
-    skip_preflight: bool,
-    watch: &crate::cli::args::WatchArgs,
-) -> anyhow::Result<i32> {
-    let stop = install_signals()?;
+pub fn run_progressive(p: Progressive, args: &RunArgs) -> anyhow::Result<i32> {
+    let mut runner = StepRunner::new(args, p.cool_down)?;
     let n = p.steps.len();
     let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
     println!(
@@ -55,64 +47,38 @@ pub fn run_progressive(
         humantime::format_duration(p.cool_down)
     );
 
-    let mut reports = Vec::with_capacity(n);
     let mut results: Vec<StepResult> = Vec::with_capacity(n);
     for (i, step) in p.steps.iter().enumerate() {
-        if i > 0 && !cool_down(p.cool_down, &stop, &step.name) {
-            break;
-        }
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        println!(
-            "=== Step {}/{n}: {} ({}) ===",
+        let banner = format!(
+            "Step {}/{n}: {} ({})",
             i + 1,
             step.name,
             step.profile.display()
         );
-        let (plan, mut outcome) =
-            run_to_outcome(step.plan.clone(), stop.clone(), skip_preflight, watch)
-                .with_context(|| format!("step {} ({}) could not run", i + 1, step.name))?;
-        finish::conclude(&mut outcome, &plan.thresholds, plan.allow_failures);
-        finish::publish(
-            &outcome,
-            Outputs {
-                json: None,
-                csv: plan.report_csv.as_deref(),
-                html: None,
-            },
+        let Some(r) = runner.run(&step.name, &banner, step.plan.clone())? else {
+            break;
+        };
+        write_document(
+            p.report_json.as_deref(),
+            p.report_html.as_deref(),
+            &report::steps_document(runner.reports.clone()),
         )?;
-        println!();
-        reports.push(report::to_json(&outcome));
-        if let Some(path) = &p.report_json {
-            let mut bytes = serde_json::to_vec_pretty(&report::steps_document(reports.clone()))
-                .context("cannot serialize the JSON report")?;
-            bytes.push(b'\n');
-            write_atomic(path, &bytes)
-                .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        }
-        if let Some(path) = &p.report_html {
-            write_steps_html(path, &reports)?;
-        }
-        let failed = outcome.thresholds.iter().filter(|t| !t.passed).count();
         results.push(StepResult {
             name: step.name.clone(),
-            status: outcome
-                .verdict
-                .as_ref()
-                .map_or(Status::Passed, |v| v.status),
-            thresholds: outcome.thresholds.len(),
-            failed,
-            interrupted: outcome.interrupted,
+            status: r.status,
+            thresholds: r.thresholds,
+            failed: r.failed,
+            interrupted: r.interrupted,
         });
-        if outcome.interrupted {
+        if r.interrupted {
             break;
         }
-        if failed > 0 && !p.continue_on_fail && i + 1 < n {
+        if r.failed > 0 && !p.continue_on_fail && i + 1 < n {
             println!(
-                "Step {} failed {failed} threshold(s): the remaining steps are skipped \
+                "Step {} failed {} threshold(s): the remaining steps are skipped \
                  (set continue_on_fail = true in {} to run them anyway).\n",
                 step.name,
+                r.failed,
                 p.profile.display()
             );
             break;
@@ -123,54 +89,22 @@ pub fn run_progressive(
     if let Some(path) = &p.report_json {
         eprintln!(
             "JSON report ({} step(s)) written to {}",
-            reports.len(),
+            runner.reports.len(),
             path.display()
         );
     }
     if let Some(path) = &p.report_html {
         eprintln!(
             "HTML report ({} step(s)) written to {}",
-            reports.len(),
+            runner.reports.len(),
             path.display()
         );
     }
     let mut worst = finish::worst(results.iter().map(|r| r.status));
-    if stop.load(Ordering::Relaxed) {
+    if runner.stopped() {
         worst = Status::Interrupted;
     }
     Ok(worst.exit_code())
-}
-
-/// The HTML report of the steps so far (rewritten after every step, like the JSON).
-fn write_steps_html(path: &std::path::Path, reports: &[serde_json::Value]) -> anyhow::Result<()> {
-    let doc = report::document::Document::from_value(
-        String::new(),
-        report::steps_document(reports.to_vec()),
-    )
-    .context("cannot read back the steps report")?;
-    let html = report::html::render(&doc)?;
-    report::html::write_html(path, &html)?;
-    Ok(())
-}
-
-/// Wait `d` before step `next`, waking early on Ctrl-C; false when interrupted.
-fn cool_down(d: Duration, stop: &AtomicBool, next: &str) -> bool {
-    if d.is_zero() {
-        return !stop.load(Ordering::Relaxed);
-    }
-    eprintln!(
-        "cooling down for {} before step {next} (Ctrl-C to stop here)",
-        humantime::format_duration(d)
-    );
-    let until = Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now >= until {
-            return true;
-        }
-        std::thread::sleep((until - now).min(Duration::from_millis(100)));
-    }
-    false
 }
 
 /// One line per step: ran or skipped, thresholds passed or failed.

@@ -223,12 +223,15 @@ pub fn run_processes(
     let mut watch = opts.watch.clone();
     if plan.targets.is_empty() {
         let g = n.max(needed as usize);
+        let extra: Vec<OsString> = (plan.embedded_gateway.serve_args().into_iter())
+            .map(Into::into)
+            .collect();
         let (addr, children, _reserved) = start_gateways(
             &opts.exe,
             "127.0.0.1:0".parse().expect("literal address"),
             g,
             per_child_threads(g),
-            &[],
+            &extra,
         )?;
         gateways = children;
         eprintln!(

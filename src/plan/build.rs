@@ -204,6 +204,10 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         abort_on_fail,
         allow_failures: args.allow_failures || p.allow_failures.as_ref().is_some_and(|l| l.value),
         tls,
+        embedded_gateway: super::embedded::EmbeddedGateway {
+            max_connections: p.embedded_gateway.max_connections.as_ref().map(|l| l.value),
+            echo_delay: p.embedded_gateway.echo_delay.as_ref().map(|l| l.value),
+        },
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod compression;
+pub mod embedded;
 pub mod error;
 pub mod overrides;
 pub mod payload;
@@ -17,6 +18,7 @@ pub mod presets;
 pub mod profile;
 pub mod push;
 pub mod redact;
+pub mod search;
 pub mod session;
 pub mod source_spec;
 pub mod stages;
@@ -199,6 +201,8 @@ pub struct Plan {
     pub allow_failures: bool,
     /// TLS settings for `wss://` targets (unused when every target is `ws://`).
     pub tls: TlsSpec,
+    /// `[embedded_gateway]`: how the gateway started when no target is given behaves.
+    pub embedded_gateway: embedded::EmbeddedGateway,
 }
 
 /// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
@@ -359,6 +363,7 @@ impl Plan {
             abort_on_fail: false,
             allow_failures: false,
             tls: TlsSpec::default(),
+            embedded_gateway: embedded::EmbeddedGateway::default(),
         }
     }
 }

@@ -106,6 +106,8 @@ pub struct Profile {
     /// Resolved against the profile's directory.
     pub report_html: Option<Located<PathBuf>>,
     pub auth: ProfileAuth,
+    /// `[embedded_gateway]` (see [`super::embedded`]).
+    pub embedded_gateway: ProfileEmbedded,
     // ---- traffic on held connections ----
     pub ping_interval: Option<Located<Duration>>,
     pub ping_timeout: Option<Located<Duration>>,
@@ -161,6 +163,13 @@ pub struct ProfileAuth {
     pub jwt_in: Option<Located<JwtPlacement>>,
 }
 
+/// The `[embedded_gateway]` table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProfileEmbedded {
+    pub max_connections: Option<Located<u64>>,
+    pub echo_delay: Option<Located<Duration>>,
+}
+
 impl ProfileAuth {
     /// Whether any auth key is set.
     pub fn is_empty(&self) -> bool {
@@ -203,6 +212,7 @@ struct RawProfile {
     report_csv: Option<Spanned<String>>,
     report_html: Option<Spanned<String>>,
     auth: Option<RawAuth>,
+    embedded_gateway: Option<RawEmbedded>,
     ping_interval: Option<Spanned<Value>>,
     ping_timeout: Option<Spanned<Value>>,
     heartbeat_text: Option<Spanned<String>>,
@@ -249,6 +259,13 @@ struct RawAuth {
     jwt_alg: Option<Spanned<String>>,
     jwt_claims: Option<Spanned<Value>>,
     jwt_in: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmbedded {
+    max_connections: Option<Spanned<Value>>,
+    echo_delay: Option<Spanned<Value>>,
 }
 
 /// `reconnect = true|false` or `reconnect = { initial = "500ms", max = "30s" }`.
@@ -334,6 +351,14 @@ impl Profile {
             report_csv: cx.path(&raw.report_csv, "report_csv"),
             report_html: cx.path(&raw.report_html, "report_html"),
             auth: cx.auth(&raw.auth)?,
+            embedded_gateway: match &raw.embedded_gateway {
+                None => ProfileEmbedded::default(),
+                Some(e) => ProfileEmbedded {
+                    max_connections: cx
+                        .count(&e.max_connections, "embedded_gateway.max_connections")?,
+                    echo_delay: cx.duration(&e.echo_delay, "embedded_gateway.echo_delay")?,
+                },
+            },
             ping_interval: cx.duration(&raw.ping_interval, "ping_interval")?,
             ping_timeout: cx.duration(&raw.ping_timeout, "ping_timeout")?,
             heartbeat_text: cx.string(&raw.heartbeat_text, "heartbeat_text"),

@@ -1,5 +1,6 @@
 //! Reading a JSON report file back: a single run's report (also a merged or coordinated
-//! one) or a progressive run's `{ "schema_version": 1, "steps": [...] }` document.
+//! one), a progressive run's `{ "schema_version": 1, "steps": [...] }` document, or a capacity
+//! search's, which has a `search` section beside its `steps` ([`super::search`]).
 //!
 //! `wsscale report html` and `wsscale report compare` both start here, so they accept the
 //! same files and say the same things about a bad one. Each run is kept as its JSON value
@@ -48,8 +49,10 @@ pub struct DocumentRun {
 pub struct Document {
     /// The file it was read from (for messages and titles).
     pub file: String,
-    /// True for a progressive run's `steps` document.
+    /// True for a progressive run's (or a search's) `steps` document.
     pub progressive: bool,
+    /// A capacity search's `search` section.
+    pub search: Option<super::search::SearchSection>,
     pub runs: Vec<DocumentRun>,
 }
 
@@ -82,6 +85,7 @@ impl Document {
                 Some(v) => format!("schema_version {v}, this wsscale reads {SCHEMA_VERSION}"),
             }));
         }
+        let search_value = value.get("search").cloned();
         let (progressive, values) = match value.get("steps") {
             Some(Value::Array(steps)) => (true, steps.clone()),
             Some(_) => return Err(not_report("`steps` is not an array".to_string())),
@@ -90,12 +94,24 @@ impl Document {
         if values.is_empty() {
             return Err(not_report("a progressive report without steps".to_string()));
         }
+        let search: Option<super::search::SearchSection> = match search_value {
+            None => None,
+            Some(_) if !progressive => {
+                return Err(not_report("a `search` section without `steps`".to_string()));
+            }
+            Some(v) => {
+                Some(serde_json::from_value(v).map_err(|e| not_report(format!("search: {e}")))?)
+            }
+        };
         let n = values.len();
         let runs = values
             .into_iter()
             .enumerate()
             .map(|(i, value)| {
-                let label = if progressive {
+                let row = search.as_ref().and_then(|s| s.steps.get(i));
+                let label = if let (Some(s), Some(row)) = (&search, row) {
+                    format!("step {}/{n}: {} {}", i + 1, s.vary, row.label)
+                } else if progressive {
                     format!("step {}/{n}", i + 1)
                 } else {
                     "run".to_string()
@@ -112,6 +128,7 @@ impl Document {
         Ok(Document {
             file,
             progressive,
+            search,
             runs,
         })
     }

@@ -14,7 +14,9 @@
 //! - [`compare`] — `wsscale report compare`: two reports side by side, bounds on regressions.
 //! - [`compression`] — the `compression` object and its summary and live lines.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
-//! - [`document`] — a JSON report file read back (one run or a progressive run's steps).
+//! - [`document`] — a JSON report file read back (one run, a progressive run's steps or a
+//!   capacity search).
+//! - [`search`] — a capacity search's `search` section, step table and finding.
 //! - [`html`] — the self-contained HTML report with charts (`--report-html`,
 //!   `wsscale report html`).
 //! - [`gateway`](mod@gateway) — the summary's Gateway and Drift sections.
@@ -41,6 +43,7 @@ pub mod live;
 pub mod merge;
 pub mod progress;
 pub mod prometheus;
+pub mod search;
 pub mod text;
 pub mod write;
 

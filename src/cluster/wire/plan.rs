@@ -140,6 +140,8 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "thresholds",
     "abort_on_fail",
     "allow_failures",
+    // Agents never start a gateway: the coordinator's process does.
+    "embedded_gateway",
 ];
 
 impl WirePlan {

@@ -57,6 +57,8 @@ pub enum XAxis {
     Time,
     /// HdrHistogram's "nines": x = −log10(1 − quantile), labelled 0%, 90%, 99%, 99.9%, …
     Nines,
+    /// The value a capacity search varied, with its description (`connections held`).
+    Varied(&'static str),
 }
 
 /// A line chart.
@@ -101,7 +103,7 @@ impl Chart {
         let all = || self.series.iter().flat_map(|s| s.points.iter());
         let x_max = all().map(|p| p.0).fold(self.x_end.unwrap_or(0.0), f64::max);
         let x_max = match self.x {
-            XAxis::Time => x_max.max(1.0),
+            XAxis::Time | XAxis::Varied(_) => x_max.max(1.0),
             XAxis::Nines => x_max.ceil().max(1.0),
         };
         let y_max = all().map(|p| p.1).fold(0.0_f64, f64::max);
@@ -147,6 +149,7 @@ impl Chart {
         let x_desc = match self.x {
             XAxis::Time => "time since start (s)",
             XAxis::Nines => "percentile",
+            XAxis::Varied(what) => what,
         };
         let nines = |v: &f64| nines_label(*v);
         let plain = |v: &f64| number(*v);
@@ -189,7 +192,7 @@ impl Chart {
             .position(match self.x {
                 // Latencies rise to the right: the lower right corner is free.
                 XAxis::Nines => SeriesLabelPosition::LowerRight,
-                XAxis::Time => SeriesLabelPosition::UpperLeft,
+                XAxis::Time | XAxis::Varied(_) => SeriesLabelPosition::UpperLeft,
             })
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))

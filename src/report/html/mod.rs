@@ -4,7 +4,9 @@
 //! Both ways to get one go through [`render`]: `--report-html FILE` at the end of a run
 //! (`run`, `--processes`, `--shard`, `coordinator`, progressive runs) builds the
 //! [`JsonReport`] the JSON report would hold, and `wsscale report html RUN.json -o FILE` reads
-//! it back ([`Document`]); a progressive run's `steps` document gives one section per step.
+//! it back ([`Document`]); a progressive run's `steps` document gives one section per step,
+//! and a capacity search's document ([`crate::report::search`]) adds the search's finding,
+//! step table and charts over the varied value on top ([`search`]).
 //!
 //! Modules: [`charts`] draws a line chart to SVG (plotters), [`figures`] decides which charts
 //! a run has and from which fields, [`sections`] writes the tables. A section or chart whose
@@ -20,6 +22,7 @@
 
 pub mod charts;
 pub mod figures;
+pub mod search;
 pub mod sections;
 
 use std::fmt::Write as _;
@@ -102,12 +105,21 @@ pub enum HtmlError {
 
 /// The page of a document (one run, or the steps of a progressive run).
 pub fn render(doc: &Document) -> Result<String, HtmlError> {
-    let title = if doc.progressive {
+    let title = if let Some(s) = &doc.search {
+        format!(
+            "wsscale capacity search — {} ({} steps)",
+            s.range,
+            doc.runs.len()
+        )
+    } else if doc.progressive {
         format!("wsscale progressive run — {} steps", doc.runs.len())
     } else {
         "wsscale run report".to_string()
     };
     let mut body = String::new();
+    if let Some(s) = &doc.search {
+        body.push_str(&search::search_section(s)?);
+    }
     if doc.progressive {
         body.push_str(&steps_overview(&doc.runs));
         for (i, run) in doc.runs.iter().enumerate() {
@@ -133,6 +145,7 @@ pub fn render_outcome(o: &RunOutcome) -> Result<String, HtmlError> {
     render(&Document {
         file: String::new(),
         progressive: false,
+        search: None,
         runs: vec![DocumentRun {
             label: "run".into(),
             value,
