@@ -191,6 +191,15 @@ fn sample() -> RunOutcome {
         holds: sample_holds(),
         gateway_read_back: None,
         drift_read_back: Vec::new(),
+        // Churn planned, with an arrival cap, so every `churn` field is in the sample; no
+        // rate stage and no peak of its own, so the shortfall stays the sample's.
+        churn: Some(wsscale::metrics::churn::ChurnRecord {
+            session: Some("exp:2s".into()),
+            session_mean_s: Some(2.0),
+            rates_per_s: vec![None, None],
+            max_open: Some(100),
+            peak_in_use: 0,
+        }),
     };
     wsscale::metrics::gateway::attach(&mut o);
     o

@@ -56,6 +56,7 @@ pub fn measure(metric: &str, o: &RunOutcome) -> Option<f64> {
         }
         "memory.bytes_per_connection" => o.bytes_per_connection(),
         "pushes.received" => count(c.pushes_received),
+        m if m.starts_with("churn.") => super::churn::measure(m, o),
         m if m.starts_with("gateway.") || m.starts_with("drift.") || m == "health_failures" => {
             super::gateway::measure(m, o)
         }
@@ -147,6 +148,8 @@ pub fn cannot_be_met(t: &Threshold, totals: &Snapshot, planned_peak: u64) -> boo
         "messages.received" => grows(c.messages_received),
         "messages.lost" => grows(c.messages_lost),
         "pushes.received" => grows(c.pushes_received),
+        "churn.sessions_completed" => grows(c.churn_closes),
+        "churn.arrivals_skipped" => grows(c.arrivals_skipped),
         "connect_success_rate" => {
             let cap = planned_peak.max(c.attempted);
             if cap == 0 {

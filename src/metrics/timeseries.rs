@@ -189,6 +189,8 @@ impl TimeSeries {
             failures_by_category: non_zero(super::labels::failure_counts(&iv.counters)),
             drops_by_reason: non_zero(super::labels::drop_counts(&iv.counters)),
             rss_bytes: rss,
+            opens_per_s: iv.counters.attempted as f64 / span,
+            closes_per_s: iv.counters.churn_closes as f64 / span,
             ..Default::default()
         });
         if let Some(sink) = sink {
