@@ -383,3 +383,60 @@ fn nonsense_is_refused_with_exit_code_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_churn_profile_is_the_seed_test() {
+    let p = build_plan(&Overrides {
+        profile: Some("profiles/churn.toml".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(p.peak_connections(), 10_000);
+    let churn = p.churn.expect("churn");
+    assert_eq!(churn.duration, SessionDuration::Exp(Duration::from_secs(2)));
+    assert_eq!(p.sources.len(), 8, "spread over eight source addresses");
+    assert!(p.arrival.is_none());
+}
+
+#[test]
+fn profiles_take_rate_stages_and_churn_keys() {
+    use wsscale::plan::build::build_plan_with;
+    use wsscale::plan::profile::Profile;
+    let text = r#"
+session_duration = "uniform:1s..3s"
+session_seed = 7
+max_open = "2k"
+
+[[stages]]
+duration = "10s"
+target = 100
+
+[[stages]]
+duration = "1m"
+target = "30k/m"
+"#;
+    let profile = Profile::parse(text, Path::new("profiles/x.toml")).unwrap();
+    let p = build_plan_with(&Overrides::default(), Some(&profile)).unwrap();
+    let a = p.arrival.expect("rate stages");
+    assert_eq!(a.rates, vec![None, Some(500.0)]);
+    assert_eq!(a.max_open, 2000);
+    assert_eq!(p.stages[1].target, 2000);
+    let c = p.churn.unwrap();
+    assert_eq!(c.seed, 7);
+    assert_eq!(c.duration.mean(), Duration::from_secs(2));
+
+    let bad = "arrival_rate = \"fast\"\n";
+    let e = Profile::parse(bad, Path::new("profiles/x.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("profiles/x.toml:1:16: invalid value for 'arrival_rate'"),
+        "{e}"
+    );
+    let both = "arrival_rate = \"10/s\"\nconnections = 5\n";
+    let profile = Profile::parse(both, Path::new("profiles/x.toml")).unwrap();
+    let e = build_plan_with(&Overrides::default(), Some(&profile))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("either connections"), "{e}");
+}

@@ -78,6 +78,10 @@ Examples:
       the gateway's memory per held connection, CPU, connections, health and drift too
   wsscale run profiles/progressive.toml --report-json steps.json
       quick, then medium, then stress, with a cool-down between them
+  wsscale run -c 10k --session-duration exp:2s --source-ip 127.0.0.2-127.0.0.9
+      churn: every session lasts ~2 s, then its slot reopens (~5,000 opens/s)
+  wsscale run --arrival-rate 500/s --session-duration exp:2s --max-open 2k --hold 1m
+      open arrival model: 500 new connections/s, ~1,000 open by Little's law
   wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
       live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
 

@@ -102,11 +102,11 @@ fn histogram<'a>(name: &str, s: &'a Snapshot) -> Option<&'a hdrhistogram::Histog
 }
 
 /// The most connection attempts `plan` can make in total, or `None` when that is unbounded
-/// (`--reconnect` re-opens failed connections without limit). Without reconnects every
-/// attempt is a step up of the stage targets: the sum of the increases (a plain
-/// ramp/hold/ramp-down gives the peak).
+/// (`--reconnect` re-opens failed connections without limit; churn and rate stages open
+/// new connections for as long as they last). Otherwise every attempt is a step up of the
+/// stage targets: the sum of the increases (a plain ramp/hold/ramp-down gives the peak).
 pub fn planned_attempts(plan: &Plan) -> Option<u64> {
-    if plan.reconnect.is_some() {
+    if plan.reconnect.is_some() || plan.churn.is_some() || plan.arrival.is_some() {
         return None;
     }
     let mut level = 0u64;
