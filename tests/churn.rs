@@ -110,6 +110,20 @@ fn churn_closes_are_churn_not_drops_and_the_run_passes() {
     let v = judge(&o, false);
     assert_eq!(v.status, Status::Passed, "{:?}", v.reasons);
     assert_eq!(v.exit_code(), 0);
+
+    // `report merge` of two shard reports adds the churn figures, exactly.
+    use wsscale::report::merge::{Input, merge};
+    let doc = wsscale::report::to_json(&o);
+    let input = |name: &str| Input {
+        name: name.into(),
+        doc: doc.clone(),
+    };
+    let m = merge(&[input("a.json"), input("b.json")]).unwrap();
+    let ms = summary(&m).expect("a merged churn section");
+    assert_eq!(ms.sessions_completed, 2 * s.sessions_completed);
+    assert_eq!(ms.observed_s.count, 2 * s.observed_s.count);
+    assert_eq!(ms.session_duration, s.session_duration);
+    assert_eq!(ms.peak_open_or_opening, 2 * s.peak_open_or_opening);
 }
 
 #[test]
@@ -439,4 +453,20 @@ target = "30k/m"
         .unwrap_err()
         .to_string();
     assert!(e.contains("either connections"), "{e}");
+}
+
+#[test]
+fn the_documented_error_is_what_the_binary_says() {
+    let doc = include_str!("../docs/churn.md");
+    let shown = doc
+        .lines()
+        .find(|l| l.starts_with("error: invalid value for --max-open"))
+        .expect("docs/churn.md shows the --max-open error");
+    let (code, stderr, _) = run_binary(None, &["-c", "5", "--max-open", "10"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.trim(),
+        shown,
+        "docs/churn.md must show the error as printed"
+    );
 }
