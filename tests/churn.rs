@@ -182,6 +182,10 @@ fn arrival_rate_opens_about_r_per_second_and_never_beyond_the_cap() {
     // The cap is a cap, not a goal: no shortfall, the run passes.
     let v = judge(&o, false);
     assert_eq!(v.status, Status::Passed, "{:?}", v.reasons);
+    let text = wsscale::report::summary_text(&o);
+    assert!(text.contains("1. arrivals at 100/s for"), "{text}");
+    assert!(text.contains("(max open 40)"), "{text}");
+    assert!(text.contains(&format!("skipped {}", a.skipped)), "{text}");
 }
 
 #[test]
