@@ -191,6 +191,15 @@ fn sample() -> RunOutcome {
         holds: sample_holds(),
         gateway_read_back: None,
         drift_read_back: Vec::new(),
+        // Churn planned, with an arrival cap, so every `churn` field is in the sample; no
+        // rate stage and no peak of its own, so the shortfall stays the sample's.
+        churn: Some(wsscale::metrics::churn::ChurnRecord {
+            session: Some("exp:2s".into()),
+            session_mean_s: Some(2.0),
+            rates_per_s: vec![None, None],
+            max_open: Some(100),
+            peak_in_use: 0,
+        }),
     };
     wsscale::metrics::gateway::attach(&mut o);
     o
@@ -493,7 +502,8 @@ fn json_values_are_exact() {
                "gateway_bytes_per_connection": 5242.88, "health_failures": 0,
                "health_latency_ms": 1.5,
                "latency_ms": {"message_rtt_ms": {"p50": 1.2, "p90": 2.0, "p99": 2.5}},
-               "failures_by_category": {"refused": 3}, "drops_by_reason": {"close_1001": 1}})
+               "failures_by_category": {"refused": 3}, "drops_by_reason": {"close_1001": 1},
+               "opens_per_s": 0.0, "closes_per_s": 0.0})
     );
     // The gateway: 4 MiB more at 800 open; the failed health check at 10 s.
     let g = &doc["gateway"];
@@ -955,21 +965,21 @@ fn csv_has_header_and_one_line_per_interval() {
     assert_eq!(lines.len(), 1 + o.timeseries.len(), "{text}");
     assert_eq!(
         lines[0],
-        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms"
+        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms,opens_per_s,closes_per_s"
     );
     assert_eq!(lines[0], CSV_HEADER);
     assert_eq!(
         lines[1],
-        "5,400,80,3,0,40,39.5,1.2,2.5,200,0.4,1.25,0.9,3,0,12582912,12.5,410,400,5242.88,0,1.5"
+        "5,400,80,3,0,40,39.5,1.2,2.5,200,0.4,1.25,0.9,3,0,12582912,12.5,410,400,5242.88,0,1.5,0,0"
     );
     assert_eq!(
         lines[2],
-        "10,800,80,7,1,120,119,0,0,0,0,0,0,0,0,14680064,25,810,800,5242.88,1,1.5"
+        "10,800,80,7,1,120,119,0,0,0,0,0,0,0,0,14680064,25,810,800,5242.88,1,1.5,0,0"
     );
     // Nothing watched: empty cells.
     let plain = to_csv(&[IntervalRow::default()]);
     assert!(
-        plain.lines().nth(1).unwrap().ends_with(",0,,,,,,0,"),
+        plain.lines().nth(1).unwrap().ends_with(",0,,,,,,0,,0,0"),
         "{plain}"
     );
     let columns = CSV_HEADER.split(',').count();

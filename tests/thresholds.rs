@@ -199,6 +199,7 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         holds: Vec::new(),
         gateway_read_back: None,
         drift_read_back: Vec::new(),
+        churn: None,
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),

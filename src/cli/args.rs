@@ -15,10 +15,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::plan::build::parse_header;
+use crate::plan::churn::{StageArg, parse_stage_arg};
 use crate::plan::profile::{parse_claims, parse_close, parse_jwt_alg, parse_jwt_in};
 use crate::plan::threshold::{self, Threshold, ThresholdError};
 use crate::plan::units;
-use crate::plan::{CloseMode, JwtAlg, JwtPlacement, Secret, Stage};
+use crate::plan::{CloseMode, JwtAlg, JwtPlacement, Secret};
 
 const ABOUT: &str = "How many WebSocket connections can your gateway hold, how fast can they \
 arrive, and what happens to heartbeats and latency while they are held?";
@@ -79,6 +80,10 @@ Examples:
       the gateway's memory per held connection, CPU, connections, health and drift too
   wsscale run profiles/progressive.toml --report-json steps.json
       quick, then medium, then stress, with a cool-down between them
+  wsscale run -c 10k --session-duration exp:2s --source-ip 127.0.0.2-127.0.0.9
+      churn: every session lasts ~2 s, then its slot reopens (~5,000 opens/s)
+  wsscale run --arrival-rate 500/s --session-duration exp:2s --max-open 2k --hold 1m
+      open arrival model: 500 new connections/s, ~1,000 open by Little's law
   wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
       live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
 
@@ -186,16 +191,21 @@ pub struct RunArgs {
     pub ramp_down: Option<Duration>,
 
     /// k6-style stage DUR:TARGET, repeatable, e.g. --stage 1m:10k --stage 5m:10k --stage 30s:0.
-    /// Each stage moves linearly from the previous target to its own. Replaces the profile's
-    /// load shape; cannot be combined with -c/--ramp/--hold/--ramp-down.
+    /// Each stage moves linearly from the previous target to its own. DUR:RATE is a rate
+    /// stage (--stage 1m:500/s: 500 new connections per second, capped by --max-open; see
+    /// docs/churn.md). Replaces the profile's load shape; cannot be combined with
+    /// -c/--ramp/--hold/--ramp-down.
     #[arg(
         long = "stage",
-        value_name = "DUR:TARGET",
-        value_parser = units::parse_stage,
+        value_name = "DUR:TARGET|DUR:RATE",
+        value_parser = parse_stage_arg,
         conflicts_with_all = ["connections", "ramp", "hold", "ramp_down"],
         help_heading = "Load"
     )]
-    pub stages: Vec<Stage>,
+    pub stages: Vec<StageArg>,
+
+    #[command(flatten)]
+    pub churn: churn::ChurnArgs,
 
     /// Pause between the steps of a progressive profile or of `wsscale search` [default: the
     /// profile's cool_down; none for a search]
@@ -609,6 +619,7 @@ pub struct RunArgs {
 
 mod host;
 pub use host::*;
+mod churn;
 mod overrides;
 mod search;
 pub use search::SearchArgs;

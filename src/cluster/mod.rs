@@ -68,6 +68,14 @@ pub fn slice_view(plan: &Plan, slice: Slice) -> Plan {
     for s in &mut view.stages {
         s.target = slice.count(s.target as f64);
     }
+    // The arrival rates are divided like the targets (the cap is a stage target already),
+    // and each part draws its own sessions from the plan's seed.
+    if let Some(a) = &plan.arrival {
+        view.arrival = Some(a.scaled(slice.hi - slice.lo, slice.count(a.max_open as f64)));
+    }
+    if let Some(c) = &mut view.churn {
+        c.seed ^= slice.lo.to_bits();
+    }
     view
 }
 

@@ -178,7 +178,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     drop(tx);
 
     let mut agg = Aggregator::new(threads, plan.sources.len().max(1), rss_before);
-    let mut series = TimeSeries::new(plan.interval, start);
+    let mut series = TimeSeries::new(plan.interval, start).with_arrival(plan.arrival.as_ref());
     let clock = crate::plan::StageClock::new(plan.stages.clone());
     let mut finished = 0;
     // Set when --abort-on-fail stopped the run (then it is not an interruption).

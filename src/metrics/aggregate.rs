@@ -19,6 +19,9 @@ pub struct Aggregator {
     /// Latest gauges per shard.
     gauges: Vec<Gauges>,
     pub peak_open: u64,
+    /// Highest number of connections open or opening at once (with churn a slot between
+    /// two sessions is opening, not lost: see `verdict::shortfall`).
+    pub peak_in_use: u64,
     /// When `peak_open` was first reached.
     pub peak_at: Instant,
     pub rss_peak: u64,
@@ -39,6 +42,7 @@ impl Aggregator {
             outbox: Snapshot::default(),
             gauges: vec![Default::default(); shards],
             peak_open: 0,
+            peak_in_use: 0,
             peak_at: Instant::now(),
             rss_peak: rss_before,
             rss_at_peak_open: rss_before,
@@ -67,6 +71,7 @@ impl Aggregator {
             rss_bytes().unwrap_or(0)
         };
         self.rss_peak = self.rss_peak.max(rss);
+        self.peak_in_use = self.peak_in_use.max(g.open + g.pending);
         if g.open > self.peak_open {
             self.peak_open = g.open;
             self.peak_at = Instant::now();

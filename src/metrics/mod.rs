@@ -13,6 +13,7 @@
 //! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
 
 pub mod aggregate;
+pub mod churn;
 pub mod compression;
 pub mod drift;
 pub mod gateway;
@@ -262,6 +263,11 @@ pub struct Counters {
     pub fanout_received: u64,
     /// permessage-deflate: offered, accepted, parameters, payload vs wire bytes.
     pub compression: compression::CompressionCounters,
+    /// Sessions ended by churn (`--session-duration`): client closes, also in `closed`.
+    pub churn_closes: u64,
+    /// Arrivals of a rate stage not started because `--max-open` was reached (or no source
+    /// address could take one).
+    pub arrivals_skipped: u64,
 }
 
 impl Counters {
@@ -340,6 +346,8 @@ impl Counters {
         self.pushes_received += o.pushes_received;
         self.fanout_received += o.fanout_received;
         self.compression.merge(&o.compression);
+        self.churn_closes += o.churn_closes;
+        self.arrivals_skipped += o.arrivals_skipped;
     }
 }
 
@@ -497,6 +505,10 @@ pub struct Histograms {
     /// it read as seconds, see [`Percentiles::from_hist`]). Not in [`Histograms::named`],
     /// which lists the latencies.
     pub session_duration: Hist,
+    /// Sessions ended by churn (`--session-duration`): established → the client's close at
+    /// the session's end, in **milliseconds** like `session_duration` (which also counts
+    /// drops and ramp-down closes). Not in [`Histograms::named`].
+    pub churn_session: Hist,
 }
 
 impl Histograms {
@@ -511,6 +523,7 @@ impl Histograms {
         self.fanout_latency.merge(&o.fanout_latency);
         self.push_latency.merge(&o.push_latency);
         self.session_duration.merge(&o.session_duration);
+        self.churn_session.merge(&o.churn_session);
     }
 
     /// Every latency histogram (µs) with its report name (`message_rtt` → `message_rtt_ms` in

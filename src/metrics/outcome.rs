@@ -115,6 +115,14 @@ pub struct IntervalRow {
     /// version 1: absent from older reports, which read back empty.
     #[serde(default)]
     pub latency_ms: BTreeMap<String, IntervalPercentiles>,
+    /// Connection attempts started per second during the interval: new sessions, arrivals
+    /// and slot refills (churn; `connect_rate` counts those established). Added within
+    /// schema version 1.
+    #[serde(default)]
+    pub opens_per_s: f64,
+    /// Sessions ended by churn (`--session-duration`) per second during the interval.
+    #[serde(default)]
+    pub closes_per_s: f64,
     /// Failures during the interval by category (the `connections.failures` labels),
     /// non-zero categories only.
     #[serde(default)]
@@ -228,6 +236,9 @@ pub struct RunOutcome {
     pub gateway_read_back: Option<super::gateway::GatewaySummary>,
     /// The `drift[]` section as read back from a report, used when there are no `holds`.
     pub drift_read_back: Vec<super::drift::HoldDrift>,
+    /// Churn and the arrival model as planned, and the peak of open + opening connections;
+    /// `None` when the plan had neither (see [`super::churn`]).
+    pub churn: Option<super::churn::ChurnRecord>,
 }
 
 /// Receives partial outcomes while a run goes on (`--checkpoint`), so that a run killed by
@@ -360,6 +371,7 @@ pub fn build_outcome(
             }
         })
         .collect();
+    let agg_peak_in_use = agg.peak_in_use;
     RunOutcome {
         started_at: meta.started_at,
         duration: meta.duration,
@@ -397,5 +409,6 @@ pub fn build_outcome(
         preflight: Vec::new(),
         gateway_read_back: None,
         drift_read_back: Vec::new(),
+        churn: super::churn::ChurnRecord::of(plan, agg_peak_in_use),
     }
 }

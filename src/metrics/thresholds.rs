@@ -56,6 +56,7 @@ pub fn measure(metric: &str, o: &RunOutcome) -> Option<f64> {
         }
         "memory.bytes_per_connection" => o.bytes_per_connection(),
         "pushes.received" => count(c.pushes_received),
+        m if m.starts_with("churn.") => super::churn::measure(m, o),
         m if m.starts_with("gateway.") || m.starts_with("drift.") || m == "health_failures" => {
             super::gateway::measure(m, o)
         }
@@ -101,11 +102,11 @@ fn histogram<'a>(name: &str, s: &'a Snapshot) -> Option<&'a hdrhistogram::Histog
 }
 
 /// The most connection attempts `plan` can make in total, or `None` when that is unbounded
-/// (`--reconnect` re-opens failed connections without limit). Without reconnects every
-/// attempt is a step up of the stage targets: the sum of the increases (a plain
-/// ramp/hold/ramp-down gives the peak).
+/// (`--reconnect` re-opens failed connections without limit; churn and rate stages open
+/// new connections for as long as they last). Otherwise every attempt is a step up of the
+/// stage targets: the sum of the increases (a plain ramp/hold/ramp-down gives the peak).
 pub fn planned_attempts(plan: &Plan) -> Option<u64> {
-    if plan.reconnect.is_some() {
+    if plan.reconnect.is_some() || plan.churn.is_some() || plan.arrival.is_some() {
         return None;
     }
     let mut level = 0u64;
@@ -147,6 +148,8 @@ pub fn cannot_be_met(t: &Threshold, totals: &Snapshot, planned_peak: u64) -> boo
         "messages.received" => grows(c.messages_received),
         "messages.lost" => grows(c.messages_lost),
         "pushes.received" => grows(c.pushes_received),
+        "churn.sessions_completed" => grows(c.churn_closes),
+        "churn.arrivals_skipped" => grows(c.arrivals_skipped),
         "connect_success_rate" => {
             let cap = planned_peak.max(c.attempted);
             if cap == 0 {

@@ -92,6 +92,8 @@ pub struct TimeSeries {
     rows: Vec<IntervalRow>,
     /// Hold-stage quarters for the drift figures (made on the first tick, from its clock).
     drift: Option<DriftRecorder>,
+    /// Arrival rate per stage (`None`: a count stage); empty without rate stages.
+    rates: Vec<Option<f64>>,
 }
 
 impl TimeSeries {
@@ -103,7 +105,15 @@ impl TimeSeries {
             last: start,
             rows: Vec::new(),
             drift: None,
+            rates: Vec::new(),
         }
+    }
+
+    /// The plan's arrival rates per stage: a rate stage shows as `arrival i/n R/s` with its
+    /// cap as the target, not as a ramp to the cap.
+    pub fn with_arrival(mut self, arrival: Option<&crate::plan::churn::Arrival>) -> Self {
+        self.rates = arrival.map(|a| a.rates.clone()).unwrap_or_default();
+        self
     }
 
     /// The rows recorded so far (a checkpoint copies them).
@@ -189,13 +199,23 @@ impl TimeSeries {
             failures_by_category: non_zero(super::labels::failure_counts(&iv.counters)),
             drops_by_reason: non_zero(super::labels::drop_counts(&iv.counters)),
             rss_bytes: rss,
+            opens_per_s: iv.counters.attempted as f64 / span,
+            closes_per_s: iv.counters.churn_closes as f64 / span,
             ..Default::default()
+        });
+        let rate_stage = clock.stage_index(elapsed).and_then(|i| {
+            let r = self.rates.get(i).copied().flatten()?;
+            Some((i, (r * 10.0).round() / 10.0))
         });
         if let Some(sink) = sink {
             sink.interval(&IntervalView {
                 elapsed,
-                stage: stage_label(clock, elapsed),
-                target: clock.count_at(elapsed) as u64,
+                stage: rate_stage
+                    .map(|(i, r)| format!("arrival {}/{} {r}/s", i + 1, clock.stages().len()))
+                    .unwrap_or_else(|| stage_label(clock, elapsed)),
+                target: rate_stage.map_or(clock.count_at(elapsed) as u64, |(i, _)| {
+                    clock.stages()[i].target
+                }),
                 peak_plan,
                 total: clock.total(),
                 gauges,

@@ -97,9 +97,18 @@ pub fn planned_peak(o: &RunOutcome) -> u64 {
 }
 
 /// Why the run stayed below its planned peak, or `None` when it reached it.
+///
+/// With rate stages the planned peak is a cap (`--max-open`), not a goal: no shortfall.
+/// With churn a slot between two sessions is opening, not lost: the peak of open + opening
+/// connections counts.
 pub fn shortfall(o: &RunOutcome) -> Option<String> {
     let planned = planned_peak(o);
-    if o.peak_open >= planned {
+    let reached = match &o.churn {
+        Some(c) if c.has_rate_stages() => return None,
+        Some(c) => o.peak_open.max(c.peak_in_use),
+        None => o.peak_open,
+    };
+    if reached >= planned {
         return None;
     }
     let c = &o.totals.counters;

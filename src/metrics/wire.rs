@@ -81,7 +81,10 @@ impl WireSnapshot {
 pub fn encode_histograms(h: &Histograms) -> BTreeMap<String, String> {
     h.named()
         .into_iter()
-        .chain([("session_duration", &*h.session_duration)])
+        .chain([
+            ("session_duration", &*h.session_duration),
+            ("churn_session", &*h.churn_session),
+        ])
         .filter(|(_, h)| !h.is_empty())
         .map(|(name, h)| (name.to_string(), encode_histogram(h)))
         .collect()
@@ -147,6 +150,7 @@ pub fn histograms_mut(h: &mut Histograms) -> Vec<(&'static str, &mut Histogram<u
         fanout_latency,
         push_latency,
         session_duration,
+        churn_session,
     } = h;
     vec![
         ("tcp_connect", tcp_connect),
@@ -159,6 +163,7 @@ pub fn histograms_mut(h: &mut Histograms) -> Vec<(&'static str, &mut Histogram<u
         ("fanout_latency", fanout_latency),
         ("push_latency", push_latency),
         ("session_duration", session_duration),
+        ("churn_session", churn_session),
     ]
 }
 
@@ -303,6 +308,7 @@ mod tests {
         let mut h = Histograms::default();
         let mut named: Vec<&str> = h.named().iter().map(|(n, _)| *n).collect();
         named.push("session_duration");
+        named.push("churn_session");
         let fields = debug_fields(&format!("{h:#?}"));
         let muts: Vec<&str> = histograms_mut(&mut h).iter().map(|(n, _)| *n).collect();
         assert_eq!(named, muts, "histograms_mut() must list what named() lists");

@@ -29,6 +29,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 mod auth;
+mod churn;
 mod progressive;
 mod session;
 mod tls;
@@ -76,7 +77,8 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         ));
     }
 
-    let stages = stages(args, p)?;
+    let churn = churn::session(args, p)?;
+    let (stages, arrival) = stages(args, p, churn.as_ref())?;
 
     let mut targets = Vec::new();
     if args.targets.is_empty() {
@@ -204,6 +206,8 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         abort_on_fail,
         allow_failures: args.allow_failures || p.allow_failures.as_ref().is_some_and(|l| l.value),
         tls,
+        churn,
+        arrival,
         embedded_gateway: super::embedded::EmbeddedGateway {
             max_connections: p.embedded_gateway.max_connections.as_ref().map(|l| l.value),
             echo_delay: p.embedded_gateway.echo_delay.as_ref().map(|l| l.value),
@@ -252,11 +256,26 @@ fn sockbuf(l: Option<Located<u64>>) -> Result<Option<usize>, PlanError> {
 // ---------------------------------------------------------------------------------------
 // Load shape.
 
-fn stages(args: &Overrides, p: &Profile) -> Result<Vec<Stage>, PlanError> {
+fn stages(
+    args: &Overrides,
+    p: &Profile,
+    session: Option<&super::churn::SessionSpec>,
+) -> Result<(Vec<Stage>, Option<super::churn::Arrival>), PlanError> {
+    let count_shape = |n: u64| -> Vec<super::churn::StageArg> {
+        simple_shape(n, args, p)
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    };
     let (list, origin) = if !args.stages.is_empty() {
         (args.stages.clone(), Origin::Flag("--stage"))
+    } else if let Some(r) = args.arrival_rate {
+        (
+            churn::rate_shape(r, args, p),
+            Origin::Flag("--arrival-rate"),
+        )
     } else if let Some(n) = args.connections {
-        (simple_shape(n, args, p), Origin::Flag("--connections"))
+        (count_shape(n), Origin::Flag("--connections"))
     } else if let Some(ps) = &p.stages {
         let flag = [
             (args.ramp.is_some(), "--ramp"),
@@ -273,8 +292,18 @@ fn stages(args: &Overrides, p: &Profile) -> Result<Vec<Stage>, PlanError> {
             });
         }
         (ps.value.clone(), ps.origin.clone())
+    } else if let (Some(r), Some(n)) = (&p.arrival_rate, &p.connections) {
+        return Err(PlanError::Conflict {
+            first: format!("'arrival_rate' at {}", r.origin),
+            second: format!("'connections' at {}", n.origin),
+            hint: "a profile gives either connections (a count to hold) or arrival_rate (new \
+                   connections per second); keep one"
+                .into(),
+        });
+    } else if let Some(r) = &p.arrival_rate {
+        (churn::rate_shape(r.value, args, p), r.origin.clone())
     } else if let Some(n) = &p.connections {
-        (simple_shape(n.value, args, p), n.origin.clone())
+        (count_shape(n.value), n.origin.clone())
     } else {
         return Err(PlanError::NoLoad);
     };
@@ -282,6 +311,7 @@ fn stages(args: &Overrides, p: &Profile) -> Result<Vec<Stage>, PlanError> {
     if list.is_empty() {
         return Err(origin.invalid("no stages; give at least one, e.g. --stage 1m:10k"));
     }
+    let (list, arrival) = churn::resolve(list, &origin, args, p, session)?;
     if let Some(s) = list.iter().find(|s| s.target > MAX_CONNECTIONS) {
         return Err(origin.invalid(format!(
             "a target of {} connections is more than one run can address ({MAX_CONNECTIONS}); \
@@ -289,12 +319,12 @@ fn stages(args: &Overrides, p: &Profile) -> Result<Vec<Stage>, PlanError> {
             s.target
         )));
     }
-    if list.iter().all(|s| s.target == 0) {
+    if arrival.is_none() && list.iter().all(|s| s.target == 0) {
         return Err(origin.invalid(
             "every stage target is 0, so no connection would open; give a target above 0, e.g. -c 100",
         ));
     }
-    Ok(list)
+    Ok((list, arrival))
 }
 
 /// `[ramp:N, hold:N, ramp_down:0]`, see the module docs for which zero-length stages drop.

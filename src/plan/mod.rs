@@ -9,6 +9,7 @@
 //! including the slice a shard, process or agent is responsible for.
 
 pub mod build;
+pub mod churn;
 pub mod compression;
 pub mod embedded;
 pub mod error;
@@ -201,6 +202,10 @@ pub struct Plan {
     pub allow_failures: bool,
     /// TLS settings for `wss://` targets (unused when every target is `ws://`).
     pub tls: TlsSpec,
+    /// Churn (`--session-duration`): connections close themselves after a session.
+    pub churn: Option<churn::SessionSpec>,
+    /// The arrival model (`--arrival-rate`, rate stages); `None`: count stages only.
+    pub arrival: Option<churn::Arrival>,
     /// `[embedded_gateway]`: how the gateway started when no target is given behaves.
     pub embedded_gateway: embedded::EmbeddedGateway,
 }
@@ -363,6 +368,8 @@ impl Plan {
             abort_on_fail: false,
             allow_failures: false,
             tls: TlsSpec::default(),
+            churn: None,
+            arrival: None,
             embedded_gateway: embedded::EmbeddedGateway::default(),
         }
     }

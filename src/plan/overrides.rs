@@ -9,8 +9,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::churn::{SessionDuration, StageArg};
 use super::threshold::Threshold;
-use super::{CloseMode, JwtAlg, JwtPlacement, Secret, Stage};
+use super::{CloseMode, JwtAlg, JwtPlacement, Secret};
 
 /// One `--send` or `--expect`, in the order given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +35,17 @@ pub struct Overrides {
     pub hold: Option<Duration>,
     /// Time to ramp from N back to 0 [default: 5s]
     pub ramp_down: Option<Duration>,
-    /// k6-style stage DUR:TARGET, repeatable, e.g. --stage 1m:10k --stage 5m:10k --stage 30s:0.
-    pub stages: Vec<Stage>,
+    /// k6-style stage DUR:TARGET or DUR:RATE, repeatable, e.g. --stage 1m:10k --stage 30s:0,
+    /// --stage 1m:500/s (see `plan::churn`).
+    pub stages: Vec<StageArg>,
+    /// `--session-duration DUR|uniform:A..B|exp:MEAN`: churn (see `plan::churn`).
+    pub session_duration: Option<SessionDuration>,
+    /// `--session-seed N`: seed of the session-length RNG.
+    pub session_seed: Option<u64>,
+    /// `--arrival-rate R`: new connections per second (one rate stage of --hold).
+    pub arrival_rate: Option<f64>,
+    /// `--max-open N`: cap on open connections during rate stages.
+    pub max_open: Option<u64>,
     /// Pause between the steps of a progressive profile [default: the profile's cool_down]
     pub cool_down: Option<Duration>,
     /// Engine threads (one shard each) [default: number of CPU cores]

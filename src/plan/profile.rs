@@ -43,9 +43,10 @@ use locate::toml_error;
 pub use traffic::{MessageSource, PROGRESSIVE_KEYS};
 use traffic::{RawThresholds, foreign_key_error};
 
+use super::churn::{SessionDuration, StageArg};
 use super::error::{Origin, PlanError};
 use super::threshold::Threshold;
-use super::{CloseMode, JwtAlg, JwtPlacement, Reconnect, Secret, Stage};
+use super::{CloseMode, JwtAlg, JwtPlacement, Reconnect, Secret};
 
 /// A value together with where it was set.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +80,12 @@ pub struct Profile {
     pub ramp: Option<Located<Duration>>,
     pub hold: Option<Located<Duration>>,
     pub ramp_down: Option<Located<Duration>>,
-    pub stages: Option<Located<Vec<Stage>>>,
+    pub stages: Option<Located<Vec<StageArg>>>,
+    /// Churn and the arrival model (see `plan::churn`).
+    pub session_duration: Option<Located<SessionDuration>>,
+    pub session_seed: Option<Located<u64>>,
+    pub arrival_rate: Option<Located<f64>>,
+    pub max_open: Option<Located<u64>>,
     pub threads: Option<Located<u64>>,
     pub max_pending: Option<Located<u64>>,
     pub connect_timeout: Option<Located<Duration>>,
@@ -190,6 +196,10 @@ struct RawProfile {
     hold: Option<Spanned<Value>>,
     ramp_down: Option<Spanned<Value>>,
     stages: Option<Spanned<Vec<RawStage>>>,
+    session_duration: Option<Spanned<String>>,
+    session_seed: Option<Spanned<Value>>,
+    arrival_rate: Option<Spanned<Value>>,
+    max_open: Option<Spanned<Value>>,
     threads: Option<Spanned<Value>>,
     max_pending: Option<Spanned<Value>>,
     connect_timeout: Option<Spanned<Value>>,
@@ -329,6 +339,10 @@ impl Profile {
             hold: cx.duration(&raw.hold, "hold")?,
             ramp_down: cx.duration(&raw.ramp_down, "ramp_down")?,
             stages: cx.stages(&raw.stages)?,
+            session_duration: cx.session_duration(&raw.session_duration)?,
+            session_seed: cx.count(&raw.session_seed, "session_seed")?,
+            arrival_rate: cx.arrival_rate(&raw.arrival_rate)?,
+            max_open: cx.count(&raw.max_open, "max_open")?,
             threads: cx.count(&raw.threads, "threads")?,
             max_pending: cx.count(&raw.max_pending, "max_pending")?,
             connect_timeout: cx.duration(&raw.connect_timeout, "connect_timeout")?,

@@ -24,6 +24,7 @@
 //! | `health_failures` | `gateway.health.failures` (no data without `--health-url`) |
 //! | `drift.{message,ping,heartbeat}_rtt_ms.{p50,p99}`, `drift.client_rss_bytes_per_min` | the highest of `drift[].*` over the hold stages |
 //! | `drift.msgs_per_s` | the lowest of `drift[].msgs_per_s` |
+//! | `churn.sessions_completed`, `churn.arrivals_skipped`, `churn.opens_per_s.{mean,peak}`, `churn.closes_per_s.{mean,peak}`, `churn.session_s.mean` | `churn.*` (no data without churn or rate stages; see docs/churn.md) |
 //!
 //! with `STAT` one of `min`, `mean`, `p50`, `p90`, `p95`, `p99`, `p999`, `p9999`, `max`.
 //! An unknown metric is an error that lists the valid names (grouped) and suggests the
@@ -119,6 +120,13 @@ const PLAIN: &[&str] = &[
     "drift.heartbeat_rtt_ms.p99",
     "drift.msgs_per_s",
     "drift.client_rss_bytes_per_min",
+    "churn.sessions_completed",
+    "churn.arrivals_skipped",
+    "churn.opens_per_s.mean",
+    "churn.opens_per_s.peak",
+    "churn.closes_per_s.mean",
+    "churn.closes_per_s.peak",
+    "churn.session_s.mean",
 ];
 
 /// Histograms, by threshold name: the latencies (ms) and `session_duration_s` (seconds).
@@ -262,6 +270,13 @@ pub const METRICS: &[&str] = &[
     "drift.heartbeat_rtt_ms.p99",
     "drift.msgs_per_s",
     "drift.client_rss_bytes_per_min",
+    "churn.sessions_completed",
+    "churn.arrivals_skipped",
+    "churn.opens_per_s.mean",
+    "churn.opens_per_s.peak",
+    "churn.closes_per_s.mean",
+    "churn.closes_per_s.peak",
+    "churn.session_s.mean",
 ];
 
 /// Metrics that are fractions 0–1 and accept a percentage value (`95%`).

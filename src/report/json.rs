@@ -94,6 +94,10 @@ pub struct JsonReport {
     /// Drift over every hold stage: first vs last quarter (empty without a hold stage).
     #[serde(default)]
     pub drift: Vec<HoldDrift>,
+    /// Churn and the arrival model (`--session-duration`, rate stages); `null` without
+    /// either. Added within schema version 1.
+    #[serde(default)]
+    pub churn: Option<crate::metrics::churn::ChurnSummary>,
     /// One row per live-output interval.
     pub timeseries: Vec<IntervalRow>,
     /// Threshold verdicts, in the order given (profile first, then `--threshold`).
@@ -444,6 +448,7 @@ impl JsonReport {
             },
             gateway: crate::metrics::gateway::summary(o),
             drift: crate::metrics::gateway::drift(o),
+            churn: crate::metrics::churn::summary(o),
             timeseries: o
                 .timeseries
                 .iter()

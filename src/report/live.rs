@@ -96,6 +96,9 @@ pub fn render(v: &IntervalView<'_>) -> String {
     if t.dropped > 0 {
         line.push_str(&format!(" | dropped {}", t.dropped));
     }
+    if let Some(part) = super::churn::live_part(t, row) {
+        line.push_str(&format!(" | {part}"));
+    }
     let mh = &iv.hist.message_rtt;
     if iv.counters.messages_sent > 0 || iv.counters.messages_received > 0 {
         line.push_str(&format!(

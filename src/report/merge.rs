@@ -105,6 +105,7 @@ struct Parsed {
     preflight: Vec<PreflightNote>,
     gateway: Option<crate::metrics::gateway::GatewaySummary>,
     drift: Vec<crate::metrics::drift::HoldDrift>,
+    churn: Option<crate::metrics::churn::ChurnSummary>,
 }
 
 /// Merge reports into one outcome (write it with [`super::write_json`]).
@@ -191,6 +192,7 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
             .find(|p| !p.drift.is_empty())
             .map(|p| p.drift.clone())
             .unwrap_or_default(),
+        churn: crate::metrics::churn::read_back(parsed.iter().filter_map(|p| p.churn.as_ref())),
     };
     for note in parsed.iter().flat_map(|p| &p.preflight) {
         if !o.preflight.contains(note) {
@@ -330,6 +332,8 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
                 row.fanout_p50_ms = row.fanout_p50_ms.max(r.fanout_p50_ms);
                 row.fanout_p99_ms = row.fanout_p99_ms.max(r.fanout_p99_ms);
                 row.rss_bytes += r.rss_bytes;
+                row.opens_per_s += r.opens_per_s;
+                row.closes_per_s += r.closes_per_s;
                 for (name, p) in &r.latency_ms {
                     let m = row.latency_ms.entry(name.clone()).or_default();
                     m.p50 = m.p50.max(p.p50);
@@ -421,6 +425,12 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
         tls_handshakes: r.tls.handshakes,
         tls_resumed: r.tls.resumed,
         compression: r.compression.to_counters(),
+        churn_closes: r.churn.as_ref().map_or(0, |ch| ch.sessions_completed),
+        arrivals_skipped: r
+            .churn
+            .as_ref()
+            .and_then(|ch| ch.arrival.as_ref())
+            .map_or(0, |a| a.skipped),
         ..Counters::default()
     };
     add_failures(&mut c, &cn.failures)?;
@@ -542,6 +552,7 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         preflight: r.preflight,
         gateway: r.gateway,
         drift: r.drift,
+        churn: r.churn,
     })
 }
 

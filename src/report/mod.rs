@@ -12,6 +12,7 @@
 //! - [`agents`] — the report's `histograms` (serialized, for exact merging) and `agents[]`.
 //! - [`merge`] — `wsscale report merge`: several JSON reports → one, exactly.
 //! - [`compare`] — `wsscale report compare`: two reports side by side, bounds on regressions.
+//! - [`churn`](mod@churn) — the summary's Churn section and the live line's churn part.
 //! - [`compression`] — the `compression` object and its summary and live lines.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
 //! - [`document`] — a JSON report file read back (one run, a progressive run's steps or a
@@ -31,6 +32,7 @@
 //! field by `docs/reports.md`; `tests/report.rs` checks a report against both.
 
 pub mod agents;
+pub mod churn;
 pub mod compare;
 pub mod compression;
 pub mod csv;

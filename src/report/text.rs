@@ -48,6 +48,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     connections(&mut s, o);
     failures(&mut s, o);
     drops(&mut s, o);
+    s.push_str(&super::churn::churn_text(o));
     if o.sources_exhausted {
         let _ = writeln!(s, "{SOURCES_EXHAUSTED_LINE}\n");
     }
@@ -100,7 +101,17 @@ fn header(s: &mut String, o: &RunOutcome) {
     }
     let mut prev = 0u64;
     for (i, st) in o.stages.iter().enumerate() {
-        let what = if i > 0 && st.target == prev {
+        let rate = o
+            .churn
+            .as_ref()
+            .and_then(|c| c.rates_per_s.get(i).copied().flatten());
+        let what = if let Some(r) = rate {
+            format!(
+                "arrivals at {r}/s for {} (max open {})",
+                fmt_duration(st.duration),
+                st.target
+            )
+        } else if i > 0 && st.target == prev {
             format!("hold {} for {}", st.target, fmt_duration(st.duration))
         } else if st.duration.is_zero() {
             format!("jump to {}", st.target)

@@ -34,6 +34,12 @@ pub struct WirePlan {
     pub socket_sndbuf: Option<usize>,
     pub traffic: WireTraffic,
     pub tls: WireTls,
+    /// `--session-duration` as written (`exp:2s`) and its seed; `None`: no churn.
+    #[serde(default)]
+    pub churn: Option<(String, u64)>,
+    /// Rate per stage (`None`: a count stage) and `--max-open`; `None`: count stages only.
+    #[serde(default)]
+    pub arrival: Option<(Vec<Option<f64>>, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +243,8 @@ impl WirePlan {
                 client_key: plan.tls.client_key.clone(),
                 resume: plan.tls.resume,
             },
+            churn: plan.churn.map(|c| (c.duration.to_string(), c.seed)),
+            arrival: plan.arrival.as_ref().map(|a| (a.rates.clone(), a.max_open)),
         }
     }
 
@@ -330,6 +338,25 @@ impl WirePlan {
         plan.interval = self.interval;
         plan.socket_rcvbuf = self.socket_rcvbuf;
         plan.socket_sndbuf = self.socket_sndbuf;
+        if let Some((text, seed)) = &self.churn {
+            let duration = crate::plan::churn::parse_session_duration(text).map_err(|_| {
+                WireError::Unknown {
+                    what: "session duration",
+                    value: text.clone(),
+                }
+            })?;
+            plan.churn = Some(crate::plan::churn::SessionSpec {
+                duration,
+                seed: *seed,
+            });
+        }
+        plan.arrival = self
+            .arrival
+            .as_ref()
+            .map(|(rates, max_open)| crate::plan::churn::Arrival {
+                rates: rates.clone(),
+                max_open: *max_open,
+            });
         let t = &self.traffic;
         plan.traffic = Traffic {
             ping: t

@@ -34,6 +34,7 @@ use slab::Slab;
 use super::EngineError;
 use super::precise::PreciseTimer;
 
+mod churn;
 mod compress;
 mod events;
 mod lifecycle;
@@ -105,6 +106,8 @@ enum TimerKind {
     PingTimeout(u32),
     /// Heartbeat `k` must have been answered by now.
     HeartbeatTimeout(u32),
+    /// The connection's session is over (`--session-duration`): close it as churn.
+    SessionEnd,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +168,11 @@ struct Shard {
     /// This run's marker nonce (a copy of `p.nonce`, read on every frame).
     nonce: u64,
     rng: fastrand::Rng,
+    /// Session lengths (`--session-duration`): seeded from the plan, so runs repeat.
+    session_rng: fastrand::Rng,
+    /// Arrivals owed but not started yet (rate stages), and the previous turn's instant.
+    arrival_credit: f64,
+    last_arrival: Option<Instant>,
     snap: Snapshot,
     open: u64,
     pending: u64,
@@ -239,6 +247,14 @@ impl Shard {
             wall_base_us: super::marker::wall_us_at(p.epoch),
             nonce: p.nonce,
             rng: fastrand::Rng::with_seed(seed),
+            // Each shard gets its own stream of the plan's seed (each process or agent has
+            // its own seed already: see `cluster::slice_view`).
+            session_rng: fastrand::Rng::with_seed(
+                plan.churn.map_or(0, |c| c.seed)
+                    ^ (p.index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ),
+            arrival_credit: 0.0,
+            last_arrival: None,
             snap: Snapshot {
                 per_source,
                 per_target: vec![SourceCounts::default(); plan.targets.len()],
@@ -296,7 +312,15 @@ impl Shard {
                     if stopped || elapsed >= total {
                         finishing = true;
                         self.release(u64::MAX);
+                    } else if let Some(rate) = self
+                        .clock
+                        .stage_index(elapsed)
+                        .and_then(|i| self.p.plan.arrival.as_ref()?.rate(i))
+                    {
+                        self.arrive(rate, now, pending_cap);
+                        last_global = self.clock.target_at(elapsed);
                     } else {
+                        self.last_arrival = None;
                         // The whole count (rounded up: every stage target is reached)
                         // decides how many; the fractional target decides the direction.
                         let global = self.clock.target_at(elapsed);
@@ -434,6 +458,7 @@ impl Shard {
                         self.end(key, End::Failed(FailureKind::HandshakeTimeout))
                     }
                 }
+                (TimerKind::SessionEnd, State::Open) => self.end_session(key),
                 (TimerKind::CloseTimeout, State::Closing) => {
                     self.snap.counters.close_timeouts += 1;
                     self.end(key, End::Closed);

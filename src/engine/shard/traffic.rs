@@ -177,6 +177,7 @@ impl Shard {
         self.snap.counters.established += 1;
         self.snap.per_source[source].established += 1;
         self.snap.per_target[target].established += 1;
+        self.schedule_session_end(key);
         let plan = self.p.plan.clone();
         let t = &plan.traffic;
         if let Some(period) = self.msg_period_us()

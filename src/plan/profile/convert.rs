@@ -12,9 +12,12 @@ use super::{
     Located, ProfileAuth, RawAuth, RawReconnect, RawStage, line_col, parse_claims, parse_close,
     parse_jwt_alg, parse_jwt_in,
 };
+use crate::plan::churn::{
+    SessionDuration, StageArg, StageLoad, parse_arrival_rate, parse_session_duration,
+};
 use crate::plan::error::{Origin, PlanError};
 use crate::plan::units::{self, UnitError};
-use crate::plan::{CloseMode, Reconnect, Secret, Stage};
+use crate::plan::{CloseMode, Reconnect, Secret};
 
 /// Converts spans to origins and raw values to typed ones, for one file.
 pub(super) struct Ctx<'a> {
@@ -138,7 +141,7 @@ impl Ctx<'_> {
     pub(super) fn stages(
         &self,
         v: &Option<Spanned<Vec<RawStage>>>,
-    ) -> Result<Option<Located<Vec<Stage>>>, PlanError> {
+    ) -> Result<Option<Located<Vec<StageArg>>>, PlanError> {
         let Some(v) = v else { return Ok(None) };
         let origin = self.at(v, "stages");
         if v.get_ref().is_empty() {
@@ -152,13 +155,53 @@ impl Ctx<'_> {
                 .duration(&Some(s.duration.clone()), &format!("stages[{i}].duration"))?
                 .map(|l| l.value)
                 .unwrap_or_default();
-            let target = self
-                .count(&Some(s.target.clone()), &format!("stages[{i}].target"))?
-                .map(|l| l.value)
-                .unwrap_or_default();
-            out.push(Stage { duration, target });
+            let key = format!("stages[{i}].target");
+            let load = match s.target.get_ref() {
+                // `target = "500/s"`: a rate stage (see `plan::churn`).
+                Value::String(t) if t.contains('/') => StageLoad::Rate(
+                    parse_arrival_rate(t)
+                        .map_err(|e| self.at(&s.target, &key).invalid(e.to_string()))?,
+                ),
+                _ => StageLoad::Count(
+                    self.count(&Some(s.target.clone()), &key)?
+                        .map(|l| l.value)
+                        .unwrap_or_default(),
+                ),
+            };
+            out.push(StageArg { duration, load });
         }
         Ok(Some(Located::new(out, origin)))
+    }
+
+    /// `session_duration = "exp:2s"`.
+    pub(super) fn session_duration(
+        &self,
+        v: &Option<Spanned<String>>,
+    ) -> Result<Option<Located<SessionDuration>>, PlanError> {
+        let Some(v) = v else { return Ok(None) };
+        let origin = self.at(v, "session_duration");
+        let d = parse_session_duration(v.get_ref()).map_err(|e| origin.invalid(e.to_string()))?;
+        Ok(Some(Located::new(d, origin)))
+    }
+
+    /// `arrival_rate = "500/s"` (or a number of connections per second).
+    pub(super) fn arrival_rate(
+        &self,
+        v: &Option<Spanned<Value>>,
+    ) -> Result<Option<Located<f64>>, PlanError> {
+        let Some(v) = v else { return Ok(None) };
+        let origin = self.at(v, "arrival_rate");
+        let rate = match v.get_ref() {
+            Value::String(t) => parse_arrival_rate(t).map_err(|e| origin.invalid(e.to_string()))?,
+            Value::Integer(i) if *i >= 0 => *i as f64,
+            Value::Float(f) if f.is_finite() && *f >= 0.0 => *f,
+            other => {
+                return Err(origin.invalid(format!(
+                    "expected a rate like \"500/s\" or \"30k/m\", found {other}"
+                )));
+            }
+        };
+        Ok(Some(Located::new(rate, origin)))
     }
 
     pub(super) fn reconnect(
