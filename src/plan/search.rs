@@ -3,8 +3,8 @@
 //!
 //! - [`Vary`] is a parsed `--vary` spec. The settable fields are a table, [`FIELDS`]: each
 //!   entry names the field, its unit (a count such as `connections`, or a rate such as
-//!   `message_rate`) and how a value is set on [`Overrides`]. A new varied field (e.g. an
-//!   arrival rate) is one more row, not a new branch anywhere else.
+//!   `message_rate`) and how a value is set on [`Overrides`]. A new varied field is one
+//!   more row, not a new branch anywhere else.
 //! - The values: `START..END*FACTOR` multiplies (`1k..64k*2` → 1k, 2k, 4k, … 64k), and
 //!   `START..END+STEP` adds (`1k..10k+1k` → 1k, 2k, … 10k). END is always the last value,
 //!   also when the steps overshoot it (`500..8k*3` → 500, 1.5k, 4.5k, 8k); counts are whole.
@@ -67,6 +67,14 @@ pub const FIELDS: &[Field] = &[
         what: "timed messages per second per connection",
         set: |a, v| a.message_rate = Some(v),
         overridden_by: |_| None,
+    },
+    Field {
+        name: "arrival_rate",
+        flag: "--arrival-rate",
+        unit: Unit::Rate,
+        what: "new connections per second",
+        set: |a, v| a.arrival_rate = Some(v),
+        overridden_by: |a| (!a.stages.is_empty()).then_some("--stage"),
     },
 ];
 

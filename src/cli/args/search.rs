@@ -48,14 +48,17 @@ Examples:
       --until 'message_rtt_ms.p99<50' --bisect 2
       how many messages per second per connection before the echo p99 passes 50 ms
   wsscale search --vary connections=5k..40k+5k --processes 4 --allow-failures
-      additive steps over four local agent processes";
+      additive steps over four local agent processes
+  wsscale search --vary arrival_rate=250/s..4000/s*2 --session-duration exp:2s \
+      --max-open 20k --hold 20s --until 'connect_success_rate>=0.99'
+      how many new connections per second the gateway accepts (the open model)";
 
 /// Arguments of `wsscale search`.
 #[derive(Debug, Clone, Args)]
 pub struct SearchArgs {
     /// The varied field and its values: FIELD=START..END*FACTOR or FIELD=START..END+STEP, in
     /// the field's units (connections=1k..64k*2, connections=1k..10k+1k,
-    /// message_rate=1/s..64/s*2)
+    /// message_rate=1/s..64/s*2, arrival_rate=100/s..3200/s*2)
     #[arg(long, value_name = "FIELD=START..END*FACTOR", value_parser = parse_vary, help_heading = "Search")]
     pub vary: Vary,
 
