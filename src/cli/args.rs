@@ -78,7 +78,10 @@ Examples:
   wsscale run profiles/progressive.toml --report-json steps.json
       quick, then medium, then stress, with a cool-down between them
   wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
-      live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
+      live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval
+  wsscale run -c 200 --jwt-secret s3cret --misbehave bad-token:5% --misbehave invalid-utf8:5% \
+      --threshold 'misbehave.flagged==0'
+      10% misbehaving clients; exit 99 if the gateway answers one with 5xx or silence";
 
 const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
 
@@ -521,6 +524,16 @@ pub struct RunArgs {
     /// push_latency. Matches `wsscale serve --push-rate`'s feed with json:ts [default: off]
     #[arg(long, value_name = "json:PATH|re:REGEX[:UNIT]", value_parser = crate::plan::push::PushTimestamp::parse, help_heading = "Traffic")]
     pub push_timestamp: Option<crate::plan::push::PushTimestamp>,
+
+    /// Misbehaving clients, repeatable: this fraction of the connections breaks the rules
+    /// on purpose (bad-token, no-auth, oversize-frame, malformed-frame, unmasked-frame,
+    /// invalid-utf8, slow-reader, abrupt-close), e.g. --misbehave bad-token:5%
+    /// --misbehave oversize-frame:0.01. They run beside the normal connections (which still
+    /// reach the plan and keep their own figures); the gateway's answer to each is
+    /// classified and 5xx or silence is flagged (threshold misbehave.flagged==0). See
+    /// docs/misbehave.md
+    #[arg(long, value_name = "KIND:FRACTION", value_parser = crate::plan::misbehave::parse_misbehave, help_heading = "Traffic")]
+    pub misbehave: Vec<crate::plan::misbehave::Misbehave>,
 
     // ---- thresholds ----
     /// Pass/fail condition METRIC OP VALUE, repeatable, added to the profile's [thresholds]:

@@ -136,11 +136,21 @@ pub fn run_part_to_outcome(
         let exe = std::env::current_exe().context("cannot find the wsscale executable")?;
         // With --compression the embedded gateway accepts permessage-deflate, so the run
         // measures what was asked for.
-        let extra: Vec<std::ffi::OsString> = if plan.handshake.compression.offer().is_some() {
+        let mut extra: Vec<std::ffi::OsString> = if plan.handshake.compression.offer().is_some() {
             vec!["--compression".into(), "deflate".into()]
         } else {
             Vec::new()
         };
+        // Per-connection HS256 JWTs: the embedded gateway checks them with the same secret,
+        // so a bad or missing token (`--misbehave bad-token`, `no-auth`) gets its 401.
+        if let crate::plan::Auth::Jwt {
+            alg: crate::plan::JwtAlg::HS256,
+            key,
+            ..
+        } = &plan.handshake.auth
+        {
+            extra.extend(["--jwt-secret".into(), key.0.clone().into()]);
+        }
         let (addr, children, reserved) = start_gateways(&exe, "127.0.0.1:0".parse()?, 1, 1, &extra)
             .context("cannot start the embedded gateway (wsscale serve) on 127.0.0.1")?;
         let pids = children.pids();

@@ -17,6 +17,7 @@ pub mod compression;
 pub mod drift;
 pub mod gateway;
 pub mod labels;
+pub mod misbehave;
 pub mod outcome;
 pub mod percentiles;
 pub mod thresholds;
@@ -262,6 +263,9 @@ pub struct Counters {
     pub fanout_received: u64,
     /// permessage-deflate: offered, accepted, parameters, payload vs wire bytes.
     pub compression: compression::CompressionCounters,
+    /// Misbehaving connections (`--misbehave`) and the gateway's answers, by kind; none of
+    /// them is counted in any other field.
+    pub misbehave: misbehave::MisbehaveCounters,
 }
 
 impl Counters {
@@ -340,6 +344,7 @@ impl Counters {
         self.pushes_received += o.pushes_received;
         self.fanout_received += o.fanout_received;
         self.compression.merge(&o.compression);
+        self.misbehave.merge(&o.misbehave);
     }
 }
 

@@ -29,6 +29,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 mod auth;
+mod misbehave;
 mod progressive;
 mod session;
 mod tls;
@@ -177,6 +178,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
     let abort_on_fail = traffic::abort_on_fail(args, p, &thresholds)?;
 
     let tls = tls::tls(args, &targets)?;
+    let misbehave = misbehave::misbehave(args, p)?;
 
     Ok(Plan {
         profile: profile.map(|p| p.path.clone()),
@@ -204,6 +206,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         abort_on_fail,
         allow_failures: args.allow_failures || p.allow_failures.as_ref().is_some_and(|l| l.value),
         tls,
+        misbehave,
     })
 }
 

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod compression;
 pub mod error;
+pub mod misbehave;
 pub mod overrides;
 pub mod payload;
 pub mod presets;
@@ -199,6 +200,8 @@ pub struct Plan {
     pub allow_failures: bool,
     /// TLS settings for `wss://` targets (unused when every target is `ws://`).
     pub tls: TlsSpec,
+    /// Misbehaving clients (`--misbehave`), validated; empty: every connection is normal.
+    pub misbehave: Vec<misbehave::Misbehave>,
 }
 
 /// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
@@ -359,6 +362,7 @@ impl Plan {
             abort_on_fail: false,
             allow_failures: false,
             tls: TlsSpec::default(),
+            misbehave: Vec::new(),
         }
     }
 }

@@ -126,6 +126,8 @@ pub struct Profile {
     pub publishers: Option<Located<super::push::Publishers>>,
     /// `push_timestamp = "json:ts"` (parsed when the plan is built).
     pub push_timestamp: Option<Located<String>>,
+    /// `misbehave = ["bad-token:5%", …]` (parsed when the plan is built).
+    pub misbehave: Vec<Located<String>>,
     // ---- session protocol (see docs/protocols.md) ----
     pub protocol: Option<Located<String>>,
     pub subscribe: Vec<Located<String>>,
@@ -217,6 +219,7 @@ struct RawProfile {
     message_timeout: Option<Spanned<Value>>,
     publishers: Option<Spanned<Value>>,
     push_timestamp: Option<Spanned<String>>,
+    misbehave: Option<Vec<Spanned<String>>>,
     protocol: Option<Spanned<String>>,
     subscribe: Option<Vec<Spanned<String>>>,
     publish_topic: Option<Spanned<String>>,
@@ -348,6 +351,7 @@ impl Profile {
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
             publishers: cx.publishers(&raw.publishers)?,
             push_timestamp: cx.string(&raw.push_timestamp, "push_timestamp"),
+            misbehave: cx.strings(&raw.misbehave, "misbehave"),
             protocol: cx.string(&raw.protocol, "protocol"),
             subscribe: cx.strings(&raw.subscribe, "subscribe"),
             publish_topic: cx.string(&raw.publish_topic, "publish_topic"),

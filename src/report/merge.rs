@@ -421,6 +421,7 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
         tls_handshakes: r.tls.handshakes,
         tls_resumed: r.tls.resumed,
         compression: r.compression.to_counters(),
+        misbehave: super::misbehave::counters(&r.misbehave)?,
         ..Counters::default()
     };
     add_failures(&mut c, &cn.failures)?;

@@ -13,6 +13,7 @@
 //! - [`merge`] — `wsscale report merge`: several JSON reports → one, exactly.
 //! - [`compare`] — `wsscale report compare`: two reports side by side, bounds on regressions.
 //! - [`compression`] — the `compression` object and its summary and live lines.
+//! - [`misbehave`] — misbehaving clients: `misbehave[]` and the summary's section.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
 //! - [`document`] — a JSON report file read back (one run or a progressive run's steps).
 //! - [`html`] — the self-contained HTML report with charts (`--report-html`,
@@ -39,6 +40,7 @@ pub mod html;
 pub mod json;
 pub mod live;
 pub mod merge;
+pub mod misbehave;
 pub mod progress;
 pub mod prometheus;
 pub mod text;

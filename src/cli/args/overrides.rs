@@ -85,6 +85,7 @@ impl RunArgs {
             message_text: self.message_text.clone(),
             message_timeout: self.message_timeout,
             publishers: self.publishers,
+            misbehave: self.misbehave.clone(),
             push_timestamp: self.push_timestamp.clone(),
             thresholds: self.thresholds.clone(),
             abort_on_fail: self.abort_on_fail,

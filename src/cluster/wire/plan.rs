@@ -34,6 +34,9 @@ pub struct WirePlan {
     pub socket_sndbuf: Option<usize>,
     pub traffic: WireTraffic,
     pub tls: WireTls,
+    /// `--misbehave`: `(kind label, fraction)` pairs, in order.
+    #[serde(default)]
+    pub misbehave: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,6 +238,11 @@ impl WirePlan {
                 client_key: plan.tls.client_key.clone(),
                 resume: plan.tls.resume,
             },
+            misbehave: plan
+                .misbehave
+                .iter()
+                .map(|m| (m.kind.label().to_string(), m.fraction))
+                .collect(),
         }
     }
 
@@ -360,6 +368,21 @@ impl WirePlan {
             client_key: self.tls.client_key.clone(),
             resume: self.tls.resume,
         };
+        plan.misbehave = self
+            .misbehave
+            .iter()
+            .map(|(kind, fraction)| {
+                crate::plan::misbehave::MisbehaveKind::from_label(kind)
+                    .map(|kind| crate::plan::misbehave::Misbehave {
+                        kind,
+                        fraction: *fraction,
+                    })
+                    .ok_or_else(|| WireError::Unknown {
+                        what: "misbehaviour",
+                        value: kind.clone(),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(plan)
     }
 
@@ -475,6 +498,10 @@ mod tests {
             client_key: Some("/k.pem".into()),
             resume: true,
         };
+        p.misbehave = vec![
+            crate::plan::misbehave::parse_misbehave("bad-token:5%").unwrap(),
+            crate::plan::misbehave::parse_misbehave("slow-reader:0.01").unwrap(),
+        ];
         p.threads = 3;
         p
     }

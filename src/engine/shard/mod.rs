@@ -37,6 +37,7 @@ use super::precise::PreciseTimer;
 mod compress;
 mod events;
 mod lifecycle;
+mod misbehave;
 mod traffic;
 use super::conn::{Conn, SocketOpts, State};
 use super::jwt::JwtMinter;
@@ -105,6 +106,8 @@ enum TimerKind {
     PingTimeout(u32),
     /// Heartbeat `k` must have been answered by now.
     HeartbeatTimeout(u32),
+    /// A misbehaving connection's answer is overdue (see `misbehave`).
+    AnswerTimeout,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +158,9 @@ struct Shard {
     /// The open sequence (session table or `--first-message`), once per shard.
     open_steps: Vec<crate::plan::session::OpenStep>,
     templates: Vec<RequestTemplate>,
+    /// Upgrade requests of `bad-token` / `no-auth` connections, per target (empty without
+    /// them).
+    auth_templates: Vec<crate::engine::misbehave::AuthTemplates>,
     minter: Option<JwtMinter>,
     sources: SourcePool,
     next_target: usize,
@@ -196,6 +202,14 @@ impl Shard {
             .iter()
             .map(|t| ws::template_for(&plan, t))
             .collect();
+        let auth_templates = if plan.misbehave.iter().any(|m| m.kind.is_auth()) {
+            plan.targets
+                .iter()
+                .map(|t| crate::engine::misbehave::AuthTemplates::for_target(&plan, t))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let minter = JwtMinter::from_auth(&plan.handshake.auth)?;
         let capacity = p.slice.count(plan.peak_connections() as f64) as usize
             + plan.max_pending / plan.threads.max(1)
@@ -231,6 +245,7 @@ impl Shard {
                 .map(traffic::parse_template)
                 .unwrap_or_default(),
             templates,
+            auth_templates,
             minter,
             next_target: p.index % plan.targets.len().max(1),
             sources,
@@ -296,6 +311,9 @@ impl Shard {
                     if stopped || elapsed >= total {
                         finishing = true;
                         self.release(u64::MAX);
+                        if !self.p.plan.misbehave.is_empty() {
+                            self.abort_misbehaving();
+                        }
                     } else {
                         // The whole count (rounded up: every stage target is reached)
                         // decides how many; the fractional target decides the direction.
@@ -391,6 +409,10 @@ impl Shard {
                 continue;
             };
             if c.id != t.id {
+                continue;
+            }
+            if c.misbehave != 0 {
+                self.on_misbehave_timer(key, t.kind);
                 continue;
             }
             match (t.kind, c.state) {
