@@ -79,9 +79,12 @@ Examples:
       quick, then medium, then stress, with a cool-down between them
   wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
       live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval
-  wsscale run -c 200 --jwt-secret s3cret --misbehave bad-token:5% --misbehave invalid-utf8:5% \
+  wsscale run -c 200 --jwt-secret s3cret --misbehave bad-token:5% --misbehave invalid-utf8:5% \\
       --threshold 'misbehave.flagged==0'
-      10% misbehaving clients; exit 99 if the gateway answers one with 5xx or silence";
+      10% misbehaving clients; exit 99 if the gateway answers one with 5xx or silence
+  wsscale run -c 1k --data users.csv --target 'ws://10.0.0.5:8080/ws?user={user}' \\
+      --jwt-secret-file ./secret --jwt-claims '{\"sub\":\"{user}\"}'
+      each connection takes a row of users.csv (columns fill {name} placeholders)";
 
 const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
 
@@ -524,6 +527,20 @@ pub struct RunArgs {
     /// push_latency. Matches `wsscale serve --push-rate`'s feed with json:ts [default: off]
     #[arg(long, value_name = "json:PATH|re:REGEX[:UNIT]", value_parser = crate::plan::push::PushTimestamp::parse, help_heading = "Traffic")]
     pub push_timestamp: Option<crate::plan::push::PushTimestamp>,
+
+    /// Per-connection data: a CSV file with a header row; each connection takes a row and
+    /// its columns fill {name} placeholders in the URL, headers, --token, JWT claims and
+    /// every text frame sent (first message, --send, subscribe topics, message text), e.g.
+    /// --data users.csv --target 'ws://gw/ws?user={user}'. {agent} and {process} are filled
+    /// everywhere too. See docs/data.md
+    #[arg(long, value_name = "FILE.csv", help_heading = "Traffic")]
+    pub data: Option<std::path::PathBuf>,
+
+    /// How connections take rows of --data: round-robin (row = connection number mod rows)
+    /// or unique (one row per connection; a plan that can open more connections than the
+    /// file has rows is refused before it starts) [default: round-robin]
+    #[arg(long, value_name = "MODE", value_parser = crate::plan::data::parse_data_mode, help_heading = "Traffic")]
+    pub data_mode: Option<crate::plan::data::DataMode>,
 
     /// Misbehaving clients, repeatable: this fraction of the connections breaks the rules
     /// on purpose (bad-token, no-auth, oversize-frame, malformed-frame, unmasked-frame,

@@ -68,6 +68,12 @@ pub fn slice_view(plan: &Plan, slice: Slice) -> Plan {
     for s in &mut view.stages {
         s.target = slice.count(s.target as f64);
     }
+    // Each part takes its own share of the `--data` rows (`unique` stays unique).
+    if let Some(d) = &plan.data
+        && slice != Slice::WHOLE
+    {
+        view.data = Some(std::sync::Arc::new(d.share(slice.lo, slice.hi)));
+    }
     view
 }
 

@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod compression;
+pub mod data;
 pub mod error;
 pub mod misbehave;
 pub mod overrides;
@@ -202,6 +203,10 @@ pub struct Plan {
     pub tls: TlsSpec,
     /// Misbehaving clients (`--misbehave`), validated; empty: every connection is normal.
     pub misbehave: Vec<misbehave::Misbehave>,
+    /// Per-connection rows (`--data`); `None`: no data file.
+    pub data: Option<std::sync::Arc<data::DataSpec>>,
+    /// `{agent}` and `{process}` of this process (the host name and 0 unless an agent).
+    pub identity: data::Identity,
 }
 
 /// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
@@ -363,6 +368,8 @@ impl Plan {
             allow_failures: false,
             tls: TlsSpec::default(),
             misbehave: Vec::new(),
+            data: None,
+            identity: data::Identity::default(),
         }
     }
 }

@@ -20,6 +20,8 @@
 //! `jwt_secret_file`, `first_message = "@file"`, `steps`) are resolved against the profile's
 //! directory, so a profile can be run from anywhere.
 //!
+//! `${NAME}` is replaced by the environment variable before the text is parsed ([`env`]).
+//!
 //! The keys for traffic, thresholds and progressive steps (and their raw shapes) are in the
 //! `traffic` submodule. A profile with `steps` is a *progressive* profile: it may only
 //! have the keys in [`PROGRESSIVE_KEYS`], everything else belongs in the step profiles.
@@ -33,6 +35,7 @@ use serde::de::{self, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
 mod convert;
+pub mod env;
 mod locate;
 mod traffic;
 
@@ -128,6 +131,10 @@ pub struct Profile {
     pub push_timestamp: Option<Located<String>>,
     /// `misbehave = ["bad-token:5%", …]` (parsed when the plan is built).
     pub misbehave: Vec<Located<String>>,
+    /// `data = "users.csv"` (resolved against the profile's directory).
+    pub data: Option<Located<PathBuf>>,
+    /// `data_mode = "unique"` (parsed when the plan is built).
+    pub data_mode: Option<Located<String>>,
     // ---- session protocol (see docs/protocols.md) ----
     pub protocol: Option<Located<String>>,
     pub subscribe: Vec<Located<String>>,
@@ -220,6 +227,8 @@ struct RawProfile {
     publishers: Option<Spanned<Value>>,
     push_timestamp: Option<Spanned<String>>,
     misbehave: Option<Vec<Spanned<String>>>,
+    data: Option<Spanned<String>>,
+    data_mode: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
     subscribe: Option<Vec<Spanned<String>>>,
     publish_topic: Option<Spanned<String>>,
@@ -303,6 +312,8 @@ impl Profile {
 
     /// Parses profile text; `path` is used in messages and to resolve relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Profile, PlanError> {
+        let expanded = env::expand(text, path)?;
+        let text: &str = &expanded;
         let raw: RawProfile = toml::from_str(text).map_err(|e| toml_error(&e, text, path))?;
         let cx = Ctx { path, text };
 
@@ -352,6 +363,8 @@ impl Profile {
             publishers: cx.publishers(&raw.publishers)?,
             push_timestamp: cx.string(&raw.push_timestamp, "push_timestamp"),
             misbehave: cx.strings(&raw.misbehave, "misbehave"),
+            data: cx.path(&raw.data, "data"),
+            data_mode: cx.string(&raw.data_mode, "data_mode"),
             protocol: cx.string(&raw.protocol, "protocol"),
             subscribe: cx.strings(&raw.subscribe, "subscribe"),
             publish_topic: cx.string(&raw.publish_topic, "publish_topic"),

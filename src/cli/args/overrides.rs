@@ -86,6 +86,8 @@ impl RunArgs {
             message_timeout: self.message_timeout,
             publishers: self.publishers,
             misbehave: self.misbehave.clone(),
+            data: self.data.clone(),
+            data_mode: self.data_mode,
             push_timestamp: self.push_timestamp.clone(),
             thresholds: self.thresholds.clone(),
             abort_on_fail: self.abort_on_fail,

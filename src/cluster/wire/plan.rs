@@ -37,6 +37,19 @@ pub struct WirePlan {
     /// `--misbehave`: `(kind label, fraction)` pairs, in order.
     #[serde(default)]
     pub misbehave: Vec<(String, f64)>,
+    /// `--data`: the rows travel with the plan (agents need no copy of the file).
+    #[serde(default)]
+    pub data: Option<WireData>,
+}
+
+/// The rows of `--data` (see `plan::data`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireData {
+    pub path: std::path::PathBuf,
+    /// `round-robin` or `unique`.
+    pub mode: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +156,8 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "thresholds",
     "abort_on_fail",
     "allow_failures",
+    // Set by each agent for itself (its name and index).
+    "identity",
 ];
 
 impl WirePlan {
@@ -243,6 +258,12 @@ impl WirePlan {
                 .iter()
                 .map(|m| (m.kind.label().to_string(), m.fraction))
                 .collect(),
+            data: plan.data.as_ref().map(|d| WireData {
+                path: d.path.clone(),
+                mode: d.mode.label().to_string(),
+                columns: d.columns.clone(),
+                rows: d.rows.clone(),
+            }),
         }
     }
 
@@ -383,6 +404,20 @@ impl WirePlan {
                     })
             })
             .collect::<Result<_, _>>()?;
+        plan.data = match &self.data {
+            None => None,
+            Some(d) => Some(std::sync::Arc::new(crate::plan::data::DataSpec {
+                path: d.path.clone(),
+                mode: crate::plan::data::parse_data_mode(&d.mode).map_err(|_| {
+                    WireError::Unknown {
+                        what: "data mode",
+                        value: d.mode.clone(),
+                    }
+                })?,
+                columns: d.columns.clone(),
+                rows: d.rows.clone(),
+            })),
+        };
         Ok(plan)
     }
 
@@ -498,6 +533,12 @@ mod tests {
             client_key: Some("/k.pem".into()),
             resume: true,
         };
+        p.data = Some(std::sync::Arc::new(crate::plan::data::DataSpec {
+            path: "/users.csv".into(),
+            mode: crate::plan::data::DataMode::Unique,
+            columns: vec!["user".into()],
+            rows: vec![vec!["alice".into()], vec!["bob".into()]],
+        }));
         p.misbehave = vec![
             crate::plan::misbehave::parse_misbehave("bad-token:5%").unwrap(),
             crate::plan::misbehave::parse_misbehave("slow-reader:0.01").unwrap(),

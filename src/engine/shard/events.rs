@@ -110,6 +110,7 @@ impl Shard {
         let (id, target) = (conn.id, conn.target as usize);
         let wskey = ws::connection_key(self.seed, id as u64);
         if conn.misbehave != 0 && self.write_misbehaving_upgrade(&wskey, conn.misbehave, target) {
+            self.fill_out(key);
             return self.send_out(key);
         }
         let jwt = match &self.minter {
@@ -118,7 +119,7 @@ impl Shard {
                 let unix = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
-                match m.mint(number, unix) {
+                match m.mint_filled(number, unix, self.fill.as_ref()) {
                     Ok(t) => Some(t),
                     // The key was validated when the minter was built; a failure here is a
                     // per-connection protocol failure rather than a crash.
@@ -132,10 +133,23 @@ impl Shard {
         };
         self.out.clear();
         self.templates[target].write(&wskey, jwt.as_deref(), &mut self.out);
+        self.fill_out(key);
         if self.offer.is_some() {
             self.snap.counters.compression.offered += 1;
         }
         self.send_out(key)
+    }
+
+    /// Fill the placeholders of connection `key` in `self.out` (the upgrade request), when
+    /// the plan has any (`--data`, `{agent}`, `{process}`).
+    fn fill_out(&mut self, key: usize) {
+        if let Some(fill) = &self.fill {
+            let mut filled = std::mem::take(&mut self.filled);
+            filled.clear();
+            fill.apply(&self.out, self.conn_no(key), &mut filled);
+            std::mem::swap(&mut self.out, &mut filled);
+            self.filled = filled;
+        }
     }
 
     /// Send the plaintext in `self.out` (encrypted first on `wss://` connections), queueing

@@ -161,6 +161,11 @@ struct Shard {
     /// Upgrade requests of `bad-token` / `no-auth` connections, per target (empty without
     /// them).
     auth_templates: Vec<crate::engine::misbehave::AuthTemplates>,
+    /// Fills `{column}`, `{agent}`, `{process}` in what is sent (`--data`, see
+    /// `plan::data`); `None` when the plan uses none of them.
+    fill: Option<crate::plan::data::Fill>,
+    /// Scratch for filled bytes.
+    filled: Vec<u8>,
     minter: Option<JwtMinter>,
     sources: SourcePool,
     next_target: usize,
@@ -246,6 +251,9 @@ impl Shard {
                 .unwrap_or_default(),
             templates,
             auth_templates,
+            fill: (plan.data.is_some() || crate::plan::build::uses_identity(&plan))
+                .then(|| crate::plan::data::Fill::new(plan.data.clone(), &plan.identity)),
+            filled: Vec::new(),
             minter,
             next_target: p.index % plan.targets.len().max(1),
             sources,
