@@ -269,13 +269,15 @@ fn an_unset_env_variable_in_a_profile_is_named_with_file_and_line() {
 }
 
 #[test]
-fn env_agent_and_process_fill_every_process_differently() {
+fn env_agent_process_and_unique_rows_reach_every_process() {
     let (addr, seen) = recording_server(false);
     let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "users.csv", "user\nu1\nu2\nu3\nu4\n");
     let profile = write_file(
         dir.path(),
         "pods.toml",
-        "targets = [\"ws://${WSSCALE_DATA_TEST_GW}/p{process}/{agent}\"]\n",
+        "targets = [\"ws://${WSSCALE_DATA_TEST_GW}/p{process}/{agent}/{user}\"]\n\
+         data = \"users.csv\"\ndata_mode = \"unique\"\n",
     );
     let o = Command::new(BIN)
         .args([
@@ -287,14 +289,16 @@ fn env_agent_and_process_fill_every_process_differently() {
             "4",
         ])
         .args([
+            "--threads",
+            "2",
             "--ramp",
             "300ms",
             "--hold",
             "1s",
             "--ramp-down",
             "0s",
-            "--skip-preflight",
         ])
+        .arg("--skip-preflight")
         .env("WSSCALE_DATA_TEST_GW", addr.to_string())
         .output()
         .unwrap();
@@ -306,6 +310,23 @@ fn env_agent_and_process_fill_every_process_differently() {
         .map(|s| s.head.split(' ').nth(1).unwrap().to_string())
         .collect();
     paths.sort();
-    paths.dedup();
-    assert_eq!(paths, ["/p0/process-1", "/p1/process-2"], "{paths:?}");
+    // Each process its own {process} and {agent} (which agent joins first and becomes
+    // process 0 is up to the race), and its own half of the rows: every connection a row of
+    // its own.
+    let parts: Vec<Vec<&str>> = paths
+        .iter()
+        .map(|p| p.split('/').skip(1).collect())
+        .collect();
+    let rows: Vec<(&str, &str)> = parts.iter().map(|p| (p[0], p[2])).collect();
+    assert_eq!(
+        rows,
+        [("p0", "u1"), ("p0", "u2"), ("p1", "u3"), ("p1", "u4")],
+        "{paths:?}"
+    );
+    let mut agents: Vec<&str> = parts.iter().map(|p| p[1]).collect();
+    assert_eq!(agents[0], agents[1], "{paths:?}");
+    assert_eq!(agents[2], agents[3], "{paths:?}");
+    agents.sort();
+    agents.dedup();
+    assert_eq!(agents, ["process-1", "process-2"], "{paths:?}");
 }
