@@ -103,6 +103,44 @@ fn every_kind_gets_its_answer_from_the_embedded_gateway_and_none_is_flagged() {
 }
 
 #[test]
+fn the_compressing_gateway_answers_the_frame_kinds_with_their_close_codes() {
+    // `serve --compression deflate` runs its own frame loop (gateway::deflate).
+    let gw = gateway(
+        GatewayConfig {
+            compression: true,
+            ..Default::default()
+        },
+        1,
+    );
+    let mut plan = plan_for(
+        gw.local_addr(),
+        vec![stage(300, NORMAL), stage(UNTIL_STOPPED, NORMAL)],
+    );
+    plan.handshake.compression = wsscale::plan::compression::parse_compression("deflate").unwrap();
+    let kinds = [
+        (MisbehaveKind::OversizeFrame, Answer::Close(1009)),
+        (MisbehaveKind::MalformedFrame, Answer::Close(1002)),
+        (MisbehaveKind::UnmaskedFrame, Answer::Close(1002)),
+        (MisbehaveKind::InvalidUtf8, Answer::Close(1007)),
+    ];
+    plan.misbehave = kinds
+        .iter()
+        .map(|(k, _)| parse_misbehave(&format!("{k}:15%")).unwrap())
+        .collect();
+    let o = run_answered(&plan, &kinds.map(|(k, _)| k));
+    assert_normal_population_clean(&o);
+    assert_eq!(o.totals.counters.compression.accepted, NORMAL);
+    for (kind, answer) in kinds {
+        let count = o.totals.counters.misbehave.kinds[&kind].count;
+        assert_eq!(
+            answers(&o, kind),
+            BTreeMap::from([(answer, count)]),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
 fn auth_kinds_against_a_gateway_that_checks_nothing_are_flagged_upgraded() {
     let gw = gateway(GatewayConfig::default(), 1);
     let mut plan = plan_for(
