@@ -39,17 +39,7 @@ pub struct WirePlan {
     pub misbehave: Vec<(String, f64)>,
     /// `--data`: the rows travel with the plan (agents need no copy of the file).
     #[serde(default)]
-    pub data: Option<WireData>,
-}
-
-/// The rows of `--data` (see `plan::data`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireData {
-    pub path: std::path::PathBuf,
-    /// `round-robin` or `unique`.
-    pub mode: String,
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    pub data: Option<super::scenario::WireData>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,17 +243,11 @@ impl WirePlan {
                 client_key: plan.tls.client_key.clone(),
                 resume: plan.tls.resume,
             },
-            misbehave: plan
-                .misbehave
-                .iter()
-                .map(|m| (m.kind.label().to_string(), m.fraction))
-                .collect(),
-            data: plan.data.as_ref().map(|d| WireData {
-                path: d.path.clone(),
-                mode: d.mode.label().to_string(),
-                columns: d.columns.clone(),
-                rows: d.rows.clone(),
-            }),
+            misbehave: super::scenario::misbehave_to_wire(&plan.misbehave),
+            data: plan
+                .data
+                .as_deref()
+                .map(super::scenario::WireData::from_spec),
         }
     }
 
@@ -389,35 +373,13 @@ impl WirePlan {
             client_key: self.tls.client_key.clone(),
             resume: self.tls.resume,
         };
-        plan.misbehave = self
-            .misbehave
-            .iter()
-            .map(|(kind, fraction)| {
-                crate::plan::misbehave::MisbehaveKind::from_label(kind)
-                    .map(|kind| crate::plan::misbehave::Misbehave {
-                        kind,
-                        fraction: *fraction,
-                    })
-                    .ok_or_else(|| WireError::Unknown {
-                        what: "misbehaviour",
-                        value: kind.clone(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        plan.data = match &self.data {
-            None => None,
-            Some(d) => Some(std::sync::Arc::new(crate::plan::data::DataSpec {
-                path: d.path.clone(),
-                mode: crate::plan::data::parse_data_mode(&d.mode).map_err(|_| {
-                    WireError::Unknown {
-                        what: "data mode",
-                        value: d.mode.clone(),
-                    }
-                })?,
-                columns: d.columns.clone(),
-                rows: d.rows.clone(),
-            })),
-        };
+        plan.misbehave = super::scenario::misbehave_from_wire(&self.misbehave)?;
+        plan.data = self
+            .data
+            .as_ref()
+            .map(super::scenario::WireData::to_spec)
+            .transpose()?
+            .map(std::sync::Arc::new);
         Ok(plan)
     }
 
