@@ -172,3 +172,34 @@ pub(super) fn attach(plan: &mut Plan, loaded: Option<(DataSpec, Origin)>) -> Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Stage, Target};
+
+    fn plan(threads: usize, target: u64) -> Plan {
+        let mut p = Plan::with_defaults(
+            vec![Target::ws("127.0.0.1:9".parse().unwrap(), "/")],
+            vec![Stage {
+                duration: std::time::Duration::from_secs(1),
+                target,
+            }],
+        );
+        p.threads = threads;
+        p
+    }
+
+    #[test]
+    fn numbers_needed_counts_threads_and_misbehaving_numbers() {
+        assert_eq!(numbers_needed(&plan(1, 10)), 10);
+        // Two threads: 0,2,…,8 and 1,3,…,9.
+        assert_eq!(numbers_needed(&plan(2, 10)), 10);
+        // An odd count: each thread may open its rounded-up share.
+        assert_eq!(numbers_needed(&plan(2, 9)), 10);
+        let mut p = plan(1, 100);
+        p.misbehave = vec![crate::plan::misbehave::parse_misbehave("no-auth:50%").unwrap()];
+        let n = numbers_needed(&p);
+        assert!((190..=210).contains(&n), "{n}");
+    }
+}
