@@ -71,8 +71,9 @@ pub fn parse_data_mode(s: &str) -> Result<DataMode, String> {
 /// Built-in placeholders a column may not be named after.
 pub const RESERVED: &[&str] = &["conn", "seq", "ts", "marker", "pad", "agent", "process"];
 
-/// The rows of a `--data` file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The rows of a `--data` file. Its `Debug` shows the columns and the number of rows, never
+/// the values (they may be tokens).
+#[derive(Clone, PartialEq, Eq)]
 pub struct DataSpec {
     /// The file as given (for messages).
     pub path: PathBuf,
@@ -80,6 +81,17 @@ pub struct DataSpec {
     pub columns: Vec<String>,
     /// At least one row, each with `columns.len()` fields.
     pub rows: Vec<Vec<String>>,
+}
+
+impl std::fmt::Debug for DataSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataSpec")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .field("columns", &self.columns)
+            .field("rows", &format_args!("{} rows", self.rows.len()))
+            .finish()
+    }
 }
 
 impl DataSpec {
