@@ -54,6 +54,17 @@ fn sample() -> RunOutcome {
     c.heartbeats_sent = 40;
     c.heartbeat_replies = 39;
     totals.gauges.open = 2;
+    {
+        use wsscale::metrics::misbehave::Answer;
+        use wsscale::plan::misbehave::MisbehaveKind;
+        let m = &mut c.misbehave;
+        for _ in 0..3 {
+            m.opened(MisbehaveKind::InvalidUtf8);
+        }
+        m.answered(MisbehaveKind::InvalidUtf8, Answer::Close(1007));
+        m.answered(MisbehaveKind::InvalidUtf8, Answer::Close(1007));
+        m.answered(MisbehaveKind::InvalidUtf8, Answer::Http(503));
+    }
     for us in [800u64, 1200, 1500, 2500] {
         record_us(&mut totals.hist.message_rtt, us);
     }
@@ -669,6 +680,8 @@ fn field_paths(prefix: &str, v: &Value, out: &mut Vec<String>) {
                     "<category>".to_string()
                 } else if prefix == "timeseries[].drops_by_reason" {
                     "<reason>".to_string()
+                } else if prefix == "misbehave[].answers" {
+                    "<answer>".to_string()
                 } else {
                     k.clone()
                 };

@@ -85,7 +85,13 @@ Examples:
   wsscale run --arrival-rate 500/s --session-duration exp:2s --max-open 2k --hold 1m
       open arrival model: 500 new connections/s, ~1,000 open by Little's law
   wsscale run -c 2k --hold 5m --metrics-listen 127.0.0.1:9464 --report-hdr run.hlog
-      live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval";
+      live Prometheus metrics at http://127.0.0.1:9464/metrics; latency HDR log per interval
+  wsscale run -c 200 --jwt-secret s3cret --misbehave bad-token:5% --misbehave invalid-utf8:5% \\
+      --threshold 'misbehave.flagged==0'
+      10% misbehaving clients; exit 99 if the gateway answers one with 5xx or silence
+  wsscale run -c 1k --data users.csv --target 'ws://10.0.0.5:8080/ws?user={user}' \\
+      --jwt-secret-file ./secret --jwt-claims '{\"sub\":\"{user}\"}'
+      each connection takes a row of users.csv (columns fill {name} placeholders)";
 
 const SERVE_ABOUT: &str = "Run the embedded reference gateway (echo, optional JWT check)";
 
@@ -615,6 +621,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub watch: WatchArgs,
+
+    #[command(flatten)]
+    pub scenario: ScenarioArgs,
 }
 
 mod host;
@@ -623,5 +632,7 @@ mod churn;
 mod overrides;
 mod search;
 pub use search::SearchArgs;
+mod scenario;
 mod watch;
+pub use scenario::ScenarioArgs;
 pub use watch::WatchArgs;

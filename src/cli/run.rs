@@ -148,6 +148,16 @@ pub fn run_part_to_outcome(
                 .into_iter()
                 .map(Into::into),
         );
+        // Per-connection HS256 JWTs: the embedded gateway checks them with the same secret,
+        // so a bad or missing token (`--misbehave bad-token`, `no-auth`) gets its 401.
+        if let crate::plan::Auth::Jwt {
+            alg: crate::plan::JwtAlg::HS256,
+            key,
+            ..
+        } = &plan.handshake.auth
+        {
+            extra.extend(["--jwt-secret".into(), key.0.clone().into()]);
+        }
         let (addr, children, reserved) = start_gateways(&exe, "127.0.0.1:0".parse()?, 1, 1, &extra)
             .context("cannot start the embedded gateway (wsscale serve) on 127.0.0.1")?;
         let pids = children.pids();

@@ -76,6 +76,12 @@ pub fn slice_view(plan: &Plan, slice: Slice) -> Plan {
     if let Some(c) = &mut view.churn {
         c.seed ^= slice.lo.to_bits();
     }
+    // Each part takes its own share of the `--data` rows (`unique` stays unique).
+    if let Some(d) = &plan.data
+        && slice != Slice::WHOLE
+    {
+        view.data = Some(std::sync::Arc::new(d.share(slice.lo, slice.hi)));
+    }
     view
 }
 

@@ -35,6 +35,9 @@ pub enum State {
     Open,
     /// The client sent a close frame and waits for the server's close (or the timeout).
     Closing,
+    /// A misbehaving connection (`--misbehave`) broke its rule after the upgrade and waits
+    /// for the gateway's answer (see `shard::misbehave`).
+    Misbehaving,
 }
 
 /// Bytes a connection must keep between events. Allocated only when needed and dropped as
@@ -83,6 +86,9 @@ pub struct Conn {
     /// [`super::deflate::ON`] clear: none) and the state of a fragmented message arriving
     /// ([`super::deflate::IN_MESSAGE`], `FRAGMENTED`, `TEXT`, the UTF-8 bits).
     pub deflate: u16,
+    /// `--misbehave`: the kind's code (`MisbehaveKind::code`), 0 for a normal connection.
+    /// One byte in the struct's padding: a normal connection costs nothing more.
+    pub misbehave: u8,
 }
 
 impl Conn {

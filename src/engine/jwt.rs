@@ -53,9 +53,33 @@ impl JwtMinter {
 
     /// A token for connection number `conn` at Unix time `now`.
     pub fn mint(&self, conn: u64, now: i64) -> Result<String, JwtKeyError> {
-        let claims = render(&self.claims, conn, now);
+        self.mint_filled(conn, now, None)
+    }
+
+    /// [`Self::mint`] with the `{column}`, `{agent}`, `{process}` values of `fill` (`--data`,
+    /// see `plan::data`) filled into the claims' strings.
+    pub fn mint_filled(
+        &self,
+        conn: u64,
+        now: i64,
+        fill: Option<&crate::plan::data::Fill>,
+    ) -> Result<String, JwtKeyError> {
+        let mut claims = render(&self.claims, conn, now);
+        if let Some(f) = fill {
+            fill_strings(&mut claims, &|s| f.apply_str(s, conn));
+        }
         jsonwebtoken::encode(&self.header, &claims, &self.key)
             .map_err(|e| JwtKeyError(e.to_string()))
+    }
+}
+
+/// Replace every string in `v` (keys stay) with `f` of it.
+fn fill_strings(v: &mut Value, f: &dyn Fn(&str) -> String) {
+    match v {
+        Value::String(s) if s.contains('{') => *s = f(s),
+        Value::Array(a) => a.iter_mut().for_each(|x| fill_strings(x, f)),
+        Value::Object(o) => o.values_mut().for_each(|x| fill_strings(x, f)),
+        _ => {}
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`ws`] — the client side of RFC 6455, sans I/O: request template, response check, frames.
 //! - [`tls`] — client TLS for `wss://` (rustls, sans I/O; the memory design is in its docs).
 //! - [`jwt`] — per-connection JWT minting.
+//! - [`misbehave`] — what misbehaving clients (`--misbehave`) send.
 //! - [`marker`] — the latency marker of timed messages and the process's wall clock.
 //! - [`source`] — the source-address pool (its specs are parsed in `plan::source_spec`).
 //! - [`precise`] — the `timerfd` that wakes a shard for sub-millisecond timers.
@@ -21,6 +22,7 @@ pub mod conn;
 pub mod deflate;
 pub mod jwt;
 pub mod marker;
+pub mod misbehave;
 pub mod precise;
 pub mod shard;
 pub mod source;

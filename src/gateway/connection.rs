@@ -174,6 +174,36 @@ async fn close_going_away<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketS
     let _ = timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
 }
 
+/// The close code a client's offence calls for (RFC 6455 §7.4.1): 1002 for a protocol
+/// error (unmasked or malformed frame), 1007 for a text message that is not UTF-8, 1009 for
+/// a frame or message above [`super::MAX_FRAME_SIZE`]; `None` when the connection itself
+/// failed (reset, EOF) and there is nobody to tell.
+pub(super) fn close_code_for(e: &tungstenite::Error) -> Option<CloseCode> {
+    use tungstenite::Error;
+    match e {
+        Error::Protocol(_) => Some(CloseCode::Protocol),
+        Error::Utf8(_) => Some(CloseCode::Invalid),
+        Error::Capacity(_) => Some(CloseCode::Size),
+        _ => None,
+    }
+}
+
+/// Answer a client that broke the protocol with the close frame its offence calls for
+/// (best effort, bounded by [`CLOSE_TIMEOUT`]), instead of dropping it without a word.
+async fn close_for_error<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    e: &tungstenite::Error,
+) {
+    let Some(code) = close_code_for(e) else {
+        return;
+    };
+    let frame = CloseFrame {
+        code,
+        reason: "".into(),
+    };
+    let _ = timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+}
+
 /// Marks an upgraded connection as ended, whichever way the task exits.
 pub(super) struct OpenGuard<'a>(pub(super) &'a GatewayStats);
 
@@ -195,7 +225,11 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(
         // Boxed so plain echo connections do not carry its state (queue, timer, receivers).
         return Box::pin(relay(ws, shared, subscriptions)).await;
     }
-    while let Some(Ok(message)) = ws.next().await {
+    while let Some(read) = ws.next().await {
+        let message = match read {
+            Ok(message) => message,
+            Err(e) => return Box::pin(close_for_error(ws, &e)).await,
+        };
         if is_data(&message) {
             // Counted before sending, so a client that has received its echo sees the count.
             GatewayStats::incr(&shared.stats.messages_echoed);
@@ -259,7 +293,8 @@ async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
                 Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return,
+                Some(Err(e)) => return Box::pin(close_for_error(ws, &e)).await,
+                None => return,
             },
             pushed = fanout::next(&mut push), if push.is_some() => match pushed {
                 Fanout::Message(message) => {

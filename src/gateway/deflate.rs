@@ -266,7 +266,8 @@ impl Conn {
     }
 
     /// Handle the frame at the start of `buf`, writing any answer into `out`. `None`: not a
-    /// complete frame yet. A protocol error answers with close 1002 and stops.
+    /// complete frame yet. A protocol error answers with close 1002 (1009 for a frame or
+    /// message above the cap, 1007 for text that is not UTF-8) and stops.
     fn frame(
         &mut self,
         buf: &mut [u8],
@@ -281,7 +282,7 @@ impl Conn {
         };
         let head = cur.position() as usize;
         if len > MAX_FRAME_SIZE as u64 {
-            return Some(self.fail(out, buf.len()));
+            return Some(self.fail_with(out, buf.len(), 1009));
         }
         let total = head + len as usize;
         if buf.len() < total {
@@ -326,11 +327,13 @@ impl Conn {
                     _ => return Some(self.fail(out, total)),
                 }
                 if self.message.len() + payload.len() > MAX_FRAME_SIZE {
-                    return Some(self.fail(out, total));
+                    return Some(self.fail_with(out, total, 1009));
                 }
                 self.message.extend_from_slice(payload);
-                if hdr.is_final && !self.echo_message(out, stats) {
-                    return Some(self.fail(out, total));
+                if hdr.is_final
+                    && let Err(code) = self.echo_message(out, stats)
+                {
+                    return Some(self.fail_with(out, total, code));
                 }
                 Next::Continue
             }
@@ -339,8 +342,9 @@ impl Conn {
     }
 
     /// A complete message is in `self.message`: inflate it if needed and frame the echo into
-    /// `out`. False on invalid compressed data.
-    fn echo_message(&mut self, out: &mut Vec<u8>, stats: &GatewayStats) -> bool {
+    /// `out`. `Err(close code)`: 1002 for invalid compressed data, 1007 for a text message
+    /// that is not UTF-8.
+    fn echo_message(&mut self, out: &mut Vec<u8>, stats: &GatewayStats) -> Result<(), u16> {
         let opcode = std::mem::take(&mut self.opcode);
         let mut message = std::mem::take(&mut self.message);
         if std::mem::take(&mut self.compressed) {
@@ -365,9 +369,12 @@ impl Conn {
                 }
             };
             if !ok {
-                return false;
+                return Err(1002);
             }
             message = plain;
+        }
+        if opcode == 1 && std::str::from_utf8(&message).is_err() {
+            return Err(1007);
         }
         GatewayStats::incr(&stats.messages_echoed);
         match self.deflate {
@@ -379,12 +386,18 @@ impl Conn {
             }
             None => server_frame(out, 0x80 | opcode, &message),
         }
-        true
+        Ok(())
     }
 
     /// A protocol error: close 1002 (after any answer already framed) and stop.
     fn fail(&mut self, out: &mut Vec<u8>, used: usize) -> (Next, usize) {
-        server_frame(out, 0x88, &1002u16.to_be_bytes());
+        self.fail_with(out, used, 1002)
+    }
+
+    /// Close with `code` (1002 protocol error, 1007 invalid payload, 1009 too big) after any
+    /// answer already framed, and stop.
+    fn fail_with(&mut self, out: &mut Vec<u8>, used: usize, code: u16) -> (Next, usize) {
+        server_frame(out, 0x88, &code.to_be_bytes());
         (Next::Stop, used)
     }
 }

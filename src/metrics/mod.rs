@@ -18,6 +18,7 @@ pub mod compression;
 pub mod drift;
 pub mod gateway;
 pub mod labels;
+pub mod misbehave;
 pub mod outcome;
 pub mod percentiles;
 pub mod thresholds;
@@ -268,6 +269,9 @@ pub struct Counters {
     /// Arrivals of a rate stage not started because `--max-open` was reached (or no source
     /// address could take one).
     pub arrivals_skipped: u64,
+    /// Misbehaving connections (`--misbehave`) and the gateway's answers, by kind; none of
+    /// them is counted in any other field.
+    pub misbehave: misbehave::MisbehaveCounters,
 }
 
 impl Counters {
@@ -348,6 +352,7 @@ impl Counters {
         self.compression.merge(&o.compression);
         self.churn_closes += o.churn_closes;
         self.arrivals_skipped += o.arrivals_skipped;
+        self.misbehave.merge(&o.misbehave);
     }
 }
 

@@ -57,6 +57,8 @@ pub fn measure(metric: &str, o: &RunOutcome) -> Option<f64> {
         "memory.bytes_per_connection" => o.bytes_per_connection(),
         "pushes.received" => count(c.pushes_received),
         m if m.starts_with("churn.") => super::churn::measure(m, o),
+        "misbehave.count" => (!c.misbehave.is_empty()).then(|| c.misbehave.count() as f64),
+        "misbehave.flagged" => (!c.misbehave.is_empty()).then(|| c.misbehave.flagged() as f64),
         m if m.starts_with("gateway.") || m.starts_with("drift.") || m == "health_failures" => {
             super::gateway::measure(m, o)
         }
@@ -150,6 +152,8 @@ pub fn cannot_be_met(t: &Threshold, totals: &Snapshot, planned_peak: u64) -> boo
         "pushes.received" => grows(c.pushes_received),
         "churn.sessions_completed" => grows(c.churn_closes),
         "churn.arrivals_skipped" => grows(c.arrivals_skipped),
+        "misbehave.count" => grows(c.misbehave.count()),
+        "misbehave.flagged" => grows(c.misbehave.flagged()),
         "connect_success_rate" => {
             let cap = planned_peak.max(c.attempted);
             if cap == 0 {

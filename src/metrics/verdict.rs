@@ -9,7 +9,8 @@
 //!    `--abort-on-fail`, which means one is lost): `99`; all passed: `0`.
 //! 3. **No thresholds**: a run that did not do what it was asked — the planned peak was not
 //!    reached, a connection attempt failed, an open connection was dropped, or a timed
-//!    message was lost — **completed with failures**: `98`. `--allow-failures` turns that
+//!    message was lost, or the gateway gave a misbehaving client (`--misbehave`) a flagged
+//!    answer — **completed with failures**: `98`. `--allow-failures` turns that
 //!    into `0` (the reasons are still listed). A clean run: `0`.
 //!
 //! Like Locust (which exits 1 on any failure) and unlike a tool that exits 0 whatever
@@ -207,6 +208,14 @@ pub fn judge(o: &RunOutcome, allow_failures: bool) -> Verdict {
         reasons.push(format!(
             "{} of {} timed messages were lost",
             c.messages_lost, c.messages_sent
+        ));
+    }
+    let flagged = c.misbehave.flagged();
+    if flagged > 0 {
+        reasons.push(format!(
+            "the gateway gave {flagged} of {} misbehaving connections a flagged answer (5xx, \
+             timeout, or an upgrade without valid credentials)",
+            c.misbehave.count()
         ));
     }
     let status = if reasons.is_empty() || allow_failures {

@@ -30,12 +30,15 @@ use std::time::Duration;
 
 mod auth;
 mod churn;
+mod data;
+mod misbehave;
 mod progressive;
 mod session;
 mod tls;
 mod traffic;
 
 pub use auth::{default_claims, parse_header, read_secret_file};
+pub use data::uses_identity;
 pub use progressive::{
     Progressive, ProgressiveStep, build_progressive, build_progressive_with, step_path,
 };
@@ -179,8 +182,10 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
     let abort_on_fail = traffic::abort_on_fail(args, p, &thresholds)?;
 
     let tls = tls::tls(args, &targets)?;
+    let misbehave = misbehave::misbehave(args, p)?;
+    let loaded = data::data(args, p)?;
 
-    Ok(Plan {
+    let mut plan = Plan {
         profile: profile.map(|p| p.path.clone()),
         targets,
         stages,
@@ -212,7 +217,12 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
             max_connections: p.embedded_gateway.max_connections.as_ref().map(|l| l.value),
             echo_delay: p.embedded_gateway.echo_delay.as_ref().map(|l| l.value),
         },
-    })
+        misbehave,
+        data: None,
+        identity: Default::default(),
+    };
+    data::attach(&mut plan, loaded)?;
+    Ok(plan)
 }
 
 /// The flag value if given, else the profile's.
@@ -427,6 +437,8 @@ pub fn parse_target(s: &str, origin: &Origin) -> Result<Target, PlanError> {
         path_and_query.push('?');
         path_and_query.push_str(q);
     }
+    // The URL parser percent-encodes `{`/`}` in the path: keep `{name}` placeholders.
+    let path_and_query = crate::plan::data::unescape_placeholders(&path_and_query);
     let addr = match host {
         url::Host::Ipv4(ip) => SocketAddr::new(IpAddr::V4(ip), port),
         url::Host::Ipv6(ip) => SocketAddr::new(IpAddr::V6(ip), port),

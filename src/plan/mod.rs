@@ -12,7 +12,9 @@ pub mod build;
 pub mod churn;
 pub mod compression;
 pub mod embedded;
+pub mod data;
 pub mod error;
+pub mod misbehave;
 pub mod overrides;
 pub mod payload;
 pub mod presets;
@@ -208,6 +210,12 @@ pub struct Plan {
     pub arrival: Option<churn::Arrival>,
     /// `[embedded_gateway]`: how the gateway started when no target is given behaves.
     pub embedded_gateway: embedded::EmbeddedGateway,
+    /// Misbehaving clients (`--misbehave`), validated; empty: every connection is normal.
+    pub misbehave: Vec<misbehave::Misbehave>,
+    /// Per-connection rows (`--data`); `None`: no data file.
+    pub data: Option<std::sync::Arc<data::DataSpec>>,
+    /// `{agent}` and `{process}` of this process (the host name and 0 unless an agent).
+    pub identity: data::Identity,
 }
 
 /// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
@@ -371,6 +379,9 @@ impl Plan {
             churn: None,
             arrival: None,
             embedded_gateway: embedded::EmbeddedGateway::default(),
+            misbehave: Vec::new(),
+            data: None,
+            identity: data::Identity::default(),
         }
     }
 }

@@ -158,6 +158,12 @@ pub struct Overrides {
     pub message_text: Option<String>,
     /// A message not echoed within DUR counts as lost [default: 10s]
     pub message_timeout: Option<Duration>,
+    /// `--data FILE.csv`: one row per connection, columns as `{name}` placeholders.
+    pub data: Option<PathBuf>,
+    /// `--data-mode round-robin|unique`.
+    pub data_mode: Option<super::data::DataMode>,
+    /// `--misbehave KIND:FRACTION`, repeatable (replaces the profile's `misbehave`).
+    pub misbehave: Vec<super::misbehave::Misbehave>,
     /// `--publishers N|P%`: only these connections send timed messages [default: all].
     pub publishers: Option<super::push::Publishers>,
     /// `--push-timestamp json:PATH|re:REGEX[:UNIT]`: creation time of server pushes.

@@ -20,6 +20,8 @@
 //! `jwt_secret_file`, `first_message = "@file"`, `steps`) are resolved against the profile's
 //! directory, so a profile can be run from anywhere.
 //!
+//! `${NAME}` is replaced by the environment variable before the text is parsed ([`env`]).
+//!
 //! The keys for traffic, thresholds and progressive steps (and their raw shapes) are in the
 //! `traffic` submodule. A profile with `steps` is a *progressive* profile: it may only
 //! have the keys in [`PROGRESSIVE_KEYS`], everything else belongs in the step profiles.
@@ -33,6 +35,7 @@ use serde::de::{self, MapAccess, Visitor};
 use toml::{Spanned, Value};
 
 mod convert;
+pub mod env;
 mod locate;
 mod traffic;
 
@@ -134,6 +137,12 @@ pub struct Profile {
     pub publishers: Option<Located<super::push::Publishers>>,
     /// `push_timestamp = "json:ts"` (parsed when the plan is built).
     pub push_timestamp: Option<Located<String>>,
+    /// `misbehave = ["bad-token:5%", …]` (parsed when the plan is built).
+    pub misbehave: Vec<Located<String>>,
+    /// `data = "users.csv"` (resolved against the profile's directory).
+    pub data: Option<Located<PathBuf>>,
+    /// `data_mode = "unique"` (parsed when the plan is built).
+    pub data_mode: Option<Located<String>>,
     // ---- session protocol (see docs/protocols.md) ----
     pub protocol: Option<Located<String>>,
     pub subscribe: Vec<Located<String>>,
@@ -237,6 +246,9 @@ struct RawProfile {
     message_timeout: Option<Spanned<Value>>,
     publishers: Option<Spanned<Value>>,
     push_timestamp: Option<Spanned<String>>,
+    misbehave: Option<Vec<Spanned<String>>>,
+    data: Option<Spanned<String>>,
+    data_mode: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
     subscribe: Option<Vec<Spanned<String>>>,
     publish_topic: Option<Spanned<String>>,
@@ -327,6 +339,8 @@ impl Profile {
 
     /// Parses profile text; `path` is used in messages and to resolve relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Profile, PlanError> {
+        let expanded = env::expand(text, path)?;
+        let text: &str = &expanded;
         let raw: RawProfile = toml::from_str(text).map_err(|e| toml_error(&e, text, path))?;
         let cx = Ctx { path, text };
 
@@ -387,6 +401,9 @@ impl Profile {
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
             publishers: cx.publishers(&raw.publishers)?,
             push_timestamp: cx.string(&raw.push_timestamp, "push_timestamp"),
+            misbehave: cx.strings(&raw.misbehave, "misbehave"),
+            data: cx.path(&raw.data, "data"),
+            data_mode: cx.string(&raw.data_mode, "data_mode"),
             protocol: cx.string(&raw.protocol, "protocol"),
             subscribe: cx.strings(&raw.subscribe, "subscribe"),
             publish_topic: cx.string(&raw.publish_topic, "publish_topic"),

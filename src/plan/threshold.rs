@@ -17,6 +17,7 @@
 //! | `messages.sent`, `messages.received`, `messages.lost`, `messages.lost_rate` | `messages.*` |
 //! | `fanout_latency_ms.STAT`, `push_latency_ms.STAT` | `timings.*.STAT` |
 //! | `pushes.received` | `pushes.received` |
+//! | `misbehave.count`, `misbehave.flagged` | the sums of `misbehave[].count` / `misbehave[].flagged` (no data without misbehaving connections) |
 //! | `session_duration_s.STAT` (seconds) | `connections.session_duration_s.STAT` |
 //! | `memory.bytes_per_connection` | `memory.bytes_per_connection` |
 //! | `gateway.bytes_per_connection`, `gateway.rss_peak_bytes`, `gateway.rss_growth_bytes_per_min`, `gateway.fds_max`, `gateway.established_at_peak`, `gateway.scrape_failures` | `gateway.*` (no data when nothing was watched) |
@@ -103,6 +104,8 @@ const PLAIN: &[&str] = &[
     "messages.lost_rate",
     "memory.bytes_per_connection",
     "pushes.received",
+    "misbehave.count",
+    "misbehave.flagged",
     "gateway.bytes_per_connection",
     "gateway.rss_peak_bytes",
     "gateway.cpu_percent.mean",
@@ -253,6 +256,8 @@ pub const METRICS: &[&str] = &[
     "messages.lost_rate",
     "memory.bytes_per_connection",
     "pushes.received",
+    "misbehave.count",
+    "misbehave.flagged",
     "gateway.bytes_per_connection",
     "gateway.rss_peak_bytes",
     "gateway.cpu_percent.mean",

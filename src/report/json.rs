@@ -114,6 +114,10 @@ pub struct JsonReport {
     /// from older reports, which read back empty).
     #[serde(default)]
     pub preflight: Vec<PreflightNote>,
+    /// Misbehaving clients (`--misbehave`) and the gateway's answers, one entry per kind
+    /// (added within schema version 1: absent from older reports, which read back empty).
+    #[serde(default)]
+    pub misbehave: Vec<super::misbehave::JsonMisbehave>,
 }
 
 /// The verdict: what the exit code says, in words.
@@ -496,6 +500,7 @@ impl JsonReport {
                 reasons: v.reasons.clone(),
             }),
             preflight: o.preflight.clone(),
+            misbehave: super::misbehave::json(o),
         }
     }
 }

@@ -431,6 +431,7 @@ fn counters(r: &JsonReport) -> Result<Counters, String> {
             .as_ref()
             .and_then(|ch| ch.arrival.as_ref())
             .map_or(0, |a| a.skipped),
+        misbehave: super::misbehave::counters(&r.misbehave)?,
         ..Counters::default()
     };
     add_failures(&mut c, &cn.failures)?;

@@ -14,6 +14,7 @@
 //! - [`compare`] — `wsscale report compare`: two reports side by side, bounds on regressions.
 //! - [`churn`](mod@churn) — the summary's Churn section and the live line's churn part.
 //! - [`compression`] — the `compression` object and its summary and live lines.
+//! - [`misbehave`] — misbehaving clients: `misbehave[]` and the summary's section.
 //! - [`csv`] — [`write_csv`], the time series as CSV (`--report-csv`).
 //! - [`document`] — a JSON report file read back (one run, a progressive run's steps or a
 //!   capacity search).
@@ -43,6 +44,7 @@ pub mod html;
 pub mod json;
 pub mod live;
 pub mod merge;
+pub mod misbehave;
 pub mod progress;
 pub mod prometheus;
 pub mod search;

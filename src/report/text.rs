@@ -56,6 +56,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     messages(&mut s, o);
     pushes_and_fanout(&mut s, o);
     heartbeats(&mut s, o);
+    s.push_str(&super::misbehave::text(o));
     traffic(&mut s, o);
     memory(&mut s, o);
     s.push_str(&super::gateway::gateway_text(o));

@@ -46,7 +46,7 @@ impl Agent<'_> {
                 })?;
             }
             // The agent runs its share as a plan of its own (see `slice_view`).
-            let plan = crate::cluster::slice_view(
+            let mut plan = crate::cluster::slice_view(
                 &a.plan
                     .to_plan(a.sources.clone(), threads)
                     .map_err(|e| e.to_string())?,
@@ -55,6 +55,11 @@ impl Agent<'_> {
                     hi: a.slice_hi,
                 },
             );
+            // `{agent}` and `{process}` of this agent (ids count from 1, `{process}` from 0).
+            plan.identity = crate::plan::data::Identity {
+                agent: self.hello.agent.name.clone(),
+                process: a.agent_id.saturating_sub(1) as u64,
+            };
             let mut warnings = Vec::new();
             if self.cfg.preflight {
                 warnings = preflight::gate(&plan, crate::system::Role::Loadgen).map_err(|r| {

@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use crate::metrics::wire::WireSnapshot;
 
 mod plan;
+mod scenario;
 
 pub use plan::{
     PLAN_FIELDS_NOT_SENT, WireAuth, WireHandshake, WireHeartbeat, WireMessage, WirePlan, WireStage,

@@ -40,6 +40,12 @@ pub struct WirePlan {
     /// Rate per stage (`None`: a count stage) and `--max-open`; `None`: count stages only.
     #[serde(default)]
     pub arrival: Option<(Vec<Option<f64>>, u64)>,
+    /// `--misbehave`: `(kind label, fraction)` pairs, in order.
+    #[serde(default)]
+    pub misbehave: Vec<(String, f64)>,
+    /// `--data`: the rows travel with the plan (agents need no copy of the file).
+    #[serde(default)]
+    pub data: Option<super::scenario::WireData>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +154,8 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "allow_failures",
     // Agents never start a gateway: the coordinator's process does.
     "embedded_gateway",
+    // Set by each agent for itself (its name and index).
+    "identity",
 ];
 
 impl WirePlan {
@@ -245,6 +253,11 @@ impl WirePlan {
             },
             churn: plan.churn.map(|c| (c.duration.to_string(), c.seed)),
             arrival: plan.arrival.as_ref().map(|a| (a.rates.clone(), a.max_open)),
+            misbehave: super::scenario::misbehave_to_wire(&plan.misbehave),
+            data: plan
+                .data
+                .as_deref()
+                .map(super::scenario::WireData::from_spec),
         }
     }
 
@@ -389,6 +402,13 @@ impl WirePlan {
             client_key: self.tls.client_key.clone(),
             resume: self.tls.resume,
         };
+        plan.misbehave = super::scenario::misbehave_from_wire(&self.misbehave)?;
+        plan.data = self
+            .data
+            .as_ref()
+            .map(super::scenario::WireData::to_spec)
+            .transpose()?
+            .map(std::sync::Arc::new);
         Ok(plan)
     }
 
@@ -504,6 +524,16 @@ mod tests {
             client_key: Some("/k.pem".into()),
             resume: true,
         };
+        p.data = Some(std::sync::Arc::new(crate::plan::data::DataSpec {
+            path: "/users.csv".into(),
+            mode: crate::plan::data::DataMode::Unique,
+            columns: vec!["user".into()],
+            rows: vec![vec!["alice".into()], vec!["bob".into()]],
+        }));
+        p.misbehave = vec![
+            crate::plan::misbehave::parse_misbehave("bad-token:5%").unwrap(),
+            crate::plan::misbehave::parse_misbehave("slow-reader:0.01").unwrap(),
+        ];
         p.threads = 3;
         p
     }

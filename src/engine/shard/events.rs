@@ -26,7 +26,7 @@ impl Shard {
         if !conn.idle_buffers() && !self.flush(key) {
             return;
         }
-        if readable {
+        if readable && !Self::never_reads(&self.conns[key]) {
             self.read_ready(key);
         }
     }
@@ -44,10 +44,12 @@ impl Shard {
         }
         let now = self.now_us();
         let conn = &mut self.conns[key];
-        record_us(
-            &mut self.snap.hist.tcp_connect,
-            now.saturating_sub(conn.mark_us),
-        );
+        if conn.misbehave == 0 {
+            record_us(
+                &mut self.snap.hist.tcp_connect,
+                now.saturating_sub(conn.mark_us),
+            );
+        }
         conn.mark_us = now;
         let (id, target) = (conn.id, conn.target as usize);
         // One deadline for the TLS handshake and the upgrade together.
@@ -81,16 +83,19 @@ impl Shard {
     pub(super) fn on_tls_established(&mut self, key: usize) -> bool {
         let now = self.now_us();
         let conn = &mut self.conns[key];
-        record_us(
-            &mut self.snap.hist.tls_handshake,
-            now.saturating_sub(conn.mark_us),
-        );
-        self.snap.counters.tls_handshakes += 1;
-        if conn
-            .tls
-            .as_ref()
-            .and_then(|t| t.handshake_kind())
-            .is_some_and(|k| k == rustls::HandshakeKind::Resumed)
+        if conn.misbehave == 0 {
+            record_us(
+                &mut self.snap.hist.tls_handshake,
+                now.saturating_sub(conn.mark_us),
+            );
+            self.snap.counters.tls_handshakes += 1;
+        }
+        if conn.misbehave == 0
+            && conn
+                .tls
+                .as_ref()
+                .and_then(|t| t.handshake_kind())
+                .is_some_and(|k| k == rustls::HandshakeKind::Resumed)
         {
             self.snap.counters.tls_resumed += 1;
         }
@@ -104,13 +109,17 @@ impl Shard {
         let conn = &self.conns[key];
         let (id, target) = (conn.id, conn.target as usize);
         let wskey = ws::connection_key(self.seed, id as u64);
+        if conn.misbehave != 0 && self.write_misbehaving_upgrade(&wskey, conn.misbehave, target) {
+            self.fill_out(key);
+            return self.send_out(key);
+        }
         let jwt = match &self.minter {
             Some(m) => {
                 let number = id as u64 * self.p.conn_stride + self.p.conn_offset;
                 let unix = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
-                match m.mint(number, unix) {
+                match m.mint_filled(number, unix, self.fill.as_ref()) {
                     Ok(t) => Some(t),
                     // The key was validated when the minter was built; a failure here is a
                     // per-connection protocol failure rather than a crash.
@@ -124,10 +133,23 @@ impl Shard {
         };
         self.out.clear();
         self.templates[target].write(&wskey, jwt.as_deref(), &mut self.out);
+        self.fill_out(key);
         if self.offer.is_some() {
             self.snap.counters.compression.offered += 1;
         }
         self.send_out(key)
+    }
+
+    /// Fill the placeholders of connection `key` in `self.out` (the upgrade request), when
+    /// the plan has any (`--data`, `{agent}`, `{process}`).
+    fn fill_out(&mut self, key: usize) {
+        if let Some(fill) = &self.fill {
+            let mut filled = std::mem::take(&mut self.filled);
+            filled.clear();
+            fill.apply(&self.out, self.conn_no(key), &mut filled);
+            std::mem::swap(&mut self.out, &mut filled);
+            self.filled = filled;
+        }
     }
 
     /// Send the plaintext in `self.out` (encrypted first on `wss://` connections), queueing
@@ -329,6 +351,9 @@ impl Shard {
 
     /// Parse as much of `buf` as forms complete units. Returns (bytes used, still alive).
     pub(super) fn process(&mut self, key: usize, buf: &[u8]) -> (usize, bool) {
+        if self.conns[key].misbehave != 0 {
+            return self.process_misbehaving(key, buf);
+        }
         let mut pos = 0;
         if self.conns[key].state == State::Handshaking {
             let conn = &self.conns[key];
@@ -465,7 +490,7 @@ impl Shard {
     pub(super) fn end_protocol(&mut self, key: usize, why: &'static str) {
         let how = match self.conns[key].state {
             State::Closing => End::Closed,
-            State::Open => End::Dropped(DropReason::Protocol),
+            State::Open | State::Misbehaving => End::Dropped(DropReason::Protocol),
             _ => End::Failed(FailureKind::Protocol),
         };
         self.snap.counters.example("protocol", || why.to_string());

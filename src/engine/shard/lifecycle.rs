@@ -56,6 +56,7 @@ impl Shard {
                     if pick.retry {
                         self.sources.mark_ok(pick.index, target);
                     }
+                    let misbehave = self.misbehave_code(self.next_id);
                     let entry = self.conns.vacant_entry();
                     let key = entry.key();
                     if let Err(e) = self.poll.registry().register(
@@ -84,17 +85,18 @@ impl Shard {
                         pong_ms: 0,
                         hb_pending: 0,
                         deflate: 0,
+                        misbehave,
                     });
+                    if let Some(kind) = crate::plan::misbehave::MisbehaveKind::from_code(misbehave)
+                    {
+                        // Beside the slot, not in it: on to a normal connection for the slot.
+                        self.snap.counters.misbehave.opened(kind);
+                        self.arm_connect_timeout(key, id, now);
+                        continue;
+                    }
                     self.count_attempt(attempt);
                     self.pending += 1;
-                    self.wheel.insert(
-                        now / TICK_US + self.connect_timeout_ticks,
-                        TimerEntry {
-                            key: key as u32,
-                            id,
-                            kind: TimerKind::ConnectTimeout,
-                        },
-                    );
+                    self.arm_connect_timeout(key, id, now);
                     return true;
                 }
                 Err(OpenError::PortsExhausted) => {
@@ -124,6 +126,17 @@ impl Shard {
                 }
             }
         }
+    }
+
+    fn arm_connect_timeout(&mut self, key: usize, id: u32, now: u64) {
+        self.wheel.insert(
+            now / TICK_US + self.connect_timeout_ticks,
+            TimerEntry {
+                key: key as u32,
+                id,
+                kind: TimerKind::ConnectTimeout,
+            },
+        );
     }
 
     /// A reconnect that found every pair full: wait (still counted in `waiting`) until the
@@ -228,6 +241,10 @@ impl Shard {
                 let Some(c) = self.conns.get(key) else {
                     continue;
                 };
+                if c.misbehave != 0 {
+                    // Not a slot: it ends on its own (or `unfinished` at the end of the run).
+                    continue;
+                }
                 match (c.state, want_open) {
                     (State::Open, true) => {
                         self.start_close(key);
@@ -291,6 +308,11 @@ impl Shard {
     /// `open`/`pending` where a slot was released on purpose (Closed from Open via
     /// `start_close`, Aborted); for failures and drops this does the gauge work.
     pub(super) fn end(&mut self, key: usize, how: End) {
+        let c = &self.conns[key];
+        if c.misbehave != 0 {
+            let answer = Self::answer_of(c.state, how);
+            return self.end_misbehaving(key, answer);
+        }
         if matches!(how, End::Dropped(_)) {
             self.count_outstanding_lost(key);
         }
@@ -362,7 +384,7 @@ impl Shard {
                 None => FailureKind::OpenSequenceClosed,
                 Some(e) => FailureKind::from_io(e),
             }),
-            State::Open => End::Dropped(match err {
+            State::Open | State::Misbehaving => End::Dropped(match err {
                 None => DropReason::Eof,
                 Some(e) if FailureKind::from_io(e) == FailureKind::Reset => DropReason::Reset,
                 Some(_) => DropReason::Io,

@@ -38,6 +38,7 @@ mod churn;
 mod compress;
 mod events;
 mod lifecycle;
+mod misbehave;
 mod traffic;
 use super::conn::{Conn, SocketOpts, State};
 use super::jwt::JwtMinter;
@@ -108,6 +109,8 @@ enum TimerKind {
     HeartbeatTimeout(u32),
     /// The connection's session is over (`--session-duration`): close it as churn.
     SessionEnd,
+    /// A misbehaving connection's answer is overdue (see `misbehave`).
+    AnswerTimeout,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +161,14 @@ struct Shard {
     /// The open sequence (session table or `--first-message`), once per shard.
     open_steps: Vec<crate::plan::session::OpenStep>,
     templates: Vec<RequestTemplate>,
+    /// Upgrade requests of `bad-token` / `no-auth` connections, per target (empty without
+    /// them).
+    auth_templates: Vec<crate::engine::misbehave::AuthTemplates>,
+    /// Fills `{column}`, `{agent}`, `{process}` in what is sent (`--data`, see
+    /// `plan::data`); `None` when the plan uses none of them.
+    fill: Option<crate::plan::data::Fill>,
+    /// Scratch for filled bytes.
+    filled: Vec<u8>,
     minter: Option<JwtMinter>,
     sources: SourcePool,
     next_target: usize,
@@ -204,6 +215,14 @@ impl Shard {
             .iter()
             .map(|t| ws::template_for(&plan, t))
             .collect();
+        let auth_templates = if plan.misbehave.iter().any(|m| m.kind.is_auth()) {
+            plan.targets
+                .iter()
+                .map(|t| crate::engine::misbehave::AuthTemplates::for_target(&plan, t))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let minter = JwtMinter::from_auth(&plan.handshake.auth)?;
         let capacity = p.slice.count(plan.peak_connections() as f64) as usize
             + plan.max_pending / plan.threads.max(1)
@@ -239,6 +258,10 @@ impl Shard {
                 .map(traffic::parse_template)
                 .unwrap_or_default(),
             templates,
+            auth_templates,
+            fill: (plan.data.is_some() || crate::plan::build::uses_identity(&plan))
+                .then(|| crate::plan::data::Fill::new(plan.data.clone(), &plan.identity)),
+            filled: Vec::new(),
             minter,
             next_target: p.index % plan.targets.len().max(1),
             sources,
@@ -312,6 +335,9 @@ impl Shard {
                     if stopped || elapsed >= total {
                         finishing = true;
                         self.release(u64::MAX);
+                        if !self.p.plan.misbehave.is_empty() {
+                            self.abort_misbehaving();
+                        }
                     } else if let Some(rate) = self
                         .clock
                         .stage_index(elapsed)
@@ -415,6 +441,10 @@ impl Shard {
                 continue;
             };
             if c.id != t.id {
+                continue;
+            }
+            if c.misbehave != 0 {
+                self.on_misbehave_timer(key, t.kind);
                 continue;
             }
             match (t.kind, c.state) {

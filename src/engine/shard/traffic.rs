@@ -91,7 +91,7 @@ impl Shard {
     }
 
     /// The connection number of `key` (what `{conn}` renders to).
-    fn conn_no(&self, key: usize) -> u64 {
+    pub(super) fn conn_no(&self, key: usize) -> u64 {
         self.conns[key].id as u64 * self.p.conn_stride + self.p.conn_offset
     }
 
