@@ -11,11 +11,18 @@ use crate::engine::validate;
 use crate::engine::ws::{self, FrameKind, ServerFrame};
 
 impl Shard {
-    /// Frame `payload` as a masked client frame into `self.out`, compressed when it is a
-    /// data message and the connection negotiated permessage-deflate.
+    /// Frame `payload` as a masked client frame into `self.out` (replacing what it held),
+    /// compressed when it is a data message and the connection negotiated
+    /// permessage-deflate.
     pub(super) fn frame_out(&mut self, key: usize, opcode: u8, payload: &[u8]) {
-        let mask = self.rng.u32(..).to_ne_bytes();
         self.out.clear();
+        self.frame_append(key, opcode, payload);
+    }
+
+    /// Like [`Self::frame_out`], appending to `self.out`: several frames of one connection
+    /// then go out in one `send_out` (one `write`).
+    pub(super) fn frame_append(&mut self, key: usize, opcode: u8, payload: &[u8]) {
+        let mask = self.rng.u32(..).to_ne_bytes();
         let data = opcode == ws::opcode::TEXT || opcode == ws::opcode::BINARY;
         if !data {
             ws::write_client_frame(&mut self.out, opcode, payload, mask);
