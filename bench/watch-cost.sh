@@ -32,31 +32,22 @@ BIN=${CARGO_TARGET_DIR:-target}/release/wsscale
 echo "building wsscale (release)…"
 cargo build --release
 
-HARD=$(ulimit -Hn)
-if [ "$HARD" = unlimited ]; then HARD=$(cat /proc/sys/fs/nr_open); fi
-PER=$((HARD - 64))
-P=$(((N + PER - 1) / PER))
-[ "$P" -lt 2 ] && P=2
-echo "RLIMIT_NOFILE hard limit $HARD → $P processes per side"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_processes "$N"
+P=$BENCH_PROCS
+echo "RLIMIT_NOFILE hard limit $BENCH_FD_LIMIT → $P processes per side"
 
 WORK=$(mktemp -d)
-GW_PID=
 cleanup() {
-  if [ -n "$GW_PID" ]; then kill -TERM "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
+  bench_stop_gateway
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-"$BIN" serve --processes "$P" --listen 127.0.0.1:0 --threads 1 >"$WORK/serve.out" 2>"$WORK/serve.err" &
-GW_PID=$!
-for _ in $(seq 1 200); do
-  grep -q '^listening on ' "$WORK/serve.out" 2>/dev/null && break
-  sleep 0.1
-done
-LINE=$(grep '^listening on ' "$WORK/serve.out" || true)
-[ -n "$LINE" ] || { echo "gateway did not start:"; cat "$WORK/serve.err"; exit 1; }
-URL=$(echo "$LINE" | awk '{print $3}')
-GW_PIDS=$(echo "$LINE" | sed 's/.*processes: \(.*\))/\1/')
+bench_start_gateway "$BIN" "$P" --threads 1
+URL=$BENCH_URL
+GW_PIDS=$BENCH_GW_PIDS
 WATCH=()
 for pid in $GW_PIDS; do WATCH+=(--watch-pid "$pid"); done
 echo "gateway: $URL ($P processes: $GW_PIDS)"

@@ -177,6 +177,23 @@ fn stage_index_table() {
 }
 
 #[test]
+fn steady_until_is_the_end_of_a_hold_only() {
+    let c = StageClock::new(vec![st(s(10), 100), st(s(30), 100), st(s(5), 0)]);
+    // The ramp moves the target; the hold is steady until its end; the ramp-down moves.
+    assert_eq!(c.steady_until(s(3)), None);
+    assert_eq!(c.steady_until(s(10)), Some(s(40)));
+    assert_eq!(c.steady_until(ms(39_999)), Some(s(40)));
+    assert_eq!(c.steady_until(s(40)), None);
+    assert_eq!(c.steady_until(s(45)), None, "after the last stage");
+    // A jump (0 s stage) then a hold: steady from the jump on.
+    let j = StageClock::new(vec![st(s(0), 10), st(s(5), 10)]);
+    assert_eq!(j.steady_until(s(1)), Some(s(5)));
+    // A stage holding zero before anything opens is steady too.
+    let idle = StageClock::new(vec![st(s(2), 0), st(s(1), 5)]);
+    assert_eq!(idle.steady_until(s(1)), Some(s(2)));
+}
+
+#[test]
 fn slices_partition_sums_to_global() {
     let clock = StageClock::new(vec![st(s(10), 1000), st(s(10), 1000), st(s(7), 0)]);
     for n in 1..=7 {

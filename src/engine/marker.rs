@@ -52,15 +52,22 @@ fn mask(bits: usize) -> u64 {
     (1u64 << bits) - 1
 }
 
+/// The value of each byte as a digit of [`ALPHABET`]; 0xFF: not a digit.
+const DIGITS: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 fn digit(c: u8) -> Option<u64> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        b'_' => 63,
-        _ => return None,
-    } as u64)
+    match DIGITS[c as usize] {
+        0xFF => None,
+        d => Some(d as u64),
+    }
 }
 
 /// 18 check bits over the field digits (FNV-1a, folded).
@@ -79,26 +86,29 @@ impl Marker {
         self.nonce == nonce & mask(36) && self.conn == conn & mask(36)
     }
 
-    /// Append the 32-byte marker to `out`.
+    /// Append the 32-byte marker to `out` (built on the stack, appended in one copy: this
+    /// runs once per timed message).
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.push(b'~');
-        let start = out.len();
+        let mut m = [b'~'; MARKER_LEN];
         let values = [
             self.wall_us & mask(54),
             self.nonce & mask(36),
             self.conn & mask(36),
             self.seq as u64,
         ];
+        let mut pos = 1;
         for (v, w) in values.into_iter().zip(WIDTHS) {
             for i in (0..w).rev() {
-                out.push(ALPHABET[((v >> (6 * i)) & 63) as usize]);
+                m[pos] = ALPHABET[((v >> (6 * i)) & 63) as usize];
+                pos += 1;
             }
         }
-        let c = check(&out[start..]);
+        let c = check(&m[1..pos]);
         for i in (0..3).rev() {
-            out.push(ALPHABET[((c >> (6 * i)) & 63) as usize]);
+            m[pos] = ALPHABET[((c >> (6 * i)) & 63) as usize];
+            pos += 1;
         }
-        out.push(b'~');
+        out.extend_from_slice(&m);
     }
 
     /// The first valid marker in `payload`.

@@ -4,7 +4,9 @@
 //! The engine never renders: live output is an [`IntervalSink`] given by the caller.
 //!
 //! - [`shard`] — one OS thread per shard: mio `Poll`, slab of [`conn::Conn`], timer wheel,
-//!   scratch buffers; it evaluates its slice of the stage clock on its own.
+//!   scratch buffers; it evaluates its slice of the stage clock on its own. Its write path
+//!   batches: everything a connection has due goes out in one `write` (why, and what that
+//!   does to latency: "Why the write path batches" in `shard::traffic`).
 //! - [`conn`] — the compact per-connection struct and socket set-up (socket2,
 //!   `IP_BIND_ADDRESS_NO_PORT`, `TCP_NODELAY`, `SO_LINGER(0)` for reset closes).
 //! - [`ws`] — the client side of RFC 6455, sans I/O: request template, response check, frames.

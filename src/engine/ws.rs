@@ -357,7 +357,22 @@ fn write_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], mask: [u8; 4]) {
     out.extend_from_slice(&mask);
     let start = out.len();
     out.extend_from_slice(payload);
-    for (i, b) in out[start..].iter_mut().enumerate() {
+    apply_mask(&mut out[start..], mask);
+}
+
+/// XOR `data` with the repeating 4-byte `mask`, eight bytes at a time (the masking of every
+/// sent frame is on the message path: byte by byte it was a tenth of the client's CPU).
+fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = data.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = u64::from_ne_bytes((&*c).try_into().expect("8 bytes")) ^ wide;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    // The tail starts at a multiple of 8, so at mask index 0.
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
         *b ^= mask[i & 3];
     }
 }
@@ -504,15 +519,19 @@ mod tests {
 
     #[test]
     fn client_frames_are_masked_and_round_trip() {
-        for len in [0usize, 5, 125, 126, 65535, 65536] {
+        // Lengths around the 8-byte masking chunks and the header sizes; each frame written
+        // after another one in the same buffer (how a batch of messages is built).
+        for len in [0usize, 1, 5, 7, 8, 9, 64, 125, 126, 65535, 65536] {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut out = Vec::new();
+            write_client_frame(&mut out, opcode::TEXT, b"abc", [9, 8, 7, 6]);
+            let first = out.len();
             write_client_frame(&mut out, opcode::BINARY, &payload, [1, 2, 3, 4]);
-            let mut cur = Cursor::new(&out[..]);
+            let mut cur = Cursor::new(&out[first..]);
             let (hdr, l) = FrameHeader::parse(&mut cur).unwrap().unwrap();
             assert_eq!(l as usize, len);
             let mask = hdr.mask.expect("client frames are masked");
-            let start = cur.position() as usize;
+            let start = first + cur.position() as usize;
             let un: Vec<u8> = out[start..]
                 .iter()
                 .enumerate()

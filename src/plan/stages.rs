@@ -71,6 +71,24 @@ impl StageClock {
         from
     }
 
+    /// When the target stops being constant: the end of the stage running at `elapsed` if
+    /// that stage is a hold (its target equals where the previous one ended), `None` while
+    /// the target moves (or once all stages are over). A worker that holds its share may
+    /// sleep until then as far as the stage clock is concerned.
+    pub fn steady_until(&self, elapsed: Duration) -> Option<Duration> {
+        let mut start = Duration::ZERO;
+        let mut from = 0;
+        for s in &self.stages {
+            let end = start + s.duration;
+            if elapsed < end {
+                return (s.target == from).then_some(end);
+            }
+            from = s.target;
+            start = end;
+        }
+        None
+    }
+
     /// The whole number of connections that should be open at `elapsed`: [`target_at`]
     /// rounded **up**, so a linear ramp reaches every stage target — the peak at the vertex
     /// between a ramp up and a ramp down is held, not skipped (rounding down would reach `N`

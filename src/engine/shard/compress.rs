@@ -11,26 +11,34 @@ use crate::engine::validate;
 use crate::engine::ws::{self, FrameKind, ServerFrame};
 
 impl Shard {
-    /// Frame `payload` as a masked client frame into `self.out`, compressed when it is a
-    /// data message and the connection negotiated permessage-deflate.
+    /// Frame `payload` as a masked client frame into `self.out` (replacing what it held),
+    /// compressed when it is a data message and the connection negotiated
+    /// permessage-deflate.
     pub(super) fn frame_out(&mut self, key: usize, opcode: u8, payload: &[u8]) {
+        self.out.clear();
+        self.frame_append(key, opcode, payload);
+    }
+
+    /// Like [`Self::frame_out`], appending to `self.out`: several frames of one connection
+    /// then go out in one `send_out` (one `write`). Text frames get their `--data`
+    /// placeholders filled first.
+    pub(super) fn frame_append(&mut self, key: usize, opcode: u8, payload: &[u8]) {
         if opcode == ws::opcode::TEXT
             && let Some(fill) = &self.fill
         {
             let mut filled = std::mem::take(&mut self.filled);
             filled.clear();
             fill.apply(payload, self.conn_no(key), &mut filled);
-            self.frame_out_as_is(key, opcode, &filled);
+            self.frame_append_as_is(key, opcode, &filled);
             self.filled = filled;
             return;
         }
-        self.frame_out_as_is(key, opcode, payload);
+        self.frame_append_as_is(key, opcode, payload);
     }
 
-    /// [`Self::frame_out`] without filling placeholders.
-    fn frame_out_as_is(&mut self, key: usize, opcode: u8, payload: &[u8]) {
+    /// [`Self::frame_append`] without filling placeholders.
+    fn frame_append_as_is(&mut self, key: usize, opcode: u8, payload: &[u8]) {
         let mask = self.rng.u32(..).to_ne_bytes();
-        self.out.clear();
         let data = opcode == ws::opcode::TEXT || opcode == ws::opcode::BINARY;
         if !data {
             ws::write_client_frame(&mut self.out, opcode, payload, mask);

@@ -15,7 +15,10 @@ use crate::metrics::{DropReason, FailureKind, record_us};
 impl Shard {
     // ---- events --------------------------------------------------------------------------
 
-    pub(super) fn on_event(&mut self, key: usize, readable: bool) {
+    /// A readiness event for connection `key`. `closed`: the event also reported the peer's
+    /// FIN or an error, so reading must go on until the kernel says so (see
+    /// [`Self::read_ready`]).
+    pub(super) fn on_event(&mut self, key: usize, readable: bool, closed: bool) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -27,7 +30,7 @@ impl Shard {
             return;
         }
         if readable && !Self::never_reads(&self.conns[key]) {
-            self.read_ready(key);
+            self.read_ready(key, closed);
         }
     }
 
@@ -250,7 +253,13 @@ impl Shard {
         true
     }
 
-    pub(super) fn read_ready(&mut self, key: usize) {
+    /// Read until the socket is drained. Sockets are edge-triggered: a read that returns
+    /// less than the scratch buffer has emptied the receive queue, and data arriving after
+    /// it raises a new event — so the loop stops there instead of paying one more `read`
+    /// for the `EAGAIN` (one of the syscalls per echoed message). Only when the event
+    /// carried the peer's FIN or an error (`drain`) is the socket read until EOF/error,
+    /// since that news would not be announced again.
+    pub(super) fn read_ready(&mut self, key: usize, drain: bool) {
         let mut scratch = std::mem::take(&mut self.scratch);
         while let Some(conn) = self.conns.get_mut(key) {
             match (&conn.sock).read(&mut scratch) {
@@ -265,7 +274,7 @@ impl Shard {
                     } else {
                         self.ingest(key, &scratch[..n])
                     };
-                    if !alive {
+                    if !alive || (n < scratch.len() && !drain) {
                         break;
                     }
                 }
