@@ -202,6 +202,7 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),
+        disruption_threshold: 0.05,
     }
 }
 

@@ -600,10 +600,15 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub watch: WatchArgs,
+
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
 }
 
 mod host;
 pub use host::*;
 mod overrides;
+mod recovery;
+pub use recovery::{FaultArgs, RecoveryArgs};
 mod watch;
 pub use watch::WatchArgs;

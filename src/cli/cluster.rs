@@ -306,6 +306,7 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         opts.sinks = started.extra();
         opts.metrics = started.metrics.clone();
         opts.skip_preflight = a.skip_preflight;
+        opts.gateway_args = a.recovery.gateway_args();
         opts.checkpoint = crate::cli::run::checkpoint(&plan);
         crate::cli::run::check_report_paths(&plan)?;
         opts.watch = a
@@ -337,6 +338,7 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         start_at,
         &a.watch,
         &crate::cli::outputs::LiveOutputs::from_run(a),
+        &a.recovery.gateway_args(),
     )?;
     crate::cli::run::finish(&plan, &outcome)
 }
@@ -580,6 +582,8 @@ pub fn serve_processes_command(a: &ServeArgs, n: usize) -> anyhow::Result<i32> {
     if a.compression != "none" {
         extra.extend(["--compression".into(), a.compression.clone().into()]);
     }
+    // Each process runs the schedule on its own clock (they start together).
+    extra.extend(a.faults.child_args());
     if a.broadcast {
         extra.push("--broadcast".into());
         eprintln!(

@@ -60,6 +60,9 @@ pub struct LocalOptions {
     pub sinks: ExtraSinks,
     /// The `--metrics-listen` metrics, for per-agent series.
     pub metrics: Option<Arc<LiveMetrics>>,
+    /// Extra `wsscale serve` flags for the gateway processes started when the plan has no
+    /// target (`--gateway-drop-all-after`, … as `--drop-all-after`, …).
+    pub gateway_args: Vec<OsString>,
 }
 
 impl LocalOptions {
@@ -72,6 +75,7 @@ impl LocalOptions {
             skip_preflight: false,
             checkpoint: None,
             watch: WatchConfig::default(),
+            gateway_args: Vec::new(),
             sinks: ExtraSinks::default(),
             metrics: None,
         }
@@ -228,7 +232,7 @@ pub fn run_processes(
             "127.0.0.1:0".parse().expect("literal address"),
             g,
             per_child_threads(g),
-            &[],
+            &opts.gateway_args,
         )?;
         gateways = children;
         eprintln!(

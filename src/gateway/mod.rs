@@ -58,6 +58,7 @@ mod auth;
 mod connection;
 pub mod deflate;
 mod fanout;
+pub mod faults;
 mod handle;
 pub mod metrics_http;
 mod stats;
@@ -119,6 +120,9 @@ pub struct GatewayConfig {
     /// Accept permessage-deflate (see [`deflate`]): echo only, so `echo_delay`, `push` and
     /// `broadcast` are ignored when it is on.
     pub compression: bool,
+    /// Fault injection (see [`faults`]): scheduled drops and stalls, and the switch that
+    /// injects them on demand. Ignored with `compression`.
+    pub faults: faults::Faults,
 }
 
 /// The server-push feed: at `rate` messages per second, one text message
@@ -175,6 +179,8 @@ struct Shared {
     push: Option<tokio::sync::broadcast::Sender<tungstenite::Message>>,
     /// The chat room's channel (with [`GatewayConfig::broadcast`]).
     room: Option<tokio::sync::broadcast::Sender<tungstenite::Message>>,
+    /// What connections listen to for injected faults.
+    faults: faults::FaultSwitch,
 }
 
 impl Shared {
@@ -197,6 +203,7 @@ impl Shared {
             room: config
                 .broadcast
                 .then(|| fanout::channel(fanout::FANOUT_CAPACITY)),
+            faults: config.faults.switch.clone(),
         }
     }
 
@@ -282,6 +289,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let push = config.push;
+    // Aborted when `run` returns.
+    let _schedule =
+        (config.faults.scheduled() && !config.compression).then(|| config.faults.start());
+    let mut faults = config.faults.switch.subscribe();
     let shared = Arc::new(Shared::new(config, stats));
     // Ticks until shutdown (dropping it stops the timer task).
     let feed = match (push, &shared.push) {
@@ -300,6 +311,16 @@ pub async fn run(
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            // A stalled gateway accepts nothing either (connections wait in the backlog).
+            Ok(()) = faults.changed() => {
+                let fault = *faults.borrow_and_update();
+                if let faults::Fault::Stall { until } = fault {
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep_until(until) => {}
+                    }
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     GatewayStats::incr(&shared.stats.accepted);

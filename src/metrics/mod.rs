@@ -13,7 +13,9 @@
 //! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
 
 pub mod aggregate;
+pub mod bursts;
 pub mod compression;
+pub mod disruption;
 pub mod drift;
 pub mod gateway;
 pub mod labels;

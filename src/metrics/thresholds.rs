@@ -56,6 +56,8 @@ pub fn measure(metric: &str, o: &RunOutcome) -> Option<f64> {
         }
         "memory.bytes_per_connection" => o.bytes_per_connection(),
         "pushes.received" => count(c.pushes_received),
+        "disruptions" | "recovery_s.max" => super::disruption::measure(metric, &o.disruptions()),
+        "burst_recovery_s.max" => super::bursts::measure(metric, &o.bursts()),
         m if m.starts_with("gateway.") || m.starts_with("drift.") || m == "health_failures" => {
             super::gateway::measure(m, o)
         }

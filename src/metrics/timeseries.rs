@@ -189,6 +189,7 @@ impl TimeSeries {
             failures_by_category: non_zero(super::labels::failure_counts(&iv.counters)),
             drops_by_reason: non_zero(super::labels::drop_counts(&iv.counters)),
             rss_bytes: rss,
+            reconnects: iv.counters.reconnects,
             ..Default::default()
         });
         if let Some(sink) = sink {

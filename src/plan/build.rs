@@ -30,6 +30,7 @@ use std::time::Duration;
 
 mod auth;
 mod progressive;
+mod recovery;
 mod session;
 mod tls;
 mod traffic;
@@ -177,6 +178,8 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
     let abort_on_fail = traffic::abort_on_fail(args, p, &thresholds)?;
 
     let tls = tls::tls(args, &targets)?;
+    traffic.message_burst = recovery::message_burst(args, p, traffic.message.is_some())?;
+    let disruption_threshold = recovery::disruption_threshold(args, p)?;
 
     Ok(Plan {
         profile: profile.map(|p| p.path.clone()),
@@ -204,6 +207,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         abort_on_fail,
         allow_failures: args.allow_failures || p.allow_failures.as_ref().is_some_and(|l| l.value),
         tls,
+        disruption_threshold,
     })
 }
 
@@ -499,7 +503,10 @@ fn reconnect(args: &Overrides, p: &Profile) -> Result<Option<Reconnect>, PlanErr
         return Ok(None);
     }
     let from_profile = p.reconnect.as_ref().and_then(|l| l.value);
-    let on_cli = args.reconnect || args.reconnect_initial.is_some() || args.reconnect_max.is_some();
+    let on_cli = args.reconnect
+        || args.reconnect_initial.is_some()
+        || args.reconnect_max.is_some()
+        || args.reconnect_jitter.is_some();
     let Some(mut r) = (if on_cli {
         Some(from_profile.unwrap_or_default())
     } else {
@@ -521,6 +528,9 @@ fn reconnect(args: &Overrides, p: &Profile) -> Result<Option<Reconnect>, PlanErr
     }
     if let Some(d) = args.reconnect_max {
         r.max = d;
+    }
+    if let Some(j) = args.reconnect_jitter {
+        r.jitter = j;
     }
     if r.initial.is_zero() {
         return Err(

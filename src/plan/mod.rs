@@ -16,6 +16,7 @@ pub mod payload;
 pub mod presets;
 pub mod profile;
 pub mod push;
+pub mod recovery;
 pub mod redact;
 pub mod session;
 pub mod source_spec;
@@ -116,12 +117,15 @@ pub enum CloseMode {
 }
 
 /// Re-open policy for connections that failed or were dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reconnect {
     /// First back-off delay.
     pub initial: Duration,
     /// Cap of the exponential back-off.
     pub max: Duration,
+    /// The part of each delay that is random (`--reconnect-jitter`, 0..=1): 0.5 is half
+    /// fixed, half random; 0 retries every dropped connection at the same instant.
+    pub jitter: f64,
 }
 
 impl Default for Reconnect {
@@ -129,6 +133,7 @@ impl Default for Reconnect {
         Reconnect {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(30),
+            jitter: recovery::DEFAULT_JITTER,
         }
     }
 }
@@ -199,6 +204,9 @@ pub struct Plan {
     pub allow_failures: bool,
     /// TLS settings for `wss://` targets (unused when every target is `ws://`).
     pub tls: TlsSpec,
+    /// `--disruption-threshold`: drops of this fraction of the open connections within one
+    /// interval make a drop wave (see `metrics::disruption`).
+    pub disruption_threshold: f64,
 }
 
 /// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
@@ -273,6 +281,8 @@ pub struct Traffic {
     pub publishers: Option<push::Publishers>,
     /// Where server-originated frames carry their creation time (`--push-timestamp`).
     pub push_timestamp: Option<push::PushTimestamp>,
+    /// `--message-burst`: bursts of timed messages on top of `message` (which it needs).
+    pub message_burst: Option<recovery::MessageBurst>,
 }
 
 impl Plan {
@@ -359,6 +369,7 @@ impl Plan {
             abort_on_fail: false,
             allow_failures: false,
             tls: TlsSpec::default(),
+            disruption_threshold: recovery::DEFAULT_DISRUPTION_THRESHOLD,
         }
     }
 }

@@ -9,7 +9,8 @@
 //! fan-out, same rule), then `rss_bytes` (client), the gateway's `gateway_rss_bytes`,
 //! `gateway_cpu_percent`, `gateway_fds`, `gateway_established`,
 //! `gateway_bytes_per_connection`, `health_failures`, `health_latency_ms` (an empty cell when
-//! nothing was watched — JSON's `null`). Numbers only, no quoting needed; `\n` line ends;
+//! nothing was watched — JSON's `null`), `reconnects` (re-open attempts) and `burst` (the
+//! `--message-burst` burst in the interval, 0: none). Numbers only, no quoting needed; `\n` line ends;
 //! written atomically like every report.
 
 use std::fmt::Write as _;
@@ -20,7 +21,7 @@ use super::write::write_atomic;
 use crate::metrics::outcome::IntervalRow;
 
 /// The header line (without the line end).
-pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms";
+pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms,reconnects,burst";
 
 /// The CSV text: header plus one line per row.
 pub fn to_csv(rows: &[IntervalRow]) -> String {
@@ -30,7 +31,7 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             num(r.t_s),
             r.open,
             num(r.connect_rate),
@@ -52,7 +53,9 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
             opt(r.gateway_established),
             opt_num(r.gateway_bytes_per_connection),
             r.health_failures,
-            opt_num(r.health_latency_ms)
+            opt_num(r.health_latency_ms),
+            r.reconnects,
+            r.burst
         );
     }
     s

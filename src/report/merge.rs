@@ -105,6 +105,7 @@ struct Parsed {
     preflight: Vec<PreflightNote>,
     gateway: Option<crate::metrics::gateway::GatewaySummary>,
     drift: Vec<crate::metrics::drift::HoldDrift>,
+    disruption_threshold: f64,
 }
 
 /// Merge reports into one outcome (write it with [`super::write_json`]).
@@ -191,6 +192,11 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
             .find(|p| !p.drift.is_empty())
             .map(|p| p.drift.clone())
             .unwrap_or_default(),
+        disruption_threshold: parsed
+            .first()
+            .map_or(crate::metrics::disruption::DEFAULT_THRESHOLD, |p| {
+                p.disruption_threshold
+            }),
     };
     for note in parsed.iter().flat_map(|p| &p.preflight) {
         if !o.preflight.contains(note) {
@@ -320,6 +326,8 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
                 row.connect_rate += r.connect_rate;
                 row.failures += r.failures;
                 row.dropped += r.dropped;
+                row.reconnects += r.reconnects;
+                row.burst = row.burst.max(r.burst);
                 row.msgs_sent_per_s += r.msgs_sent_per_s;
                 row.msgs_received_per_s += r.msgs_received_per_s;
                 row.message_p50_ms = row.message_p50_ms.max(r.message_p50_ms);
@@ -537,6 +545,7 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         protocol: r.protocol.clone(),
         reply_rules: r.traffic.replies.iter().map(|x| x.rule.clone()).collect(),
         timeseries: r.timeseries,
+        disruption_threshold: r.disruption_threshold,
         thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,
         preflight: r.preflight,

@@ -41,6 +41,7 @@ pub mod live;
 pub mod merge;
 pub mod progress;
 pub mod prometheus;
+pub mod recovery;
 pub mod text;
 pub mod write;
 

@@ -48,6 +48,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     connections(&mut s, o);
     failures(&mut s, o);
     drops(&mut s, o);
+    s.push_str(&super::recovery::recovery_text(o));
     if o.sources_exhausted {
         let _ = writeln!(s, "{SOURCES_EXHAUSTED_LINE}\n");
     }
