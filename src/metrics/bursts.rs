@@ -6,7 +6,8 @@
 //!
 //! Burst `k` (k ≥ 1) is due `k × DUR` after the start of the first stage and its sends are
 //! spread over `SPREAD` (see [`MessageBurst`]). A row is marked with `k` when its interval
-//! overlaps `[k × DUR, k × DUR + SPREAD]`.
+//! overlaps `[k × DUR, k × DUR + SPREAD + 250 ms]` ([`REPORTING_LAG`]: counts reach the time
+//! series up to one engine snapshot after they happened).
 //!
 //! Per burst:
 //! - `baseline_p99_ms`: the p99 of the last unmarked interval with echoes before the burst;
@@ -24,6 +25,11 @@ use std::time::Duration;
 
 use super::outcome::IntervalRow;
 use crate::plan::recovery::MessageBurst;
+
+/// How much later than sent a burst's messages may show up in the time series: engine
+/// shards hand their counts over every 200 ms (`RunOptions::snapshot_every`), agents
+/// forward theirs on the same beat.
+pub const REPORTING_LAG: Duration = Duration::from_millis(250);
 
 /// Latency is back when the interval p99 is at most this much above the baseline …
 pub const RECOVERY_TOLERANCE: f64 = 0.10;
@@ -53,7 +59,7 @@ pub struct BurstOutcome {
 /// Number the rows a burst of `spec` fell in (the rest keep 0).
 pub fn mark(rows: &mut [IntervalRow], spec: &MessageBurst) {
     let every = spec.every.as_secs_f64();
-    let spread = spec.spread.max(Duration::from_millis(1)).as_secs_f64();
+    let spread = (spec.spread + REPORTING_LAG).as_secs_f64();
     let mut from = 0.0;
     for r in rows.iter_mut() {
         let to = r.t_s;
@@ -169,7 +175,7 @@ mod tests {
         };
         mark(&mut r, &spec);
         let marked: Vec<u64> = r.iter().map(|r| r.burst).collect();
-        // Burst 1 (5 s to 5.5 s) falls in (5, 6], burst 2 in (10, 11].
+        // Burst 1 (5 s to 5.75 s with the lag) falls in (5, 6], burst 2 in (10, 11].
         assert_eq!(marked, [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 2, 0]);
         // A spread over two intervals marks both.
         let mut r = rows(&[1.0; 4]);
@@ -178,7 +184,7 @@ mod tests {
             &MessageBurst {
                 count: 1,
                 every: Duration::from_millis(1500),
-                spread: Duration::from_millis(1000),
+                spread: Duration::from_millis(750),
             },
         );
         let marked: Vec<u64> = r.iter().map(|r| r.burst).collect();
@@ -199,7 +205,10 @@ mod tests {
         assert_eq!(b.peak_msgs_sent_per_s, 1000.0);
         // 2.5 ms is within 1 ms of 2 ms: back at the end of (4, 5].
         assert_eq!(b.recovery_s, Some(3.0));
-        assert_eq!(measure("burst_recovery_s.max", std::slice::from_ref(b)), Some(3.0));
+        assert_eq!(
+            measure("burst_recovery_s.max", std::slice::from_ref(b)),
+            Some(3.0)
+        );
     }
 
     #[test]
