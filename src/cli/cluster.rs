@@ -306,7 +306,7 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         opts.sinks = started.extra();
         opts.metrics = started.metrics.clone();
         opts.skip_preflight = a.skip_preflight;
-        opts.gateway_args = a.recovery.gateway_args();
+        opts.gateway_args = plan.gateway_faults.serve_args().into_iter().map(Into::into).collect();
         opts.checkpoint = crate::cli::run::checkpoint(&plan);
         crate::cli::run::check_report_paths(&plan)?;
         opts.watch = a
@@ -338,7 +338,6 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         start_at,
         &a.watch,
         &crate::cli::outputs::LiveOutputs::from_run(a),
-        &a.recovery.gateway_args(),
     )?;
     crate::cli::run::finish(&plan, &outcome)
 }

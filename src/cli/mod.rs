@@ -129,15 +129,15 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
                 return progressive::run_progressive(p, a.skip_preflight, &a.watch);
             }
             let plan = crate::plan::build::build_plan(&a.overrides())?;
-            if !plan.targets.is_empty() && !a.recovery.gateway_args().is_empty() {
+            if !plan.targets.is_empty() && !plan.gateway_faults.is_empty() {
                 return Err(usage(
                     "--gateway-drop-all-after, --gateway-drop-every and --gateway-stall-after \
-                     inject faults into the embedded gateway, which runs only without a target; \
-                     remove --target (or start your gateway with `wsscale serve --drop-all-after …`)",
+                     (or the profile keys gateway_*) inject faults into the embedded gateway, \
+                     which runs only without a target; remove the target (or start your gateway \
+                     with `wsscale serve --drop-all-after …`)",
                 ));
             }
-            if plan.handshake.compression.offer().is_some() && !a.recovery.gateway_args().is_empty()
-            {
+            if plan.handshake.compression.offer().is_some() && !plan.gateway_faults.is_empty() {
                 return Err(usage(
                     "the embedded gateway cannot inject faults with --compression (its \
                      permessage-deflate loop has no fault injection); leave one of them out",
@@ -151,7 +151,6 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
                 a.skip_preflight,
                 &a.watch,
                 &outputs::LiveOutputs::from_run(&a),
-                &a.recovery.gateway_args(),
             )
         }
         args::Command::Preflight(a) => preflight::preflight_command(&a),

@@ -37,13 +37,11 @@ pub use crate::metrics::verdict::{EXIT_INTERRUPTED, EXIT_THRESHOLDS};
 
 /// Run `plan`; returns the process exit code. `skip_preflight` runs a plan the preflight
 /// checks refuse.
-/// `gateway_args`: extra `wsscale serve` flags for the embedded gateway (fault injection).
 pub fn run_plan(
     plan: Plan,
     skip_preflight: bool,
     watch: &WatchArgs,
     outputs: &LiveOutputs,
-    gateway_args: &[std::ffi::OsString],
 ) -> anyhow::Result<i32> {
     let stop = install_signals()?;
     let (plan, outcome) = run_part_to_outcome(
@@ -54,7 +52,6 @@ pub fn run_plan(
         None,
         watch,
         outputs,
-        gateway_args,
     )?;
     finish(&plan, &outcome)
 }
@@ -89,15 +86,12 @@ pub fn run_to_outcome(
         None,
         watch,
         &LiveOutputs::default(),
-        &[],
     )
 }
 
 /// [`run_to_outcome`] for one part of the plan (`--shard I/N`): the preflight checks apply to
 /// the part's share, and the first stage starts at `start_at` when given (`--start-at`).
-/// `outputs` (`--metrics-listen`, `--report-hdr`) watch the run beside the live line;
-/// `gateway_args` go to the embedded gateway (`wsscale serve` flags).
-#[allow(clippy::too_many_arguments)]
+/// `outputs` (`--metrics-listen`, `--report-hdr`) watch the run beside the live line.
 pub fn run_part_to_outcome(
     mut plan: Plan,
     stop: Arc<AtomicBool>,
@@ -106,7 +100,6 @@ pub fn run_part_to_outcome(
     start_at: Option<Instant>,
     watch: &WatchArgs,
     outputs: &LiveOutputs,
-    gateway_args: &[std::ffi::OsString],
 ) -> anyhow::Result<(Plan, RunOutcome)> {
     system::raise_nofile_to_hard().context("cannot read or raise RLIMIT_NOFILE")?;
     if slice != Slice::WHOLE {
@@ -148,7 +141,8 @@ pub fn run_part_to_outcome(
         } else {
             Vec::new()
         };
-        extra.extend_from_slice(gateway_args);
+        // Fault injection asked for (`--gateway-*`, `gateway_*` keys).
+        extra.extend(plan.gateway_faults.serve_args().into_iter().map(Into::into));
         let (addr, children, reserved) = start_gateways(&exe, "127.0.0.1:0".parse()?, 1, 1, &extra)
             .context("cannot start the embedded gateway (wsscale serve) on 127.0.0.1")?;
         let pids = children.pids();

@@ -229,31 +229,7 @@ pub(super) async fn next_action(rx: &mut watch::Receiver<Fault>, fd: i32) -> Act
     }
 }
 
-/// Parse `DUR:FRACTION` (`10s:0.2`, `10s:20%`) for `--drop-every`.
-pub fn parse_drop_every(s: &str) -> Result<(Duration, f64), String> {
-    let (d, f) = s
-        .split_once(':')
-        .ok_or_else(|| format!("'{s}' is not DUR:FRACTION; e.g. 10s:0.2 or 10s:20%"))?;
-    let every = crate::plan::units::parse_duration(d).map_err(|e| e.to_string())?;
-    if every.is_zero() {
-        return Err("the period must be longer than 0, e.g. 10s:20%".into());
-    }
-    let fraction = crate::plan::recovery::parse_fraction(f)?;
-    Ok((every, fraction))
-}
-
-/// Parse `DUR:FOR` (`10s:5s`) for `--stall-after`.
-pub fn parse_stall_after(s: &str) -> Result<(Duration, Duration), String> {
-    let (a, b) = s
-        .split_once(':')
-        .ok_or_else(|| format!("'{s}' is not DUR:FOR; e.g. 10s:5s (stall 10 s in, for 5 s)"))?;
-    let after = crate::plan::units::parse_duration(a).map_err(|e| e.to_string())?;
-    let stall_for = crate::plan::units::parse_duration(b).map_err(|e| e.to_string())?;
-    if stall_for.is_zero() {
-        return Err("the stall must last longer than 0, e.g. 10s:5s".into());
-    }
-    Ok((after, stall_for))
-}
+pub use crate::plan::recovery::{parse_drop_every, parse_stall_after};
 
 #[cfg(test)]
 mod tests {
@@ -272,21 +248,6 @@ mod tests {
         assert_ne!(a, b);
         assert!((0..100).all(|fd| picked(fd, 7, 1.0)));
         assert!((0..100).all(|fd| !picked(fd, 7, 0.0)));
-    }
-
-    #[test]
-    fn flags_parse() {
-        assert_eq!(
-            parse_drop_every("10s:20%").unwrap(),
-            (Duration::from_secs(10), 0.2)
-        );
-        assert!(parse_drop_every("10s").is_err());
-        assert!(parse_drop_every("0s:0.5").is_err());
-        assert_eq!(
-            parse_stall_after("2s:500ms").unwrap(),
-            (Duration::from_secs(2), Duration::from_millis(500))
-        );
-        assert!(parse_stall_after("2s:0s").is_err());
     }
 
     #[tokio::test]

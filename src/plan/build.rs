@@ -180,6 +180,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
     let tls = tls::tls(args, &targets)?;
     traffic.message_burst = recovery::message_burst(args, p, traffic.message.is_some())?;
     let disruption_threshold = recovery::disruption_threshold(args, p)?;
+    let gateway_faults = recovery::gateway_faults(args, p)?;
 
     Ok(Plan {
         profile: profile.map(|p| p.path.clone()),
@@ -208,6 +209,7 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         allow_failures: args.allow_failures || p.allow_failures.as_ref().is_some_and(|l| l.value),
         tls,
         disruption_threshold,
+        gateway_faults,
     })
 }
 

@@ -207,6 +207,8 @@ pub struct Plan {
     /// `--disruption-threshold`: drops of this fraction of the open connections within one
     /// interval make a drop wave (see `metrics::disruption`).
     pub disruption_threshold: f64,
+    /// Faults for the embedded gateway to inject (a run without a target only).
+    pub gateway_faults: recovery::GatewayFaults,
 }
 
 /// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
@@ -370,6 +372,7 @@ impl Plan {
             allow_failures: false,
             tls: TlsSpec::default(),
             disruption_threshold: recovery::DEFAULT_DISRUPTION_THRESHOLD,
+            gateway_faults: recovery::GatewayFaults::default(),
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct Overrides {
     pub disruption_threshold: Option<f64>,
     /// `--message-burst N@DUR[~SPREAD]` (needs `--message-rate`).
     pub message_burst: Option<super::recovery::MessageBurst>,
+    /// `--gateway-drop-all-after`, `--gateway-drop-every`, `--gateway-stall-after` (each
+    /// replaces the profile's key of the same name).
+    pub gateway_faults: super::recovery::GatewayFaults,
     /// SO_RCVBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]
     pub rcvbuf: Option<u64>,
     /// SO_SNDBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]

@@ -126,6 +126,12 @@ pub struct Profile {
     pub message_burst: Option<Located<String>>,
     /// `disruption_threshold = 0.05` or `"5%"`, as text (parsed when the plan is built).
     pub disruption_threshold: Option<Located<String>>,
+    /// Embedded gateway faults: `gateway_drop_all_after = "20s"`,
+    /// `gateway_drop_every = "10s:20%"`, `gateway_stall_after = "10s:5s"` (the last two
+    /// parsed when the plan is built).
+    pub gateway_drop_all_after: Option<Located<Duration>>,
+    pub gateway_drop_every: Option<Located<String>>,
+    pub gateway_stall_after: Option<Located<String>>,
     /// `publishers = 10` or `"10%"`.
     pub publishers: Option<Located<super::push::Publishers>>,
     /// `push_timestamp = "json:ts"` (parsed when the plan is built).
@@ -221,6 +227,9 @@ struct RawProfile {
     message_timeout: Option<Spanned<Value>>,
     message_burst: Option<Spanned<String>>,
     disruption_threshold: Option<Spanned<Value>>,
+    gateway_drop_all_after: Option<Spanned<Value>>,
+    gateway_drop_every: Option<Spanned<String>>,
+    gateway_stall_after: Option<Spanned<String>>,
     publishers: Option<Spanned<Value>>,
     push_timestamp: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
@@ -357,6 +366,9 @@ impl Profile {
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
             message_burst: cx.string(&raw.message_burst, "message_burst"),
             disruption_threshold: cx.scalar(&raw.disruption_threshold, "disruption_threshold")?,
+            gateway_drop_all_after: cx.duration(&raw.gateway_drop_all_after, "gateway_drop_all_after")?,
+            gateway_drop_every: cx.string(&raw.gateway_drop_every, "gateway_drop_every"),
+            gateway_stall_after: cx.string(&raw.gateway_stall_after, "gateway_stall_after"),
             publishers: cx.publishers(&raw.publishers)?,
             push_timestamp: cx.string(&raw.push_timestamp, "push_timestamp"),
             protocol: cx.string(&raw.protocol, "protocol"),

@@ -119,6 +119,72 @@ pub fn parse_jitter(s: &str) -> Result<f64, String> {
 /// The default reconnect jitter: half of each back-off delay is random.
 pub const DEFAULT_JITTER: f64 = 0.5;
 
+/// Faults the embedded gateway injects (`--gateway-drop-all-after`, `--gateway-drop-every`,
+/// `--gateway-stall-after`, or the same profile keys): passed to its `wsscale serve` child as
+/// `--drop-all-after`, `--drop-every`, `--stall-after` (see `gateway::faults`). Only for a
+/// run without a target.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GatewayFaults {
+    /// Reset every connection once, this long after the gateway started.
+    pub drop_all_after: Option<Duration>,
+    /// Every `.0`, reset the fraction `.1` of the connections.
+    pub drop_every: Option<(Duration, f64)>,
+    /// `.0` after the start, stop reading, answering and accepting for `.1`.
+    pub stall_after: Option<(Duration, Duration)>,
+}
+
+impl GatewayFaults {
+    /// True when no fault is asked for.
+    pub fn is_empty(&self) -> bool {
+        *self == GatewayFaults::default()
+    }
+
+    /// The `wsscale serve` flags that ask for these faults.
+    pub fn serve_args(&self) -> Vec<String> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let mut out = Vec::new();
+        if let Some(d) = self.drop_all_after {
+            out.extend(["--drop-all-after".to_string(), ms(d)]);
+        }
+        if let Some((every, f)) = self.drop_every {
+            out.extend(["--drop-every".to_string(), format!("{}:{f}", ms(every))]);
+        }
+        if let Some((after, stall_for)) = self.stall_after {
+            out.extend([
+                "--stall-after".to_string(),
+                format!("{}:{}", ms(after), ms(stall_for)),
+            ]);
+        }
+        out
+    }
+}
+
+/// Parse `DUR:FRACTION` (`10s:0.2`, `10s:20%`) for `--drop-every`.
+pub fn parse_drop_every(s: &str) -> Result<(Duration, f64), String> {
+    let (d, f) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not DUR:FRACTION; e.g. 10s:0.2 or 10s:20%"))?;
+    let every = units::parse_duration(d).map_err(|e| e.to_string())?;
+    if every.is_zero() {
+        return Err("the period must be longer than 0, e.g. 10s:20%".into());
+    }
+    let fraction = parse_fraction(f)?;
+    Ok((every, fraction))
+}
+
+/// Parse `DUR:FOR` (`10s:5s`) for `--stall-after`.
+pub fn parse_stall_after(s: &str) -> Result<(Duration, Duration), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not DUR:FOR; e.g. 10s:5s (stall 10 s in, for 5 s)"))?;
+    let after = units::parse_duration(a).map_err(|e| e.to_string())?;
+    let stall_for = units::parse_duration(b).map_err(|e| e.to_string())?;
+    if stall_for.is_zero() {
+        return Err("the stall must last longer than 0, e.g. 10s:5s".into());
+    }
+    Ok((after, stall_for))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +209,41 @@ mod tests {
         ] {
             assert!(MessageBurst::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn fault_flags_parse_and_print_back() {
+        assert_eq!(
+            parse_drop_every("10s:20%").unwrap(),
+            (Duration::from_secs(10), 0.2)
+        );
+        assert!(parse_drop_every("10s").is_err());
+        assert!(parse_drop_every("0s:0.5").is_err());
+        assert_eq!(
+            parse_stall_after("2s:500ms").unwrap(),
+            (Duration::from_secs(2), Duration::from_millis(500))
+        );
+        assert!(parse_stall_after("2s:0s").is_err());
+        let f = GatewayFaults {
+            drop_all_after: Some(Duration::from_millis(1500)),
+            drop_every: Some((Duration::from_secs(10), 0.25)),
+            stall_after: Some((Duration::from_secs(2), Duration::from_secs(5))),
+        };
+        let args = f.serve_args();
+        assert_eq!(
+            args,
+            [
+                "--drop-all-after",
+                "1500ms",
+                "--drop-every",
+                "10000ms:0.25",
+                "--stall-after",
+                "2000ms:5000ms"
+            ]
+        );
+        assert_eq!(parse_drop_every(&args[3]).unwrap(), f.drop_every.unwrap());
+        assert_eq!(parse_stall_after(&args[5]).unwrap(), f.stall_after.unwrap());
+        assert!(GatewayFaults::default().is_empty());
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl RunArgs {
             reconnect_jitter: self.recovery.reconnect_jitter,
             disruption_threshold: self.recovery.disruption_threshold,
             message_burst: self.recovery.message_burst,
+            gateway_faults: self.recovery.gateway_faults(),
             rcvbuf: self.rcvbuf,
             sndbuf: self.sndbuf,
             origin: self.origin.clone(),

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::gateway::faults::{Faults, parse_drop_every, parse_stall_after};
-use crate::plan::recovery::{MessageBurst, parse_disruption_threshold, parse_jitter};
+use crate::gateway::faults::Faults;
+use crate::plan::recovery::{
+    GatewayFaults, MessageBurst, parse_disruption_threshold, parse_drop_every, parse_jitter,
+    parse_stall_after,
+};
 use crate::plan::units;
 
 /// `wsscale run`: bursts, drop-wave detection, reconnect jitter, and the embedded gateway's
@@ -34,7 +37,7 @@ pub struct RecoveryArgs {
     pub reconnect_jitter: Option<f64>,
 
     /// Embedded gateway only (no --target): reset every connection DUR after it started
-    /// (wsscale serve --drop-all-after)
+    /// (wsscale serve --drop-all-after; profile key gateway_drop_all_after)
     #[arg(long, value_name = "DUR", value_parser = units::parse_duration, help_heading = "Recovery")]
     pub gateway_drop_all_after: Option<Duration>,
 
@@ -50,14 +53,13 @@ pub struct RecoveryArgs {
 }
 
 impl RecoveryArgs {
-    /// The `wsscale serve` flags of the embedded gateway's faults (empty: none asked).
-    pub fn gateway_args(&self) -> Vec<OsString> {
-        FaultArgs {
+    /// The embedded gateway's faults given as flags.
+    pub fn gateway_faults(&self) -> GatewayFaults {
+        GatewayFaults {
             drop_all_after: self.gateway_drop_all_after,
             drop_every: self.gateway_drop_every,
             stall_after: self.gateway_stall_after,
         }
-        .child_args()
     }
 }
 
@@ -92,52 +94,15 @@ impl FaultArgs {
 
     /// The same flags for a `wsscale serve` child.
     pub fn child_args(&self) -> Vec<OsString> {
-        let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let mut out: Vec<OsString> = Vec::new();
-        if let Some(d) = self.drop_all_after {
-            out.extend(["--drop-all-after".into(), ms(d).into()]);
+        GatewayFaults {
+            drop_all_after: self.drop_all_after,
+            drop_every: self.drop_every,
+            stall_after: self.stall_after,
         }
-        if let Some((every, f)) = self.drop_every {
-            out.extend(["--drop-every".into(), format!("{}:{f}", ms(every)).into()]);
-        }
-        if let Some((after, stall_for)) = self.stall_after {
-            out.extend([
-                "--stall-after".into(),
-                format!("{}:{}", ms(after), ms(stall_for)).into(),
-            ]);
-        }
-        out
+        .serve_args()
+        .into_iter()
+        .map(OsString::from)
+        .collect()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn child_args_parse_back() {
-        let a = FaultArgs {
-            drop_all_after: Some(Duration::from_millis(1500)),
-            drop_every: Some((Duration::from_secs(10), 0.25)),
-            stall_after: Some((Duration::from_secs(2), Duration::from_secs(5))),
-        };
-        let args: Vec<String> = a
-            .child_args()
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
-        assert_eq!(
-            args,
-            [
-                "--drop-all-after",
-                "1500ms",
-                "--drop-every",
-                "10000ms:0.25",
-                "--stall-after",
-                "2000ms:5000ms"
-            ]
-        );
-        assert_eq!(parse_drop_every(&args[3]).unwrap(), a.drop_every.unwrap());
-        assert_eq!(parse_stall_after(&args[5]).unwrap(), a.stall_after.unwrap());
-    }
-}

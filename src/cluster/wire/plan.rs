@@ -148,6 +148,8 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "allow_failures",
     // Disruptions are found in the coordinator's merged time series.
     "disruption_threshold",
+    // The gateway processes are started next to the coordinator.
+    "gateway_faults",
 ];
 
 impl WirePlan {
