@@ -306,7 +306,12 @@ pub fn run_distributed(a: &RunArgs, plan: Plan) -> anyhow::Result<i32> {
         opts.sinks = started.extra();
         opts.metrics = started.metrics.clone();
         opts.skip_preflight = a.skip_preflight;
-        opts.gateway_args = plan.gateway_faults.serve_args().into_iter().map(Into::into).collect();
+        opts.gateway_args = plan
+            .gateway_faults
+            .serve_args()
+            .into_iter()
+            .map(Into::into)
+            .collect();
         opts.checkpoint = crate::cli::run::checkpoint(&plan);
         crate::cli::run::check_report_paths(&plan)?;
         opts.watch = a

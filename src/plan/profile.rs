@@ -366,7 +366,8 @@ impl Profile {
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
             message_burst: cx.string(&raw.message_burst, "message_burst"),
             disruption_threshold: cx.scalar(&raw.disruption_threshold, "disruption_threshold")?,
-            gateway_drop_all_after: cx.duration(&raw.gateway_drop_all_after, "gateway_drop_all_after")?,
+            gateway_drop_all_after: cx
+                .duration(&raw.gateway_drop_all_after, "gateway_drop_all_after")?,
             gateway_drop_every: cx.string(&raw.gateway_drop_every, "gateway_drop_every"),
             gateway_stall_after: cx.string(&raw.gateway_stall_after, "gateway_stall_after"),
             publishers: cx.publishers(&raw.publishers)?,
