@@ -6,7 +6,9 @@
 //! side.
 //!
 //! A **drop wave** starts in an interval whose drops reach `threshold` (default 5 %,
-//! `--disruption-threshold`) of the connections open at the end of the interval before it.
+//! `--disruption-threshold`) of the connections open at the end of the interval before it
+//! (or in the interval before, when that one had drops too: a wave that straddles an
+//! interval boundary).
 //! From there the disruption lasts until open connections are back at ≥ 99 %
 //! ([`RECOVERED_FRACTION`]) of the plan's target at the end of an interval; a further wave
 //! before that is part of the same disruption. For each disruption:
@@ -69,15 +71,22 @@ pub fn detect(rows: &[IntervalRow], stages: &[Stage], threshold: f64) -> Vec<Dis
     let target = |t_s: f64| clock.count_at(Duration::from_secs_f64(t_s.max(0.0)));
     let mut out = Vec::new();
     let mut i = 0;
+    // The first row not yet part of a disruption.
+    let mut floor = 0;
     while i < rows.len() {
+        let open_at = |k: usize| if k == 0 { 0 } else { rows[k - 1].open };
+        if !is_wave(&rows[i], open_at(i), threshold) {
+            i += 1;
+            continue;
+        }
+        // A wave that straddles an interval boundary starts with the drops just before it.
+        while i > floor && rows[i - 1].dropped > 0 && open_at(i - 1) > 0 {
+            i -= 1;
+        }
         let (prev_t, prev_open) = match i {
             0 => (0.0, 0),
             _ => (rows[i - 1].t_s, rows[i - 1].open),
         };
-        if !is_wave(&rows[i], prev_open, threshold) {
-            i += 1;
-            continue;
-        }
         let wave_target = target(prev_t);
         let mut d = Disruption {
             start_s: round3(prev_t),
@@ -125,6 +134,7 @@ pub fn detect(rows: &[IntervalRow], stages: &[Stage], threshold: f64) -> Vec<Dis
         }
         out.push(d);
         i = j + 1;
+        floor = i;
     }
     out
 }
@@ -281,6 +291,24 @@ mod tests {
         let d = detect(&r, &stages(10, 100), DEFAULT_THRESHOLD);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].dropped, 90);
+        assert_eq!(d[0].recovery_s, Some(3.0));
+    }
+
+    #[test]
+    fn a_wave_across_an_interval_boundary_starts_with_its_first_drops() {
+        // 3 of 100 drop just before the boundary, 97 after it.
+        let r = rows(&[
+            (100, 0, 0, 0),
+            (97, 3, 0, 0),
+            (0, 97, 0, 0),
+            (100, 0, 100, 0),
+        ]);
+        let d = detect(&r, &stages(10, 100), DEFAULT_THRESHOLD);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(
+            (d[0].start_s, d[0].open_before, d[0].dropped),
+            (1.0, 100, 100)
+        );
         assert_eq!(d[0].recovery_s, Some(3.0));
     }
 
