@@ -25,8 +25,9 @@
 //!   gateway never came back, or the plan ramped down first).
 //!
 //! The resolution is the interval (`--interval`): the wave is placed at the start of its
-//! interval and the recovery at the end of one, so `recovery_s` is an upper bound that is at
-//! most one interval too long. Use `--interval 1s` for recovery tests.
+//! interval (of the one before, when that had drops too) and the recovery at the end of one,
+//! so `recovery_s` is an upper bound, one interval too long at most (two when a stray drop
+//! just before the wave pulls its start back). Use `--interval 1s` for recovery tests.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
