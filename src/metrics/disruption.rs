@@ -80,7 +80,9 @@ pub fn detect(rows: &[IntervalRow], stages: &[Stage], threshold: f64) -> Vec<Dis
             i += 1;
             continue;
         }
-        // A wave that straddles an interval boundary starts with the drops just before it.
+        // A wave that straddles an interval boundary starts with the drops just before it
+        // (recovery is looked for from the wave's own interval on).
+        let wave_row = i;
         while i > floor && rows[i - 1].dropped > 0 && open_at(i - 1) > 0 {
             i -= 1;
         }
@@ -110,7 +112,10 @@ pub fn detect(rows: &[IntervalRow], stages: &[Stage], threshold: f64) -> Vec<Dis
             last_t = r.t_s;
             last_target = target(r.t_s);
             // Recovered: back near the target, while the plan still wants what it had.
-            if last_target >= wave_target && r.open as f64 >= RECOVERED_FRACTION * last_target {
+            if j >= wave_row
+                && last_target >= wave_target
+                && r.open as f64 >= RECOVERED_FRACTION * last_target
+            {
                 d.recovery_s = Some(round3(r.t_s - prev_t));
                 break;
             }
@@ -297,11 +302,12 @@ mod tests {
 
     #[test]
     fn a_wave_across_an_interval_boundary_starts_with_its_first_drops() {
-        // 3 of 100 drop just before the boundary, 97 after it.
+        // 1 of 100 drops just before the boundary (99 open: "recovered" on its own), 99
+        // after it.
         let r = rows(&[
             (100, 0, 0, 0),
-            (97, 3, 0, 0),
-            (0, 97, 0, 0),
+            (99, 1, 0, 0),
+            (0, 99, 0, 0),
             (100, 0, 100, 0),
         ]);
         let d = detect(&r, &stages(10, 100), DEFAULT_THRESHOLD);
