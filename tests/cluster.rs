@@ -987,6 +987,7 @@ fn abort_on_fail_bounds_attempts_by_the_plan_in_every_run_mode() {
         p.reconnect = Some(Reconnect {
             initial: Duration::from_millis(20),
             max: Duration::from_millis(100),
+            ..Reconnect::default()
         });
         p
     };

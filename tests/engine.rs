@@ -116,6 +116,7 @@ fn reconnect_retries_failed_slots() {
     plan.reconnect = Some(wsscale::plan::Reconnect {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(40),
+        ..Default::default()
     });
     let o = run(&plan);
     let c = &o.totals.counters;

@@ -113,6 +113,7 @@ fn a_gateway_killed_mid_hold_shows_as_drops_and_reconnects_recover() {
     plan.reconnect = Some(Reconnect {
         initial: Duration::from_millis(50),
         max: Duration::from_millis(200),
+        ..Default::default()
     });
     let mut gateway = Some(first);
     let mut phase = 0;

@@ -169,6 +169,30 @@ fn sample() -> RunOutcome {
                 message_p99_ms: 0.0,
                 ..Default::default()
             },
+            // A drop wave during a message burst, then the recovery.
+            IntervalRow {
+                t_s: 15.0,
+                open: 500,
+                dropped: 300,
+                reconnects: 250,
+                failures: 20,
+                burst: 1,
+                msgs_sent_per_s: 900.0,
+                msgs_received_per_s: 700.0,
+                message_p99_ms: 40.0,
+                failures_by_category: [("refused".to_string(), 20)].into(),
+                drops_by_reason: [("reset".to_string(), 300)].into(),
+                ..Default::default()
+            },
+            IntervalRow {
+                t_s: 20.0,
+                open: 1000,
+                reconnects: 60,
+                msgs_sent_per_s: 200.0,
+                msgs_received_per_s: 200.0,
+                message_p99_ms: 0.5,
+                ..Default::default()
+            },
         ],
         thresholds: vec![
             ThresholdOutcome {
@@ -211,6 +235,7 @@ fn sample() -> RunOutcome {
             max_open: Some(100),
             peak_in_use: 0,
         }),
+        disruption_threshold: 0.05,
     };
     wsscale::metrics::gateway::attach(&mut o);
     o
@@ -514,7 +539,8 @@ fn json_values_are_exact() {
                "health_latency_ms": 1.5,
                "latency_ms": {"message_rtt_ms": {"p50": 1.2, "p90": 2.0, "p99": 2.5}},
                "failures_by_category": {"refused": 3}, "drops_by_reason": {"close_1001": 1},
-               "opens_per_s": 0.0, "closes_per_s": 0.0})
+               "opens_per_s": 0.0, "closes_per_s": 0.0,
+               "reconnects": 0, "burst": 0})
     );
     // The gateway: 4 MiB more at 800 open; the failed health check at 10 s.
     let g = &doc["gateway"];
@@ -558,7 +584,22 @@ fn json_values_are_exact() {
     echo_only.totals.counters.fanout_received = 0;
     let doc2 = to_json(&echo_only);
     assert_eq!(doc2["fanout"], json!({"delivered": 1990, "expected": null}));
-    assert_eq!(doc["timeseries"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["timeseries"].as_array().unwrap().len(), 4);
+    // The drop wave at 10–15 s and its recovery by 20 s, found in the time series; the drop
+    // of the interval just before belongs to it (a wave may straddle a boundary).
+    assert_eq!(doc["disruption_threshold"], 0.05);
+    assert_eq!(
+        doc["disruptions"],
+        json!([{"start_s": 5.0, "open_before": 400, "dropped": 301,
+                "drops_by_reason": {"reset": 300}, "reconnect_attempts": 310,
+                "peak_reconnect_rate_per_s": 50.0, "failures_during_recovery": 27,
+                "failures_by_category": {"refused": 20}, "recovery_s": 15.0, "note": null}])
+    );
+    assert_eq!(
+        doc["bursts"],
+        json!([{"burst": 1, "start_s": 10.0, "baseline_p99_ms": 0.0, "p99_ms": 40.0,
+                "peak_msgs_sent_per_s": 900.0, "recovery_s": 10.0, "note": null}])
+    );
     assert_eq!(
         doc["thresholds"],
         json!([
@@ -676,9 +717,9 @@ fn field_paths(prefix: &str, v: &Value, out: &mut Vec<String>) {
                     "<series>".to_string()
                 } else if prefix == "timeseries[].latency_ms" {
                     "<metric>".to_string()
-                } else if prefix == "timeseries[].failures_by_category" {
+                } else if prefix.ends_with("[].failures_by_category") {
                     "<category>".to_string()
-                } else if prefix == "timeseries[].drops_by_reason" {
+                } else if prefix.ends_with("[].drops_by_reason") {
                     "<reason>".to_string()
                 } else if prefix == "misbehave[].answers" {
                     "<answer>".to_string()
@@ -978,16 +1019,16 @@ fn csv_has_header_and_one_line_per_interval() {
     assert_eq!(lines.len(), 1 + o.timeseries.len(), "{text}");
     assert_eq!(
         lines[0],
-        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms,opens_per_s,closes_per_s"
+        "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms,opens_per_s,closes_per_s,reconnects,burst"
     );
     assert_eq!(lines[0], CSV_HEADER);
     assert_eq!(
         lines[1],
-        "5,400,80,3,0,40,39.5,1.2,2.5,200,0.4,1.25,0.9,3,0,12582912,12.5,410,400,5242.88,0,1.5,0,0"
+        "5,400,80,3,0,40,39.5,1.2,2.5,200,0.4,1.25,0.9,3,0,12582912,12.5,410,400,5242.88,0,1.5,0,0,0,0"
     );
     assert_eq!(
         lines[2],
-        "10,800,80,7,1,120,119,0,0,0,0,0,0,0,0,14680064,25,810,800,5242.88,1,1.5,0,0"
+        "10,800,80,7,1,120,119,0,0,0,0,0,0,0,0,14680064,25,810,800,5242.88,1,1.5,0,0,0,0"
     );
     // Nothing watched: empty cells.
     let plain = to_csv(&[IntervalRow::default()]);
@@ -1017,7 +1058,7 @@ fn write_csv_writes_atomically_even_without_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ts.csv");
     write_csv(&path, &sample().timeseries).unwrap();
-    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 5);
     write_csv(&path, &[]).unwrap();
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),

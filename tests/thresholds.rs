@@ -203,6 +203,7 @@ fn outcome(totals: Snapshot, peak_open: u64) -> RunOutcome {
         per_target: Vec::new(),
         protocol: None,
         reply_rules: Vec::new(),
+        disruption_threshold: 0.05,
     }
 }
 

@@ -324,6 +324,7 @@ fn resumption_is_used_on_reconnect() {
     plan.reconnect = Some(wsscale::plan::Reconnect {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(100),
+        ..Default::default()
     });
     let o = util::run_until(&plan, "a resumed reconnect", |c| {
         c.reconnects > 0 && c.tls_resumed > 0

@@ -624,6 +624,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub scenario: ScenarioArgs,
+
+    #[command(flatten)]
+    pub recovery: RecoveryArgs,
 }
 
 mod host;
@@ -633,6 +636,8 @@ mod overrides;
 mod search;
 pub use search::SearchArgs;
 mod scenario;
+mod recovery;
+pub use recovery::{FaultArgs, RecoveryArgs};
 mod watch;
 pub use scenario::ScenarioArgs;
 pub use watch::WatchArgs;

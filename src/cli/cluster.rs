@@ -591,6 +591,8 @@ pub fn serve_processes_command(a: &ServeArgs, n: usize) -> anyhow::Result<i32> {
     if a.compression != "none" {
         extra.extend(["--compression".into(), a.compression.clone().into()]);
     }
+    // Each process runs the schedule on its own clock (they start together).
+    extra.extend(a.faults.child_args());
     if a.broadcast {
         extra.push("--broadcast".into());
         eprintln!(

@@ -133,6 +133,20 @@ fn dispatch(cli: args::Cli) -> anyhow::Result<i32> {
                 return progressive::run_progressive(p, &a);
             }
             let plan = crate::plan::build::build_plan(&a.overrides())?;
+            if !plan.targets.is_empty() && !plan.gateway_faults.is_empty() {
+                return Err(usage(
+                    "--gateway-drop-all-after, --gateway-drop-every and --gateway-stall-after \
+                     (or the profile keys gateway_*) inject faults into the embedded gateway, \
+                     which runs only without a target; remove the target (or start your gateway \
+                     with `wsscale serve --drop-all-after …`)",
+                ));
+            }
+            if plan.handshake.compression.offer().is_some() && !plan.gateway_faults.is_empty() {
+                return Err(usage(
+                    "the embedded gateway cannot inject faults with --compression (its \
+                     permessage-deflate loop has no fault injection); leave one of them out",
+                ));
+            }
             if a.processes.is_some() || a.shard.is_some() || a.start_at.is_some() {
                 return cluster::run_distributed(&a, plan);
             }

@@ -158,6 +158,8 @@ pub fn run_part_to_outcome(
         {
             extra.extend(["--jwt-secret".into(), key.0.clone().into()]);
         }
+        // Fault injection asked for (`--gateway-*`, `gateway_*` keys).
+        extra.extend(plan.gateway_faults.serve_args().into_iter().map(Into::into));
         let (addr, children, reserved) = start_gateways(&exe, "127.0.0.1:0".parse()?, 1, 1, &extra)
             .context("cannot start the embedded gateway (wsscale serve) on 127.0.0.1")?;
         let pids = children.pids();

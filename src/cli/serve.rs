@@ -37,8 +37,15 @@ pub fn serve_command(a: &ServeArgs) -> anyhow::Result<i32> {
         }),
         broadcast: a.broadcast,
         compression: a.compression == "deflate",
+        faults: a.faults.faults(),
     };
     if config.compression {
+        if config.faults.scheduled() {
+            return Err(crate::cli::usage(
+                "--drop-all-after, --drop-every and --stall-after are not available with \
+                 --compression deflate (its connection loop has no fault injection)",
+            ));
+        }
         eprintln!("compression: permessage-deflate accepted when a client offers it");
     }
     if let Some(push) = &config.push {

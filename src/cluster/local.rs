@@ -223,7 +223,10 @@ pub fn run_processes(
     let mut watch = opts.watch.clone();
     if plan.targets.is_empty() {
         let g = n.max(needed as usize);
+        // `[embedded_gateway]` settings and the faults to inject (`--gateway-drop-all-after`,
+        // … as `--drop-all-after`, …), for every gateway process.
         let extra: Vec<OsString> = (plan.embedded_gateway.serve_args().into_iter())
+            .chain(plan.gateway_faults.serve_args())
             .map(Into::into)
             .collect();
         let (addr, children, _reserved) = start_gateways(

@@ -29,6 +29,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::fanout::{self, Fanout};
+use super::faults;
 use super::stats::GatewayStats;
 use super::{Shared, Subscriptions};
 
@@ -60,9 +61,11 @@ enum Slot {
 pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
     // Latency tests measure the gateway, not Nagle's algorithm.
     let _ = stream.set_nodelay(true);
+    // For a fault-injected reset (see `faults`), whatever wraps the socket.
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     match shared.tls.clone() {
-        None => serve_ws(stream, &shared, &mut stop).await,
-        Some(acceptor) => Box::pin(serve_tls(acceptor, stream, &shared, &mut stop)).await,
+        None => serve_ws(stream, fd, &shared, &mut stop).await,
+        Some(acceptor) => Box::pin(serve_tls(acceptor, stream, fd, &shared, &mut stop)).await,
     }
 }
 
@@ -71,6 +74,7 @@ pub(super) async fn serve(stream: TcpStream, shared: Arc<Shared>, mut stop: watc
 async fn serve_tls(
     acceptor: tokio_rustls::TlsAcceptor,
     stream: TcpStream,
+    fd: i32,
     shared: &Shared,
     stop: &mut watch::Receiver<()>,
 ) {
@@ -88,11 +92,11 @@ async fn serve_tls(
     if tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
         GatewayStats::incr(&stats.tls_resumed);
     }
-    serve_ws(tls, shared, stop).await
+    serve_ws(tls, fd, shared, stop).await
 }
 
-/// The WebSocket part of a connection, over TCP or TLS.
-async fn serve_ws<S>(stream: S, shared: &Shared, stop: &mut watch::Receiver<()>)
+/// The WebSocket part of a connection, over TCP or TLS (`fd`: the TCP socket).
+async fn serve_ws<S>(stream: S, fd: i32, shared: &Shared, stop: &mut watch::Receiver<()>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -106,12 +110,63 @@ where
     GatewayStats::incr(&stats.upgraded);
     let _open = OpenGuard(stats);
 
-    let stopping = tokio::select! {
-        () = echo(&mut ws, shared, subscriptions) => false,
+    // Boxed like the handshake: the fault select sits next to the echo loop for the
+    // connection's whole life, and inlined it would enlarge every held task.
+    let ended = Box::pin(drive(&mut ws, fd, shared, subscriptions, stop)).await;
+    match ended {
+        Ended::Closed => {}
+        Ended::Stopping => Box::pin(close_going_away(&mut ws)).await,
+        Ended::Dropped => {
+            shared.faults.count_drop();
+            faults::reset_on_close(fd);
+        }
+    }
+}
+
+/// Echo until the connection ends, the gateway stops, or an injected fault drops it (a
+/// stall stops polling the echo loop — nothing read, nothing answered — until it ends).
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    fd: i32,
+    shared: &Shared,
+    subscriptions: Option<Box<Subscriptions>>,
+    stop: &mut watch::Receiver<()>,
+) -> Ended {
+    let mut faults = shared.faults.subscribe();
+    let echo = echo(ws, shared, subscriptions);
+    tokio::pin!(echo);
+    loop {
+        tokio::select! {
+            () = &mut echo => return Ended::Closed,
+            _ = stop.changed() => return Ended::Stopping,
+            action = faults::next_action(&mut faults, fd) => match action {
+                faults::Action::Carry => {}
+                faults::Action::Drop => return Ended::Dropped,
+                faults::Action::Stall(until) => {
+                    if stall(until, stop).await {
+                        return Ended::Stopping;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// How a connection's loop ended.
+enum Ended {
+    /// The peer closed, or the connection failed.
+    Closed,
+    /// The gateway is shutting down.
+    Stopping,
+    /// A fault drop: reset.
+    Dropped,
+}
+
+/// Wait until `until` (a stall); true when the gateway began shutting down meanwhile.
+async fn stall(until: Instant, stop: &mut watch::Receiver<()>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep_until(until) => false,
         _ = stop.changed() => true,
-    };
-    if stopping {
-        Box::pin(close_going_away(&mut ws)).await;
     }
 }
 
@@ -386,6 +441,21 @@ mod tests {
         let task = serve(stream, shared, stop_rx);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "connection task future is {size} bytes");
+        // What a held connection carries besides: its boxed loop (echo + fault select).
+        let shared = Shared::new(Default::default(), Default::default());
+        let (_c, s) = tokio::io::duplex(64);
+        let mut ws = WebSocketStream::from_raw_socket(
+            s,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let (_tx, mut rx) = watch::channel(());
+        let loop_size = std::mem::size_of_val(&drive(&mut ws, 0, &shared, None, &mut rx));
+        assert!(
+            loop_size <= 768,
+            "connection loop future is {loop_size} bytes"
+        );
     }
 
     /// A connection whose client does not read falls behind the push channel and skips

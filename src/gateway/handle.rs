@@ -134,8 +134,8 @@ pub fn serve_blocking(
 }
 
 /// Serve an already-bound listener (see [`bind_listener`]): print `listening on
-/// ws://IP:PORT/` (`wss://` with TLS) to stdout, serve until SIGINT or SIGTERM, print a
-/// one-line summary to stderr. `worker_threads` 0 means one per core.
+/// ws://IP:PORT/` (`wss://` with TLS) to stdout, serve until SIGINT or SIGTERM (SIGUSR1
+/// drops every connection, see [`super::faults`]), print a one-line summary to stderr. `worker_threads` 0 means one per core.
 pub fn serve_listener_blocking(
     std_listener: std::net::TcpListener,
     config: GatewayConfig,
@@ -158,12 +158,22 @@ pub fn serve_listener_with_stats(
     };
     let runtime = build_runtime(workers)?;
     let tls = config.tls.is_some();
+    let switch = config.faults.switch.clone();
     runtime.block_on(async {
         let listener = TcpListener::from_std(std_listener)?;
         // Install the handlers before announcing the address, so a signal sent as soon as the
         // line is read is not lost.
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
+        // SIGUSR1 drops every connection (fault injection, see `faults`).
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let switch = config.faults.switch.clone();
+        let _usr1 = tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                eprintln!("SIGUSR1: dropping every connection");
+                switch.drop_all();
+            }
+        });
         let local = listener.local_addr()?;
         {
             let mut stdout = io::stdout().lock();
@@ -181,6 +191,13 @@ pub fn serve_listener_with_stats(
     })?;
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     eprintln!("gateway stopped: {}", stats.snapshot());
+    let (waves, stalls) = switch.waves();
+    if waves + stalls > 0 {
+        eprintln!(
+            "faults: {waves} drop wave(s) resetting {} connection(s), {stalls} stall(s)",
+            switch.dropped()
+        );
+    }
     Ok(())
 }
 

@@ -14,7 +14,9 @@
 
 pub mod aggregate;
 pub mod churn;
+pub mod bursts;
 pub mod compression;
+pub mod disruption;
 pub mod drift;
 pub mod gateway;
 pub mod labels;

@@ -130,6 +130,13 @@ pub struct IntervalRow {
     /// Drops during the interval by reason (the `connections.drops` labels), non-zero only.
     #[serde(default)]
     pub drops_by_reason: BTreeMap<String, u64>,
+    /// Re-open attempts (`--reconnect`) started during the interval (0 in older reports).
+    #[serde(default)]
+    pub reconnects: u64,
+    /// The message burst (`--message-burst`, numbered from 1) that fell in this interval;
+    /// 0: none (see [`super::bursts`]).
+    #[serde(default)]
+    pub burst: u64,
 }
 
 /// Three quantiles of one latency histogram over one interval (ms, three decimals).
@@ -239,6 +246,9 @@ pub struct RunOutcome {
     /// Churn and the arrival model as planned, and the peak of open + opening connections;
     /// `None` when the plan had neither (see [`super::churn`]).
     pub churn: Option<super::churn::ChurnRecord>,
+    /// `--disruption-threshold`: the fraction of open connections dropped within one
+    /// interval that makes a drop wave (see [`super::disruption`]).
+    pub disruption_threshold: f64,
 }
 
 /// Receives partial outcomes while a run goes on (`--checkpoint`), so that a run killed by
@@ -303,6 +313,16 @@ impl AgentOutcome {
 }
 
 impl RunOutcome {
+    /// The drop waves in the time series and their recovery (see [`super::disruption`]).
+    pub fn disruptions(&self) -> Vec<super::disruption::Disruption> {
+        super::disruption::detect(&self.timeseries, &self.stages, self.disruption_threshold)
+    }
+
+    /// The message bursts marked in the time series (see [`super::bursts`]).
+    pub fn bursts(&self) -> Vec<super::bursts::BurstOutcome> {
+        super::bursts::summarize(&self.timeseries)
+    }
+
     /// User-space bytes per connection: (RSS at peak open − RSS before) ÷ peak open.
     pub fn bytes_per_connection(&self) -> Option<f64> {
         if self.peak_open == 0 {
@@ -372,6 +392,10 @@ pub fn build_outcome(
         })
         .collect();
     let agg_peak_in_use = agg.peak_in_use;
+    let mut timeseries = timeseries;
+    if let Some(b) = &plan.traffic.message_burst {
+        super::bursts::mark(&mut timeseries, b);
+    }
     RunOutcome {
         started_at: meta.started_at,
         duration: meta.duration,
@@ -410,5 +434,6 @@ pub fn build_outcome(
         gateway_read_back: None,
         drift_read_back: Vec::new(),
         churn: super::churn::ChurnRecord::of(plan, agg_peak_in_use),
+        disruption_threshold: plan.disruption_threshold,
     }
 }

@@ -59,6 +59,8 @@ pub fn measure(metric: &str, o: &RunOutcome) -> Option<f64> {
         m if m.starts_with("churn.") => super::churn::measure(m, o),
         "misbehave.count" => (!c.misbehave.is_empty()).then(|| c.misbehave.count() as f64),
         "misbehave.flagged" => (!c.misbehave.is_empty()).then(|| c.misbehave.flagged() as f64),
+        "disruptions" | "recovery_s.max" => super::disruption::measure(metric, &o.disruptions()),
+        "burst_recovery_s.max" => super::bursts::measure(metric, &o.bursts()),
         m if m.starts_with("gateway.") || m.starts_with("drift.") || m == "health_failures" => {
             super::gateway::measure(m, o)
         }

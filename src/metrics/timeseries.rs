@@ -201,6 +201,7 @@ impl TimeSeries {
             rss_bytes: rss,
             opens_per_s: iv.counters.attempted as f64 / span,
             closes_per_s: iv.counters.churn_closes as f64 / span,
+            reconnects: iv.counters.reconnects,
             ..Default::default()
         });
         let rate_stage = clock.stage_index(elapsed).and_then(|i| {

@@ -33,6 +33,7 @@ mod churn;
 mod data;
 mod misbehave;
 mod progressive;
+mod recovery;
 mod session;
 mod tls;
 mod traffic;
@@ -184,6 +185,9 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
     let tls = tls::tls(args, &targets)?;
     let misbehave = misbehave::misbehave(args, p)?;
     let loaded = data::data(args, p)?;
+    traffic.message_burst = recovery::message_burst(args, p, traffic.message.is_some())?;
+    let disruption_threshold = recovery::disruption_threshold(args, p)?;
+    let gateway_faults = recovery::gateway_faults(args, p)?;
 
     let mut plan = Plan {
         profile: profile.map(|p| p.path.clone()),
@@ -220,6 +224,8 @@ pub fn build_plan_with(args: &Overrides, profile: Option<&Profile>) -> Result<Pl
         misbehave,
         data: None,
         identity: Default::default(),
+        disruption_threshold,
+        gateway_faults,
     };
     data::attach(&mut plan, loaded)?;
     Ok(plan)
@@ -545,7 +551,10 @@ fn reconnect(args: &Overrides, p: &Profile) -> Result<Option<Reconnect>, PlanErr
         return Ok(None);
     }
     let from_profile = p.reconnect.as_ref().and_then(|l| l.value);
-    let on_cli = args.reconnect || args.reconnect_initial.is_some() || args.reconnect_max.is_some();
+    let on_cli = args.reconnect
+        || args.reconnect_initial.is_some()
+        || args.reconnect_max.is_some()
+        || args.reconnect_jitter.is_some();
     let Some(mut r) = (if on_cli {
         Some(from_profile.unwrap_or_default())
     } else {
@@ -567,6 +576,9 @@ fn reconnect(args: &Overrides, p: &Profile) -> Result<Option<Reconnect>, PlanErr
     }
     if let Some(d) = args.reconnect_max {
         r.max = d;
+    }
+    if let Some(j) = args.reconnect_jitter {
+        r.jitter = j;
     }
     if r.initial.is_zero() {
         return Err(

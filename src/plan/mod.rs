@@ -20,6 +20,7 @@ pub mod payload;
 pub mod presets;
 pub mod profile;
 pub mod push;
+pub mod recovery;
 pub mod redact;
 pub mod search;
 pub mod session;
@@ -121,12 +122,15 @@ pub enum CloseMode {
 }
 
 /// Re-open policy for connections that failed or were dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reconnect {
     /// First back-off delay.
     pub initial: Duration,
     /// Cap of the exponential back-off.
     pub max: Duration,
+    /// The part of each delay that is random (`--reconnect-jitter`, 0..=1): 0.5 is half
+    /// fixed, half random; 0 retries every dropped connection at the same instant.
+    pub jitter: f64,
 }
 
 impl Default for Reconnect {
@@ -134,6 +138,7 @@ impl Default for Reconnect {
         Reconnect {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(30),
+            jitter: recovery::DEFAULT_JITTER,
         }
     }
 }
@@ -216,6 +221,11 @@ pub struct Plan {
     pub data: Option<std::sync::Arc<data::DataSpec>>,
     /// `{agent}` and `{process}` of this process (the host name and 0 unless an agent).
     pub identity: data::Identity,
+    /// `--disruption-threshold`: drops of this fraction of the open connections within one
+    /// interval make a drop wave (see `metrics::disruption`).
+    pub disruption_threshold: f64,
+    /// Faults for the embedded gateway to inject (a run without a target only).
+    pub gateway_faults: recovery::GatewayFaults,
 }
 
 /// TLS client settings (`--tls-*` flags, `[tls]` in a profile).
@@ -290,6 +300,8 @@ pub struct Traffic {
     pub publishers: Option<push::Publishers>,
     /// Where server-originated frames carry their creation time (`--push-timestamp`).
     pub push_timestamp: Option<push::PushTimestamp>,
+    /// `--message-burst`: bursts of timed messages on top of `message` (which it needs).
+    pub message_burst: Option<recovery::MessageBurst>,
 }
 
 impl Plan {
@@ -382,6 +394,8 @@ impl Plan {
             misbehave: Vec::new(),
             data: None,
             identity: data::Identity::default(),
+            disruption_threshold: recovery::DEFAULT_DISRUPTION_THRESHOLD,
+            gateway_faults: recovery::GatewayFaults::default(),
         }
     }
 }

@@ -72,6 +72,16 @@ pub struct Overrides {
     pub reconnect_initial: Option<Duration>,
     /// Cap of the reconnect back-off; implies --reconnect [default: 30s]
     pub reconnect_max: Option<Duration>,
+    /// `--reconnect-jitter`: random part of each back-off delay (0..=1); implies --reconnect.
+    pub reconnect_jitter: Option<f64>,
+    /// `--disruption-threshold`: fraction of open connections dropped in one interval that
+    /// makes a drop wave [default: 0.05].
+    pub disruption_threshold: Option<f64>,
+    /// `--message-burst N@DUR[~SPREAD]` (needs `--message-rate`).
+    pub message_burst: Option<super::recovery::MessageBurst>,
+    /// `--gateway-drop-all-after`, `--gateway-drop-every`, `--gateway-stall-after` (each
+    /// replaces the profile's key of the same name).
+    pub gateway_faults: super::recovery::GatewayFaults,
     /// SO_RCVBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]
     pub rcvbuf: Option<u64>,
     /// SO_SNDBUF for client sockets, bytes (e.g. 4KiB) [default: kernel default]

@@ -133,6 +133,16 @@ pub struct Profile {
     pub message_size: Option<Located<u64>>,
     pub message_text: Option<Located<String>>,
     pub message_timeout: Option<Located<Duration>>,
+    /// `message_burst = "100@10s"` (parsed when the plan is built).
+    pub message_burst: Option<Located<String>>,
+    /// `disruption_threshold = 0.05` or `"5%"`, as text (parsed when the plan is built).
+    pub disruption_threshold: Option<Located<String>>,
+    /// Embedded gateway faults: `gateway_drop_all_after = "20s"`,
+    /// `gateway_drop_every = "10s:20%"`, `gateway_stall_after = "10s:5s"` (the last two
+    /// parsed when the plan is built).
+    pub gateway_drop_all_after: Option<Located<Duration>>,
+    pub gateway_drop_every: Option<Located<String>>,
+    pub gateway_stall_after: Option<Located<String>>,
     /// `publishers = 10` or `"10%"`.
     pub publishers: Option<Located<super::push::Publishers>>,
     /// `push_timestamp = "json:ts"` (parsed when the plan is built).
@@ -244,6 +254,11 @@ struct RawProfile {
     message_size: Option<Spanned<Value>>,
     message_text: Option<Spanned<String>>,
     message_timeout: Option<Spanned<Value>>,
+    message_burst: Option<Spanned<String>>,
+    disruption_threshold: Option<Spanned<Value>>,
+    gateway_drop_all_after: Option<Spanned<Value>>,
+    gateway_drop_every: Option<Spanned<String>>,
+    gateway_stall_after: Option<Spanned<String>>,
     publishers: Option<Spanned<Value>>,
     push_timestamp: Option<Spanned<String>>,
     misbehave: Option<Vec<Spanned<String>>>,
@@ -301,6 +316,7 @@ enum RawReconnect {
 struct RawReconnectTable {
     initial: Option<Spanned<Value>>,
     max: Option<Spanned<Value>>,
+    jitter: Option<Spanned<Value>>,
 }
 
 impl<'de> Deserialize<'de> for RawReconnect {
@@ -309,7 +325,9 @@ impl<'de> Deserialize<'de> for RawReconnect {
         impl<'de> Visitor<'de> for V {
             type Value = RawReconnect;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("true, false, or a table like { initial = \"500ms\", max = \"30s\" }")
+                f.write_str(
+                    "true, false, or a table like { initial = \"500ms\", max = \"30s\", jitter = \"off\" }",
+                )
             }
             fn visit_bool<E: de::Error>(self, b: bool) -> Result<RawReconnect, E> {
                 Ok(RawReconnect::Flag(b))
@@ -399,6 +417,12 @@ impl Profile {
             message_size: cx.size(&raw.message_size, "message_size")?,
             message_text: cx.string(&raw.message_text, "message_text"),
             message_timeout: cx.duration(&raw.message_timeout, "message_timeout")?,
+            message_burst: cx.string(&raw.message_burst, "message_burst"),
+            disruption_threshold: cx.scalar(&raw.disruption_threshold, "disruption_threshold")?,
+            gateway_drop_all_after: cx
+                .duration(&raw.gateway_drop_all_after, "gateway_drop_all_after")?,
+            gateway_drop_every: cx.string(&raw.gateway_drop_every, "gateway_drop_every"),
+            gateway_stall_after: cx.string(&raw.gateway_stall_after, "gateway_stall_after"),
             publishers: cx.publishers(&raw.publishers)?,
             push_timestamp: cx.string(&raw.push_timestamp, "push_timestamp"),
             misbehave: cx.strings(&raw.misbehave, "misbehave"),

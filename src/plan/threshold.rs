@@ -26,6 +26,9 @@
 //! | `drift.{message,ping,heartbeat}_rtt_ms.{p50,p99}`, `drift.client_rss_bytes_per_min` | the highest of `drift[].*` over the hold stages |
 //! | `drift.msgs_per_s` | the lowest of `drift[].msgs_per_s` |
 //! | `churn.sessions_completed`, `churn.arrivals_skipped`, `churn.opens_per_s.{mean,peak}`, `churn.closes_per_s.{mean,peak}`, `churn.session_s.mean` | `churn.*` (no data without churn or rate stages; see docs/churn.md) |
+//! | `disruptions` | the number of `disruptions[]` (drop waves) |
+//! | `recovery_s.max` | the longest `disruptions[].recovery_s` (0 without a disruption; no data when one never recovered) |
+//! | `burst_recovery_s.max` | the longest `bursts[].recovery_s` (0 without a burst; no data when one did not recover) |
 //!
 //! with `STAT` one of `min`, `mean`, `p50`, `p90`, `p95`, `p99`, `p999`, `p9999`, `max`.
 //! An unknown metric is an error that lists the valid names (grouped) and suggests the
@@ -130,6 +133,9 @@ const PLAIN: &[&str] = &[
     "churn.closes_per_s.mean",
     "churn.closes_per_s.peak",
     "churn.session_s.mean",
+    "disruptions",
+    "recovery_s.max",
+    "burst_recovery_s.max",
 ];
 
 /// Histograms, by threshold name: the latencies (ms) and `session_duration_s` (seconds).
@@ -282,6 +288,9 @@ pub const METRICS: &[&str] = &[
     "churn.closes_per_s.mean",
     "churn.closes_per_s.peak",
     "churn.session_s.mean",
+    "disruptions",
+    "recovery_s.max",
+    "burst_recovery_s.max",
 ];
 
 /// Metrics that are fractions 0–1 and accept a percentage value (`95%`).

@@ -10,7 +10,8 @@
 //! `gateway_cpu_percent`, `gateway_fds`, `gateway_established`,
 //! `gateway_bytes_per_connection`, `health_failures`, `health_latency_ms` (an empty cell when
 //! nothing was watched — JSON's `null`), then `opens_per_s` and `closes_per_s` (churn, see
-//! docs/churn.md). Numbers only, no quoting needed; `\n` line ends;
+//! docs/churn.md), `reconnects` (re-open attempts) and `burst` (the `--message-burst` burst in
+//! the interval, 0: none). Numbers only, no quoting needed; `\n` line ends;
 //! written atomically like every report.
 
 use std::fmt::Write as _;
@@ -21,7 +22,7 @@ use super::write::write_atomic;
 use crate::metrics::outcome::IntervalRow;
 
 /// The header line (without the line end).
-pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms,opens_per_s,closes_per_s";
+pub const CSV_HEADER: &str = "t_s,open,connect_rate,failures,dropped,msgs_sent_per_s,msgs_received_per_s,message_p50_ms,message_p99_ms,pushes_per_s,push_p50_ms,push_p99_ms,fanout_p50_ms,fanout_p99_ms,rss_bytes,gateway_rss_bytes,gateway_cpu_percent,gateway_fds,gateway_established,gateway_bytes_per_connection,health_failures,health_latency_ms,opens_per_s,closes_per_s,reconnects,burst";
 
 /// The CSV text: header plus one line per row.
 pub fn to_csv(rows: &[IntervalRow]) -> String {
@@ -31,7 +32,7 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             num(r.t_s),
             r.open,
             num(r.connect_rate),
@@ -55,7 +56,9 @@ pub fn to_csv(rows: &[IntervalRow]) -> String {
             r.health_failures,
             opt_num(r.health_latency_ms),
             num(r.opens_per_s),
-            num(r.closes_per_s)
+            num(r.closes_per_s),
+            r.reconnects,
+            r.burst
         );
     }
     s

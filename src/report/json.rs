@@ -45,6 +45,10 @@ fn complete_default() -> bool {
     true
 }
 
+fn disruption_threshold_default() -> f64 {
+    crate::metrics::disruption::DEFAULT_THRESHOLD
+}
+
 /// The whole report document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JsonReport {
@@ -100,6 +104,15 @@ pub struct JsonReport {
     pub churn: Option<crate::metrics::churn::ChurnSummary>,
     /// One row per live-output interval.
     pub timeseries: Vec<IntervalRow>,
+    /// `--disruption-threshold` (added within schema version 1: older reports read 0.05).
+    #[serde(default = "disruption_threshold_default")]
+    pub disruption_threshold: f64,
+    /// Drop waves and their recovery, found in `timeseries` (see `metrics::disruption`).
+    #[serde(default)]
+    pub disruptions: Vec<crate::metrics::disruption::Disruption>,
+    /// One entry per `--message-burst` burst (see `metrics::bursts`).
+    #[serde(default)]
+    pub bursts: Vec<crate::metrics::bursts::BurstOutcome>,
     /// Threshold verdicts, in the order given (profile first, then `--threshold`).
     pub thresholds: Vec<JsonThreshold>,
     /// Every non-empty histogram, serialized (HdrHistogram V2 + DEFLATE, base64, µs), so
@@ -482,6 +495,9 @@ impl JsonReport {
                     ..r.clone()
                 })
                 .collect(),
+            disruption_threshold: o.disruption_threshold,
+            disruptions: o.disruptions(),
+            bursts: o.bursts(),
             thresholds: o
                 .thresholds
                 .iter()

@@ -106,6 +106,7 @@ struct Parsed {
     gateway: Option<crate::metrics::gateway::GatewaySummary>,
     drift: Vec<crate::metrics::drift::HoldDrift>,
     churn: Option<crate::metrics::churn::ChurnSummary>,
+    disruption_threshold: f64,
 }
 
 /// Merge reports into one outcome (write it with [`super::write_json`]).
@@ -193,6 +194,11 @@ pub fn merge(inputs: &[Input]) -> Result<RunOutcome, MergeError> {
             .map(|p| p.drift.clone())
             .unwrap_or_default(),
         churn: crate::metrics::churn::read_back(parsed.iter().filter_map(|p| p.churn.as_ref())),
+        disruption_threshold: parsed
+            .first()
+            .map_or(crate::metrics::disruption::DEFAULT_THRESHOLD, |p| {
+                p.disruption_threshold
+            }),
     };
     for note in parsed.iter().flat_map(|p| &p.preflight) {
         if !o.preflight.contains(note) {
@@ -322,6 +328,8 @@ fn merge_rows(parsed: &[Parsed]) -> Vec<IntervalRow> {
                 row.connect_rate += r.connect_rate;
                 row.failures += r.failures;
                 row.dropped += r.dropped;
+                row.reconnects += r.reconnects;
+                row.burst = row.burst.max(r.burst);
                 row.msgs_sent_per_s += r.msgs_sent_per_s;
                 row.msgs_received_per_s += r.msgs_received_per_s;
                 row.message_p50_ms = row.message_p50_ms.max(r.message_p50_ms);
@@ -548,6 +556,7 @@ fn parse(input: &Input) -> Result<Parsed, String> {
         protocol: r.protocol.clone(),
         reply_rules: r.traffic.replies.iter().map(|x| x.rule.clone()).collect(),
         timeseries: r.timeseries,
+        disruption_threshold: r.disruption_threshold,
         thresholds: r.thresholds.into_iter().map(|t| t.expr).collect(),
         agents,
         preflight: r.preflight,

@@ -48,6 +48,7 @@ pub mod misbehave;
 pub mod progress;
 pub mod prometheus;
 pub mod search;
+pub mod recovery;
 pub mod text;
 pub mod write;
 

@@ -49,6 +49,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     failures(&mut s, o);
     drops(&mut s, o);
     s.push_str(&super::churn::churn_text(o));
+    s.push_str(&super::recovery::recovery_text(o));
     if o.sources_exhausted {
         let _ = writeln!(s, "{SOURCES_EXHAUSTED_LINE}\n");
     }

@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// clients' --tls-ca
     #[arg(long, value_name = "FILE", requires = "tls_self_signed")]
     pub tls_cert_out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub faults: super::FaultArgs,
 }
 
 /// `serve --listen`: `PORT` (→ `127.0.0.1:PORT`), `IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`

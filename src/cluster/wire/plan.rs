@@ -29,6 +29,9 @@ pub struct WirePlan {
     pub max_frame: u64,
     /// `(initial, max)` back-off.
     pub reconnect: Option<(Duration, Duration)>,
+    /// The reconnect back-off's random part (`--reconnect-jitter`); absent: the default.
+    #[serde(default)]
+    pub reconnect_jitter: Option<f64>,
     pub interval: Duration,
     pub socket_rcvbuf: Option<usize>,
     pub socket_sndbuf: Option<usize>,
@@ -110,6 +113,9 @@ pub struct WireTraffic {
     /// `--push-timestamp` (travels as its text and is parsed again).
     #[serde(default)]
     pub push_timestamp: Option<crate::plan::push::PushTimestamp>,
+    /// `--message-burst` as `(count, every, spread)`.
+    #[serde(default)]
+    pub message_burst: Option<(u32, Duration, Duration)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,6 +162,10 @@ pub const PLAN_FIELDS_NOT_SENT: &[&str] = &[
     "embedded_gateway",
     // Set by each agent for itself (its name and index).
     "identity",
+    // Disruptions are found in the coordinator's merged time series.
+    "disruption_threshold",
+    // The gateway processes are started next to the coordinator.
+    "gateway_faults",
 ];
 
 impl WirePlan {
@@ -219,6 +229,7 @@ impl WirePlan {
             .to_string(),
             max_frame: plan.max_frame,
             reconnect: plan.reconnect.map(|r| (r.initial, r.max)),
+            reconnect_jitter: plan.reconnect.map(|r| r.jitter),
             interval: plan.interval,
             socket_rcvbuf: plan.socket_rcvbuf,
             socket_sndbuf: plan.socket_sndbuf,
@@ -242,6 +253,7 @@ impl WirePlan {
                 session: t.session.clone(),
                 publishers: t.publishers,
                 push_timestamp: t.push_timestamp.clone(),
+                message_burst: t.message_burst.map(|b| (b.count, b.every, b.spread)),
             },
             tls: WireTls {
                 sni: plan.tls.sni.clone(),
@@ -345,9 +357,13 @@ impl WirePlan {
             }
         };
         plan.max_frame = self.max_frame;
-        plan.reconnect = self
-            .reconnect
-            .map(|(initial, max)| Reconnect { initial, max });
+        plan.reconnect = self.reconnect.map(|(initial, max)| Reconnect {
+            initial,
+            max,
+            jitter: self
+                .reconnect_jitter
+                .unwrap_or(crate::plan::recovery::DEFAULT_JITTER),
+        });
         plan.interval = self.interval;
         plan.socket_rcvbuf = self.socket_rcvbuf;
         plan.socket_sndbuf = self.socket_sndbuf;
@@ -393,6 +409,13 @@ impl WirePlan {
             session: t.session.clone(),
             publishers: t.publishers,
             push_timestamp: t.push_timestamp.clone(),
+            message_burst: t.message_burst.map(|(count, every, spread)| {
+                crate::plan::recovery::MessageBurst {
+                    count,
+                    every,
+                    spread,
+                }
+            }),
         };
         plan.tls = TlsSpec {
             sni: self.tls.sni.clone(),
@@ -515,6 +538,7 @@ mod tests {
             push_timestamp: Some(
                 crate::plan::push::PushTimestamp::parse("json:meta.ts:ms").unwrap(),
             ),
+            message_burst: Some(crate::plan::recovery::MessageBurst::parse("20@5s~1s").unwrap()),
         };
         p.tls = TlsSpec {
             sni: Some("example.org".into()),

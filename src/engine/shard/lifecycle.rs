@@ -200,8 +200,10 @@ impl Shard {
                 let base = rc.initial.as_micros() as u64;
                 let cap = rc.max.as_micros() as u64;
                 let exp = base.saturating_mul(1u64 << attempt.min(30)).min(cap).max(1);
-                // Half fixed, half jitter: spreads a reconnect storm without losing the back-off.
-                let delay = exp / 2 + self.rng.u64(0..=exp / 2);
+                // Part fixed, part random (`--reconnect-jitter`, half and half by default):
+                // spreads a reconnect storm without losing the back-off; 0 keeps the storm.
+                let random = (exp as f64 * rc.jitter.clamp(0.0, 1.0)) as u64;
+                let delay = exp - random + self.rng.u64(0..=random);
                 self.waiting += 1;
                 let at = (self.now_us() + delay) / TICK_US;
                 self.wheel.insert(

@@ -75,6 +75,62 @@ fn phase(seed: u64, id: u32, salt: u64, period_us: u64) -> u64 {
 const SALT_MSG: u64 = 1;
 const SALT_PING: u64 = 2;
 const SALT_HB: u64 = 3;
+const SALT_BURST: u64 = 4;
+
+/// The message schedule with `--message-burst`, on the shard's clock (µs): cycles of
+/// `every` starting at `zero` (the run start plus this connection's spread offset); each
+/// cycle opens with `count` messages due at its start (back to back) followed by the steady
+/// messages (`rate × every`, rounded) evenly spaced inside it. Message `g` (counted from
+/// `zero`) has one intended time, so latency stays `receive − intended` and a connection
+/// opened mid-cycle simply starts at the first message due after it opened.
+struct BurstSchedule {
+    zero: u64,
+    every: u64,
+    count: u64,
+    steady: u64,
+}
+
+impl BurstSchedule {
+    fn new(b: &crate::plan::recovery::MessageBurst, rate: f64, zero: u64) -> Self {
+        let every = (b.every.as_micros() as u64).max(1);
+        BurstSchedule {
+            zero,
+            every,
+            count: b.count as u64,
+            steady: (rate * b.every.as_secs_f64()).round() as u64,
+        }
+    }
+
+    /// Intended time of message `g`.
+    fn intended(&self, g: u64) -> u64 {
+        let per = self.count + self.steady;
+        let (cycle, j) = (g / per, g % per);
+        let offset = if j < self.count {
+            0
+        } else {
+            (j - self.count + 1) * self.every / (self.steady + 1)
+        };
+        self.zero + cycle * self.every + offset
+    }
+
+    /// The first message due at or after `t`.
+    fn first_at_or_after(&self, t: u64) -> u64 {
+        let per = self.count + self.steady;
+        let rel = t.saturating_sub(self.zero);
+        let cycle = rel / self.every;
+        let into = rel % self.every;
+        if into == 0 {
+            return cycle * per;
+        }
+        // Steady message i (1-based) is due at i × every / (steady + 1) into the cycle.
+        let i = (into * (self.steady + 1)).div_ceil(self.every);
+        if i <= self.steady {
+            cycle * per + self.count + i - 1
+        } else {
+            (cycle + 1) * per
+        }
+    }
+}
 
 impl Shard {
     fn msg_period_us(&self) -> Option<u64> {
@@ -89,6 +145,23 @@ impl Shard {
     /// Intended send time of message `seq` of connection `key`.
     fn msg_intended(&self, key: usize, seq: u32) -> u64 {
         let c = &self.conns[key];
+        if let (Some(b), Some(m)) = (
+            &self.p.plan.traffic.message_burst,
+            &self.p.plan.traffic.message,
+        ) {
+            let start_us = self
+                .p
+                .start
+                .saturating_duration_since(self.p.epoch)
+                .as_micros() as u64;
+            let spread = b.spread.as_micros() as u64;
+            let schedule = BurstSchedule::new(
+                b,
+                m.rate,
+                start_us + phase(self.seed, c.id, SALT_BURST, spread),
+            );
+            return schedule.intended(schedule.first_at_or_after(c.mark_us) + seq as u64);
+        }
         let period = self.msg_period_us().unwrap_or(1);
         c.mark_us + phase(self.seed, c.id, SALT_MSG, period) + seq as u64 * period
     }
@@ -207,7 +280,10 @@ impl Shard {
                 .publishers
                 .is_none_or(|p| p.includes(self.conn_no(key)))
         {
-            let at = now + phase(self.seed, id, SALT_MSG, period);
+            let at = match t.message_burst {
+                None => now + phase(self.seed, id, SALT_MSG, period),
+                Some(_) => self.msg_intended(key, 0),
+            };
             self.schedule(key, at, TimerKind::SendMessage);
         }
         if let Some(p) = &t.ping {
@@ -567,6 +643,31 @@ mod tests {
             parts.iter().filter(|p| matches!(p, Part::Marker)).count(),
             1
         );
+    }
+
+    #[test]
+    fn burst_schedule_is_monotonic_and_starts_after_open() {
+        let b = crate::plan::recovery::MessageBurst::parse("3@1s~0s").unwrap();
+        // 3 back to back + 1/s × 1 s = 1 steady message per cycle, at half the cycle.
+        let s = BurstSchedule::new(&b, 1.0, 1_000);
+        let times: Vec<u64> = (0..8).map(|g| s.intended(g)).collect();
+        assert_eq!(
+            times,
+            [
+                1_000, 1_000, 1_000, 501_000, 1_001_000, 1_001_000, 1_001_000, 1_501_000
+            ]
+        );
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        for t in [
+            0, 1_000, 1_001, 501_000, 501_001, 1_000_999, 1_001_000, 7_777_777,
+        ] {
+            let g = s.first_at_or_after(t);
+            assert!(s.intended(g) >= t, "t {t}: g {g}");
+            assert!(
+                g == 0 || s.intended(g - 1) < t,
+                "t {t}: g {g} is not the first"
+            );
+        }
     }
 
     #[test]

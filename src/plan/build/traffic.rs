@@ -147,6 +147,8 @@ pub(super) fn traffic(args: &Overrides, p: &Profile, max_frame: u64) -> Result<T
         session: Default::default(),
         publishers: publishers(args, p)?,
         push_timestamp: push_timestamp(args, p)?,
+        // Filled by `build::recovery` (it needs the message settings).
+        message_burst: None,
     })
 }
 

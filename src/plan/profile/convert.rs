@@ -138,6 +138,30 @@ impl Ctx<'_> {
         )
     }
 
+    /// A number, boolean or string, as text (parsed later by the setting's own parser).
+    pub(super) fn scalar(
+        &self,
+        v: &Option<Spanned<Value>>,
+        key: &str,
+    ) -> Result<Option<Located<String>>, PlanError> {
+        let Some(v) = v else { return Ok(None) };
+        let origin = self.at(v, key);
+        let text = match v.get_ref() {
+            Value::String(s) => s.clone(),
+            Value::Integer(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::Boolean(true) => "on".into(),
+            Value::Boolean(false) => "off".into(),
+            other => {
+                return Err(origin.invalid(format!(
+                    "expected a number or a string, found {}",
+                    other.type_str()
+                )));
+            }
+        };
+        Ok(Some(Located::new(text, origin)))
+    }
+
     pub(super) fn stages(
         &self,
         v: &Option<Spanned<Vec<RawStage>>>,
@@ -220,6 +244,10 @@ impl Ctx<'_> {
                 }
                 if let Some(d) = self.duration(&t.max, "reconnect.max")? {
                     r.max = d.value;
+                }
+                if let Some(j) = self.scalar(&t.jitter, "reconnect.jitter")? {
+                    r.jitter = crate::plan::recovery::parse_jitter(&j.value)
+                        .map_err(|e| j.origin.invalid(e))?;
                 }
                 Some(r)
             }
