@@ -248,7 +248,9 @@ impl Shard {
             Vec::new()
         };
         let minter = JwtMinter::from_auth(&plan.handshake.auth)?;
-        let capacity = p.slice.count(plan.peak_connections() as f64) as usize
+        // Pre-sized for the peak, but never beyond 1M slots: a rate stage's default cap
+        // (every arrival) can be far above what will ever be open; the slab grows if needed.
+        let capacity = (p.slice.count(plan.peak_connections() as f64) as usize).min(1 << 20)
             + plan.max_pending / plan.threads.max(1)
             + 16;
         let seed = fastrand::u64(..);
