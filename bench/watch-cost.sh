@@ -28,35 +28,14 @@ cd "$(dirname "$0")/.."
 N=${1:-100000}
 RAMP=${2:-30s}
 HOLD=${3:-30s}
-BIN=${CARGO_TARGET_DIR:-target}/release/wsscale
-echo "building wsscale (release)…"
-cargo build --release
+. bench/lib.sh
+bench_build
 
-HARD=$(ulimit -Hn)
-if [ "$HARD" = unlimited ]; then HARD=$(cat /proc/sys/fs/nr_open); fi
-PER=$((HARD - 64))
-P=$(((N + PER - 1) / PER))
-[ "$P" -lt 2 ] && P=2
-echo "RLIMIT_NOFILE hard limit $HARD → $P processes per side"
+P=$(bench_processes "$N")
+echo "RLIMIT_NOFILE hard limit $(bench_hard_nofile) → $P processes per side"
+trap bench_cleanup EXIT
 
-WORK=$(mktemp -d)
-GW_PID=
-cleanup() {
-  if [ -n "$GW_PID" ]; then kill -TERM "$GW_PID" 2>/dev/null || true; wait "$GW_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN" serve --processes "$P" --listen 127.0.0.1:0 --threads 1 >"$WORK/serve.out" 2>"$WORK/serve.err" &
-GW_PID=$!
-for _ in $(seq 1 200); do
-  grep -q '^listening on ' "$WORK/serve.out" 2>/dev/null && break
-  sleep 0.1
-done
-LINE=$(grep '^listening on ' "$WORK/serve.out" || true)
-[ -n "$LINE" ] || { echo "gateway did not start:"; cat "$WORK/serve.err"; exit 1; }
-URL=$(echo "$LINE" | awk '{print $3}')
-GW_PIDS=$(echo "$LINE" | sed 's/.*processes: \(.*\))/\1/')
+bench_start_gateway "$P" 127.0.0.1:0
 WATCH=()
 for pid in $GW_PIDS; do WATCH+=(--watch-pid "$pid"); done
 echo "gateway: $URL ($P processes: $GW_PIDS)"
