@@ -66,7 +66,7 @@ bench_build
 NS=wsscale-1m-$$
 RUN_PID=
 SAMPLER=
-# shellcheck disable=SC2016 # expanded at cleanup time
+# shellcheck disable=SC2016,SC2034 # expanded by bench_cleanup (bench/lib.sh)
 BENCH_CLEANUP_MORE='
   if [ -n "$RUN_PID" ]; then kill -TERM "$RUN_PID" 2>/dev/null || true; wait "$RUN_PID" 2>/dev/null || true; fi
   if [ -n "$SAMPLER" ]; then kill "$SAMPLER" 2>/dev/null || true; fi'
@@ -108,11 +108,13 @@ WATCHES=$(cat /proc/sys/fs/epoll/max_user_watches)
 printf '  epoll watches          2 × %s sockets = %s of %s: ' "$N" "$((2 * N))" "$WATCHES"
 if [ $((2 * N)) -le "$WATCHES" ]; then echo ok; else echo "TOO FEW"; FAIL=1; fi
 # Per-connection figures measured on this machine (docs/benchmarks.md): the kernel's slab per
-# TCP socket at 100K (bench/hold-100k.sh), the gateway's user space (bench/gateway-bytes.sh),
-# the client's (bench/hold-100k.sh); a process's baseline RSS before it holds a connection.
-KERNEL_B=${KERNEL_B:-5150}
-GATEWAY_B=${GATEWAY_B:-6300}
-CLIENT_B=${CLIENT_B:-400}
+# TCP socket (3,755 B in a 100K rehearsal of this script, 3.8-5.1 KB in bench/hold-100k.sh),
+# the gateway's user space (bench/gateway-bytes.sh: 4,155 B), the client's with a ping every
+# 30 s (571 B in the rehearsal); a process's baseline RSS before it holds a connection
+# (~6.8 MiB per agent). Override with KERNEL_B=… etc.
+KERNEL_B=${KERNEL_B:-4200}
+GATEWAY_B=${GATEWAY_B:-4200}
+CLIENT_B=${CLIENT_B:-600}
 PROCESS_B=${PROCESS_B:-8000000}
 AVAIL=$(($(bench_meminfo_kb MemAvailable) * 1024))
 ESTIMATE=$((N * (2 * KERNEL_B + GATEWAY_B + CLIENT_B) + (P + Q + 1) * PROCESS_B))
@@ -128,6 +130,12 @@ if [ "$AVAIL" -ge "$NEED" ]; then echo ok; else
   echo "TOO LITTLE (other processes — compilers? — use the rest; free -g, retry later or lower --connections)"
   FAIL=1
 fi
+
+PER_CONN=$((2 * KERNEL_B + GATEWAY_B + CLIENT_B))
+echo "  what bounds N here:    fs.file-max → ($FILE_MAX − $FILE_NOW − $((P + Q + 2)) × 64) / 2 =" \
+  "$(((FILE_MAX - FILE_NOW - (P + Q + 2) * 64) / 2)) connections;" \
+  "memory → ($(gib "$AVAIL") / 1.2 − processes) / $PER_CONN B = $(((AVAIL * 10 / 12 - (P + Q + 1) * PROCESS_B) / PER_CONN)) connections;" \
+  "ports → $S sources × $HALF = $((S * HALF)) connections"
 
 # ---- the namespace and its sysctls ------------------------------------------------------
 bench_netns "$NS" net.ipv4.ip_local_port_range="$PORT_LO $PORT_HI" \

@@ -130,8 +130,8 @@ fn capacity_arithmetic() {
         );
     }
     assert_eq!(bytes_per_conn(false, false), 4198 + 1024);
-    assert_eq!(bytes_per_conn(false, true), 2 * 4198 + 1024 + 8192);
-    assert_eq!(bytes_per_conn(true, false), 4198 + 8192);
+    assert_eq!(bytes_per_conn(false, true), 2 * 4198 + 1024 + 6144);
+    assert_eq!(bytes_per_conn(true, false), 4198 + 6144);
     assert_eq!(CLIENT_BYTES_PER_CONN, 1024);
     for (rate, backlog) in [
         (0.0, 128),

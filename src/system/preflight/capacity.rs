@@ -10,9 +10,9 @@
 //! - [`CLIENT_BYTES_PER_CONN`] — wsscale's user space per held connection. Measured ~350 B
 //!   per idle connection (`bench/hold.sh`); 1 KiB is the conservative planning figure, which
 //!   also covers heartbeat/latency state and partial frames.
-//! - [`GATEWAY_BYTES_PER_CONN`] — the embedded gateway (`wsscale serve`): measured ~5.5 KiB
-//!   per idle connection (tokio task + 4 KiB read buffer, see `src/gateway/mod.rs`); 8 KiB
-//!   planned.
+//! - [`GATEWAY_BYTES_PER_CONN`] — the embedded gateway (`wsscale serve`): measured 4,155 B
+//!   per idle connection (tokio task + 2 KiB read buffer, see `src/gateway/mod.rs`; 6,013 B
+//!   with the 4 KiB buffer it had before); 6 KiB planned.
 //! - [`PROCESS_BASE_BYTES`] — one wsscale process before it holds a connection (runtime,
 //!   scratch buffers, histograms): measured ~6.8 MiB per agent process at 100K
 //!   (`bench/hold-100k.sh`: 40.7 MiB over 6 agents before the first connect); 8 MiB planned.
@@ -31,7 +31,7 @@ pub const KERNEL_BYTES_PER_SOCKET: u64 = 4198;
 /// wsscale client user-space memory per connection used for planning, bytes.
 pub const CLIENT_BYTES_PER_CONN: u64 = 1024;
 /// Embedded gateway user-space memory per connection used for planning, bytes.
-pub const GATEWAY_BYTES_PER_CONN: u64 = 8192;
+pub const GATEWAY_BYTES_PER_CONN: u64 = 6144;
 /// Resident memory of one wsscale process before it holds a connection, bytes (planning
 /// figure).
 pub const PROCESS_BASE_BYTES: u64 = 8 << 20;
