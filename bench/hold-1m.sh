@@ -6,6 +6,8 @@
 #   gateway: wsscale serve --processes P --listen 127.0.0.1:0 --threads 1
 #   client:  wsscale run --processes Q -c N --ramp RAMP --hold HOLD --ramp-down DOWN
 #              --ping-interval 30s --source-ip 127.1.0.1-127.1.0.S --target URL --interval 5s
+#              --process-orphan-timeout 60s   (the coordinator and its agents ride out pauses
+#              of up to a minute on a crowded host; 10 s by default)
 #
 # Q, P and S are computed from this shell's RLIMIT_NOFILE and the namespace's port range,
 # never hard-coded:
@@ -31,7 +33,7 @@
 # when a target is missed, 3 when the pre-check refuses.
 #
 # Usage: bench/hold-1m.sh [--report-json FILE] [--connections N] [--ramp DUR] [--hold DUR]
-#                         [--ramp-down DUR] [--interval DUR]
+#                         [--ramp-down DUR] [--interval DUR] [--orphan-timeout DUR]
 #   e.g. bench/hold-1m.sh --report-json /tmp/1m.json          (1,000,000; 300 s ramp, 300 s hold)
 #        bench/hold-1m.sh --connections 100000 --ramp 30s --hold 60s     (a quick rehearsal)
 # Needs root (ip netns). Takes ~15 minutes for 1M; run it in the background.
@@ -45,6 +47,7 @@ HOLD=300s
 DOWN=60s
 PING=30s
 INTERVAL=5s
+ORPHAN=60s
 REPORT_OUT=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -54,6 +57,7 @@ while [ $# -gt 0 ]; do
     --hold) HOLD=$2; shift 2 ;;
     --ramp-down) DOWN=$2; shift 2 ;;
     --interval) INTERVAL=$2; shift 2 ;;
+    --orphan-timeout) ORPHAN=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -173,7 +177,7 @@ echo "running the client: $N connections from $Q processes (ramp $RAMP, hold $HO
 START=$(date +%s.%N)
 "${BENCH_EXEC[@]}" "$BIN" run --processes "$Q" -c "$N" --ramp "$RAMP" --hold "$HOLD" --ramp-down "$DOWN" \
   --ping-interval "$PING" --source-ip "$SOURCES" --target "$URL" --interval "$INTERVAL" \
-  --report-json "$WORK/report.json" >"$WORK/summary.txt" 2>"$WORK/live.txt" &
+  --process-orphan-timeout "$ORPHAN" --report-json "$WORK/report.json" >"$WORK/summary.txt" 2>"$WORK/live.txt" &
 RUN_PID=$!
 
 # Samples: the coordinator's CPU when the hold starts and when it ends; memory, slab and
