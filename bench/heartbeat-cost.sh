@@ -34,14 +34,12 @@ ramp_s=${RAMP%s}
 window_s=${WINDOW%s}
 settle_s=15
 hold_s=$((settle_s + window_s + 5))
-bench_processes "$N"
-P=$BENCH_PROCS
-echo "RLIMIT_NOFILE hard limit $BENCH_FD_LIMIT → $P processes per side"
+P=$(bench_processes "$N")
+echo "RLIMIT_NOFILE hard limit $(bench_hard_nofile) → $P processes per side"
 
-WORK=$(mktemp -d)
-trap 'bench_stop_gateway; rm -rf "$WORK"' EXIT
-bench_start_gateway "$BIN" "$P" --threads 1
-echo "gateway: $BENCH_URL ($P processes: $BENCH_GW_PIDS)"
+trap bench_cleanup EXIT
+bench_start_gateway "$P" 127.0.0.1:0
+echo "gateway: $URL ($P processes: $GW_PIDS)"
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # utime + stime (clock ticks) of the run process and its children (the agents).
@@ -58,7 +56,7 @@ client_ticks() {
 
 echo "running the client: $N connections from $P processes (ramp $RAMP, hold ${hold_s}s, ramp-down 10s)…"
 "$BIN" run --processes "$P" -c "$N" --ramp "$RAMP" --hold "${hold_s}s" --ramp-down 10s \
-  --source-ip "$SOURCES" --target "$BENCH_URL" --interval 1s --max-pending 2048 \
+  --source-ip "$SOURCES" --target "$URL" --interval 1s --max-pending 2048 \
   --ping-interval 30s --message-rate 1/30s --message-size 64 \
   --report-json "$WORK/report.json" >"$WORK/summary.txt" 2>"$WORK/live.txt" &
 RUN=$!

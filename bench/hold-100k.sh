@@ -25,27 +25,15 @@ N=${1:-100000}
 RAMP=${2:-30s}
 HOLD=${3:-60s}
 SOURCES=127.0.0.2-127.0.0.9
-BIN=target/release/wsscale
-echo "building wsscale (release)…"
-cargo build --release
-
-# shellcheck source=bench/lib.sh
 . bench/lib.sh
-bench_processes "$N"
-P=$BENCH_PROCS
-echo "RLIMIT_NOFILE hard limit $BENCH_FD_LIMIT → at most $((BENCH_FD_LIMIT - 64)) connections per process → $P processes per side"
+bench_build
 
-WORK=$(mktemp -d)
-cleanup() {
-  bench_stop_gateway
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+P=$(bench_processes "$N")
+echo "RLIMIT_NOFILE hard limit $(bench_hard_nofile) → at most $(bench_per_process) connections per process → $P processes per side"
+trap bench_cleanup EXIT
 
 echo "starting the gateway ($P processes)…"
-bench_start_gateway "$BIN" "$P" --threads 1
-URL=$BENCH_URL
-GW_PIDS=$BENCH_GW_PIDS
+bench_start_gateway "$P" 127.0.0.1:0
 echo "gateway: $URL ($P processes: $GW_PIDS)"
 
 ramp_s=$(echo "$RAMP" | sed 's/s$//')
@@ -53,18 +41,14 @@ hold_s=$(echo "$HOLD" | sed 's/s$//')
 # Sample the gateway's memory and the kernel's TCP memory in the middle of the hold.
 (
   sleep $((ramp_s + hold_s / 2 + 2))
-  rss=0
-  for pid in $GW_PIDS; do
-    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    rss=$((rss + kb))
-  done
-  echo "$rss" >"$WORK/gw_rss_kb"
-  awk '/^Slab:/ {print $2}' /proc/meminfo >"$WORK/slab_hold_kb"
+  # shellcheck disable=SC2086 # GW_PIDS is a list
+  bench_rss_kb $GW_PIDS >"$WORK/gw_rss_kb"
+  bench_meminfo_kb Slab >"$WORK/slab_hold_kb"
   awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "inuse") print $(i + 1)}' /proc/net/sockstat >"$WORK/tcp_inuse"
 ) &
 SAMPLER=$!
 
-awk '/^Slab:/ {print $2}' /proc/meminfo >"$WORK/slab_before_kb"
+bench_meminfo_kb Slab >"$WORK/slab_before_kb"
 echo "running the client: $N connections from $P processes (ramp $RAMP, hold $HOLD, ramp-down 10s;" \
   "live output in $WORK/live.txt)…"
 START=$(date +%s.%N)

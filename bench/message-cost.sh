@@ -56,7 +56,6 @@ fi
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
-WORK=$(mktemp -d)
 trap 'bench_stop_gateway; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 TICKS=$(getconf CLK_TCK)
 
@@ -85,17 +84,17 @@ results=()
 for run in $(seq 1 "$RUNS"); do
   echo "== run $run of $RUNS: $CONNS connections × $RATE msg/s of $SIZE B for $SECS s, one client thread each =="
 
-  bench_start_gateway "$BIN" 1 --threads 1
-  echo "  tcpkali against its own gateway ($BENCH_URL)…"
+  bench_start_gateway 1 127.0.0.1:0
+  echo "  tcpkali against its own gateway ($URL)…"
   cpu_of "$TCPKALI" --ws -w 1 -c "$CONNS" --connect-rate 10000 -m "$PAYLOAD" -r "$RATE" \
-    -T "${SECS}s" "$(echo "$BENCH_URL" | sed 's#^ws://##; s#/$##')" >"$WORK/tcpkali.out" 2>"$WORK/tcpkali.err" || {
+    -T "${SECS}s" "$(echo "$URL" | sed 's#^ws://##; s#/$##')" >"$WORK/tcpkali.out" 2>"$WORK/tcpkali.err" || {
     echo "tcpkali failed:"; cat "$WORK/tcpkali.err"; exit 1; }
   tk_cpu=$(cat "$WORK/cpu")
   bench_stop_gateway
 
-  bench_start_gateway "$BIN" 1 --threads 1
-  echo "  wsscale against its own gateway ($BENCH_URL)…"
-  cpu_of "$BIN" run --target "$BENCH_URL" --threads 1 -c "$CONNS" --ramp 0s --hold "${SECS}s" \
+  bench_start_gateway 1 127.0.0.1:0
+  echo "  wsscale against its own gateway ($URL)…"
+  cpu_of "$BIN" run --target "$URL" --threads 1 -c "$CONNS" --ramp 0s --hold "${SECS}s" \
     --ramp-down 0s --message-rate "$RATE/s" --message-size "$SIZE" --message-timeout 30s \
     --interval 1s --report-json "$WORK/ws.json" >"$WORK/ws.out" 2>"$WORK/ws.err" || true
   ws_cpu=$(cat "$WORK/cpu")

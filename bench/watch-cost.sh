@@ -28,26 +28,14 @@ cd "$(dirname "$0")/.."
 N=${1:-100000}
 RAMP=${2:-30s}
 HOLD=${3:-30s}
-BIN=${CARGO_TARGET_DIR:-target}/release/wsscale
-echo "building wsscale (release)…"
-cargo build --release
-
-# shellcheck source=bench/lib.sh
 . bench/lib.sh
-bench_processes "$N"
-P=$BENCH_PROCS
-echo "RLIMIT_NOFILE hard limit $BENCH_FD_LIMIT → $P processes per side"
+bench_build
 
-WORK=$(mktemp -d)
-cleanup() {
-  bench_stop_gateway
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+P=$(bench_processes "$N")
+echo "RLIMIT_NOFILE hard limit $(bench_hard_nofile) → $P processes per side"
+trap bench_cleanup EXIT
 
-bench_start_gateway "$BIN" "$P" --threads 1
-URL=$BENCH_URL
-GW_PIDS=$BENCH_GW_PIDS
+bench_start_gateway "$P" 127.0.0.1:0
 WATCH=()
 for pid in $GW_PIDS; do WATCH+=(--watch-pid "$pid"); done
 echo "gateway: $URL ($P processes: $GW_PIDS)"

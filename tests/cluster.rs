@@ -1884,3 +1884,77 @@ mod netns {
         assert_eq!(a2["lost"], false, "{a2}");
     }
 }
+
+/// `run --processes 2 --process-orphan-timeout T`, with the coordinator (the run process itself)
+/// stopped with SIGSTOP for 3 s once the agents hold their connections: the exit code and the
+/// number of agents the report marks lost.
+fn stalled_coordinator(orphan_timeout: &str) -> (Option<i32>, usize) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let gw = gateway();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsscale"))
+        .args([
+            "run",
+            "--processes",
+            "2",
+            "-c",
+            "4",
+            "--ramp",
+            "0s",
+            "--hold",
+            "8s",
+        ])
+        .args([
+            "--ramp-down",
+            "0s",
+            "--process-orphan-timeout",
+            orphan_timeout,
+        ])
+        .args(["--target", &gw.url()])
+        .arg("--report-json")
+        .arg(&report)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("wsscale starts");
+    eventually("the agents' 4 connections", || gw.stats().open == 4);
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    // The stall under test: longer than 2 s, shorter than 30 s.
+    std::thread::sleep(Duration::from_secs(3));
+    kill(pid, Signal::SIGCONT).unwrap();
+    let status = child.wait().unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let lost = doc["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["lost"].as_bool() == Some(true))
+        .count();
+    (status.code(), lost)
+}
+
+#[test]
+fn process_orphan_timeout_decides_whether_a_stalled_coordinator_loses_its_agents() {
+    // 2 s: the agents give up on the stopped coordinator and it declares them lost.
+    let (code, lost) = stalled_coordinator("2s");
+    assert_ne!(code, Some(0));
+    assert_eq!(lost, 2, "exit {code:?}");
+    // 30 s: the same 3 s stall is ridden out; the run completes.
+    let (code, lost) = stalled_coordinator("30s");
+    assert_eq!((code, lost), (Some(0), 0));
+}
+
+#[test]
+fn process_orphan_timeout_without_processes_is_a_usage_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsscale"))
+        .args(["run", "-c", "1", "--process-orphan-timeout", "30s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--processes"), "{stderr}");
+}

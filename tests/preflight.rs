@@ -130,8 +130,8 @@ fn capacity_arithmetic() {
         );
     }
     assert_eq!(bytes_per_conn(false, false), 4198 + 1024);
-    assert_eq!(bytes_per_conn(false, true), 2 * 4198 + 1024 + 8192);
-    assert_eq!(bytes_per_conn(true, false), 4198 + 8192);
+    assert_eq!(bytes_per_conn(false, true), 2 * 4198 + 1024 + 6144);
+    assert_eq!(bytes_per_conn(true, false), 4198 + 6144);
     assert_eq!(CLIENT_BYTES_PER_CONN, 1024);
     for (rate, backlog) in [
         (0.0, 128),
@@ -1194,4 +1194,127 @@ fn conntrack_probe_that_cannot_connect_keeps_the_failure() {
         f.why
     );
     assert!(f.why.contains("so it is taken as tracked"), "{}", f.why);
+}
+
+// ---------------------------------------------------------------------------------------
+// One million connections with the gateway on the same host (bench/hold-1m.sh).
+
+/// This machine's shape: 20,000 descriptors per process (not raisable), fs.file-max 2,466,116,
+/// 600 files open, 24 GiB available.
+fn million_host() -> HostFacts {
+    let mut facts = host();
+    facts.nofile = Some(NofileLimits {
+        soft: 20_000,
+        hard: 20_000,
+    });
+    facts.mem_available = Some(24 << 30);
+    for (k, v) in [
+        ("fs.file-max", "2466116"),
+        ("fs.file-nr", "600 0 2466116"),
+        ("fs.epoll.max_user_watches", "5491378"),
+    ] {
+        facts.sysctls.insert(k.to_owned(), v.to_owned());
+    }
+    facts
+}
+
+/// `wsscale preflight -c 1M --processes 51 --source-ip 127.1.0.1-127.1.0.51` (no target: the
+/// embedded gateway).
+fn million_needs() -> Needs {
+    let mut n = needs(1_000_000);
+    n.embedded_gateway = true;
+    n.loopback_only = true;
+    n.processes = 51;
+    n.sources = (1..=51)
+        .map(|i| IpAddr::from([127, 1, 0, i as u8]))
+        .collect();
+    n
+}
+
+#[test]
+fn reuseport_processes_leave_room_for_the_hash_spread() {
+    // (connections, per process, processes): 5 standard deviations under the limit.
+    for (conns, per, processes) in [
+        (1_000_000, 19_936, Some(53)),
+        (100_000, 19_936, Some(6)),
+        (19_000, 19_936, Some(1)),
+        (0, 19_936, Some(1)),
+        (1_000, 10, None),
+    ] {
+        assert_eq!(reuseport_processes(conns, per), processes, "{conns}/{per}");
+    }
+    // The fullest process at 5 sigma stays under the limit.
+    let p = reuseport_processes(1_000_000, 19_936).unwrap() as f64;
+    let mean = 1_000_000.0 / p;
+    assert!(mean + 5.0 * mean.sqrt() < 19_936.0, "{mean}");
+}
+
+#[test]
+fn a_million_with_the_gateway_here_counts_both_sockets_and_every_process() {
+    let n = million_needs();
+    let facts = million_host();
+    let f = system_findings(&n, &facts);
+    assert_eq!(find(&f, "nofile").status, Status::Pass, "{f:#?}");
+    let file_max = find(&f, "fs.file-max");
+    assert_eq!(file_max.status, Status::Pass, "{file_max:#?}");
+    assert_eq!(file_max.needed, format!(">= {}", count(2_000_600)));
+    assert!(
+        file_max.why.contains("1,000,000 connections x 2 sockets"),
+        "{}",
+        file_max.why
+    );
+    assert_eq!(
+        find(&f, "fs.epoll.max_user_watches").needed,
+        format!(">= {}", count(2_000_000))
+    );
+    // 51 client processes + 53 gateway processes, each with its baseline.
+    let memory = find(&f, "memory");
+    let expected = 1_000_000 * bytes_per_conn(false, true) + 104 * PROCESS_BASE_BYTES;
+    assert!(
+        memory.why.contains("104 wsscale processes"),
+        "{}",
+        memory.why
+    );
+    assert_eq!(
+        memory.needed,
+        format!("about {}", wsscale::system::human::bytes(expected))
+    );
+
+    // A host with 1.5M files allowed fails on fs.file-max, though one side alone would fit.
+    let mut small = million_host();
+    small.sysctls.insert("fs.file-max".into(), "1500000".into());
+    let f = system_findings(&n, &small);
+    let file_max = find(&f, "fs.file-max");
+    assert_eq!(file_max.status, Status::Fail);
+    assert!(file_max.why.contains("ENFILE"), "{}", file_max.why);
+
+    // Too little memory for both sides fails, with the arithmetic.
+    let mut tight = million_host();
+    tight.mem_available = Some(expected - 1);
+    let memory = find(&system_findings(&n, &tight), "memory").clone();
+    assert_eq!(memory.status, Status::Fail, "{memory:#?}");
+}
+
+#[test]
+fn a_loopback_target_puts_the_gateway_sockets_on_this_host() {
+    let mut facts = million_host();
+    facts.sysctls.insert("fs.file-max".into(), "1500000".into());
+    let mut n = needs(1_000_000);
+    n.processes = 51;
+    n.sources = million_needs().sources;
+    // A remote target: only the client sockets are here.
+    let f = system_findings(&n, &facts);
+    assert_eq!(find(&f, "fs.file-max").status, Status::Pass);
+    // The same plan against a gateway on loopback: both sides are here.
+    n.loopback_only = true;
+    let f = system_findings(&n, &facts);
+    let file_max = find(&f, "fs.file-max");
+    assert_eq!(file_max.status, Status::Fail, "{file_max:#?}");
+    assert_eq!(file_max.needed, format!(">= {}", count(2_000_600)));
+    let memory = find(&f, "memory");
+    assert!(
+        memory.why.contains("the target is on loopback"),
+        "{}",
+        memory.why
+    );
 }

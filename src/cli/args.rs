@@ -619,6 +619,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "RFC3339", value_parser = crate::cli::cluster::parse_start_at, help_heading = "Distribution")]
     pub start_at: Option<std::time::SystemTime>,
 
+    /// With --processes: how long the coordinator (this process) and each agent process wait
+    /// to hear from the other before the agent closes its connections and the coordinator
+    /// declares it lost (`wsscale coordinator`/`agent` call it --orphan-timeout). Raise it on
+    /// a crowded host, e.g. --processes 51 --process-orphan-timeout 60s [default: 10s]
+    #[arg(long, value_name = "DUR", value_parser = units::parse_duration, requires = "processes", help_heading = "Distribution")]
+    pub process_orphan_timeout: Option<Duration>,
+
     #[command(flatten)]
     pub watch: WatchArgs,
 

@@ -343,6 +343,9 @@ pub fn processes_to_outcome(
     opts.sinks = started.extra();
     opts.metrics = started.metrics.clone();
     opts.skip_preflight = a.skip_preflight;
+    if let Some(t) = a.process_orphan_timeout {
+        opts.orphan_timeout = t;
+    }
     opts.checkpoint = crate::cli::run::checkpoint(&plan);
     crate::cli::run::check_report_paths(&plan)?;
     opts.watch = a

@@ -6,7 +6,9 @@
 //!   process, a random token in a 0600 temp file, and N children
 //!   `wsscale agent --coordinator ws://127.0.0.1:PORT/ --token-file F --threads T`. Without
 //!   `--target`, N `wsscale serve` children on one `SO_REUSEPORT` port are the gateway (one
-//!   in-process gateway could not hold more than one process's descriptors either).
+//!   in-process gateway could not hold more than one process's descriptors either) — more
+//!   than N when the kernel's uneven hash spread could push one past its descriptor limit
+//!   (`system::preflight::capacity::reuseport_processes`).
 //! - [`serve_processes`] (`wsscale serve --processes N`): N `serve --reuse-port` children on
 //!   one `SO_REUSEPORT` port (a port another process already holds is refused unless
 //!   `--reuse-port` was given to the parent too). With port 0, this process binds the port
@@ -37,6 +39,7 @@ use crate::plan::{Plan, Target};
 use crate::report::LiveMode;
 use crate::report::prometheus::LiveMetrics;
 use crate::system;
+use crate::system::preflight::capacity::reuseport_processes;
 use crate::system::watch::{WatchConfig, Watcher};
 
 /// Settings of a `--processes` run besides the plan.
@@ -222,7 +225,9 @@ pub fn run_processes(
     let mut gateways = Children::default();
     let mut watch = opts.watch.clone();
     if plan.targets.is_empty() {
-        let g = n.max(needed as usize);
+        // SO_REUSEPORT spreads the connections by hash, not evenly: leave room for the spread
+        // (1M at 19,936 per process: 53 gateway processes for 51 agents).
+        let g = n.max(reuseport_processes(peak, cap).unwrap_or(needed) as usize);
         // `[embedded_gateway]` settings and the faults to inject (`--gateway-drop-all-after`,
         // … as `--drop-all-after`, …), for every gateway process.
         let extra: Vec<OsString> = (plan.embedded_gateway.serve_args().into_iter())

@@ -37,16 +37,31 @@
 //! the load generator, so each connection is exactly one tokio task owning one
 //! `WebSocketStream<TcpStream>` — no channels, no per-message tasks, no per-connection
 //! allocation of our own. tungstenite's default 128 KiB read buffer would cost ~135 KiB per
-//! connection; we configure a [`READ_BUFFER_SIZE`] (4 KiB) read buffer and no write
+//! connection; we configure a [`READ_BUFFER_SIZE`] (2 KiB) read buffer and no write
 //! buffering (frames go straight to the socket). A plain echo connection holds no channel;
 //! with push or broadcast on, each connection also holds a broadcast receiver and a boxed
 //! message loop (a few hundred bytes more). The handshake state (~1.3 KiB) lives in a
 //! boxed future freed after the upgrade, so the resident task stays under 1 KiB; the echo
 //! loop and the select beside it (shutdown, injected faults) live in one boxed future of
-//! their own (under 768 bytes, asserted by a test). Measured
-//! with 8,000 held idle connections: about 5.5 KiB of user space per connection (4 KiB read
-//! buffer + task + tokio-tungstenite's stream wrapper and wakers), on top of the kernel's
-//! ~4 KiB per TCP socket. Larger messages still work: the read buffer grows for a big frame,
+//! their own (under 768 bytes, asserted by a test).
+//!
+//! The read buffer is most of what an idle connection costs: tungstenite allocates it at its
+//! full size when the connection opens and keeps it for the connection's life, and reads at
+//! most that much per `read`. Measured with `bench/gateway-bytes.sh 18000` and the gateway's
+//! CPU per echoed message (100 connections × 500 msg/s for 10 s, `/proc/PID/stat`; two or
+//! three runs each on the shared 2-core machine, so the spread is wide):
+//!
+//! | read buffer | idle bytes per connection | CPU per 64 B echo | per 1 KiB echo |
+//! |---|---|---|---|
+//! | 4 KiB (before) | 6,013 | 2.5–3.3 µs | 4.3–4.7 µs |
+//! | 2 KiB (now) | 4,155 | 2.2–4.7 µs | 4.1–5.0 µs |
+//! | 1 KiB | 3,093 | 3.2 µs | 5.8–7.7 µs (a 1 KiB frame no longer fits one read) |
+//!
+//! 2 KiB keeps a message up to ~2 KiB (and a burst of small ones) in one `read` and saves a
+//! third of the idle cost, which is what makes a million connections — client and gateway on
+//! one 24 GiB host — fit on paper with room to spare (`bench/hold-1m.sh`; see
+//! docs/benchmarks.md for how far it got). Larger messages still
+//! work: the read buffer grows for a big frame,
 //! up to [`MAX_FRAME_SIZE`]. A TLS connection adds its rustls `ServerConnection` (key
 //! schedule, record layer and rustls' own 4 KiB receive window), boxed with the rest of its
 //! task state, so plain connections do not pay for it.
@@ -91,7 +106,7 @@ pub use stats::{GatewayCounts, GatewayStats};
 use auth::Authenticator;
 
 /// Per-connection read buffer. Small on purpose: see the module docs.
-pub const READ_BUFFER_SIZE: usize = 4 * 1024;
+pub const READ_BUFFER_SIZE: usize = 2 * 1024;
 /// Largest accepted frame and message.
 pub const MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 /// On shutdown, how long [`run`] waits for connections to send their close frames.

@@ -10,9 +10,19 @@
 //! - [`CLIENT_BYTES_PER_CONN`] — wsscale's user space per held connection. Measured ~350 B
 //!   per idle connection (`bench/hold.sh`); 1 KiB is the conservative planning figure, which
 //!   also covers heartbeat/latency state and partial frames.
-//! - [`GATEWAY_BYTES_PER_CONN`] — the embedded gateway (`wsscale serve`): measured ~5.5 KiB
-//!   per idle connection (tokio task + 4 KiB read buffer, see `src/gateway/mod.rs`); 8 KiB
-//!   planned.
+//! - [`GATEWAY_BYTES_PER_CONN`] — the embedded gateway (`wsscale serve`): measured 4,155 B
+//!   per idle connection (tokio task + 2 KiB read buffer, see `src/gateway/mod.rs`; 6,013 B
+//!   with the 4 KiB buffer it had before); 6 KiB planned.
+//! - [`PROCESS_BASE_BYTES`] — one wsscale process before it holds a connection (runtime,
+//!   scratch buffers, histograms): measured ~6.8 MiB per agent process at 100K
+//!   (`bench/hold-100k.sh`: 40.7 MiB over 6 agents before the first connect); 8 MiB planned.
+//!   It matters with `--processes`, where a million connections take ~50 client and ~50
+//!   gateway processes.
+//!
+//! Gateway processes: `SO_REUSEPORT` hands each new connection to one of the processes on the
+//! port by a hash of its 4-tuple, so each of P processes gets N/P ± sqrt(N/P), not exactly
+//! N/P. [`reuseport_processes`] leaves [`REUSEPORT_SIGMAS`] standard deviations of room under
+//! each process's descriptor limit.
 
 use crate::system::limits::FD_HEADROOM;
 
@@ -21,7 +31,12 @@ pub const KERNEL_BYTES_PER_SOCKET: u64 = 4198;
 /// wsscale client user-space memory per connection used for planning, bytes.
 pub const CLIENT_BYTES_PER_CONN: u64 = 1024;
 /// Embedded gateway user-space memory per connection used for planning, bytes.
-pub const GATEWAY_BYTES_PER_CONN: u64 = 8192;
+pub const GATEWAY_BYTES_PER_CONN: u64 = 6144;
+/// Resident memory of one wsscale process before it holds a connection, bytes (planning
+/// figure).
+pub const PROCESS_BASE_BYTES: u64 = 8 << 20;
+/// Standard deviations of room [`reuseport_processes`] leaves under each process's limit.
+pub const REUSEPORT_SIGMAS: f64 = 5.0;
 /// Largest share of the ephemeral-port capacity a plan should use, percent. Past it,
 /// `connect()` scans a nearly full range for a free port and reconnects find ports still in
 /// TIME_WAIT.
@@ -54,6 +69,16 @@ pub fn conns_per_process(limit: u64, embedded_gateway: bool) -> u64 {
 /// hold none at all.
 pub fn processes_needed(conns: u64, per_process: u64) -> Option<u64> {
     (per_process > 0).then(|| conns.div_ceil(per_process).max(1))
+}
+
+/// Processes sharing one `SO_REUSEPORT` port so that the fullest stays under `per_process`
+/// connections: the kernel spreads `conns` by hash, each process gets `conns/P ± sqrt(per)`,
+/// so P = ceil(conns / (per − [`REUSEPORT_SIGMAS`] × sqrt(per))), at least 1; `None` when a
+/// process has no room at all. E.g. 1,000,000 with 19,936 per process: 53 (not 51).
+pub fn reuseport_processes(conns: u64, per_process: u64) -> Option<u64> {
+    let per = per_process as f64;
+    let room = per - REUSEPORT_SIGMAS * per.sqrt();
+    (room >= 1.0).then(|| ((conns as f64 / room).ceil() as u64).max(1))
 }
 
 /// Connections the ephemeral ports allow. A TCP connection is unique per (source IP, source

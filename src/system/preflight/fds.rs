@@ -4,7 +4,8 @@
 
 use super::capacity::{
     CLIENT_BYTES_PER_CONN, GATEWAY_BYTES_PER_CONN, KERNEL_BYTES_PER_SOCKET, MEMORY_WARN_PCT,
-    bytes_per_conn, conns_per_process, fds_needed, processes_needed, round_up_pow2,
+    PROCESS_BASE_BYTES, bytes_per_conn, conns_per_process, fds_needed, processes_needed,
+    reuseport_processes, round_up_pow2,
 };
 use super::{Finding, HostFacts, Needs, Status};
 use crate::system::human::{bytes, count};
@@ -12,9 +13,32 @@ use crate::system::limits::FD_HEADROOM;
 use crate::system::settings::{Role, fix_lines};
 use crate::system::tune;
 
+/// Whether the gateway's end of every connection is on this host too: the embedded gateway,
+/// or a load generator whose every target is a loopback address (a gateway here, whatever it
+/// is). Its sockets then count against this host's `fs.file-max`, epoll watches and memory.
+pub fn gateway_here(needs: &Needs) -> bool {
+    needs.embedded_gateway || (needs.role == Role::Loadgen && needs.loopback_only)
+}
+
 /// Sockets per connection on this host: 2 when the gateway runs here too.
 fn sockets_per_conn(needs: &Needs) -> u64 {
-    if needs.embedded_gateway { 2 } else { 1 }
+    if gateway_here(needs) { 2 } else { 1 }
+}
+
+/// `wsscale serve` processes the embedded gateway runs as: 1 for a single-process run; with
+/// `--processes N`, N or more — as many as keep the fullest under the descriptor limit
+/// ([`reuseport_processes`]; what `run --processes` starts). 0 without the embedded gateway.
+pub fn embedded_gateway_processes(needs: &Needs, facts: &HostFacts) -> u64 {
+    if !needs.embedded_gateway {
+        return 0;
+    }
+    if needs.processes <= 1 {
+        return 1;
+    }
+    let per = facts.nofile.map_or(0, |l| conns_per_process(l.hard, false));
+    reuseport_processes(needs.connections, per)
+        .unwrap_or(0)
+        .max(needs.processes)
 }
 
 /// Whether the embedded gateway's sockets count against the client process's descriptors.
@@ -230,11 +254,21 @@ pub fn nr_open(needs: &Needs, facts: &HostFacts) -> Finding {
 pub fn file_max(needs: &Needs, facts: &HostFacts) -> Finding {
     let sockets = needs.connections.saturating_mul(sockets_per_conn(needs));
     let open_now = facts.num("fs.file-nr").unwrap_or(0);
-    let why = format!(
-        "{} files open on this host now + {} sockets for the plan",
-        count(open_now),
-        count(sockets)
-    );
+    let why = if gateway_here(needs) {
+        format!(
+            "{} files open on this host now + {} connections x 2 sockets (client and gateway \
+             side: the gateway runs on this host too) = {}",
+            count(open_now),
+            count(needs.connections),
+            count(open_now.saturating_add(sockets))
+        )
+    } else {
+        format!(
+            "{} files open on this host now + {} sockets for the plan",
+            count(open_now),
+            count(sockets)
+        )
+    };
     node_minimum(
         "fs.file-max",
         open_now.saturating_add(sockets),
@@ -300,11 +334,16 @@ fn node_minimum(
     finding
 }
 
-/// Memory for N connections vs `MemAvailable` (and the memory cgroup's headroom).
+/// Memory for N connections vs `MemAvailable` (and the memory cgroup's headroom): the
+/// connections at the planning figures of [`super::capacity`], plus each wsscale process's
+/// baseline ([`PROCESS_BASE_BYTES`]) for a load generator — with `--processes` there are many.
 pub fn memory(needs: &Needs, facts: &HostFacts) -> Finding {
     let gateway_role = needs.role == Role::Gateway;
-    let per = bytes_per_conn(gateway_role, needs.embedded_gateway);
-    let needed = needs.connections.saturating_mul(per);
+    let loopback_gateway = !gateway_role && !needs.embedded_gateway && gateway_here(needs);
+    let mut per = bytes_per_conn(gateway_role, needs.embedded_gateway);
+    if loopback_gateway {
+        per += KERNEL_BYTES_PER_SOCKET;
+    }
     let parts = if gateway_role {
         format!(
             "{} kernel per socket + {} gateway user space (wsscale serve's planning figure; \
@@ -319,11 +358,34 @@ pub fn memory(needs: &Needs, facts: &HostFacts) -> Finding {
             bytes(CLIENT_BYTES_PER_CONN),
             bytes(GATEWAY_BYTES_PER_CONN)
         )
+    } else if loopback_gateway {
+        format!(
+            "2 x {} kernel (client and server socket: the target is on loopback) + {} wsscale \
+             client; the gateway's own user space is not counted",
+            bytes(KERNEL_BYTES_PER_SOCKET),
+            bytes(CLIENT_BYTES_PER_CONN)
+        )
     } else {
         format!(
             "{} kernel per socket + {} wsscale client",
             bytes(KERNEL_BYTES_PER_SOCKET),
             bytes(CLIENT_BYTES_PER_CONN)
+        )
+    };
+    let processes = if gateway_role {
+        0
+    } else {
+        needs.processes.max(1) + embedded_gateway_processes(needs, facts)
+    };
+    let base = processes.saturating_mul(PROCESS_BASE_BYTES);
+    let needed = needs.connections.saturating_mul(per).saturating_add(base);
+    let base_text = if processes == 0 {
+        String::new()
+    } else {
+        format!(
+            " + {processes} wsscale process{} x {} baseline",
+            if processes == 1 { "" } else { "es" },
+            bytes(PROCESS_BASE_BYTES)
         )
     };
     let mut finding = Finding {
@@ -334,7 +396,7 @@ pub fn memory(needs: &Needs, facts: &HostFacts) -> Finding {
         found: String::new(),
         needed: format!("about {}", bytes(needed)),
         why: format!(
-            "{} connections x ({parts}) = {}",
+            "{} connections x ({parts}){base_text} = {}",
             count(needs.connections),
             bytes(needed)
         ),
