@@ -110,7 +110,10 @@ fn rows_reach_the_gateway_in_url_header_jwt_and_first_message() {
     );
     let args = Overrides {
         targets: vec![format!("ws://{addr}/ws/{{room}}?user={{user}}")],
-        stages: vec![util::stage(300, 6).into(), util::stage(util::UNTIL_STOPPED, 6).into()],
+        stages: vec![
+            util::stage(300, 6).into(),
+            util::stage(util::UNTIL_STOPPED, 6).into(),
+        ],
         threads: Some(1),
         headers: vec![("X-User".into(), "{user}".into())],
         jwt_secret: Some(wsscale::plan::Secret("s3cret".into())),

@@ -13,8 +13,8 @@
 //! HdrHistogram V2): what agents stream to their coordinator and what JSON reports carry.
 
 pub mod aggregate;
-pub mod churn;
 pub mod bursts;
+pub mod churn;
 pub mod compression;
 pub mod disruption;
 pub mod drift;

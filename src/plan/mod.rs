@@ -11,8 +11,8 @@
 pub mod build;
 pub mod churn;
 pub mod compression;
-pub mod embedded;
 pub mod data;
+pub mod embedded;
 pub mod error;
 pub mod misbehave;
 pub mod overrides;

@@ -47,8 +47,8 @@ pub mod merge;
 pub mod misbehave;
 pub mod progress;
 pub mod prometheus;
-pub mod search;
 pub mod recovery;
+pub mod search;
 pub mod text;
 pub mod write;
 
