@@ -1033,7 +1033,11 @@ fn csv_has_header_and_one_line_per_interval() {
     // Nothing watched: empty cells.
     let plain = to_csv(&[IntervalRow::default()]);
     assert!(
-        plain.lines().nth(1).unwrap().ends_with(",0,,,,,,0,,0,0"),
+        plain
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",0,,,,,,0,,0,0,0,0"),
         "{plain}"
     );
     let columns = CSV_HEADER.split(',').count();
