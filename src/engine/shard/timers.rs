@@ -8,9 +8,10 @@
 //!
 //! - **Deadlines are lazy.** Timeouts (connect, handshake, close, ping, heartbeat, answer)
 //!   only check that something did *not* happen; they live in their own wheel that never
-//!   arms the precise timer and is expired on whatever wake-up comes next — within the
-//!   shard's longest sleep (50 ms, see `IDLE_WAIT`) after the deadline, and on time during
-//!   ramps, when the loop turns every millisecond.
+//!   arms the precise timer and has 10 ms ticks ([`LAZY_TICKS`]); it is expired on
+//!   whatever wake-up comes next — within the shard's longest sleep (50 ms, see
+//!   `IDLE_WAIT`) plus a tick after the deadline, and within a tick during ramps, when the
+//!   loop turns every millisecond.
 //! - **Slow sends go out a little early, together.** Whatever wakes the shard, every
 //!   send due within the next [`Timers::early_us`] goes out with it. The window is 1 % of
 //!   the shortest send period, at most [`MAX_EARLY_US`] (10 ms at a 30 s ping or message
@@ -27,6 +28,10 @@ use crate::engine::timer::TimerWheel;
 
 /// The largest early window.
 pub(super) const MAX_EARLY_US: u64 = 10_000;
+/// Deadline wheel ticks are this many shard ticks (10 ms at 100 µs): a deadline fires at
+/// most this much late (plus the wait for the next wake-up), and expiring the deadline wheel
+/// visits a hundredth of the slots — each visit is a cache miss into a slot's `Vec`.
+pub(super) const LAZY_TICKS: u64 = 100;
 
 /// Send timers (precise, may fire `early_us` early), other precise timers (session ends,
 /// reconnects: never early) and deadline timers (lazy).
@@ -67,7 +72,7 @@ impl Timers {
     /// Schedule `e` at wheel tick `tick`: deadlines lazy, sends early, the rest exact.
     pub fn insert(&mut self, tick: u64, e: TimerEntry) {
         if e.kind.is_deadline() {
-            self.lazy.insert(tick, e);
+            self.lazy.insert(tick.div_ceil(LAZY_TICKS), e);
         } else if e.kind.is_send() {
             self.sends.insert(tick, e);
         } else {
@@ -87,7 +92,7 @@ impl Timers {
     /// early window past it (whatever woke the shard — a send, a reply, a deadline — takes
     /// the sends due soon with it).
     pub fn expire(&mut self, now: u64, out: &mut Vec<TimerEntry>) {
-        self.lazy.expire(now, out);
+        self.lazy.expire(now / LAZY_TICKS, out);
         self.exact.expire(now, out);
         self.sends.expire(now + self.early_us / self.tick_us, out);
     }
@@ -95,7 +100,55 @@ impl Timers {
 
 #[cfg(test)]
 mod tests {
+    use super::super::TimerKind;
     use super::*;
+
+    fn entry(key: u32, kind: TimerKind) -> TimerEntry {
+        TimerEntry { key, id: 0, kind }
+    }
+
+    #[test]
+    fn sends_go_early_deadlines_late_the_rest_on_time() {
+        // 100 µs ticks, a 1 ms (10-tick) early window.
+        let mut t = Timers::new(1024, 100, 1_000);
+        t.insert(15, entry(1, TimerKind::SendPing(0)));
+        t.insert(15, entry(2, TimerKind::SessionEnd));
+        t.insert(15, entry(3, TimerKind::PingTimeout(0)));
+        let mut out = Vec::new();
+        t.expire(4, &mut out);
+        assert!(out.is_empty(), "nothing within the window yet: {out:?}");
+        t.expire(5, &mut out);
+        let keys: Vec<u32> = out.iter().map(|e| e.key).collect();
+        assert_eq!(keys, vec![1], "only the send goes early");
+        out.clear();
+        t.expire(15, &mut out);
+        let keys: Vec<u32> = out.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            vec![2],
+            "the session end on time, the deadline not yet"
+        );
+        out.clear();
+        t.expire(LAZY_TICKS - 1, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        t.expire(LAZY_TICKS, &mut out);
+        let keys: Vec<u32> = out.iter().map(|e| e.key).collect();
+        assert_eq!(keys, vec![3], "the deadline at the end of its lazy tick");
+    }
+
+    #[test]
+    fn only_precise_timers_wake_the_shard() {
+        let mut t = Timers::new(1024, 100, 0);
+        t.insert(7, entry(1, TimerKind::PingTimeout(0)));
+        assert_eq!(
+            t.next_due(50),
+            None,
+            "a deadline never arms the precise timer"
+        );
+        t.insert(9, entry(2, TimerKind::Reconnect(1)));
+        t.insert(8, entry(3, TimerKind::SendMessage));
+        assert_eq!(t.next_due(50), Some(8));
+    }
 
     #[test]
     fn early_window_is_one_percent_of_the_shortest_period_capped() {
