@@ -296,8 +296,10 @@ fn env_agent_process_and_unique_rows_reach_every_process() {
             "2",
             "--ramp",
             "300ms",
+            // A hold of several intervals: the coordinator's peak is sampled from the
+            // agents' once-an-interval snapshots (a 1 s hold can show half the peak).
             "--hold",
-            "1s",
+            "3s",
             "--ramp-down",
             "0s",
         ])
