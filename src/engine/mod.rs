@@ -182,6 +182,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunOutcome, EngineError> {
     drop(tx);
 
     let mut agg = Aggregator::new(threads, plan.sources.len().max(1), rss_before);
+    if opts.observer.is_none() {
+        agg = agg.without_outbox();
+    }
     let mut series = TimeSeries::new(plan.interval, start).with_arrival(plan.arrival.as_ref());
     let clock = crate::plan::StageClock::new(plan.stages.clone());
     let mut finished = 0;

@@ -16,6 +16,8 @@ pub struct Aggregator {
     pub interval: Snapshot,
     /// Deltas since the last `take_outbox` (what an agent forwards).
     outbox: Snapshot,
+    /// False when nobody takes the outbox (see [`Aggregator::without_outbox`]).
+    outbox_on: bool,
     /// Latest gauges per shard.
     gauges: Vec<Gauges>,
     pub peak_open: u64,
@@ -40,6 +42,7 @@ impl Aggregator {
             totals,
             interval: Snapshot::default(),
             outbox: Snapshot::default(),
+            outbox_on: true,
             gauges: vec![Default::default(); shards],
             peak_open: 0,
             peak_in_use: 0,
@@ -51,11 +54,21 @@ impl Aggregator {
         }
     }
 
+    /// Keep no outbox: for an aggregator nobody calls [`Aggregator::take_outbox`] on (a
+    /// standalone run, a coordinator). Each merge of a snapshot's histograms walks their
+    /// whole counts arrays, so one merge fewer per snapshot is a third less of that work.
+    pub fn without_outbox(mut self) -> Self {
+        self.outbox_on = false;
+        self
+    }
+
     /// Merge one shard snapshot.
     pub fn add(&mut self, shard: usize, s: &Snapshot) {
         self.totals.merge_deltas(s);
         self.interval.merge_deltas(s);
-        self.outbox.merge_deltas(s);
+        if self.outbox_on {
+            self.outbox.merge_deltas(s);
+        }
         if shard >= self.gauges.len() {
             self.gauges.resize(shard + 1, Default::default());
         }

@@ -73,7 +73,7 @@ impl State<'_> {
             });
         }
         let rss_before: u64 = self.slots.iter().map(|s| s.rss_before).sum();
-        self.agg = Some(Aggregator::new(self.slots.len(), 1, rss_before));
+        self.agg = Some(Aggregator::new(self.slots.len(), 1, rss_before).without_outbox());
         self.series = Some(
             TimeSeries::new(self.plan.interval, self.start)
                 .with_arrival(self.plan.arrival.as_ref()),

@@ -39,11 +39,11 @@ mod compress;
 mod events;
 mod lifecycle;
 mod misbehave;
+mod timers;
 mod traffic;
 use super::conn::{Conn, SocketOpts, State};
 use super::jwt::JwtMinter;
 use super::source::SourcePool;
-use super::timer::TimerWheel;
 use super::tls::ClientTls;
 use super::ws::{self, RequestTemplate};
 use crate::metrics::{DropReason, FailureKind, Snapshot, SourceCounts};
@@ -113,6 +113,43 @@ enum TimerKind {
     AnswerTimeout,
 }
 
+impl TimerKind {
+    /// A deadline: it checks that something did *not* happen in time, so it may fire a
+    /// little late and never needs a wake-up of its own (see `timers`).
+    fn is_deadline(self) -> bool {
+        matches!(
+            self,
+            TimerKind::ConnectTimeout
+                | TimerKind::HandshakeTimeout
+                | TimerKind::CloseTimeout
+                | TimerKind::PingTimeout(_)
+                | TimerKind::HeartbeatTimeout(_)
+                | TimerKind::AnswerTimeout
+        )
+    }
+
+    /// A scheduled send: it may go out a little early to share a wake-up (see `timers`).
+    fn is_send(self) -> bool {
+        matches!(
+            self,
+            TimerKind::SendMessage | TimerKind::SendPing(_) | TimerKind::SendHeartbeat(_)
+        )
+    }
+}
+
+/// How early a send may go out to share a wake-up (see `timers`): from the plan's send
+/// periods; none when heartbeat replies are timed from their intended time.
+fn early_us(plan: &Plan) -> u64 {
+    let t = &plan.traffic;
+    let periods = [
+        t.message.as_ref().map(|m| (1e6 / m.rate) as u64),
+        t.ping.as_ref().map(|p| p.interval.as_micros() as u64),
+        t.heartbeat.as_ref().map(|h| h.interval.as_micros() as u64),
+    ];
+    let exact = t.heartbeat.as_ref().is_some_and(|h| h.expect.is_some());
+    timers::early_window(periods.into_iter().flatten(), exact)
+}
+
 #[derive(Debug, Clone, Copy)]
 struct TimerEntry {
     key: u32,
@@ -138,7 +175,8 @@ struct Shard {
     clock: StageClock,
     poll: Poll,
     conns: Slab<Conn>,
-    wheel: TimerWheel<TimerEntry>,
+    /// Send and deadline timers (see `timers`).
+    wheel: timers::Timers,
     expired: Vec<TimerEntry>,
     scratch: Vec<u8>,
     /// Plaintext to send (upgrade request, frames): what `send_out` writes.
@@ -260,7 +298,7 @@ impl Shard {
             clock: StageClock::new(plan.stages.clone()),
             poll: Poll::new().map_err(EngineError::Poll)?,
             conns: Slab::with_capacity(capacity),
-            wheel: TimerWheel::new(16 * 1024),
+            wheel: timers::Timers::new(16 * 1024, TICK_US, early_us(&plan)),
             expired: Vec::new(),
             scratch: vec![0; SCRATCH],
             out: Vec::with_capacity(4096),

@@ -358,7 +358,8 @@ impl Shard {
         loop {
             let seq = self.conns[key].seq_next;
             let intended = self.msg_intended(key, seq);
-            if intended > now || burst >= CATCH_UP_BURST {
+            // Due within the early window: it goes out with this wake-up (see `timers`).
+            if intended > now + self.wheel.early_us || burst >= CATCH_UP_BURST {
                 // Batched: the next write carries what falls due during the next send tick.
                 let earliest = if self.msg_period_us().unwrap_or(u64::MAX) < SEND_TICK_US {
                     now + SEND_TICK_US
@@ -368,7 +369,8 @@ impl Shard {
                 self.schedule(key, intended.max(earliest), TimerKind::SendMessage);
                 break;
             }
-            self.build_message(key, seq, intended, spec);
+            // Early: stamped with when it actually goes out, so the round trip is never short.
+            self.build_message(key, seq, intended.min(now), spec);
             let payload = std::mem::take(&mut self.payload);
             self.frame_append(key, opcode, &payload);
             let len = payload.len() as u64;
@@ -460,7 +462,10 @@ impl Shard {
         let c = &self.conns[key];
         let period = spec.interval.as_micros() as u64;
         let intended = c.mark_us + phase(self.seed, c.id, SALT_PING, period) + k as u64 * period;
-        self.frame_out(key, ws::opcode::PING, &intended.to_be_bytes());
+        // Late: the intended time (coordinated omission); early (see `timers`): now, so the
+        // round trip is never measured short.
+        let stamp = intended.min(now);
+        self.frame_out(key, ws::opcode::PING, &stamp.to_be_bytes());
         record_us(
             &mut self.snap.hist.schedule_lag,
             now.saturating_sub(intended),
@@ -470,8 +475,8 @@ impl Shard {
             return false;
         }
         let timeout = spec.timeout.as_micros() as u64;
-        let intended_ms = (intended / 1000) as u32;
-        self.schedule(key, intended + timeout, TimerKind::PingTimeout(intended_ms));
+        let stamp_ms = (stamp / 1000) as u32;
+        self.schedule(key, intended + timeout, TimerKind::PingTimeout(stamp_ms));
         // Next ping: the next scheduled slot after now (skipped slots are not sent late in a
         // burst; a late ping's lag is in schedule_lag and its RTT).
         let mut next = k + 1;
