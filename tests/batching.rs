@@ -259,3 +259,104 @@ fn data_and_fin_in_one_event_are_both_seen() {
         "{c:?}"
     );
 }
+
+#[test]
+fn a_ping_and_a_message_due_together_go_out_in_one_write() {
+    // A ping and a message every 100 ms on one connection: they share the connection's
+    // phase, so each ping falls due with a message and both leave in one write — the
+    // server's reads bring them together. (Two writes would show a read with the ping alone
+    // now and then: the server reads as soon as anything arrives.)
+    let sock = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    // Per read: (pings, data frames); and the data segments the server's socket received.
+    let reads = Arc::new(Mutex::new(Vec::<(usize, usize)>::new()));
+    let segments = Arc::new(Mutex::new(None::<u32>));
+    let out = reads.clone();
+    let segs = segments.clone();
+    std::thread::spawn(move || {
+        let (mut s, _) = sock.accept().unwrap();
+        upgrade(&mut s);
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match s.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let (mut pings, mut data, mut reply) = (0, 0, Vec::new());
+            while let Some((op, payload, used)) = client_frame(&buf) {
+                buf.drain(..used);
+                let op = match op {
+                    0x8 => {
+                        *segs.lock().unwrap() = Some(data_segments_in(&s));
+                        let _ = s.write_all(&[0x88, 2, 0x03, 0xe8]);
+                        return;
+                    }
+                    0x9 => {
+                        pings += 1;
+                        0xA // pong with the ping's payload
+                    }
+                    op => {
+                        data += 1;
+                        op
+                    }
+                };
+                assert!(payload.len() < 126);
+                reply.extend_from_slice(&[0x80 | op, payload.len() as u8]);
+                reply.extend_from_slice(&payload);
+            }
+            out.lock().unwrap().push((pings, data));
+            s.write_all(&reply).unwrap();
+        }
+    });
+    let mut plan = plan_for(addr, 10.0, 1500);
+    plan.traffic.ping = Some(wsscale::plan::PingSpec {
+        interval: Duration::from_millis(100),
+        timeout: WAIT,
+    });
+    let o = run(&plan);
+    let c = &o.totals.counters;
+    assert!(c.pings_sent >= 10, "{c:?}");
+    assert_eq!(c.pongs_received, c.pings_sent, "{c:?}");
+    assert_eq!(c.messages_received, c.messages_sent, "{c:?}");
+    let reads = reads.lock().unwrap();
+    let pings: usize = reads.iter().map(|r| r.0).sum();
+    assert_eq!(pings as u64, c.pings_sent);
+    let alone: Vec<_> = reads.iter().filter(|r| r.0 > 0 && r.1 == 0).collect();
+    assert!(
+        alone.is_empty(),
+        "every ping arrived with its message: {reads:?}"
+    );
+    // One segment per write (TCP_NODELAY, tiny frames): the upgrade request, one per
+    // message with its ping, the close. Two writes per ping and message would be about
+    // twice the messages. (Reads alone cannot tell: the second write lands before the
+    // server thread wakes up for the first.)
+    let segments = segments.lock().unwrap().expect("the server saw the close");
+    assert!(
+        u64::from(segments) <= c.messages_sent + 3,
+        "{segments} data segments for {} messages and {} pings: the pings went out in \
+         writes of their own",
+        c.messages_sent,
+        c.pings_sent
+    );
+}
+
+/// `tcpi_data_segs_in` of a socket: the segments with data it received.
+fn data_segments_in(s: &TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a writable tcp_info of `len` bytes; the fd is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    info.tcpi_data_segs_in
+}

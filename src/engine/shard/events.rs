@@ -160,9 +160,24 @@ impl Shard {
     pub(super) fn send_out(&mut self, key: usize) -> bool {
         let conn = &mut self.conns[key];
         let result = match conn.tls.as_deref_mut() {
+            None if self.defer_writes => {
+                self.snap.counters.bytes_sent += self.out.len() as u64;
+                queue_wire(conn, &self.out, key, &mut self.dirty);
+                Ok(())
+            }
             None => {
                 self.snap.counters.bytes_sent += self.out.len() as u64;
                 write_wire(conn, &self.out)
+            }
+            Some(session) if self.defer_writes => {
+                self.wire.clear();
+                if let Err(e) = tls::encrypt(session, &self.out, &mut self.wire) {
+                    self.end_by_tls(key, &e);
+                    return false;
+                }
+                self.snap.counters.bytes_sent += self.wire.len() as u64;
+                queue_wire(conn, &self.wire, key, &mut self.dirty);
+                Ok(())
             }
             Some(session) => {
                 self.wire.clear();
@@ -509,6 +524,16 @@ impl Shard {
 
 /// Write `data` to the connection's socket, queueing in `Conn::bufs` what the kernel does not
 /// take (and everything while older output is still queued, to keep the order).
+/// Queue `data` behind what `conn` already has to write; list `key` in `dirty` when its
+/// queue was empty (a non-empty queue is already waiting for the socket to be writable).
+fn queue_wire(conn: &mut Conn, data: &[u8], key: usize, dirty: &mut Vec<usize>) {
+    let output = &mut conn.bufs_mut().output;
+    if output.is_empty() {
+        dirty.push(key);
+    }
+    output.extend_from_slice(data);
+}
+
 fn write_wire(conn: &mut Conn, data: &[u8]) -> io::Result<()> {
     if conn.bufs.as_ref().is_some_and(|b| !b.output.is_empty()) {
         conn.bufs_mut().output.extend_from_slice(data);

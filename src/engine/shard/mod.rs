@@ -178,6 +178,14 @@ struct Shard {
     /// Send and deadline timers (see `timers`).
     wheel: timers::Timers,
     expired: Vec<TimerEntry>,
+    /// While true (the scheduled sends of one timer batch), `send_out` queues a
+    /// connection's frames instead of writing them, and `dirty` lists the connections to
+    /// flush after the batch: a ping and a message due together go out in one write.
+    defer_writes: bool,
+    dirty: Vec<usize>,
+    /// More than one kind of scheduled send (ping, message, heartbeat): only then can two
+    /// sends of one connection fall in one batch, and only then are writes deferred.
+    coalesce_sends: bool,
     scratch: Vec<u8>,
     /// Plaintext to send (upgrade request, frames): what `send_out` writes.
     out: Vec<u8>,
@@ -300,6 +308,16 @@ impl Shard {
             conns: Slab::with_capacity(capacity),
             wheel: timers::Timers::new(16 * 1024, TICK_US, early_us(&plan)),
             expired: Vec::new(),
+            defer_writes: false,
+            dirty: Vec::new(),
+            coalesce_sends: {
+                let t = &plan.traffic;
+                [t.message.is_some(), t.ping.is_some(), t.heartbeat.is_some()]
+                    .iter()
+                    .filter(|&&on| on)
+                    .count()
+                    > 1
+            },
             scratch: vec![0; SCRATCH],
             out: Vec::with_capacity(4096),
             wire: Vec::new(),
@@ -578,9 +596,16 @@ impl Shard {
                 (
                     kind @ (TimerKind::SendMessage
                     | TimerKind::SendPing(_)
-                    | TimerKind::SendHeartbeat(_)
-                    | TimerKind::PingTimeout(_)
-                    | TimerKind::HeartbeatTimeout(_)),
+                    | TimerKind::SendHeartbeat(_)),
+                    State::Open,
+                ) => {
+                    // Queued, written once per connection after the batch.
+                    self.defer_writes = self.coalesce_sends;
+                    self.on_traffic_timer(key, kind);
+                    self.defer_writes = false;
+                }
+                (
+                    kind @ (TimerKind::PingTimeout(_) | TimerKind::HeartbeatTimeout(_)),
                     State::Open,
                 ) => {
                     self.on_traffic_timer(key, kind);
@@ -589,5 +614,18 @@ impl Shard {
             }
         }
         self.expired = expired;
+        self.flush_dirty();
+    }
+
+    /// Write what the sends of a timer batch queued: one write per connection, whatever
+    /// number of frames (a ping and a message due together) it holds.
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for key in dirty.drain(..) {
+            if self.conns.contains(key) {
+                self.flush(key);
+            }
+        }
+        self.dirty = dirty;
     }
 }

@@ -73,7 +73,10 @@ fn phase(seed: u64, id: u32, salt: u64, period_us: u64) -> u64 {
 }
 
 const SALT_MSG: u64 = 1;
-const SALT_PING: u64 = 2;
+/// Pings share the messages' phase: with equal periods (`--ping-interval 30s
+/// --message-rate 1/30s`) a connection's ping and message fall due together and go out in
+/// one write (see `Shard::flush_dirty`), and the gateway answers both in one wake-up.
+const SALT_PING: u64 = SALT_MSG;
 const SALT_HB: u64 = 3;
 const SALT_BURST: u64 = 4;
 
