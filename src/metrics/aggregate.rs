@@ -109,6 +109,8 @@ impl Aggregator {
         s.gauges = self.current_gauges();
         // The receiver (a coordinator) needs this process's memory, not its own.
         s.gauges.rss_bytes = rss_bytes().unwrap_or(0);
+        // And this process's peak, which its snapshots' open counts may not show.
+        s.gauges.peak_open = self.peak_open;
         s
     }
 

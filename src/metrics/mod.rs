@@ -382,6 +382,11 @@ pub struct Gauges {
     /// 14-byte header after it. Merges by maximum; not in the JSON report (the hostile-server
     /// tests assert the bound).
     pub buffered_peak: u64,
+    /// The most connections this process had open at once so far (0 from engine shards):
+    /// set by a process that forwards its snapshot to a coordinator from its own
+    /// aggregator, which sees every shard snapshot — the coordinator, which samples each
+    /// agent once per forward, could miss a short peak. Summed by `merge`.
+    pub peak_open: u64,
 }
 
 impl Gauges {
@@ -392,6 +397,7 @@ impl Gauges {
         self.sources_exhausted |= o.sources_exhausted;
         self.rss_bytes += o.rss_bytes;
         self.buffered_peak = self.buffered_peak.max(o.buffered_peak);
+        self.peak_open += o.peak_open;
     }
 }
 

@@ -17,7 +17,7 @@
 //! happened: a CI job that runs `wsscale run` without thresholds must not pass a run where
 //! nothing connected.
 
-use super::outcome::RunOutcome;
+use super::outcome::{AgentOutcome, RunOutcome};
 
 /// Exit code: every threshold passed, or (without thresholds) nothing went wrong.
 pub const EXIT_PASSED: i32 = 0;
@@ -109,7 +109,7 @@ pub fn shortfall(o: &RunOutcome) -> Option<String> {
         Some(c) => o.peak_open.max(c.peak_in_use),
         None => o.peak_open,
     };
-    if reached >= planned {
+    if reached >= planned || (o.churn.is_none() && agents_reached_their_share(&o.agents, planned)) {
         return None;
     }
     let c = &o.totals.counters;
@@ -132,6 +132,20 @@ pub fn shortfall(o: &RunOutcome) -> Option<String> {
         "peak open {} of the planned {planned}: {why}",
         o.peak_open
     ))
+}
+
+/// With agents (a coordinator, `--processes`, `report merge`), whether every one reached its
+/// own share of the planned peak and none was lost. The merged peak is the highest sum of
+/// the agents' open counts as each last reported them, sampled once per forward: a short
+/// peak (a 1 s hold) can fall between two samples of one agent and show as a shortfall the
+/// agents never had. Each agent's own peak comes from its own aggregator, which sees every
+/// one of its engine snapshots.
+fn agents_reached_their_share(agents: &[AgentOutcome], planned: u64) -> bool {
+    !agents.is_empty()
+        && agents.iter().map(|a| a.planned_connections).sum::<u64>() >= planned
+        && agents
+            .iter()
+            .all(|a| a.lost.is_none() && a.peak_open >= a.planned_connections)
 }
 
 /// Judge a finished run whose thresholds (if any) were evaluated into `o.thresholds`.
@@ -224,4 +238,37 @@ pub fn judge(o: &RunOutcome, allow_failures: bool) -> Verdict {
         Status::CompletedWithFailures
     };
     Verdict { status, reasons }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Gauges, Snapshot};
+
+    fn agent(planned: u64, peak: u64, lost: bool) -> AgentOutcome {
+        AgentOutcome::new(
+            1,
+            "a".into(),
+            "h".into(),
+            Vec::new(),
+            planned,
+            peak,
+            lost.then(|| "gone".to_string()),
+            &Snapshot::default(),
+            &Gauges::default(),
+        )
+    }
+
+    #[test]
+    fn agents_are_judged_by_their_own_peak_against_their_share() {
+        let both = [agent(2, 2, false), agent(2, 2, false)];
+        assert!(agents_reached_their_share(&both, 4));
+        let short = [agent(2, 2, false), agent(2, 1, false)];
+        assert!(!agents_reached_their_share(&short, 4));
+        let lost = [agent(2, 2, false), agent(2, 2, true)];
+        assert!(!agents_reached_their_share(&lost, 4));
+        // Shares that do not cover the plan (an agent never admitted) are no proof.
+        assert!(!agents_reached_their_share(&both[..1], 4));
+        assert!(!agents_reached_their_share(&[], 4));
+    }
 }

@@ -476,7 +476,7 @@ impl<'a> State<'a> {
         slot.totals.merge(&delta);
         slot.iv_established += s.counters.established;
         slot.gauges = s.gauges.clone();
-        slot.peak_open = slot.peak_open.max(s.gauges.open);
+        slot.peak_open = slot.peak_open.max(s.gauges.open).max(s.gauges.peak_open);
         let Some(agg) = self.agg.as_mut() else {
             return;
         };
