@@ -33,7 +33,8 @@
 # when a target is missed, 3 when the pre-check refuses.
 #
 # Usage: bench/hold-1m.sh [--report-json FILE] [--connections N] [--ramp DUR] [--hold DUR]
-#                         [--ramp-down DUR] [--interval DUR] [--orphan-timeout DUR]
+#                         [--ramp-down DUR] [--interval DUR] [--orphan-timeout DUR] [--ping DUR]
+#                         [--force]   (start even when the CPU pre-check says the pings will not keep up)
 #   e.g. bench/hold-1m.sh --report-json /tmp/1m.json          (1,000,000; 300 s ramp, 300 s hold)
 #        bench/hold-1m.sh --connections 100000 --ramp 30s --hold 60s     (a quick rehearsal)
 # Needs root (ip netns). Takes ~15 minutes for 1M; run it in the background.
@@ -49,6 +50,7 @@ PING=30s
 INTERVAL=5s
 ORPHAN=60s
 REPORT_OUT=
+FORCE=
 while [ $# -gt 0 ]; do
   case $1 in
     --report-json) REPORT_OUT=$2; shift 2 ;;
@@ -58,6 +60,8 @@ while [ $# -gt 0 ]; do
     --ramp-down) DOWN=$2; shift 2 ;;
     --interval) INTERVAL=$2; shift 2 ;;
     --orphan-timeout) ORPHAN=$2; shift 2 ;;
+    --ping) PING=$2; shift 2 ;;
+    --force) FORCE=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -139,6 +143,23 @@ if [ "$AVAIL" -ge "$NEED" ]; then echo ok; else
   FAIL=1
 fi
 
+# CPU to hold N with a ping every PING: every ping and its pong cost ~100 µs of CPU here
+# (client, gateway and kernel; 200,000 held with 30 s pings kept 0.656 of the 2 cores busy
+# for 6,667 pings/s — the figure `wsscale preflight` plans with). Past half the cores the
+# pings fall behind while the ramp competes, and connections are dropped: refused unless
+# --force.
+PING_US=${PING_US:-100}
+CORES=$(nproc)
+CPU_CORES=$(python3 -c "print(f'{$N / $(secs "$PING") * $PING_US / 1e6:.2f}')")
+printf '  cpu                    %s connections × 1 ping / %s × %s µs = %s cores of %s (at most half: %s): ' \
+  "$N" "$PING" "$PING_US" "$CPU_CORES" "$CORES" "$(python3 -c "print($CORES / 2)")"
+if python3 -c "import sys; sys.exit(0 if $CPU_CORES <= $CORES / 2 else 1)"; then echo ok
+elif [ -n "$FORCE" ]; then echo "TOO MUCH (--force: trying anyway)"
+else
+  echo "TOO MUCH (the pings would fall behind and connections drop: a longer --ping, fewer --connections, or --force)"
+  FAIL=1
+fi
+
 PER_CONN=$((2 * KERNEL_B + GATEWAY_B + CLIENT_B))
 echo "  what bounds N here:    fs.file-max → ($FILE_MAX − $FILE_NOW − $((P + Q + 2)) × 64) / 2 =" \
   "$(((FILE_MAX - FILE_NOW - (P + Q + 2) * 64) / 2)) connections;" \
@@ -154,12 +175,12 @@ nsx() { ip netns exec "$NS" "$@"; }
 echo "namespace $NS: lo up; ip_local_port_range $PORT_LO-$PORT_HI, somaxconn 65535," \
   "tcp_max_syn_backlog 65535, tcp_tw_reuse 1, tcp_fin_timeout 15, tcp_max_tw_buckets $((2 * N))"
 
-echo "wsscale preflight -c $N --processes $Q --source-ip $SOURCES (in the namespace; the embedded gateway's layout):"
+echo "wsscale preflight -c $N --processes $Q --source-ip $SOURCES --ping-interval $PING (in the namespace; the embedded gateway's layout):"
 set +e
-nsx "$BIN" preflight -c "$N" --processes "$Q" --source-ip "$SOURCES" >"$WORK/preflight.txt" 2>&1
+nsx "$BIN" preflight -c "$N" --processes "$Q" --source-ip "$SOURCES" --ping-interval "$PING" >"$WORK/preflight.txt" 2>&1
 PF=$?
 set -e
-grep -Ei 'fail|memory|file-max|epoll|open files|ephemeral|source split' "$WORK/preflight.txt" | sed 's/^/  /' | head -n 20
+grep -Ei 'fail|memory|file-max|epoll|open files|ephemeral|source split|cpu' "$WORK/preflight.txt" | sed 's/^/  /' | head -n 20
 if [ "$PF" != 0 ]; then echo "  preflight refuses (exit $PF); full output:"; sed 's/^/    /' "$WORK/preflight.txt"; FAIL=1; fi
 if [ "$FAIL" != 0 ]; then echo "pre-check failed: not starting"; exit 3; fi
 

@@ -265,6 +265,7 @@ fn needs(connections: u64) -> Needs {
         peak_rate: 1000.0,
         graceful_close: true,
         processes: 1,
+        sends_per_conn_s: 0.0,
     }
 }
 
@@ -1317,4 +1318,37 @@ fn a_loopback_target_puts_the_gateway_sockets_on_this_host() {
         "{}",
         memory.why
     );
+}
+
+#[test]
+fn cpu_predicts_that_a_million_pinged_every_30s_does_not_fit_two_cores() {
+    let mut facts = million_host();
+    facts.cores = 2;
+    let mut n = million_needs();
+    // --ping-interval 30s: 1M × 1/30 s × 100 µs (client, gateway and kernel here) = 3.33.
+    n.sends_per_conn_s = 1.0 / 30.0;
+    let f = wsscale::system::preflight::cpu::steady(&n, &facts);
+    assert_eq!(f.status, Status::Warn, "{f:#?}");
+    assert!(f.needed.contains("3.33 cores"), "{f:#?}");
+    assert!(f.why.contains("1,000,000 connections"), "{f:#?}");
+    assert!(
+        f.fix.iter().any(|l| l.contains("--ping-interval")),
+        "{f:#?}"
+    );
+    // A ping every 120 s: 0.83 cores, under half of two.
+    n.sends_per_conn_s = 1.0 / 120.0;
+    let f = wsscale::system::preflight::cpu::steady(&n, &facts);
+    assert_eq!(f.status, Status::Pass, "{f:#?}");
+    assert!(f.needed.contains("0.83 cores"), "{f:#?}");
+    // The gateway elsewhere: the client's share only (30 µs a send), a ping every 60 s.
+    n.sends_per_conn_s = 1.0 / 60.0;
+    n.embedded_gateway = false;
+    n.loopback_only = false;
+    let f = wsscale::system::preflight::cpu::steady(&n, &facts);
+    assert!(f.needed.contains("0.50 cores"), "{f:#?}");
+    assert_eq!(f.status, Status::Pass, "{f:#?}");
+    // Nothing scheduled: nothing to warn about.
+    n.sends_per_conn_s = 0.0;
+    let f = wsscale::system::preflight::cpu::steady(&n, &facts);
+    assert_eq!(f.status, Status::Pass, "{f:#?}");
 }

@@ -28,6 +28,7 @@
 
 pub mod capacity;
 pub mod conntrack;
+pub mod cpu;
 pub mod facts;
 pub mod fds;
 pub mod held;
@@ -111,6 +112,9 @@ pub struct Needs {
     /// holds its share and the embedded gateway runs as separate `wsscale serve` processes;
     /// host-wide needs (ports, memory, file-max) stay those of the whole plan.
     pub processes: u64,
+    /// Scheduled sends per connection per second that each get an answer (pings, timed
+    /// messages, heartbeats): what holding costs in CPU (see [`cpu::steady`]).
+    pub sends_per_conn_s: f64,
 }
 
 impl Needs {
@@ -129,8 +133,17 @@ impl Needs {
             peak_rate: peak_rate(&plan.stages),
             graceful_close: plan.close_mode == CloseMode::Graceful,
             processes: 1,
+            sends_per_conn_s: sends_per_conn_s(&plan.traffic),
         }
     }
+}
+
+/// Answered sends per connection per second of a plan's schedules.
+fn sends_per_conn_s(t: &crate::plan::Traffic) -> f64 {
+    let per = |d: std::time::Duration| 1.0 / d.as_secs_f64().max(1e-6);
+    t.ping.as_ref().map_or(0.0, |p| per(p.interval))
+        + t.heartbeat.as_ref().map_or(0.0, |h| per(h.interval))
+        + t.message.as_ref().map_or(0.0, |m| m.rate)
 }
 
 /// The fastest arrival rate of a stage list, connections per second (a stage shorter than a
@@ -170,6 +183,9 @@ pub fn system_findings(needs: &Needs, facts: &HostFacts) -> Vec<Finding> {
     out.push(tcp::max_orphans(needs, facts));
     out.extend(conntrack::conntrack(needs, facts));
     out.push(fds::memory(needs, facts));
+    if needs.role == Role::Loadgen {
+        out.push(cpu::steady(needs, facts));
+    }
     out.push(tcp::tcp_mem(needs, facts));
     if needs.role == Role::Gateway || needs.embedded_gateway {
         out.push(tcp::somaxconn(needs, facts));

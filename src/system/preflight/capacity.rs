@@ -35,6 +35,39 @@ pub const GATEWAY_BYTES_PER_CONN: u64 = 6144;
 /// Resident memory of one wsscale process before it holds a connection, bytes (planning
 /// figure).
 pub const PROCESS_BASE_BYTES: u64 = 8 << 20;
+/// CPU per answered send (a ping and its pong, a message and its echo) at slow schedules,
+/// µs, with client, gateway and kernel on this host: 200,000 held with a ping every 30 s
+/// (11 client + 11 `wsscale serve` processes, `bench/hold-1m.sh --connections 200000`) kept
+/// 0.656 of 2 cores busy for 6,667 pings/s = 98 µs each (gateway processes 51 µs, the
+/// clients ~24 µs, softirq 23 µs); planned 100 µs. Measured on a 2-core VM, where a
+/// loopback packet and a wake-up are expensive; a bare-metal core does more.
+pub const CPU_US_PER_SEND_BOTH_ENDS: f64 = 100.0;
+/// The same for the client alone (the gateway elsewhere): planned 30 µs (measured 24 µs
+/// of client processes, plus its share of the kernel's receive path).
+pub const CPU_US_PER_SEND_CLIENT: f64 = 30.0;
+/// A connection sending faster than this many times a second batches its sends (one write
+/// per 1 ms send tick) and its answers arrive in batches: [`CPU_US_PER_BATCHED_SEND`].
+pub const BATCHING_SENDS_PER_S: f64 = 100.0;
+/// CPU per batched send and its answer, µs (client ≈ 4.4 µs per echoed message in
+/// `bench/message-cost.sh`, about as much for the gateway): planned 10 µs both ends, 5 µs
+/// client alone.
+pub const CPU_US_PER_BATCHED_SEND: f64 = 10.0;
+/// Warn when holding the plan is estimated to keep more than this share of the cores busy,
+/// percent: past it, schedules slip and pings time out while the ramp competes for CPU.
+pub const CPU_WARN_PCT: f64 = 50.0;
+
+/// Cores kept busy by `conns` connections each sending `sends_per_conn_s` answered sends a
+/// second, with the gateway on this host too (`both_ends`) or elsewhere.
+pub fn steady_cpu_cores(conns: u64, sends_per_conn_s: f64, both_ends: bool) -> f64 {
+    let per_send_us = match (sends_per_conn_s > BATCHING_SENDS_PER_S, both_ends) {
+        (false, true) => CPU_US_PER_SEND_BOTH_ENDS,
+        (false, false) => CPU_US_PER_SEND_CLIENT,
+        (true, true) => CPU_US_PER_BATCHED_SEND,
+        (true, false) => CPU_US_PER_BATCHED_SEND / 2.0,
+    };
+    conns as f64 * sends_per_conn_s * per_send_us / 1e6
+}
+
 /// Standard deviations of room [`reuseport_processes`] leaves under each process's limit.
 pub const REUSEPORT_SIGMAS: f64 = 5.0;
 /// Largest share of the ephemeral-port capacity a plan should use, percent. Past it,
