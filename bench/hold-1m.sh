@@ -5,7 +5,7 @@
 #
 #   gateway: wsscale serve --processes P --listen 127.0.0.1:0 --threads 1
 #   client:  wsscale run --processes Q -c N --ramp RAMP --hold HOLD --ramp-down DOWN
-#              --ping-interval 30s --source-ip 127.1.0.1-127.1.0.S --target URL --interval 5s
+#              --ping-interval PING --source-ip 127.1.0.1-127.1.0.S --target URL --interval 5s
 #              --process-orphan-timeout 60s   (the coordinator and its agents ride out pauses
 #              of up to a minute on a crowded host; 10 s by default)
 #
@@ -22,8 +22,11 @@
 # now + 2 descriptors per connection (client and gateway sockets both live on this host),
 # fs.epoll.max_user_watches, memory (per connection: 2 kernel sockets + gateway + client
 # user space, plus each process's baseline) against MemAvailable (abort below estimate × 1.2,
-# and below 18 GiB for 1M), and `wsscale preflight -c N --processes Q` run inside the
-# namespace must agree (no failing check).
+# and below 18 GiB for 1M), CPU (N ÷ PING × 100 µs per ping and its pong, client, gateway and
+# kernel together, measured here at 200,000) against half the cores (abort above, unless
+# --force: 1M with 30 s pings needs 3.3 cores, more than this 2-core machine has), and
+# `wsscale preflight -c N --processes Q --ping-interval PING` run inside the namespace must
+# agree (no failing check; its cpu check warns).
 #
 # Prints: established (target ≥ 99.9 %), dropped during the hold (target 0), client and
 # gateway bytes per connection, kernel slab (Slab and SUnreclaim, before vs at the peak),
@@ -35,7 +38,8 @@
 # Usage: bench/hold-1m.sh [--report-json FILE] [--connections N] [--ramp DUR] [--hold DUR]
 #                         [--ramp-down DUR] [--interval DUR] [--orphan-timeout DUR] [--ping DUR]
 #                         [--force]   (start even when the CPU pre-check says the pings will not keep up)
-#   e.g. bench/hold-1m.sh --report-json /tmp/1m.json          (1,000,000; 300 s ramp, 300 s hold)
+#   Durations are whole seconds with an s (120s).
+#   e.g. bench/hold-1m.sh --ping 120s --report-json /tmp/1m.json   (1,000,000; 300 s ramp, 300 s hold)
 #        bench/hold-1m.sh --connections 100000 --ramp 30s --hold 60s     (a quick rehearsal)
 # Needs root (ip netns). Takes ~15 minutes for 1M; run it in the background.
 set -euo pipefail
@@ -67,6 +71,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 secs() { echo "$1" | sed 's/s$//'; }
+for d in "$RAMP" "$HOLD" "$PING"; do
+  [[ $d =~ ^[0-9]+s$ ]] || { echo "durations here are whole seconds with an s: $d (e.g. 120s)" >&2; exit 2; }
+done
 ramp_s=$(secs "$RAMP"); hold_s=$(secs "$HOLD")
 
 [ "$(id -u)" = 0 ] || { echo "needs root (it creates a network namespace with ip netns)"; exit 3; }
