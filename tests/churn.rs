@@ -474,3 +474,42 @@ fn the_documented_error_is_what_the_binary_says() {
         "docs/churn.md must show the error as printed"
     );
 }
+
+#[test]
+fn churn_and_skipped_arrivals_reach_prometheus() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use wsscale::engine::{self, RunOptions};
+    use wsscale::metrics::timeseries::IntervalSink;
+    use wsscale::report::prometheus::LiveMetrics;
+
+    let gw = gateway();
+    // 200 arrivals/s into at most 20 open, each living 300 ms: both churn closes and
+    // skipped arrivals.
+    let plan = build_plan(&Overrides {
+        arrival_rate: Some(200.0),
+        max_open: Some(20),
+        hold: Some(ms(1500)),
+        session_duration: Some(SessionDuration::Fixed(ms(300))),
+        ..overrides(&gw)
+    })
+    .expect("a valid plan");
+    let metrics = Arc::new(LiveMetrics::new("run"));
+    let mut opts = RunOptions::new(Arc::new(AtomicBool::new(false)));
+    opts.live = Some(metrics.clone() as Arc<dyn IntervalSink>);
+    let o = engine::run(&plan, &opts).expect("engine run");
+    let c = &o.totals.counters;
+    assert!(c.churn_closes > 0 && c.arrivals_skipped > 0, "{c:?}");
+    let text = metrics.render();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.starts_with(['{', ' ']))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    assert_eq!(value("wsscale_churn_closes_total"), c.churn_closes);
+    assert_eq!(value("wsscale_arrivals_skipped_total"), c.arrivals_skipped);
+}

@@ -70,6 +70,8 @@ pub const METRIC_NAMES: &[&str] = &[
     "wsscale_messages_sent_total",
     "wsscale_messages_received_total",
     "wsscale_messages_lost_total",
+    "wsscale_churn_closes_total",
+    "wsscale_arrivals_skipped_total",
     "wsscale_latency_seconds",
     "wsscale_session_duration_seconds",
     "wsscale_agent_open_connections",
@@ -218,6 +220,8 @@ pub struct LiveMetrics {
     messages_sent: Counter,
     messages_received: Counter,
     messages_lost: Counter,
+    churn_closes: Counter,
+    arrivals_skipped: Counter,
     latency: Family<MetricLabel, BucketHistogram>,
     session: BucketHistogram,
     agent_open: Family<AgentLabel, Gauge>,
@@ -264,6 +268,8 @@ impl LiveMetrics {
             messages_sent: Counter::default(),
             messages_received: Counter::default(),
             messages_lost: Counter::default(),
+            churn_closes: Counter::default(),
+            arrivals_skipped: Counter::default(),
             latency: Family::default(),
             session: BucketHistogram::new(&SESSION_BUCKETS_S, 1e-3),
             agent_open: Family::default(),
@@ -340,6 +346,16 @@ impl LiveMetrics {
             m.messages_lost.clone(),
         );
         r.register(
+            "churn_closes",
+            "Connections closed because their session (--session-duration) ended; never drops or failures",
+            m.churn_closes.clone(),
+        );
+        r.register(
+            "arrivals_skipped",
+            "Arrivals (--arrival-rate) not opened because --max-open connections were open or opening",
+            m.arrivals_skipped.clone(),
+        );
+        r.register(
             "latency_seconds",
             "Latency histograms by metric (tcp_connect, ws_handshake, message_rtt, ...), as in the report's timings",
             m.latency.clone(),
@@ -411,6 +427,8 @@ impl LiveMetrics {
         set_counter(&self.messages_sent, totals.messages_sent);
         set_counter(&self.messages_received, totals.messages_received);
         set_counter(&self.messages_lost, totals.messages_lost);
+        set_counter(&self.churn_closes, totals.churn_closes);
+        set_counter(&self.arrivals_skipped, totals.arrivals_skipped);
         for (category, n) in nonzero_failures(totals) {
             set_counter(&self.failed.get_or_create(&CategoryLabel { category }), n);
         }
