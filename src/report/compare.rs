@@ -11,7 +11,8 @@
 //! A bound is `METRIC=+N%` (NEW may be at most N % worse than BASE) or `METRIC=+N` /
 //! `METRIC=+Nms` (at most N worse, in the metric's own unit; `ms` only for `_ms` metrics).
 //! "Worse" follows the metric: higher for latencies, failures, drops, losses and memory,
-//! lower for `connect_success_rate`, `established`, `peak_open` and the received/sent counts.
+//! lower for `connect_success_rate`, `established`, `peak_open`, the received/sent counts and
+//! the churn rates and completed sessions.
 //! A bound on a metric with no data in one of the reports counts as exceeded (fail closed),
 //! and so does a step of BASE that NEW does not have.
 
@@ -51,6 +52,9 @@ pub const HEADLINE: &[&str] = &[
     "messages.received",
     "messages.lost_rate",
     "memory.bytes_per_connection",
+    "churn.opens_per_s.mean",
+    "churn.sessions_completed",
+    "churn.arrivals_skipped",
 ];
 
 /// Metrics where a higher value is better.
@@ -62,6 +66,11 @@ const HIGHER_IS_BETTER: &[&str] = &[
     "messages.sent",
     "messages.received",
     "pushes.received",
+    "churn.opens_per_s.mean",
+    "churn.opens_per_s.peak",
+    "churn.closes_per_s.mean",
+    "churn.closes_per_s.peak",
+    "churn.sessions_completed",
 ];
 
 /// Bad input: a bound that does not parse, reports that cannot be compared.
@@ -481,6 +490,17 @@ mod tests {
             ..row("dropped", 0.0, 0.0)
         };
         assert!(!holds(&missing, &b), "no data fails closed");
+    }
+
+    #[test]
+    fn churn_rates_are_worse_when_lower_and_skipped_arrivals_when_higher() {
+        let b = parse_bound("churn.opens_per_s.mean=+10%").unwrap();
+        assert!(holds(&row("churn.opens_per_s.mean", 5000.0, 4600.0), &b));
+        assert!(!holds(&row("churn.opens_per_s.mean", 5000.0, 4000.0), &b));
+        assert!(holds(&row("churn.opens_per_s.mean", 5000.0, 6000.0), &b));
+        let b = parse_bound("churn.arrivals_skipped=+0").unwrap();
+        assert!(!holds(&row("churn.arrivals_skipped", 0.0, 5.0), &b));
+        assert!(holds(&row("churn.arrivals_skipped", 5.0, 0.0), &b));
     }
 
     #[test]
