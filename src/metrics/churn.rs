@@ -131,7 +131,7 @@ pub fn summary(o: &RunOutcome) -> Option<ChurnSummary> {
     let c = &o.totals.counters;
     let windows = steady_windows(&o.stages, &r.rates_per_s);
     let (opens, closes, steady_s) = steady_means(&o.timeseries, &windows);
-    let peak = |f: fn(&IntervalRow) -> f64| o.timeseries.iter().map(f).fold(0.0, f64::max);
+    let peak = |f: fn(&IntervalRow) -> f64| steady_peak(&o.timeseries, f);
     Some(ChurnSummary {
         session_duration: r.session.clone(),
         planned_mean_s: r.session_mean_s,
@@ -215,9 +215,33 @@ fn steady_means(rows: &[IntervalRow], windows: &[(f64, f64)]) -> (f64, f64, f64)
         }
         (t > 0.0).then(|| (o / t, c / t, t))
     };
+    // Rows wholly inside the windows, when they cover at least half of them: with long
+    // intervals (a 5 s row spanning ramp and hold) only a run's short last row may be
+    // inside, and a few ms of one close would read as thousands per second.
+    let window_s: f64 = windows.iter().map(|(a, b)| b - a).sum();
     mean(&inside)
+        .filter(|&(_, _, t)| t >= window_s / 2.0)
         .or_else(|| mean(&|_, _| true))
         .unwrap_or((0.0, 0.0, 0.0))
+}
+
+/// The highest per-row rate, over rows at least half as long as the longest (a run's last
+/// row can be a few ms long: one close in it is no rate).
+fn steady_peak(rows: &[IntervalRow], f: fn(&IntervalRow) -> f64) -> f64 {
+    let spans: Vec<f64> = rows
+        .iter()
+        .scan(0.0, |prev, r| {
+            let span = r.t_s - *prev;
+            *prev = r.t_s;
+            Some(span)
+        })
+        .collect();
+    let longest = spans.iter().copied().fold(0.0, f64::max);
+    rows.iter()
+        .zip(&spans)
+        .filter(|&(_, &span)| span >= longest / 2.0)
+        .map(|(r, _)| f(r))
+        .fold(0.0, f64::max)
 }
 
 fn round3(v: f64) -> f64 {
@@ -240,6 +264,19 @@ mod tests {
             closes_per_s: closes,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_short_last_row_is_no_rate() {
+        // 5 s interval: one row over ramp (0-1 s) and hold (1-5 s), then a 10 ms last row
+        // with one close — 100/s over the row, not the rate of the run.
+        let rows = [row(5.0, 200.0, 180.0), row(5.01, 0.0, 100.0)];
+        let windows = [(1.0, 5.0)];
+        let (o, c, t) = steady_means(&rows, &windows);
+        assert!((t - 5.01).abs() < 1e-9, "all rows, not the 10 ms one: {t}");
+        assert!((o - 200.0 * 5.0 / 5.01).abs() < 1e-6, "{o}");
+        assert!((c - (180.0 * 5.0 + 1.0) / 5.01).abs() < 1e-6, "{c}");
+        assert_eq!(steady_peak(&rows, |r| r.closes_per_s), 180.0);
     }
 
     #[test]
