@@ -189,15 +189,10 @@ fn steady_windows(stages: &[Stage], rates: &[Option<f64>]) -> Vec<(f64, f64)> {
 }
 
 /// Time-weighted means of opens/s and closes/s over the rows wholly inside a window (all rows
-/// when none is), and the seconds they cover.
+/// when those cover less than half of the windows), and the seconds they cover.
 fn steady_means(rows: &[IntervalRow], windows: &[(f64, f64)]) -> (f64, f64, f64) {
-    // A row covers (previous row's t_s, its t_s]; allow a few ms of timer slack at the edges.
+    // Allow a few ms of timer slack at the edges of a window.
     const SLACK: f64 = 0.05;
-    let spans = rows.iter().scan(0.0, |prev, r| {
-        let from = *prev;
-        *prev = r.t_s;
-        Some((from, r))
-    });
     let inside = |from: f64, to: f64| {
         windows
             .iter()
@@ -205,7 +200,7 @@ fn steady_means(rows: &[IntervalRow], windows: &[(f64, f64)]) -> (f64, f64, f64)
     };
     let mean = |pick: &dyn Fn(f64, f64) -> bool| {
         let (mut o, mut c, mut t) = (0.0, 0.0, 0.0);
-        for (from, r) in spans.clone() {
+        for (from, r) in spans(rows) {
             let span = r.t_s - from;
             if span > 0.0 && pick(from, r.t_s) {
                 o += r.opens_per_s * span;
@@ -228,20 +223,22 @@ fn steady_means(rows: &[IntervalRow], windows: &[(f64, f64)]) -> (f64, f64, f64)
 /// The highest per-row rate, over rows at least half as long as the longest (a run's last
 /// row can be a few ms long: one close in it is no rate).
 fn steady_peak(rows: &[IntervalRow], f: fn(&IntervalRow) -> f64) -> f64 {
-    let spans: Vec<f64> = rows
-        .iter()
-        .scan(0.0, |prev, r| {
-            let span = r.t_s - *prev;
-            *prev = r.t_s;
-            Some(span)
-        })
-        .collect();
-    let longest = spans.iter().copied().fold(0.0, f64::max);
-    rows.iter()
-        .zip(&spans)
-        .filter(|&(_, &span)| span >= longest / 2.0)
-        .map(|(r, _)| f(r))
+    let longest = spans(rows)
+        .map(|(from, r)| r.t_s - from)
+        .fold(0.0, f64::max);
+    spans(rows)
+        .filter(|(from, r)| r.t_s - from >= longest / 2.0)
+        .map(|(_, r)| f(r))
         .fold(0.0, f64::max)
+}
+
+/// Each row with the time its interval starts: a row covers (previous row's t_s, its t_s].
+fn spans(rows: &[IntervalRow]) -> impl Iterator<Item = (f64, &IntervalRow)> {
+    rows.iter().scan(0.0, |prev, r| {
+        let from = *prev;
+        *prev = r.t_s;
+        Some((from, r))
+    })
 }
 
 fn round3(v: f64) -> f64 {

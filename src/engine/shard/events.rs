@@ -159,37 +159,24 @@ impl Shard {
     /// what the kernel does not take. Returns false if the connection ended.
     pub(super) fn send_out(&mut self, key: usize) -> bool {
         let conn = &mut self.conns[key];
-        let result = match conn.tls.as_deref_mut() {
-            None if self.defer_writes => {
-                self.snap.counters.bytes_sent += self.out.len() as u64;
-                queue_wire(conn, &self.out, key, &mut self.dirty);
-                Ok(())
-            }
-            None => {
-                self.snap.counters.bytes_sent += self.out.len() as u64;
-                write_wire(conn, &self.out)
-            }
-            Some(session) if self.defer_writes => {
-                self.wire.clear();
-                if let Err(e) = tls::encrypt(session, &self.out, &mut self.wire) {
-                    self.end_by_tls(key, &e);
-                    return false;
-                }
-                self.snap.counters.bytes_sent += self.wire.len() as u64;
-                queue_wire(conn, &self.wire, key, &mut self.dirty);
-                Ok(())
-            }
+        let data: &[u8] = match conn.tls.as_deref_mut() {
+            None => &self.out,
             Some(session) => {
                 self.wire.clear();
                 if let Err(e) = tls::encrypt(session, &self.out, &mut self.wire) {
                     self.end_by_tls(key, &e);
                     return false;
                 }
-                self.snap.counters.bytes_sent += self.wire.len() as u64;
-                write_wire(conn, &self.wire)
+                &self.wire
             }
         };
-        match result {
+        self.snap.counters.bytes_sent += data.len() as u64;
+        if self.defer_writes {
+            // Written once per connection after the timer batch (see `flush_dirty`).
+            queue_wire(conn, data, key, &mut self.dirty);
+            return true;
+        }
+        match write_wire(conn, data) {
             Ok(()) => true,
             Err(e) => {
                 self.end_by_peer(key, Some(&e));

@@ -56,16 +56,21 @@ pub const CPU_US_PER_BATCHED_SEND: f64 = 10.0;
 /// percent: past it, schedules slip and pings time out while the ramp competes for CPU.
 pub const CPU_WARN_PCT: f64 = 50.0;
 
-/// Cores kept busy by `conns` connections each sending `sends_per_conn_s` answered sends a
-/// second, with the gateway on this host too (`both_ends`) or elsewhere.
-pub fn steady_cpu_cores(conns: u64, sends_per_conn_s: f64, both_ends: bool) -> f64 {
-    let per_send_us = match (sends_per_conn_s > BATCHING_SENDS_PER_S, both_ends) {
+/// CPU per answered send and its answer, µs, for a connection sending `sends_per_conn_s`
+/// times a second, with the gateway on this host too (`both_ends`) or elsewhere.
+pub fn cpu_us_per_send(sends_per_conn_s: f64, both_ends: bool) -> f64 {
+    match (sends_per_conn_s > BATCHING_SENDS_PER_S, both_ends) {
         (false, true) => CPU_US_PER_SEND_BOTH_ENDS,
         (false, false) => CPU_US_PER_SEND_CLIENT,
         (true, true) => CPU_US_PER_BATCHED_SEND,
         (true, false) => CPU_US_PER_BATCHED_SEND / 2.0,
-    };
-    conns as f64 * sends_per_conn_s * per_send_us / 1e6
+    }
+}
+
+/// Cores kept busy by `conns` connections each sending `sends_per_conn_s` answered sends a
+/// second (see [`cpu_us_per_send`]).
+pub fn steady_cpu_cores(conns: u64, sends_per_conn_s: f64, both_ends: bool) -> f64 {
+    conns as f64 * sends_per_conn_s * cpu_us_per_send(sends_per_conn_s, both_ends) / 1e6
 }
 
 /// Standard deviations of room [`reuseport_processes`] leaves under each process's limit.

@@ -11,7 +11,7 @@
 //! dropped, with memory and descriptors to spare. It is an estimate from one machine's
 //! figures, so it warns and never fails.
 
-use super::capacity::{CPU_WARN_PCT, steady_cpu_cores};
+use super::capacity::{CPU_WARN_PCT, cpu_us_per_send, steady_cpu_cores};
 use super::fds::gateway_here;
 use super::tcp::finding;
 use super::{Finding, HostFacts, Needs, Status};
@@ -36,11 +36,7 @@ pub fn steady(needs: &Needs, facts: &HostFacts) -> Finding {
         f.why = "no pings, messages or heartbeats: held connections cost next to no CPU".into();
         return f;
     }
-    let per_send = if needs.connections == 0 {
-        0.0
-    } else {
-        cores * 1e6 / (needs.connections as f64 * needs.sends_per_conn_s)
-    };
+    let per_send = cpu_us_per_send(needs.sends_per_conn_s, both);
     let who = if both {
         "client, gateway and kernel all on this host"
     } else {
